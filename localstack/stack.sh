@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The local AWS stack, all on loopback and on free ports:
+#   DynamoDB Local (Java) · moto's server for SQS and Kinesis · redis-server (no disk).
+#
+#   localstack/stack.sh start [DIR]   start the three, wait until they answer, write DIR/stack.env
+#   localstack/stack.sh stop  [DIR]   stop what DIR/pids lists
+#
+# DIR (default .local/stack) holds pids, logs and stack.env, so several stacks can run
+# side by side (make run and make test at once). The env file carries the endpoints in
+# the variables the AWS SDK reads (AWS_ENDPOINT_URL_<SERVICE>) plus REDIS_URL.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cmd="${1:-}"
+DIR="${2:-$ROOT/.local/stack}"
+DDB_HOME="$ROOT/.local/dynamodb/node_modules/amplify-dynamodb-simulator/emulator"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # name port pid
+  local name=$1 port=$2 pid=$3
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited during start-up; its log:"; tail -20 "$DIR/$name.log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  log "$name did not open port $port within 30 s"; return 1
+}
+
+start() {
+  [ -f "$DDB_HOME/DynamoDBLocal.jar" ] && [ -x "$ROOT/.venv/bin/moto_server" ] && command -v redis-server >/dev/null \
+    || "$ROOT/localstack/install.sh"
+  if [ -f "$DIR/pids" ]; then stop; fi
+  mkdir -p "$DIR"
+  local ddb_port moto_port redis_port
+  ddb_port=$(free_port); moto_port=$(free_port); redis_port=$(free_port)
+
+  (cd "$DDB_HOME" && exec java -Xms256m -Xmx2g -Djava.library.path=./DynamoDBLocal_lib \
+      -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port "$ddb_port") >"$DIR/dynamodb.log" 2>&1 &
+  echo "dynamodb $!" >>"$DIR/pids"
+  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 &
+  echo "moto $!" >>"$DIR/pids"
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+      --protected-mode yes --daemonize no >"$DIR/redis.log" 2>&1 &
+  echo "redis $!" >>"$DIR/pids"
+
+  while read -r name pid; do
+    case $name in dynamodb) port=$ddb_port ;; moto) port=$moto_port ;; redis) port=$redis_port ;; esac
+    wait_for_port "$name" "$port" "$pid" || { stop; exit 1; }
+  done <"$DIR/pids"
+
+  cat >"$DIR/stack.env" <<ENV
+AWS_REGION=us-east-1
+AWS_ACCESS_KEY_ID=rushcartlocal
+AWS_SECRET_ACCESS_KEY=rushcartlocal
+AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
+AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
+AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$moto_port
+REDIS_URL=redis://127.0.0.1:$redis_port
+ENV
+  log "DynamoDB Local :$ddb_port · moto (SQS, Kinesis) :$moto_port · redis :$redis_port → $DIR/stack.env"
+}
+
+stop() {
+  [ -f "$DIR/pids" ] || return 0
+  while read -r name pid; do
+    kill "$pid" 2>/dev/null || true
+  done <"$DIR/pids"
+  while read -r name pid; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done <"$DIR/pids"
+  rm -f "$DIR/pids" "$DIR/stack.env"
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop [DIR]" >&2; exit 2 ;;
+esac

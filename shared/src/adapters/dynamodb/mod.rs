@@ -1,0 +1,165 @@
+//! DynamoDB adapter: the client, the table definition shared by provisioning and the
+//! template test, attribute helpers, error classification, and one module per port.
+//!
+//! # The main table
+//!
+//! One table, keys `pk` (S) and `sk` (S), on-demand, TTL on `expiresAt`.
+//!
+//! | item | pk | sk | written by | read by |
+//! |---|---|---|---|---|
+//! | user profile and balance | `USER#<userId>` | `PROFILE` | seed, every balance change | get balance, history |
+//! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | balance changes (materialised) | history (Query, newest first) |
+//! | idempotency record | `USER#<userId>` | `IDEM#<key>` | keyed balance changes | retries with the same key |
+//! | product | `PRODUCT#<productId>` | `PRODUCT` | seed | catalogue (via `gsi1`) |
+//! | coupon | `COUPON#<couponId>` | `COUPON` | seed | coupons |
+//!
+//! `gsi1` (`gsi1pk`, `gsi1sk`) lists a kind of item in id order: products carry
+//! `gsi1pk = PRODUCTS`, `gsi1sk = <productId, 20 digits>`.
+
+pub mod ledger;
+pub mod seed;
+pub mod table;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use rust_decimal::Decimal;
+
+pub use table::{TableSpec, MAIN_TABLE};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Every port's DynamoDB implementation, over the main table. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into() }
+    }
+
+    /// The store the functions use: client from the environment, table from
+    /// `TABLE_NAME`.
+    pub async fn from_env() -> anyhow::Result<DynamoStore> {
+        let table = std::env::var(MAIN_TABLE.env_var)
+            .with_context(|| format!("{} must name the main table", MAIN_TABLE.env_var))?;
+        Ok(DynamoStore::new(client_from_env().await, table))
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+/// Builds a DynamoDB client from the environment (region, credentials, and
+/// `AWS_ENDPOINT_URL_DYNAMODB` for the local stack), with timeouts short enough that a
+/// dead dependency becomes a clear 503 instead of a hung Lambda.
+pub async fn client_from_env() -> aws_sdk_dynamodb::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        loader = loader.region(aws_config::Region::from_static("us-east-1"));
+    }
+    aws_sdk_dynamodb::Client::new(&loader.load().await)
+}
+
+/// Storage failures, split the way callers must react to them.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Network trouble, throttling, timeouts: nothing is known to have happened.
+    #[error("DynamoDB unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+impl DbError {
+    pub fn context(self, context: String) -> DbError {
+        match self {
+            DbError::Unavailable(e) => DbError::Unavailable(e.context(context)),
+            DbError::Other(e) => DbError::Other(e.context(context)),
+        }
+    }
+}
+
+/// Classifies an SDK error and attaches what was being done.
+pub fn db_error<E, R>(err: SdkError<E, R>, doing: impl FnOnce() -> String) -> DbError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException"
+            )
+        ),
+        _ => false,
+    };
+    let detailed = anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)).context(doing());
+    if transient {
+        DbError::Unavailable(detailed)
+    } else {
+        DbError::Other(detailed)
+    }
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> anyhow::Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        other => Err(anyhow!("attribute {name} is not a string: {other:?}")),
+    }
+}
+
+pub fn get_n(item: &Item, name: &str) -> anyhow::Result<Decimal> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => {
+            Decimal::from_str_exact(value).with_context(|| format!("attribute {name} = {value} is not a decimal"))
+        }
+        other => Err(anyhow!("attribute {name} is not a number: {other:?}")),
+    }
+}
+
+pub fn get_u64(item: &Item, name: &str) -> anyhow::Result<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().with_context(|| format!("attribute {name} = {value} is not an integer")),
+        other => Err(anyhow!("attribute {name} is not a number: {other:?}")),
+    }
+}
+
+pub fn user_pk(user: crate::ids::UserId) -> String {
+    format!("USER#{user}")
+}

@@ -1,0 +1,143 @@
+//! Bulk seeding for the admin CLI, the local run and the tests. Users get their
+//! opening balance as ledger entry 1 (a CHARGE), written in the same transaction as
+//! the profile, so seeded data obeys the ledger invariant from the start. Existing
+//! items are never overwritten: seeding twice is harmless.
+
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use time::OffsetDateTime;
+
+use super::ledger::{hist_sk, PROFILE_SK};
+use super::{key, n, s, user_pk, Item};
+use crate::clock::rfc3339;
+use crate::ids::{CouponId, EntryId, ProductId, UserId};
+use crate::money::Money;
+
+/// At most 100 items per transaction; a user is two.
+const USERS_PER_TRANSACTION: usize = 50;
+
+pub fn user_items(user: UserId, balance: Money, at: OffsetDateTime) -> Vec<Item> {
+    let mut profile = key(user_pk(user), PROFILE_SK);
+    profile.insert("userId".to_owned(), n(user));
+    profile.insert("balance".to_owned(), n(balance));
+    profile.insert("createdAt".to_owned(), s(rfc3339(at)));
+    if balance == Money::ZERO {
+        profile.insert("seq".to_owned(), n(0));
+        return vec![profile];
+    }
+    profile.insert("seq".to_owned(), n(1));
+    let mut opening = key(user_pk(user), hist_sk(1));
+    opening.insert("entryId".to_owned(), s(EntryId::generate().to_string()));
+    opening.insert("seq".to_owned(), n(1));
+    opening.insert("kind".to_owned(), s("CHARGE"));
+    opening.insert("amount".to_owned(), n(balance));
+    opening.insert("balanceAfter".to_owned(), n(balance));
+    opening.insert("createdAt".to_owned(), s(rfc3339(at)));
+    vec![profile, opening]
+}
+
+/// Writes users with opening balances; returns how many were new. `progress` is called
+/// with the number of users handled so far.
+pub async fn seed_users(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    users: &[(UserId, Money)],
+    at: OffsetDateTime,
+    progress: &(dyn Fn(usize) + Sync),
+) -> anyhow::Result<usize> {
+    let mut created = 0;
+    for (done, chunk) in users.chunks(USERS_PER_TRANSACTION).enumerate() {
+        match put_all_new(client, table, chunk.iter().flat_map(|(u, b)| user_items(*u, *b, at)).collect()).await {
+            Ok(true) => created += chunk.len(),
+            // Some already exist: fall back to one user at a time, skipping those.
+            Ok(false) => {
+                for (user, balance) in chunk {
+                    if put_all_new(client, table, user_items(*user, *balance, at)).await? {
+                        created += 1;
+                    }
+                }
+            }
+            Err(err) => return Err(err),
+        }
+        progress(done * USERS_PER_TRANSACTION + chunk.len());
+    }
+    Ok(created)
+}
+
+pub struct ProductSeed {
+    pub id: ProductId,
+    pub name: String,
+    pub price: Money,
+    pub stock: u64,
+}
+
+pub fn product_item(product: &ProductSeed) -> Item {
+    let mut item = key(format!("PRODUCT#{}", product.id), "PRODUCT");
+    item.insert("productId".to_owned(), n(product.id));
+    item.insert("name".to_owned(), s(&product.name));
+    item.insert("price".to_owned(), n(product.price));
+    item.insert("stock".to_owned(), n(product.stock));
+    item.insert("initialStock".to_owned(), n(product.stock));
+    item.insert("gsi1pk".to_owned(), s("PRODUCTS"));
+    item.insert("gsi1sk".to_owned(), s(format!("{:020}", product.id.get())));
+    item
+}
+
+pub struct CouponSeed {
+    pub id: CouponId,
+    pub name: String,
+    pub discount: Money,
+    pub total: u64,
+    pub ends_at: OffsetDateTime,
+}
+
+pub fn coupon_item(coupon: &CouponSeed) -> Item {
+    let mut item = key(format!("COUPON#{}", coupon.id), "COUPON");
+    item.insert("couponId".to_owned(), n(coupon.id));
+    item.insert("name".to_owned(), s(&coupon.name));
+    item.insert("discount".to_owned(), n(coupon.discount));
+    item.insert("total".to_owned(), n(coupon.total));
+    item.insert("issued".to_owned(), n(0));
+    item.insert("endsAt".to_owned(), s(rfc3339(coupon.ends_at)));
+    item
+}
+
+/// Writes items one transaction at a time (≤ 100 each) unless they exist; returns how
+/// many were new.
+pub async fn seed_items(client: &aws_sdk_dynamodb::Client, table: &str, items: Vec<Item>) -> anyhow::Result<usize> {
+    let mut created = 0;
+    for item in items {
+        if put_all_new(client, table, vec![item]).await? {
+            created += 1;
+        }
+    }
+    Ok(created)
+}
+
+/// Puts every item in one transaction if none exists; `Ok(false)` if one did.
+async fn put_all_new(client: &aws_sdk_dynamodb::Client, table: &str, items: Vec<Item>) -> anyhow::Result<bool> {
+    let writes = items
+        .into_iter()
+        .map(|item| {
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    match client.transact_write_items().set_transact_items(Some(writes)).send().await {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().is_some_and(|e| {
+                e.is_transaction_canceled_exception()
+                    && e.meta().message().unwrap_or_default().contains("ConditionalCheckFailed")
+            }) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)))
+            .with_context(|| format!("seed items into {table}")),
+    }
+}

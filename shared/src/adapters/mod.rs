@@ -1,0 +1,5 @@
+//! Adapters: the only code that sees DynamoDB attribute values (and later Redis
+//! commands, SQS and Kinesis types). `memory` backs unit tests only.
+
+pub mod dynamodb;
+pub mod memory;

@@ -1,0 +1,140 @@
+//! The customer balance (the baseline's "point" wallet): its ledger entries, the ports
+//! the use cases need, and the use cases' errors.
+//!
+//! Every change of a balance is a [`LedgerEntry`] committed atomically with the new
+//! balance; entries are numbered per user (`seq`) in commit order and carry the exact
+//! balance after them, so the balance always equals the sum of the user's entries.
+
+pub mod use_cases;
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::ids::{EntryId, IdempotencyKey, UserId};
+use crate::money::{Amount, Money};
+use crate::pagination::{Cursor, Page, PageRequest};
+
+/// What kind of change an entry records; the sign of its amount follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntryKind {
+    /// Money added by the customer (also the opening balance of seeded users).
+    Charge,
+    /// Money spent directly from the balance.
+    Use,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Charge => "CHARGE",
+            EntryKind::Use => "USE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EntryKind> {
+        match text {
+            "CHARGE" => Some(EntryKind::Charge),
+            "USE" => Some(EntryKind::Use),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry adds to the balance (`true`) or takes from it.
+    pub fn is_credit(self) -> bool {
+        matches!(self, EntryKind::Charge)
+    }
+}
+
+/// One committed change of a user's balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub id: EntryId,
+    /// 1, 2, 3 … per user, in commit order.
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    /// Always positive; `kind` gives the direction.
+    pub amount: Money,
+    pub balance_after: Money,
+    #[serde(serialize_with = "crate::http::serialize_time")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A request to change a balance, fully parsed.
+#[derive(Debug, Clone)]
+pub struct BalanceChange {
+    pub id: EntryId,
+    pub user: UserId,
+    pub kind: EntryKind,
+    pub amount: Amount,
+    pub at: OffsetDateTime,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl BalanceChange {
+    /// What an idempotent retry must repeat exactly for its key to be honoured.
+    pub fn fingerprint(&self) -> String {
+        format!("{}:{}:{}", self.kind.as_str(), self.user, self.amount)
+    }
+}
+
+/// The outcome of [`BalanceLedger::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub entry: LedgerEntry,
+    /// True when an `Idempotency-Key` matched an earlier change, which is returned as it
+    /// was and not applied again.
+    pub replayed: bool,
+}
+
+/// Errors of the balance ports and use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum BalanceError {
+    #[error("user {0} does not exist")]
+    UnknownUser(UserId),
+    #[error("the balance is lower than the amount")]
+    InsufficientBalance,
+    #[error("the balance would exceed its maximum of 1000000000.00")]
+    BalanceLimitExceeded,
+    #[error("cursor is not one this API issued")]
+    BadCursor,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// A dependency is down or too slow; the change did not happen, a retry is safe.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Reads a user's current balance.
+pub trait BalanceReader: Send + Sync {
+    fn balance(&self, user: UserId) -> impl Future<Output = Result<Money, BalanceError>> + Send;
+}
+
+/// Applies one change atomically with its ledger entry; honours idempotency keys.
+pub trait BalanceLedger: Send + Sync {
+    fn apply(&self, change: BalanceChange) -> impl Future<Output = Result<Applied, BalanceError>> + Send;
+}
+
+/// Pages through a user's ledger entries, newest first.
+pub trait BalanceHistory: Send + Sync {
+    fn history(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<LedgerEntry>, BalanceError>> + Send;
+}
+
+/// The cursor of a history page that ended at entry `seq`; the next page starts below it.
+pub fn cursor_after(seq: u64) -> Cursor {
+    Cursor::encode(&format!("h:{seq}"))
+}
+
+/// The `seq` a history cursor points below, if it is one this API issued.
+pub fn cursor_seq(cursor: &Cursor) -> Option<u64> {
+    cursor.position().strip_prefix("h:").and_then(|seq| seq.parse::<u64>().ok()).filter(|seq| *seq > 0)
+}

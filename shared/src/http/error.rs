@@ -1,0 +1,92 @@
+//! Every error the API returns: `{"code": "SCREAMING_SNAKE", "message": "..."}` with a
+//! fitting status. Faults become opaque 500/503 bodies; their full cause chain goes to
+//! the log, never to the client.
+
+use http::StatusCode;
+use lambda_http::{Body, Response};
+
+use crate::balance::BalanceError;
+use crate::money::MoneyError;
+use crate::pagination::PageError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A fault: logged in full here, opaque to the client.
+    pub fn internal(cause: anyhow::Error) -> ApiError {
+        tracing::error!(error = %format!("{cause:#}"), debug = ?cause, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error")
+    }
+
+    /// A dependency is down or overloaded; nothing changed and a retry is safe.
+    pub fn unavailable(cause: anyhow::Error) -> ApiError {
+        tracing::error!(error = %format!("{cause:#}"), "dependency unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the service is temporarily unavailable; retry later",
+        )
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body = ErrorBody { code: self.code, message: &self.message };
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
+        let mut response = Response::new(Body::Binary(bytes));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl From<BalanceError> for ApiError {
+    fn from(err: BalanceError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            BalanceError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
+            BalanceError::InsufficientBalance => ApiError::new(StatusCode::CONFLICT, "INSUFFICIENT_BALANCE", message),
+            BalanceError::BalanceLimitExceeded => {
+                ApiError::new(StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED", message)
+            }
+            BalanceError::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message)
+            }
+            BalanceError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            BalanceError::Unavailable(cause) => ApiError::unavailable(cause),
+            BalanceError::Unexpected(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(err: PageError) -> ApiError {
+        let code = match err {
+            PageError::BadLimit => "INVALID_LIMIT",
+            PageError::BadCursor => "INVALID_CURSOR",
+        };
+        ApiError::bad_request(code, err.to_string())
+    }
+}
+
+/// Names the field a money error is about.
+pub fn invalid_amount(field: &str, err: MoneyError) -> ApiError {
+    ApiError::bad_request("INVALID_AMOUNT", format!("{field} {err}"))
+}
