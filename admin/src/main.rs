@@ -29,6 +29,13 @@ enum Command {
     Provision,
     /// Write users, products and coupons that do not exist yet.
     Seed(SeedArgs),
+    /// Check the data invariants from the table (after a load run); exits non-zero on
+    /// any violation.
+    Audit {
+        /// Users 1..=N are checked.
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -66,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
+        Command::Audit { users } => audit(&client, &cli.prefix, users).await?,
     }
     Ok(())
 }
@@ -77,7 +85,9 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     let price = Money::parse(&args.price).map_err(|e| anyhow::anyhow!("--price {e}"))?;
     let discount = Money::parse(&args.coupon_discount).map_err(|e| anyhow::anyhow!("--coupon-discount {e}"))?;
 
-    let users = (1..=args.users).map(|id| Ok((UserId::new(id)?, balance))).collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
+    let users = (1..=args.users)
+        .map(|id| Ok((UserId::new(id)?, balance)))
+        .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let bar = ProgressBar::new(users.len() as u64);
     bar.set_style(ProgressStyle::with_template("users    {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
     if users.len() < 5000 {
@@ -89,7 +99,12 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
 
     let products = (1..=args.products)
         .map(|id| {
-            Ok(seed::product_item(&ProductSeed { id: ProductId::new(id)?, name: format!("Product {id}"), price, stock: args.stock }))
+            Ok(seed::product_item(&ProductSeed {
+                id: ProductId::new(id)?,
+                name: format!("Product {id}"),
+                price,
+                stock: args.stock,
+            }))
         })
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = products.len();
@@ -108,5 +123,31 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = coupons.len();
     println!("coupons: {} new of {count}", seed::seed_items(client, &table, coupons).await.context("seed coupons")?);
+    Ok(())
+}
+
+async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64) -> anyhow::Result<()> {
+    use rushcart::adapters::dynamodb::audit::{check_ledger, read_ledger};
+    let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
+    let mut entries = 0;
+    let mut violations = Vec::new();
+    for id in 1..=users {
+        let user = UserId::new(id)?;
+        let ledger = read_ledger(client, &table, user).await?;
+        entries += ledger.entries.len();
+        if let Err(violation) = check_ledger(user, &ledger) {
+            violations.push(violation);
+        }
+    }
+    for violation in &violations {
+        println!("VIOLATION {violation:#}");
+    }
+    println!(
+        "audit: {users} users, {entries} ledger entries; invariant 1 (balance ≥ 0, one entry per change, balance = sum of entries): {}",
+        if violations.is_empty() { "holds" } else { "VIOLATED" }
+    );
+    if !violations.is_empty() {
+        anyhow::bail!("{} invariant violations", violations.len());
+    }
     Ok(())
 }

@@ -42,8 +42,7 @@ impl Clock for ManualClock {
 /// RFC 3339 in UTC with millisecond precision, the one time format of the API.
 pub fn rfc3339(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     at.format(&format).unwrap_or_else(|_| at.unix_timestamp().to_string())
 }

@@ -36,11 +36,7 @@ impl Cursor {
 
     /// The position the cursor was encoded from.
     pub fn position(&self) -> String {
-        URL_SAFE_NO_PAD
-            .decode(&self.0)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .unwrap_or_default()
+        URL_SAFE_NO_PAD.decode(&self.0).ok().and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {

@@ -38,6 +38,12 @@ pub async fn dynamodb_endpoint() -> String {
     }
 }
 
+/// Starts (once per test binary) LocalStack through testcontainers and returns its
+/// endpoint; panics with a clear message where no Docker engine answers.
+pub async fn testcontainers_endpoint() -> String {
+    testcontainers_backend::endpoint().await
+}
+
 /// A DynamoDB client for `endpoint` with the stack's static test credentials.
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -110,7 +116,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &str, idempotency_key: Option<&str>) -> (u16, serde_json::Value) {
-        let mut request = self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_owned());
+        let mut request =
+            self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_owned());
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }

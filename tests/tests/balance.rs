@@ -35,7 +35,7 @@ async fn a_hundred_charges_and_a_hundred_uses_at_once_all_succeed_and_add_up() {
     assert_eq!(seqs, (2..=201).collect::<Vec<_>>());
     for (_, body) in &results {
         let seq = body["entry"]["seq"].as_u64().unwrap();
-        assert_eq!(money(body["entry"]["balanceAfter"].as_str().unwrap()), ledger.entries[&seq].2);
+        assert_eq!(money(body["entry"]["balanceAfter"].as_str().unwrap()), ledger.entries[&seq].balance_after);
     }
 }
 
@@ -193,7 +193,11 @@ async fn history_pages_newest_first_with_an_opaque_cursor() {
         assert_eq!(status, 200, "{body}");
         assert!(body["items"].as_array().unwrap().len() <= 2);
         for item in body["items"].as_array().unwrap() {
-            seen.push((item["seq"].as_u64().unwrap(), item["type"].as_str().unwrap().to_owned(), item["balanceAfter"].as_str().unwrap().to_owned()));
+            seen.push((
+                item["seq"].as_u64().unwrap(),
+                item["type"].as_str().unwrap().to_owned(),
+                item["balanceAfter"].as_str().unwrap().to_owned(),
+            ));
             assert!(item["id"].is_string() && item["createdAt"].as_str().unwrap().ends_with('Z'));
         }
         match body["nextCursor"].as_str() {

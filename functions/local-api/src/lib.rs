@@ -40,7 +40,11 @@ pub const ROUTES: &[Route] = &[
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// Calls the handler of `function`, exactly as that function's `main` does.
-pub async fn dispatch(function: &'static str, request: lambda_http::Request, deps: &Deps<DynamoStore>) -> lambda_http::Response<Body> {
+pub async fn dispatch(
+    function: &'static str,
+    request: lambda_http::Request,
+    deps: &Deps<DynamoStore>,
+) -> lambda_http::Response<Body> {
     instrumented(function, request, |request| async move {
         match function {
             "get-balance" => balance::get_balance(request, deps).await,
@@ -78,9 +82,7 @@ pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>>
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
-    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned())
 }
 
 /// Serves until `shutdown` completes.
@@ -157,10 +159,8 @@ async fn handle(request: hyper::Request<Incoming>, deps: &Deps<DynamoStore>) -> 
     *lambda_request.method_mut() = parts.method;
     *lambda_request.uri_mut() = parts.uri;
     *lambda_request.headers_mut() = parts.headers;
-    let lambda_request = lambda_request
-        .with_path_parameters(params)
-        .with_query_string_parameters(query)
-        .with_raw_http_path(path);
+    let lambda_request =
+        lambda_request.with_path_parameters(params).with_query_string_parameters(query).with_raw_http_path(path);
     to_hyper(dispatch(route.function, lambda_request, deps).await)
 }
 

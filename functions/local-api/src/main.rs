@@ -9,7 +9,12 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     rushcart::telemetry::init();
-    let port: u16 = std::env::var("PORT").ok().map(|p| p.parse()).transpose().context("PORT must be a port number")?.unwrap_or(3000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()
+        .context("PORT must be a port number")?
+        .unwrap_or(3000);
     let deps = Arc::new(rushcart::Deps::from_env().await?);
     let listener = TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind 127.0.0.1:{port}"))?;
     tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");

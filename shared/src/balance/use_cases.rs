@@ -1,7 +1,9 @@
 //! The four balance use cases. Each takes parsed domain values, so nothing here
 //! re-validates input; the ports do the I/O.
 
-use crate::balance::{Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry};
+use crate::balance::{
+    Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry,
+};
 use crate::clock::Clock;
 use crate::ids::{EntryId, IdempotencyKey, UserId};
 use crate::money::{Amount, Money};

@@ -74,7 +74,8 @@ pub async fn history<S: BalanceHistory>(request: Request, deps: &Deps<S>) -> Res
         let user = acting_user(&request)?;
         let page = page_request(&request)?;
         let page = use_cases::history(&deps.store, user, page).await?;
-        let body = HistoryBody { user_id: user, items: &page.items, next_cursor: page.next.as_ref().map(|c| c.as_str()) };
+        let body =
+            HistoryBody { user_id: user, items: &page.items, next_cursor: page.next.as_ref().map(|c| c.as_str()) };
         Ok::<_, ApiError>(json(StatusCode::OK, &body))
     };
     result.await.unwrap_or_else(ApiError::into_response)

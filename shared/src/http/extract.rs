@@ -19,7 +19,8 @@ use crate::pagination::PageRequest;
 pub fn acting_user(request: &Request) -> Result<UserId, ApiError> {
     let params = request.path_parameters();
     let raw = params.first("userId").unwrap_or_default();
-    raw.parse().map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("userId {raw:?} must be a positive integer")))
+    raw.parse()
+        .map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("userId {raw:?} must be a positive integer")))
 }
 
 /// The optional `Idempotency-Key` header.

@@ -47,7 +47,8 @@ where
         .map(|ctx| ctx.request_id.clone())
         .or_else(|| request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_default();
-    let span = tracing::info_span!("request", route, method = %request.method(), path = %request.uri().path(), request_id);
+    let span =
+        tracing::info_span!("request", route, method = %request.method(), path = %request.uri().path(), request_id);
     async move {
         let response = handle(request).await;
         tracing::info!(status = response.status().as_u16(), "handled");

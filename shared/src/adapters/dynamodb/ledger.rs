@@ -159,7 +159,7 @@ impl BalanceHistory for DynamoStore {
         let mut entries: Vec<LedgerEntry> = output.items().iter().map(entry_from_row).collect::<anyhow::Result<_>>()?;
         entries.extend(pending.into_iter().map(|(entry, _)| entry));
         entries.retain(|entry| entry.seq < before);
-        entries.sort_by(|a, b| b.seq.cmp(&a.seq));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.seq));
         entries.dedup_by_key(|entry| entry.seq);
         let has_more = entries.len() > page.limit as usize;
         entries.truncate(page.limit as usize);
@@ -185,7 +185,9 @@ pub enum Rejection {
     KeyUsed,
     /// The profile's condition failed; `exists` tells a missing user from a balance
     /// that is too low (a use) or too high (a charge).
-    UserCondition { exists: bool },
+    UserCondition {
+        exists: bool,
+    },
     Other(String),
 }
 
@@ -204,7 +206,9 @@ pub fn classify_cancellation(reasons: &[CancellationReason]) -> Rejection {
     if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
         return Rejection::Conflict;
     }
-    Rejection::Other(reasons.iter().map(|r| format!("{}: {}", code_of(r), r.message().unwrap_or(""))).collect::<Vec<_>>().join("; "))
+    Rejection::Other(
+        reasons.iter().map(|r| format!("{}: {}", code_of(r), r.message().unwrap_or(""))).collect::<Vec<_>>().join("; "),
+    )
 }
 
 fn code_of(reason: &CancellationReason) -> &str {
@@ -288,7 +292,9 @@ impl DynamoStore {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                     Ok(Commit::Rejected(classify_cancellation(cancelled.cancellation_reasons())))
                 }
-                _ => Err(db_error(err, || format!("commit {} of {} for user {user}", change.kind.as_str(), change.amount))),
+                _ => Err(db_error(err, || {
+                    format!("commit {} of {} for user {user}", change.kind.as_str(), change.amount)
+                })),
             },
         }
     }
@@ -325,7 +331,12 @@ impl DynamoStore {
         output.items().first().map(entry_from_row).transpose().map_err(DbError::Other)
     }
 
-    async fn materialise(&self, user: UserId, entry: &LedgerEntry, idem: Option<&IdempotencyKey>) -> Result<(), DbError> {
+    async fn materialise(
+        &self,
+        user: UserId,
+        entry: &LedgerEntry,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<(), DbError> {
         let mut row = key(user_pk(user), hist_sk(entry.seq));
         row.insert("entryId".to_owned(), s(entry.id.to_string()));
         row.insert("seq".to_owned(), n(entry.seq));
@@ -388,7 +399,8 @@ impl DynamoStore {
             if get_s(&record, "fingerprint")? != change.fingerprint() {
                 return Err(BalanceError::IdempotencyKeyReused);
             }
-            let id: EntryId = get_s(&record, "entryId")?.parse().map_err(|_| anyhow!("bad entryId on idempotency record"))?;
+            let id: EntryId =
+                get_s(&record, "entryId")?.parse().map_err(|_| anyhow!("bad entryId on idempotency record"))?;
             if record.contains_key("seq") {
                 let seq = get_u64(&record, "seq")?;
                 let row = self
@@ -483,7 +495,10 @@ mod tests {
 
     #[test]
     fn a_failed_profile_condition_without_an_item_means_no_such_user() {
-        assert_eq!(classify_cancellation(&[reason("ConditionalCheckFailed")]), Rejection::UserCondition { exists: false });
+        assert_eq!(
+            classify_cancellation(&[reason("ConditionalCheckFailed")]),
+            Rejection::UserCondition { exists: false }
+        );
     }
 
     #[test]

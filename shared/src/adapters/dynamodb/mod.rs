@@ -16,6 +16,7 @@
 //! `gsi1` (`gsi1pk`, `gsi1sk`) lists a kind of item in id order: products carry
 //! `gsi1pk = PRODUCTS`, `gsi1sk = <productId, 20 digits>`.
 
+pub mod audit;
 pub mod ledger;
 pub mod seed;
 pub mod table;
@@ -155,7 +156,9 @@ pub fn get_n(item: &Item, name: &str) -> anyhow::Result<Decimal> {
 
 pub fn get_u64(item: &Item, name: &str) -> anyhow::Result<u64> {
     match item.get(name) {
-        Some(AttributeValue::N(value)) => value.parse().with_context(|| format!("attribute {name} = {value} is not an integer")),
+        Some(AttributeValue::N(value)) => {
+            value.parse().with_context(|| format!("attribute {name} = {value} is not an integer"))
+        }
         other => Err(anyhow!("attribute {name} is not a number: {other:?}")),
     }
 }

@@ -1,0 +1,40 @@
+# rushcart — two commands do all the set-up on a fresh machine:
+#   make run    the local AWS stack + the API on http://127.0.0.1:3000 with demo data
+#   make test   every test, including integration tests against the local stack
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help install run test unit-test template-check integration-test lint bench-balance clean-stack
+
+help:
+	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
+	@echo "make test   unit, handler, template and integration tests"
+	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
+
+install:
+	@localstack/install.sh
+
+run:
+	@localstack/run.sh
+
+test: install template-check
+	cargo build --workspace --all-targets
+	localstack/with-stack.sh cargo test --workspace --no-fail-fast
+
+template-check: install
+	$(VENV)/cfn-lint template.yaml
+	$(VENV)/sam validate --region us-east-1
+	$(VENV)/sam validate --lint --region us-east-1
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench-balance: install
+	k6/run.sh balance
+
+clean-stack:
+	-localstack/stack.sh stop .local/run
+	rm -rf .local/stack-*

@@ -1,0 +1,109 @@
+//! Invariant audits read straight from the table, never through the API: used by the
+//! integration tests, and by `rushcart-admin audit` after load runs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context as _};
+use rust_decimal::Decimal;
+
+use super::ledger::pending_entries;
+use super::{get_n, get_s, get_u64, s, user_pk, Item};
+use crate::ids::UserId;
+
+/// One ledger entry as stored: kind, amount, balance after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub kind: String,
+    pub amount: Decimal,
+    pub balance_after: Decimal,
+}
+
+/// A user's ledger as stored: the profile's balance and every entry by seq (history
+/// rows and pending entries merged; a pending entry and its row must agree).
+#[derive(Debug)]
+pub struct StoredLedger {
+    pub balance: Decimal,
+    pub entries: BTreeMap<u64, StoredEntry>,
+}
+
+pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: UserId) -> anyhow::Result<StoredLedger> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            .with_context(|| format!("read the partition of user {user}"))?;
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    let profile = items
+        .iter()
+        .find(|i| get_s(i, "sk").ok() == Some("PROFILE"))
+        .ok_or_else(|| anyhow!("user {user} has no profile"))?;
+    let mut entries = BTreeMap::new();
+    for row in items.iter().filter(|i| get_s(i, "sk").is_ok_and(|sk| sk.starts_with("HIST#"))) {
+        let seq = get_u64(row, "seq")?;
+        let entry = StoredEntry {
+            kind: get_s(row, "kind")?.to_owned(),
+            amount: get_n(row, "amount")?,
+            balance_after: get_n(row, "balanceAfter")?,
+        };
+        if entries.insert(seq, entry).is_some() {
+            bail!("user {user}: two history rows with seq {seq}");
+        }
+    }
+    for (entry, _) in pending_entries(profile)? {
+        let stored = StoredEntry {
+            kind: entry.kind.as_str().to_owned(),
+            amount: entry.amount.as_decimal(),
+            balance_after: entry.balance_after.as_decimal(),
+        };
+        if let Some(row) = entries.get(&entry.seq) {
+            if *row != stored {
+                bail!("user {user}: pending and materialised copies of seq {} differ", entry.seq);
+            }
+        }
+        entries.insert(entry.seq, stored);
+    }
+    Ok(StoredLedger { balance: get_n(profile, "balance")?, entries })
+}
+
+/// DESIGN invariant 1: balance ≥ 0; entries numbered 1..n without gaps; each entry's
+/// balance-after is the previous one plus its signed amount and never negative; the
+/// balance equals the sum of the entries.
+pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
+    if ledger.balance < Decimal::ZERO {
+        bail!("user {user}: negative balance {}", ledger.balance);
+    }
+    let mut running = Decimal::ZERO;
+    for (expected, (seq, entry)) in (1u64..).zip(&ledger.entries) {
+        if *seq != expected {
+            bail!("user {user}: the ledger jumps from seq {} to {seq}", expected - 1);
+        }
+        if entry.amount <= Decimal::ZERO {
+            bail!("user {user}: entry {seq} has amount {}", entry.amount);
+        }
+        running += if entry.kind == "CHARGE" { entry.amount } else { -entry.amount };
+        if running != entry.balance_after {
+            bail!("user {user}: entry {seq} says balance {} but the entries sum to {running}", entry.balance_after);
+        }
+        if running < Decimal::ZERO {
+            bail!("user {user}: entry {seq} takes the balance below zero");
+        }
+    }
+    if running != ledger.balance {
+        bail!("user {user}: balance {} but the entries sum to {running}", ledger.balance);
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The testcontainers backend is real code that must not pass where it cannot run.
+
+use std::path::Path;
+
+fn docker_available() -> bool {
+    std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists()
+}
+
+#[tokio::test]
+async fn the_testcontainers_backend_fails_loudly_without_docker_and_works_with_it() {
+    let outcome = tokio::spawn(rushcart_tests::testcontainers_endpoint()).await;
+    if docker_available() {
+        let endpoint = outcome.expect("LocalStack starts where Docker runs");
+        let client = rushcart_tests::dynamodb_client(&endpoint).await;
+        client.list_tables().send().await.expect("LocalStack's DynamoDB answers");
+    } else {
+        let panic = outcome.expect_err("no Docker engine here, so starting LocalStack must fail").into_panic();
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(message.contains("needs a running Docker engine"), "unclear failure: {message}");
+    }
+}

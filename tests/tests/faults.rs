@@ -1,0 +1,71 @@
+//! Faults: a dependency that is down gives the client a clear, opaque error and the
+//! log the whole cause; nothing panics and nothing changes.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use rushcart::adapters::dynamodb::DynamoStore;
+use rushcart::http::balance;
+use rushcart::Deps;
+use rushcart_tests::dynamodb_client;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A loopback port with nothing listening.
+fn dead_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn an_unreachable_dynamodb_gives_an_opaque_503_and_logs_the_cause() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    let responses = tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let endpoint = dead_endpoint();
+            let deps = Deps::new(DynamoStore::new(dynamodb_client(&endpoint).await, "rushcart-main"));
+            vec![
+                balance::charge(event("charge-balance"), &deps).await,
+                balance::use_balance(event("use-balance"), &deps).await,
+                balance::get_balance(event("get-balance"), &deps).await,
+                balance::history(event("balance-history"), &deps).await,
+            ]
+        })
+    });
+
+    for response in responses {
+        assert_eq!(response.status(), 503);
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+        let text = body.to_string();
+        for leak in ["127.0.0.1", "dispatch", "DynamoDB", "rushcart-main", "USER#"] {
+            assert!(!text.contains(leak), "the client sees {leak:?}: {text}");
+        }
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("dependency unavailable"), "{logs}");
+    assert!(logs.contains("commit CHARGE of 1000.00 for user 1"), "the log names what failed: {logs}");
+    assert!(logs.to_lowercase().contains("connect"), "the log keeps the network cause: {logs}");
+}

@@ -1,0 +1,165 @@
+//! `template.yaml` is the deployment's truth; these tests hold the local run to it:
+//! the local API's routes, the provisioned tables, and the function crates.
+
+use std::collections::BTreeSet;
+
+use rushcart::adapters::dynamodb::table::ALL_TABLES;
+use rushcart_local_api::ROUTES;
+use rushcart_tests::{dynamodb_client, dynamodb_endpoint};
+use serde_yaml::Value;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("read template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().unwrap(), r))
+        .collect()
+}
+
+/// `!Ref X` / `!GetAtt X.Arn` / `!Sub "..."` arrive as tagged values.
+fn untag(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => &tagged.value,
+        other => other,
+    }
+}
+
+fn function_binary(function: &Value) -> &str {
+    function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("BuildProperties.Binary")
+}
+
+#[test]
+fn the_local_api_serves_exactly_the_routes_of_the_template() {
+    let template = template();
+    let mut declared = BTreeSet::new();
+    for (_, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        for (_, event) in function["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
+                let path = event["Properties"]["Path"].as_str().unwrap().to_owned();
+                declared.insert((method, path, function_binary(function).to_owned()));
+            }
+        }
+    }
+    let local: BTreeSet<_> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_owned(), r.function.to_owned())).collect();
+    assert_eq!(local, declared);
+}
+
+#[test]
+fn every_template_function_has_a_crate_and_every_function_crate_is_deployed() {
+    let template = template();
+    let deployed: BTreeSet<String> = resources_of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(_, f)| function_binary(f).to_owned())
+        .collect();
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "local-api")
+        .collect();
+    assert_eq!(crates, deployed);
+    for name in &crates {
+        let manifest = std::fs::read_to_string(root().join("functions").join(name).join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("name = \"{name}\"")), "functions/{name} builds the binary {name}");
+    }
+}
+
+#[test]
+fn every_table_spec_matches_its_template_table() {
+    let template = template();
+    let tables = resources_of_type(&template, "AWS::DynamoDB::Table");
+    let ids: BTreeSet<&str> = tables.iter().map(|(id, _)| *id).collect();
+    let specs: BTreeSet<&str> = ALL_TABLES.iter().map(|s| s.logical_id).collect();
+    assert_eq!(ids, specs);
+
+    for spec in ALL_TABLES {
+        let (_, table) = tables.iter().find(|(id, _)| *id == spec.logical_id).unwrap();
+        let p = &table["Properties"];
+        let name = untag(&p["TableName"]).as_str().unwrap();
+        assert_eq!(name, format!("${{AWS::StackName}}-{}", spec.suffix));
+        assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+        let keys: Vec<(&str, &str)> = p["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| (k["AttributeName"].as_str().unwrap(), k["KeyType"].as_str().unwrap()))
+            .collect();
+        assert_eq!(keys, [(spec.hash_key, "HASH"), (spec.range_key, "RANGE")]);
+        let attributes: BTreeSet<(&str, &str)> = p["AttributeDefinitions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| (a["AttributeName"].as_str().unwrap(), a["AttributeType"].as_str().unwrap()))
+            .collect();
+        assert_eq!(attributes, spec.string_attributes.iter().map(|a| (*a, "S")).collect());
+        let indexes: BTreeSet<(String, String, String)> = p["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .map(|s| s.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                let key = |n: usize| i["KeySchema"][n]["AttributeName"].as_str().unwrap().to_owned();
+                assert_eq!(i["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+                (i["IndexName"].as_str().unwrap().to_owned(), key(0), key(1))
+            })
+            .collect();
+        let expected: BTreeSet<_> =
+            spec.indexes.iter().map(|i| (i.name.to_owned(), i.hash_key.to_owned(), i.range_key.to_owned())).collect();
+        assert_eq!(indexes, expected);
+        assert_eq!(p["TimeToLiveSpecification"]["AttributeName"].as_str(), spec.ttl_attribute);
+        assert_eq!(p["StreamSpecification"]["StreamViewType"].as_str(), spec.stream);
+        // Every function gets the table's name in the env var the code reads.
+        let env = &template["Globals"]["Function"]["Environment"]["Variables"][spec.env_var];
+        assert_eq!(untag(env).as_str(), Some(spec.logical_id));
+    }
+}
+
+#[tokio::test]
+async fn provisioning_creates_tables_the_way_the_template_declares_them() {
+    let client = dynamodb_client(&dynamodb_endpoint().await).await;
+    let prefix = format!("p{}", ulid::Ulid::new().to_string().to_lowercase());
+    for spec in ALL_TABLES {
+        let name = spec.local_name(&prefix);
+        spec.provision(&client, &name).await.unwrap();
+        spec.provision(&client, &name).await.expect("provisioning twice is harmless");
+        let described = client.describe_table().table_name(&name).send().await.unwrap();
+        let table = described.table().unwrap();
+        let keys: Vec<(&str, &str)> =
+            table.key_schema().iter().map(|k| (k.attribute_name(), k.key_type().as_str())).collect();
+        assert_eq!(keys, [(spec.hash_key, "HASH"), (spec.range_key, "RANGE")]);
+        let indexes: BTreeSet<(String, Vec<String>)> = table
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                (
+                    i.index_name().unwrap().to_owned(),
+                    i.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect(),
+                )
+            })
+            .collect();
+        let expected: BTreeSet<_> = spec
+            .indexes
+            .iter()
+            .map(|i| (i.name.to_owned(), vec![i.hash_key.to_owned(), i.range_key.to_owned()]))
+            .collect();
+        assert_eq!(indexes, expected);
+        let stream = table.stream_specification().and_then(|s| s.stream_view_type()).map(|v| v.as_str());
+        assert_eq!(stream, spec.stream);
+        let ttl = client.describe_time_to_live().table_name(&name).send().await.unwrap();
+        let ttl_attribute = ttl.time_to_live_description().and_then(|d| d.attribute_name());
+        assert_eq!(ttl_attribute, spec.ttl_attribute);
+    }
+}
