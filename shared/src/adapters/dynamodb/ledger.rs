@@ -2,19 +2,25 @@
 //!
 //! # How a change commits without reading first
 //!
-//! A change is one `TransactWriteItems` that needs no prior read, so a hundred
+//! A change is one conditional write that needs no prior read, so a hundred
 //! concurrent changes to one user do not retry each other:
 //!
 //! 1. `Update USER#u/PROFILE`
 //!    `SET balance = balance + :d, seq = seq + :one,`
 //!    `    pe_<entry> = :entry, pb_<entry> = balance + :d, ps_<entry> = seq + :one`
-//!    under `balance >= :amount` (a use) or `balance <= :max − amount` (a charge).
-//!    Every operand of an update expression is read from the item *before* the
-//!    update, so `pb_`/`ps_` capture the exact balance after this change and its
-//!    sequence number, committed atomically with it: this pending entry is the
-//!    change's ledger record.
-//! 2. With an `Idempotency-Key`: `Put USER#u/IDEM#<key>` under
-//!    `attribute_not_exists(pk)`, so one key commits at most one change.
+//!    under `balance >= :amount` (a use) or `balance <= :max − amount` (a charge), and
+//!    `attribute_not_exists(pe_<entry>)`. Every operand of an update expression is read
+//!    from the item *before* the update, so `pb_`/`ps_` capture the exact balance after
+//!    this change and its sequence number, committed atomically with it: this pending
+//!    entry is the change's ledger record.
+//! 2. Without an `Idempotency-Key` that is the whole commit: one `UpdateItem` whose
+//!    `UPDATED_NEW` return values carry the entry. If the SDK retries it after a timeout
+//!    and the first attempt had committed, the `attribute_not_exists` condition fails and
+//!    the returned old item holds the entry: the change is applied once.
+//! 3. With a key, the update goes in a `TransactWriteItems` with
+//!    `Put USER#u/IDEM#<key>` under `attribute_not_exists(pk)`, so one key commits at
+//!    most one change; the transaction's `ClientRequestToken` makes SDK retries safe, and
+//!    the entry is read back from the profile afterwards.
 //!
 //! Then the entry is *materialised*: `Put USER#u/HIST#<seq>` (deterministic, so
 //! repeating it is harmless), the idempotency record learns the seq, and the pending
@@ -23,17 +29,16 @@
 //! older than [`ABANDONED_AFTER`]. A ledger entry therefore lives in exactly one of two
 //! places (both, briefly, with the same seq — readers dedupe by seq), and the balance
 //! always equals the sum of the user's entries.
-//!
-//! The transaction's `ClientRequestToken` makes the SDK's own retries after a timeout
-//! idempotent: a retried request that already committed is not applied twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use time::OffsetDateTime;
 
@@ -78,10 +83,28 @@ impl BalanceReader for DynamoStore {
 
 impl BalanceLedger for DynamoStore {
     async fn apply(&self, change: BalanceChange) -> Result<Applied, BalanceError> {
+        let applied = self.commit_change(&change).await?;
+        if !applied.replayed {
+            if let Err(err) = self.materialise(change.user, &applied.entry, change.idempotency_key.as_ref()).await {
+                // The change is committed and its pending entry is safe on the profile; a
+                // later history read finishes the job.
+                tracing::warn!(user = %change.user, entry = %applied.entry.id, error = %format!("{err:#}"), "materialising a ledger entry failed");
+            }
+        }
+        Ok(applied)
+    }
+}
+
+impl DynamoStore {
+    /// Commits a change (retrying transaction conflicts) and stops there, leaving its
+    /// entry pending: what a writer that dies right after its commit leaves behind.
+    /// [`BalanceLedger::apply`] is this plus materialisation.
+    pub async fn commit_change(&self, change: &BalanceChange) -> Result<Applied, BalanceError> {
+        let change = change.clone();
         let mut retry = 0;
-        loop {
+        let returned = loop {
             match self.commit(&change, retry).await? {
-                Commit::Done => break,
+                Commit::Done(entry) => break entry,
                 Commit::Rejected(Rejection::Conflict) => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
                     Some(delay) => {
                         tracing::debug!(user = %change.user, retry, "transaction conflict, retrying");
@@ -112,13 +135,11 @@ impl BalanceLedger for DynamoStore {
                     )))
                 }
             }
-        }
-        let entry = self.committed_entry(change.user, change.id).await?;
-        if let Err(err) = self.materialise(change.user, &entry, change.idempotency_key.as_ref()).await {
-            // The change is committed and its pending entry is safe on the profile; a
-            // later history read finishes the job.
-            tracing::warn!(user = %change.user, entry = %entry.id, error = %format!("{err:#}"), "materialising a ledger entry failed");
-        }
+        };
+        let entry = match returned {
+            Some(entry) => entry,
+            None => self.committed_entry(change.user, change.id).await?,
+        };
         Ok(Applied { entry, replayed: false })
     }
 }
@@ -172,8 +193,75 @@ impl BalanceHistory for DynamoStore {
 }
 
 enum Commit {
-    Done,
+    /// Committed; the entry when the write already returned it.
+    Done(Option<LedgerEntry>),
     Rejected(Rejection),
+}
+
+/// Every operand is read from the item before the update, so `pb_`/`ps_` capture the
+/// balance after this change and its seq exactly.
+const PROFILE_UPDATE: &str =
+    "SET balance = balance + :d, seq = seq + :one, #pe = :entry, #pb = balance + :d, #ps = seq + :one";
+
+/// The parts of [`PROFILE_UPDATE`] for one change.
+struct ProfileUpdate {
+    condition: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ProfileUpdate {
+    fn new(change: &BalanceChange) -> ProfileUpdate {
+        let amount = change.amount.as_decimal();
+        // `attribute_not_exists(#pe)` makes a repeated attempt of the same change fail
+        // instead of applying twice.
+        let (delta, condition, bound) = match change.kind {
+            EntryKind::Use => {
+                (-amount, "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound", amount)
+            }
+            EntryKind::Charge => (
+                amount,
+                "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance <= :bound",
+                MAX_BALANCE - amount,
+            ),
+        };
+        let mut pending = HashMap::from([
+            ("kind".to_owned(), s(change.kind.as_str())),
+            ("amount".to_owned(), n(change.amount.money())),
+            ("at".to_owned(), s(crate::clock::rfc3339(change.at))),
+        ]);
+        if let Some(key) = &change.idempotency_key {
+            pending.insert("idem".to_owned(), s(key.as_str()));
+        }
+        let id = change.id;
+        ProfileUpdate {
+            condition,
+            names: HashMap::from([
+                ("#pe".to_owned(), pending_attr(id)),
+                ("#pb".to_owned(), format!("pb_{id}")),
+                ("#ps".to_owned(), format!("ps_{id}")),
+            ]),
+            values: HashMap::from([
+                (":d".to_owned(), n(delta)),
+                (":one".to_owned(), n(1)),
+                (":entry".to_owned(), AttributeValue::M(pending)),
+                (":bound".to_owned(), n(bound)),
+            ]),
+        }
+    }
+}
+
+fn pending_attr(id: EntryId) -> String {
+    format!("pe_{id}")
+}
+
+/// Entry `id` from attributes that hold its pending attributes.
+fn pending_entry(attributes: &Item, id: EntryId) -> anyhow::Result<LedgerEntry> {
+    pending_entries(attributes)?
+        .into_iter()
+        .map(|(entry, _)| entry)
+        .find(|entry| entry.id == id)
+        .ok_or_else(|| anyhow!("pending entry {id} missing from the returned attributes"))
 }
 
 /// Why DynamoDB cancelled a balance transaction, from its cancellation reasons.
@@ -229,65 +317,101 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// Commits a change: with an idempotency key as a transaction with the key's record,
+    /// otherwise as one conditional `UpdateItem` that returns the entry directly.
     async fn commit(&self, change: &BalanceChange, attempt: u32) -> Result<Commit, DbError> {
-        let user = change.user;
-        let amount = change.amount.as_decimal();
-        let (delta, condition, bound) = match change.kind {
-            EntryKind::Use => (-amount, "attribute_exists(pk) AND balance >= :bound", amount),
-            EntryKind::Charge => (amount, "attribute_exists(pk) AND balance <= :bound", MAX_BALANCE - amount),
-        };
-        let mut pending = HashMap::from([
-            ("kind".to_owned(), s(change.kind.as_str())),
-            ("amount".to_owned(), n(change.amount.money())),
-            ("at".to_owned(), s(crate::clock::rfc3339(change.at))),
-        ]);
-        if let Some(key) = &change.idempotency_key {
-            pending.insert("idem".to_owned(), s(key.as_str()));
+        let update = ProfileUpdate::new(change);
+        match &change.idempotency_key {
+            None => self.commit_update(change, update).await,
+            Some(idem) => self.commit_transaction(change, idem, update, attempt).await,
         }
-        let entry = change.id.to_string();
-        let update = Update::builder()
+    }
+
+    async fn commit_update(&self, change: &BalanceChange, update: ProfileUpdate) -> Result<Commit, DbError> {
+        let user = change.user;
+        let sent = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression(
-                "SET balance = balance + :d, seq = seq + :one, #pe = :entry, #pb = balance + :d, #ps = seq + :one",
-            )
-            .condition_expression(condition)
-            .expression_attribute_names("#pe", format!("pe_{entry}"))
-            .expression_attribute_names("#pb", format!("pb_{entry}"))
-            .expression_attribute_names("#ps", format!("ps_{entry}"))
-            .expression_attribute_values(":d", n(delta))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":entry", AttributeValue::M(pending))
-            .expression_attribute_values(":bound", n(bound))
+            .update_expression(PROFILE_UPDATE)
+            .condition_expression(update.condition)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(output) => {
+                let updated = output.attributes.unwrap_or_default();
+                Ok(Commit::Done(Some(pending_entry(&updated, change.id).map_err(DbError::Other)?)))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(match failed.item() {
+                        // An SDK retry of an attempt that did commit: the entry is there.
+                        Some(old) if old.contains_key(&pending_attr(change.id)) => {
+                            Commit::Done(Some(pending_entry(old, change.id).map_err(DbError::Other)?))
+                        }
+                        old => Commit::Rejected(Rejection::UserCondition {
+                            exists: old.is_some_and(|item| item.contains_key("pk")),
+                        }),
+                    })
+                }
+                Some(UpdateItemError::TransactionConflictException(_)) => Ok(Commit::Rejected(Rejection::Conflict)),
+                _ => Err(db_error(err, || {
+                    format!("commit {} of {} for user {user}", change.kind.as_str(), change.amount)
+                })),
+            },
+        }
+    }
+
+    async fn commit_transaction(
+        &self,
+        change: &BalanceChange,
+        idem: &IdempotencyKey,
+        update: ProfileUpdate,
+        attempt: u32,
+    ) -> Result<Commit, DbError> {
+        let user = change.user;
+        let entry = change.id.to_string();
+        let profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .update_expression(PROFILE_UPDATE)
+            .condition_expression(update.condition)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .context("build balance update")
             .map_err(DbError::Other)?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        if let Some(idem) = &change.idempotency_key {
-            let mut record = key(user_pk(user), idem_sk(idem));
-            record.insert("fingerprint".to_owned(), s(change.fingerprint()));
-            record.insert("entryId".to_owned(), s(&entry));
-            record.insert("createdAt".to_owned(), s(crate::clock::rfc3339(change.at)));
-            record.insert("expiresAt".to_owned(), n((change.at + IDEMPOTENCY_TTL).unix_timestamp()));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .context("build idempotency record")
-                .map_err(DbError::Other)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
+        let mut record = key(user_pk(user), idem_sk(idem));
+        record.insert("fingerprint".to_owned(), s(change.fingerprint()));
+        record.insert("entryId".to_owned(), s(&entry));
+        record.insert("createdAt".to_owned(), s(crate::clock::rfc3339(change.at)));
+        record.insert("expiresAt".to_owned(), n((change.at + IDEMPOTENCY_TTL).unix_timestamp()));
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .context("build idempotency record")
+            .map_err(DbError::Other)?;
         let sent = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(items))
+            .transact_items(TransactWriteItem::builder().update(profile).build())
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            // SDK retries after a timeout reuse the token, so a committed attempt is not
+            // applied twice; each conflict retry is a new attempt with a new token.
             .client_request_token(format!("{entry}-{attempt}"))
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(Commit::Done),
+            // The after-state is on the profile; `committed_entry` reads it.
+            Ok(_) => Ok(Commit::Done(None)),
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                     Ok(Commit::Rejected(classify_cancellation(cancelled.cancellation_reasons())))
