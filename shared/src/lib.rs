@@ -13,7 +13,9 @@
 
 pub mod adapters;
 pub mod balance;
+pub mod catalog;
 pub mod clock;
+pub mod coupons;
 pub mod http;
 pub mod ids;
 pub mod money;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::Credentials;
-use rushcart::adapters::dynamodb::seed::seed_users;
+use rushcart::adapters::dynamodb::seed::{self, seed_users};
 use rushcart::adapters::dynamodb::{DynamoStore, MAIN_TABLE};
-use rushcart::ids::UserId;
+use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
 use rushcart::Deps;
 use tokio::sync::OnceCell;
@@ -71,6 +71,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with_clock(Arc::new(rushcart::clock::SystemClock)).await
+    }
+
+    /// A test app whose handlers read time from `clock`.
+    pub async fn spawn_with_clock(clock: Arc<dyn rushcart::clock::Clock>) -> TestApp {
         let endpoint = dynamodb_endpoint().await;
         let client = dynamodb_client(&endpoint).await;
         let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
@@ -81,7 +86,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let deps = Arc::new(Deps::new(store.clone()));
+        let deps = Arc::new(Deps::with_clock(store.clone(), clock));
         tokio::spawn(rushcart_local_api::serve(listener, deps, async {
             let _ = stopped.await;
         }));
@@ -104,6 +109,33 @@ impl TestApp {
         seed_users(self.client(), self.table(), &users, time::OffsetDateTime::now_utc(), &|_| {})
             .await
             .expect("seed users");
+    }
+
+    /// Seeds products 1..=count with a price and a stock.
+    pub async fn seed_products(&self, count: u64, price: &str, stock: u64) {
+        let items = (1..=count)
+            .map(|id| {
+                seed::product_item(&seed::ProductSeed {
+                    id: ProductId::new(id).unwrap(),
+                    name: format!("Product {id}"),
+                    price: Money::parse(price).unwrap(),
+                    stock,
+                })
+            })
+            .collect();
+        seed::seed_items(self.client(), self.table(), items).await.expect("seed products");
+    }
+
+    /// Seeds one coupon.
+    pub async fn seed_coupon(&self, id: u64, total: u64, discount: &str, ends_at: time::OffsetDateTime) {
+        let item = seed::coupon_item(&seed::CouponSeed {
+            id: CouponId::new(id).unwrap(),
+            name: format!("Coupon {id}"),
+            discount: Money::parse(discount).unwrap(),
+            total,
+            ends_at,
+        });
+        seed::seed_items(self.client(), self.table(), vec![item]).await.expect("seed coupon");
     }
 
     pub fn url(&self, path: &str) -> String {

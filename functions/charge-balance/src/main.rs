@@ -1,15 +1,2 @@
-//! Lambda `charge-balance`: builds its clients once, then serves each API Gateway request
-//! with `rushcart::http::balance::charge`.
-
-use lambda_http::{service_fn, Error, Request};
-use rushcart::http::{balance, instrumented};
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    rushcart::telemetry::init();
-    let deps = &rushcart::Deps::from_env().await?;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(instrumented("charge-balance", request, |request| balance::charge(request, deps)).await)
-    }))
-    .await
-}
+//! Lambda `charge-balance`: charge (add to) a user's balance.
+rushcart::http_lambda!("charge-balance", rushcart::http::balance::charge);

@@ -16,7 +16,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::{balance, instrumented, ApiError};
+use rushcart::http::{balance, catalog, coupons, instrumented, ApiError};
 use rushcart::Deps;
 use tokio::net::TcpListener;
 
@@ -34,6 +34,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST, path: "/api/v1/users/{userId}/balance/charge", function: "charge-balance" },
     Route { method: Method::POST, path: "/api/v1/users/{userId}/balance/use", function: "use-balance" },
     Route { method: Method::GET, path: "/api/v1/users/{userId}/balance/history", function: "balance-history" },
+    Route { method: Method::GET, path: "/api/v1/products", function: "list-products" },
+    Route { method: Method::GET, path: "/api/v1/products/{productId}", function: "get-product" },
+    Route { method: Method::GET, path: "/api/v1/coupons/{couponId}", function: "get-coupon" },
+    Route { method: Method::POST, path: "/api/v1/coupons/{couponId}", function: "issue-coupon" },
+    Route { method: Method::GET, path: "/api/v1/users/{userId}/coupons", function: "user-coupons" },
 ];
 
 /// Lambda's own request payload limit; larger bodies never reach a function.
@@ -51,6 +56,11 @@ pub async fn dispatch(
             "charge-balance" => balance::charge(request, deps).await,
             "use-balance" => balance::use_balance(request, deps).await,
             "balance-history" => balance::history(request, deps).await,
+            "list-products" => catalog::list_products(request, deps).await,
+            "get-product" => catalog::get_product(request, deps).await,
+            "get-coupon" => coupons::get_coupon(request, deps).await,
+            "issue-coupon" => coupons::issue_coupon(request, deps).await,
+            "user-coupons" => coupons::user_coupons(request, deps).await,
             other => ApiError::internal(anyhow::anyhow!("route to unknown function {other}")).into_response(),
         }
     })

@@ -1,15 +1,2 @@
-//! Lambda `use-balance`: builds its clients once, then serves each API Gateway request
-//! with `rushcart::http::balance::use_balance`.
-
-use lambda_http::{service_fn, Error, Request};
-use rushcart::http::{balance, instrumented};
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    rushcart::telemetry::init();
-    let deps = &rushcart::Deps::from_env().await?;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(instrumented("use-balance", request, |request| balance::use_balance(request, deps)).await)
-    }))
-    .await
-}
+//! Lambda `use-balance`: use (deduct from) a user's balance.
+rushcart::http_lambda!("use-balance", rushcart::http::balance::use_balance);

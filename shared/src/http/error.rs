@@ -6,6 +6,8 @@ use http::StatusCode;
 use lambda_http::{Body, Response};
 
 use crate::balance::BalanceError;
+use crate::catalog::CatalogError;
+use crate::coupons::CouponError;
 use crate::money::MoneyError;
 use crate::pagination::PageError;
 
@@ -72,6 +74,34 @@ impl From<BalanceError> for ApiError {
             BalanceError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
             BalanceError::Unavailable(cause) => ApiError::unavailable(cause),
             BalanceError::Unexpected(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(err: CatalogError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            CatalogError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", message),
+            CatalogError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            CatalogError::Unavailable(cause) => ApiError::unavailable(cause),
+            CatalogError::Unexpected(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<CouponError> for ApiError {
+    fn from(err: CouponError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            CouponError::UnknownCoupon(_) => ApiError::new(StatusCode::NOT_FOUND, "COUPON_NOT_FOUND", message),
+            CouponError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
+            CouponError::SoldOut(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_SOLD_OUT", message),
+            CouponError::AlreadyIssued(..) => ApiError::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", message),
+            CouponError::Expired(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_EXPIRED", message),
+            CouponError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            CouponError::Unavailable(cause) => ApiError::unavailable(cause),
+            CouponError::Unexpected(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -15,12 +15,38 @@ use crate::ids::{IdempotencyKey, UserId};
 use crate::money::{Amount, MoneyError};
 use crate::pagination::PageRequest;
 
-/// The user the request acts for, from the `{userId}` path parameter.
+/// The user the request acts for: the `{userId}` path parameter where the route has
+/// one, otherwise `?userId=` or the JSON body's `userId` (which must agree if both are
+/// sent).
 pub fn acting_user(request: &Request) -> Result<UserId, ApiError> {
-    let params = request.path_parameters();
-    let raw = params.first("userId").unwrap_or_default();
+    if let Some(raw) = request.path_parameters_ref().and_then(|params| params.first("userId")) {
+        return parse_user(raw);
+    }
+    let from_query =
+        request.query_string_parameters_ref().and_then(|q| q.first("userId")).map(parse_user).transpose()?;
+    let has_body = !request.body().as_ref().iter().all(u8::is_ascii_whitespace);
+    let from_body = if has_body { json_object(request)?.user_id("userId")? } else { None };
+    match (from_query, from_body) {
+        (Some(query), Some(body)) if query != body => Err(ApiError::bad_request(
+            "INVALID_USER_ID",
+            format!("userId {query} in the query and {body} in the body disagree"),
+        )),
+        (Some(user), _) | (None, Some(user)) => Ok(user),
+        (None, None) => {
+            Err(ApiError::bad_request("INVALID_USER_ID", "userId is required, as ?userId= or in the JSON body"))
+        }
+    }
+}
+
+fn parse_user(raw: &str) -> Result<UserId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("userId {raw:?} must be a positive integer")))
+}
+
+/// A numeric id from the path, e.g. `path_id::<CouponId>(request, "couponId", "INVALID_COUPON_ID")`.
+pub fn path_id<T: std::str::FromStr>(request: &Request, name: &str, code: &'static str) -> Result<T, ApiError> {
+    let raw = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or_default().to_owned();
+    raw.parse().map_err(|_| ApiError::bad_request(code, format!("{name} {raw:?} must be a positive integer")))
 }
 
 /// The optional `Idempotency-Key` header.
@@ -65,6 +91,18 @@ pub fn json_object(request: &Request) -> Result<JsonObject, ApiError> {
 }
 
 impl JsonObject {
+    /// An optional id field: a JSON integer or a string of digits.
+    pub fn user_id(&self, field: &str) -> Result<Option<UserId>, ApiError> {
+        let Some(raw) = self.0.get(field).map(|v| v.get()) else { return Ok(None) };
+        let text = match raw.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(raw).unwrap_or_default(),
+            _ => raw.to_owned(),
+        };
+        text.parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("{field} {raw} must be a positive integer")))
+    }
+
     /// A required money field: a JSON string or number, parsed exactly.
     pub fn amount(&self, field: &str) -> Result<Amount, ApiError> {
         let raw = self

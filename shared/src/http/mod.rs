@@ -2,6 +2,8 @@
 //! handler per use case. Handlers are short: extract → parse → one use case → respond.
 
 pub mod balance;
+pub mod catalog;
+pub mod coupons;
 pub mod error;
 pub mod extract;
 
@@ -56,4 +58,31 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// A paginated list body: `{"items": [...], "nextCursor": "..." | null}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListBody<'a, T: Serialize> {
+    pub items: &'a [T],
+    pub next_cursor: Option<&'a str>,
+}
+
+/// The `main` of an HTTP Lambda: build the dependencies once, then hand each API
+/// Gateway request to `$handler` inside a request span.
+#[macro_export]
+macro_rules! http_lambda {
+    ($name:literal, $handler:path) => {
+        #[tokio::main]
+        async fn main() -> Result<(), lambda_http::Error> {
+            $crate::telemetry::init();
+            let deps = &$crate::Deps::from_env().await?;
+            lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| async move {
+                Ok::<_, lambda_http::Error>(
+                    $crate::http::instrumented($name, request, |request| $handler(request, deps)).await,
+                )
+            }))
+            .await
+        }
+    };
 }

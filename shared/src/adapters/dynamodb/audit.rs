@@ -107,3 +107,69 @@ pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What [`check_coupon`] found.
+#[derive(Debug)]
+pub struct CouponAudit {
+    pub total: u64,
+    pub issued: u64,
+    pub copies: u64,
+}
+
+/// DESIGN invariant 2, from the table: issued ≤ total; the number of users' copies
+/// equals the issued count (one per user follows from the copy's key); no copy was
+/// issued at or after the end date; a used copy was used before it expired.
+pub async fn check_coupon(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    coupon: crate::ids::CouponId,
+) -> anyhow::Result<CouponAudit> {
+    use super::coupons::{copy_from_item, copy_sk, coupon_from_item, coupon_pk, COUPON_SK};
+    let item = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(super::key(coupon_pk(coupon), COUPON_SK)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?
+        .item
+        .ok_or_else(|| anyhow!("coupon {coupon} does not exist"))?;
+    let terms = coupon_from_item(&item)?;
+    let mut copies = 0u64;
+    let mut start = None;
+    loop {
+        // Copies live in their users' partitions: an audit scans (fine offline).
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("sk = :copy")
+            .expression_attribute_values(":copy", s(copy_sk(coupon)))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        for item in page.items() {
+            let copy = copy_from_item(item)?;
+            if copy.issued_at >= terms.ends_at {
+                bail!("coupon {coupon}: user {} got a copy at {} after the end", copy.user_id, copy.issued_at);
+            }
+            if copy.used_at.is_some_and(|used| used >= copy.expires_at) {
+                bail!("coupon {coupon}: user {} used an expired copy", copy.user_id);
+            }
+            copies += 1;
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    if terms.issued > terms.total {
+        bail!("coupon {coupon}: issued {} of {}", terms.issued, terms.total);
+    }
+    if copies != terms.issued {
+        bail!("coupon {coupon}: issued count {} but {copies} users hold a copy", terms.issued);
+    }
+    Ok(CouponAudit { total: terms.total, issued: terms.issued, copies })
+}

@@ -11,23 +11,31 @@
 //! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | balance changes (materialised) | history (Query, newest first) |
 //! | idempotency record | `USER#<userId>` | `IDEM#<key>` | keyed balance changes | retries with the same key |
 //! | product | `PRODUCT#<productId>` | `PRODUCT` | seed | catalogue (via `gsi1`) |
-//! | coupon | `COUPON#<couponId>` | `COUPON` | seed | coupons |
+//! | coupon | `COUPON#<couponId>` | `COUPON` | seed, issue (count) | get coupon, issue |
+//! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | issue | user's coupons |
 //!
 //! `gsi1` (`gsi1pk`, `gsi1sk`) lists a kind of item in id order: products carry
 //! `gsi1pk = PRODUCTS`, `gsi1sk = <productId, 20 digits>`.
 
 pub mod audit;
+pub mod catalog;
+pub mod coupons;
 pub mod ledger;
 pub mod seed;
 pub mod table;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use rust_decimal::Decimal;
+
+use crate::coupons::Coupon;
+use crate::ids::CouponId;
 
 pub use table::{TableSpec, MAIN_TABLE};
 
@@ -38,11 +46,24 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    coupon_terms: Arc<RwLock<HashMap<CouponId, Coupon>>>,
+    metrics: Arc<StoreMetrics>,
+}
+
+/// Counters a benchmark or test can read.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
+    /// Issue transactions sent to DynamoDB (retries included).
+    pub coupon_issue_writes: AtomicU64,
 }
 
 impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoStore {
-        DynamoStore { client, table: table.into() }
+        DynamoStore { client, table: table.into(), coupon_terms: Arc::default(), metrics: Arc::default() }
+    }
+
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 
     /// The store the functions use: client from the environment, table from

@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use time::OffsetDateTime;
 
+use super::catalog::{product_gsi1sk, product_pk, PRODUCTS_GSI1PK, PRODUCT_SK};
+use super::coupons::{coupon_pk, COUPON_SK};
 use super::ledger::{hist_sk, PROFILE_SK};
 use super::{key, n, s, user_pk, Item};
 use crate::clock::rfc3339;
@@ -72,14 +74,14 @@ pub struct ProductSeed {
 }
 
 pub fn product_item(product: &ProductSeed) -> Item {
-    let mut item = key(format!("PRODUCT#{}", product.id), "PRODUCT");
+    let mut item = key(product_pk(product.id), PRODUCT_SK);
     item.insert("productId".to_owned(), n(product.id));
     item.insert("name".to_owned(), s(&product.name));
     item.insert("price".to_owned(), n(product.price));
     item.insert("stock".to_owned(), n(product.stock));
     item.insert("initialStock".to_owned(), n(product.stock));
-    item.insert("gsi1pk".to_owned(), s("PRODUCTS"));
-    item.insert("gsi1sk".to_owned(), s(format!("{:020}", product.id.get())));
+    item.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
+    item.insert("gsi1sk".to_owned(), s(product_gsi1sk(product.id)));
     item
 }
 
@@ -92,7 +94,7 @@ pub struct CouponSeed {
 }
 
 pub fn coupon_item(coupon: &CouponSeed) -> Item {
-    let mut item = key(format!("COUPON#{}", coupon.id), "COUPON");
+    let mut item = key(coupon_pk(coupon.id), COUPON_SK);
     item.insert("couponId".to_owned(), n(coupon.id));
     item.insert("name".to_owned(), s(&coupon.name));
     item.insert("discount".to_owned(), n(coupon.discount));

@@ -1,0 +1,86 @@
+//! The catalogue on DynamoDB. Products live at `PRODUCT#<id>` / `PRODUCT` and are
+//! listed in id order through `gsi1` (`gsi1pk = PRODUCTS`, `gsi1sk = <id, 20 digits>`).
+
+use anyhow::anyhow;
+
+use super::{db_error, get_n, get_s, get_u64, key, s, DbError, DynamoStore, Item};
+use crate::catalog::{cursor_after, cursor_product, CatalogError, Product, ProductCatalog};
+use crate::ids::ProductId;
+use crate::money::Money;
+use crate::pagination::{Page, PageRequest};
+
+pub const PRODUCT_SK: &str = "PRODUCT";
+pub const PRODUCTS_GSI1PK: &str = "PRODUCTS";
+
+pub fn product_pk(id: ProductId) -> String {
+    format!("PRODUCT#{id}")
+}
+
+pub fn product_gsi1sk(id: ProductId) -> String {
+    format!("{:020}", id.get())
+}
+
+impl From<DbError> for CatalogError {
+    fn from(err: DbError) -> CatalogError {
+        match err {
+            DbError::Unavailable(e) => CatalogError::Unavailable(e),
+            DbError::Other(e) => CatalogError::Unexpected(e),
+        }
+    }
+}
+
+impl ProductCatalog for DynamoStore {
+    async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(product_pk(id), PRODUCT_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| db_error(e, || format!("get product {id}")))?;
+        let item = output.item.ok_or(CatalogError::UnknownProduct(id))?;
+        Ok(product_from_item(&item)?)
+    }
+
+    async fn products(&self, page: PageRequest) -> Result<Page<Product>, CatalogError> {
+        let start = match &page.cursor {
+            None => None,
+            Some(cursor) => {
+                let after = cursor_product(cursor).ok_or(CatalogError::BadCursor)?;
+                let mut start = key(product_pk(after), PRODUCT_SK);
+                start.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
+                start.insert("gsi1sk".to_owned(), s(product_gsi1sk(after)));
+                Some(start)
+            }
+        };
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :kind")
+            .expression_attribute_values(":kind", s(PRODUCTS_GSI1PK))
+            .set_exclusive_start_key(start)
+            .limit(page.limit as i32 + 1)
+            .send()
+            .await
+            .map_err(|e| db_error(e, || "list products".to_owned()))?;
+        let mut items: Vec<Product> = output.items().iter().map(product_from_item).collect::<anyhow::Result<_>>()?;
+        let has_more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = items.last().filter(|_| has_more).map(|p| cursor_after(p.product_id));
+        Ok(Page { items, next })
+    }
+}
+
+pub fn product_from_item(item: &Item) -> anyhow::Result<Product> {
+    let price = get_n(item, "price")?;
+    Ok(Product {
+        product_id: ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?,
+        name: get_s(item, "name")?.to_owned(),
+        price: Money::from_decimal(price).map_err(|e| anyhow!("price {price}: {e}"))?,
+        stock: get_u64(item, "stock")?,
+    })
+}

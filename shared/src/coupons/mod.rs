@@ -1,0 +1,148 @@
+//! First-come, limited-quantity coupons: a coupon has a total, an issued count and an
+//! end date; each user may hold one of each coupon, used at most once before it
+//! expires. Issuing is exact under a rush: the count and the user's copy are written in
+//! one conditional transaction (see the DynamoDB adapter), optionally behind a Redis
+//! admission gate that turns away the requests that cannot succeed.
+
+pub mod use_cases;
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::ids::{CouponId, UserId};
+use crate::money::Money;
+use crate::pagination::{Cursor, Page, PageRequest};
+
+/// A coupon as the shop defined it, with how many are issued so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub id: CouponId,
+    pub name: String,
+    pub discount: Money,
+    pub total: u64,
+    pub issued: u64,
+    pub ends_at: OffsetDateTime,
+}
+
+impl Coupon {
+    pub fn remaining(&self) -> u64 {
+        self.total.saturating_sub(self.issued)
+    }
+
+    pub fn has_ended(&self, now: OffsetDateTime) -> bool {
+        now >= self.ends_at
+    }
+}
+
+/// A user's copy of a coupon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    pub coupon_id: CouponId,
+    pub user_id: UserId,
+    pub name: String,
+    pub discount: Money,
+    pub issued_at: OffsetDateTime,
+    /// The coupon's end date: the copy cannot be used from then on.
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CouponStatus {
+    Available,
+    Used,
+    Expired,
+}
+
+impl IssuedCoupon {
+    /// Derived from the use and the end date against the clock, never stored.
+    pub fn status(&self, now: OffsetDateTime) -> CouponStatus {
+        if self.used_at.is_some() {
+            CouponStatus::Used
+        } else if now >= self.expires_at {
+            CouponStatus::Expired
+        } else {
+            CouponStatus::Available
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CouponError {
+    #[error("coupon {0} does not exist")]
+    UnknownCoupon(CouponId),
+    #[error("user {0} does not exist")]
+    UnknownUser(UserId),
+    #[error("coupon {0} is sold out")]
+    SoldOut(CouponId),
+    #[error("user {1} already holds coupon {0}")]
+    AlreadyIssued(CouponId, UserId),
+    #[error("coupon {0} has ended")]
+    Expired(CouponId),
+    #[error("cursor is not one this API issued")]
+    BadCursor,
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Reads a coupon with its current issued count.
+pub trait CouponReader: Send + Sync {
+    fn coupon(&self, id: CouponId) -> impl Future<Output = Result<Coupon, CouponError>> + Send;
+}
+
+/// Issues one copy of a coupon to a user, exactly: never past the total, never twice
+/// to one user, never after the end date.
+pub trait CouponIssuer: Send + Sync {
+    fn issue(
+        &self,
+        coupon: CouponId,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<IssuedCoupon, CouponError>> + Send;
+}
+
+/// Pages through a user's coupons in coupon-id order.
+pub trait UserCoupons: Send + Sync {
+    fn user_coupons(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<IssuedCoupon>, CouponError>> + Send;
+}
+
+pub fn cursor_after(id: CouponId) -> Cursor {
+    Cursor::encode(&format!("c:{id}"))
+}
+
+pub fn cursor_coupon(cursor: &Cursor) -> Option<CouponId> {
+    cursor.position().strip_prefix("c:").and_then(|id| id.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn copy(used: bool) -> IssuedCoupon {
+        IssuedCoupon {
+            coupon_id: CouponId::new(1).unwrap(),
+            user_id: UserId::new(1).unwrap(),
+            name: "c".into(),
+            discount: Money::parse("10.00").unwrap(),
+            issued_at: datetime!(2026-11-01 00:00 UTC),
+            expires_at: datetime!(2026-12-01 00:00 UTC),
+            used_at: used.then_some(datetime!(2026-11-02 00:00 UTC)),
+        }
+    }
+
+    #[test]
+    fn a_copy_is_available_until_its_end_then_expired_and_used_wins_over_both() {
+        assert_eq!(copy(false).status(datetime!(2026-11-30 23:59:59 UTC)), CouponStatus::Available);
+        assert_eq!(copy(false).status(datetime!(2026-12-01 00:00 UTC)), CouponStatus::Expired);
+        assert_eq!(copy(true).status(datetime!(2026-12-05 00:00 UTC)), CouponStatus::Used);
+    }
+}

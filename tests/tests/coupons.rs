@@ -1,0 +1,213 @@
+//! Products and first-come coupons against the real local stack, through the local
+//! API over HTTP; coupon invariants checked from the database after every race.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use rushcart::adapters::dynamodb::audit::check_coupon;
+use rushcart::clock::ManualClock;
+use rushcart::ids::CouponId;
+use rushcart_tests::TestApp;
+use time::{Duration, OffsetDateTime};
+
+fn in_days(days: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::days(days)
+}
+
+async fn audit(app: &TestApp, coupon: u64) -> (u64, u64) {
+    let audit = check_coupon(app.client(), app.table(), CouponId::new(coupon).unwrap())
+        .await
+        .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
+    (audit.issued, audit.copies)
+}
+
+fn users(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, &'static str)> {
+    range.map(|id| (id, "0.00")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hundred_users_racing_for_a_hundred_coupons_get_exactly_a_hundred() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&users(1..=300)).await;
+    app.seed_coupon(1, 100, "1000.00", in_days(30)).await;
+
+    let paths: Vec<String> = (1..=300).map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
+    let results = join_all(paths.iter().map(|path| app.post(path, "", None))).await;
+
+    let issued = results.iter().filter(|(status, _)| *status == 201).count();
+    let sold_out = results.iter().filter(|(status, body)| *status == 409 && body["code"] == "COUPON_SOLD_OUT").count();
+    assert_eq!((issued, sold_out), (100, 200), "{:?}", results.iter().find(|(s, _)| *s != 201 && *s != 409));
+    assert_eq!(audit(&app, 1).await, (100, 100));
+    let (status, coupon) = app.get("/api/v1/coupons/1").await;
+    assert_eq!(status, 200);
+    assert_eq!((coupon["issued"].as_u64(), coupon["remaining"].as_u64()), (Some(100), Some(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_firing_fifty_requests_gets_exactly_one_coupon() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(7, "0.00")]).await;
+    app.seed_coupon(1, 100, "1000.00", in_days(30)).await;
+
+    let results = join_all((0..50).map(|_| app.post("/api/v1/coupons/1", r#"{"userId": 7}"#, None))).await;
+
+    assert_eq!(results.iter().filter(|(status, _)| *status == 201).count(), 1);
+    assert!(results
+        .iter()
+        .filter(|(status, _)| *status != 201)
+        .all(|(status, body)| *status == 409 && body["code"] == "COUPON_ALREADY_ISSUED"));
+    assert_eq!(audit(&app, 1).await, (1, 1));
+}
+
+#[tokio::test]
+async fn an_issued_coupon_is_described_and_listed_with_its_status_as_the_clock_moves() {
+    let clock = ManualClock::at(OffsetDateTime::now_utc());
+    let app = TestApp::spawn_with_clock(Arc::new(clock.clone())).await;
+    app.seed_users(&[(5, "0.00"), (6, "0.00")]).await;
+    let ends = OffsetDateTime::now_utc() + Duration::hours(1);
+    app.seed_coupon(1, 10, "1000.00", ends).await;
+    app.seed_coupon(2, 10, "50.50", ends + Duration::days(1)).await;
+
+    // The baseline client's shape: ?userId= and no body.
+    let (status, copy) = app.post("/api/v1/coupons/1?userId=5", "", None).await;
+    assert_eq!(status, 201, "{copy}");
+    assert_eq!(copy["couponId"], 1);
+    assert_eq!(copy["userId"], 5);
+    assert_eq!(copy["discount"], "1000.00");
+    assert_eq!(copy["status"], "AVAILABLE");
+    assert_eq!(copy["expiresAt"], rushcart::clock::rfc3339(ends));
+    assert!(copy["issuedAt"].as_str().unwrap().ends_with('Z'));
+    // Both places at once, when they agree.
+    let (status, _) = app.post("/api/v1/coupons/2?userId=5", r#"{"userId":"5"}"#, None).await;
+    assert_eq!(status, 201);
+
+    let (status, coupon) = app.get("/api/v1/coupons/1").await;
+    assert_eq!(status, 200);
+    assert_eq!(coupon["name"], "Coupon 1");
+    assert_eq!(
+        (coupon["total"].as_u64(), coupon["issued"].as_u64(), coupon["remaining"].as_u64()),
+        (Some(10), Some(1), Some(9))
+    );
+    assert_eq!(coupon["endsAt"], rushcart::clock::rfc3339(ends));
+
+    let statuses = |body: serde_json::Value| -> Vec<(u64, String)> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["couponId"].as_u64().unwrap(), c["status"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let (_, mine) = app.get("/api/v1/users/5/coupons").await;
+    assert_eq!(statuses(mine), [(1, "AVAILABLE".into()), (2, "AVAILABLE".into())]);
+
+    // Mark coupon 2 used (payment will do this), then move past coupon 1's end.
+    app.client()
+        .update_item()
+        .table_name(app.table())
+        .key("pk", rushcart::adapters::dynamodb::s("USER#5"))
+        .key(
+            "sk",
+            rushcart::adapters::dynamodb::s(rushcart::adapters::dynamodb::coupons::copy_sk(CouponId::new(2).unwrap())),
+        )
+        .update_expression("SET usedAt = :at")
+        .expression_attribute_values(
+            ":at",
+            rushcart::adapters::dynamodb::s(rushcart::clock::rfc3339(OffsetDateTime::now_utc())),
+        )
+        .send()
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(2));
+    let (_, mine) = app.get("/api/v1/users/5/coupons?limit=1").await;
+    assert_eq!(statuses(mine.clone()), [(1, "EXPIRED".into())]);
+    let cursor = mine["nextCursor"].as_str().expect("a second page").to_owned();
+    let (_, rest) = app.get(&format!("/api/v1/users/5/coupons?limit=1&cursor={cursor}")).await;
+    assert_eq!(statuses(rest.clone()), [(2, "USED".into())]);
+    assert!(rest["nextCursor"].is_null());
+
+    // An ended coupon issues nothing.
+    let (status, body) = app.post("/api/v1/coupons/1?userId=6", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_EXPIRED")));
+    assert_eq!(audit(&app, 1).await, (1, 1));
+    let (_, theirs) = app.get("/api/v1/users/6/coupons").await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_coupon_requests_are_4xx_json_errors_and_issue_nothing() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "0.00")]).await;
+    app.seed_coupon(1, 100, "1000.00", in_days(30)).await;
+    let cases: Vec<(&str, &str, u16, &str)> = vec![
+        ("/api/v1/coupons/1", "", 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", "{}", 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1?userId=abc", "", 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1?userId=0", "", 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1?userId=-3", "", 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", r#"{"userId": -1}"#, 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", r#"{"userId": 1.5}"#, 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", r#"{"userId": null}"#, 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", r#"{"userId": true}"#, 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/1", r#"{"userId": 1"#, 400, "MALFORMED_JSON"),
+        ("/api/v1/coupons/1", r#"[1]"#, 400, "INVALID_BODY"),
+        ("/api/v1/coupons/1?userId=1", r#"{"userId": 2}"#, 400, "INVALID_USER_ID"),
+        ("/api/v1/coupons/abc?userId=1", "", 400, "INVALID_COUPON_ID"),
+        ("/api/v1/coupons/0?userId=1", "", 400, "INVALID_COUPON_ID"),
+        ("/api/v1/coupons/2?userId=1", "", 404, "COUPON_NOT_FOUND"),
+        ("/api/v1/coupons/1?userId=99", "", 404, "USER_NOT_FOUND"),
+    ];
+    for (path, body, status, code) in cases {
+        let (got_status, got) = app.post(path, body, None).await;
+        assert_eq!((got_status, got["code"].as_str()), (status, Some(code)), "{path} {body}: {got}");
+    }
+    for (path, status, code) in [
+        ("/api/v1/coupons/x", 400, "INVALID_COUPON_ID"),
+        ("/api/v1/coupons/9", 404, "COUPON_NOT_FOUND"),
+        ("/api/v1/users/x/coupons", 400, "INVALID_USER_ID"),
+        ("/api/v1/users/99/coupons", 404, "USER_NOT_FOUND"),
+        ("/api/v1/users/1/coupons?limit=0", 400, "INVALID_LIMIT"),
+        ("/api/v1/users/1/coupons?cursor=eHl6", 400, "INVALID_CURSOR"),
+    ] {
+        let (got_status, got) = app.get(path).await;
+        assert_eq!((got_status, got["code"].as_str()), (status, Some(code)), "{path}: {got}");
+    }
+    assert_eq!(audit(&app, 1).await, (0, 0));
+}
+
+#[tokio::test]
+async fn products_are_listed_in_id_order_page_by_page_and_read_one_by_one() {
+    let app = TestApp::spawn().await;
+    app.seed_products(25, "1000.00", 1000).await;
+
+    let mut ids = Vec::new();
+    let mut path = "/api/v1/products?limit=10".to_owned();
+    loop {
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        for product in page["items"].as_array().unwrap() {
+            assert_eq!(product["price"], "1000.00");
+            assert_eq!(product["stock"], 1000);
+            ids.push(product["productId"].as_u64().unwrap());
+        }
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/products?limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids, (1..=25).collect::<Vec<_>>());
+
+    let (status, product) = app.get("/api/v1/products/7").await;
+    assert_eq!(status, 200);
+    assert_eq!(product, serde_json::json!({"productId": 7, "name": "Product 7", "price": "1000.00", "stock": 1000}));
+    for (path, status, code) in [
+        ("/api/v1/products/99", 404, "PRODUCT_NOT_FOUND"),
+        ("/api/v1/products/seven", 400, "INVALID_PRODUCT_ID"),
+        ("/api/v1/products/-1", 400, "INVALID_PRODUCT_ID"),
+        ("/api/v1/products?limit=1000", 400, "INVALID_LIMIT"),
+        ("/api/v1/products?cursor=eHl6", 400, "INVALID_CURSOR"),
+    ] {
+        let (got_status, got) = app.get(path).await;
+        assert_eq!((got_status, got["code"].as_str()), (status, Some(code)), "{path}: {got}");
+    }
+}
