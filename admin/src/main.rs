@@ -35,6 +35,9 @@ enum Command {
         /// Users 1..=N are checked.
         #[arg(long, default_value_t = 1000)]
         users: u64,
+        /// Coupons 1..=N are checked.
+        #[arg(long, default_value_t = 1)]
+        coupons: u64,
     },
 }
 
@@ -73,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
-        Command::Audit { users } => audit(&client, &cli.prefix, users).await?,
+        Command::Audit { users, coupons } => audit(&client, &cli.prefix, users, coupons).await?,
     }
     Ok(())
 }
@@ -126,8 +129,8 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     Ok(())
 }
 
-async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64) -> anyhow::Result<()> {
-    use rushcart::adapters::dynamodb::audit::{check_ledger, read_ledger};
+async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coupons: u64) -> anyhow::Result<()> {
+    use rushcart::adapters::dynamodb::audit::{check_coupon, check_ledger, read_ledger};
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let mut entries = 0;
     let mut violations = Vec::new();
@@ -137,6 +140,15 @@ async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64) -> a
         entries += ledger.entries.len();
         if let Err(violation) = check_ledger(user, &ledger) {
             violations.push(violation);
+        }
+    }
+    for id in 1..=coupons {
+        match check_coupon(client, &table, CouponId::new(id)?).await {
+            Ok(found) => println!(
+                "coupon {id}: {} of {} issued, {} users hold a copy: invariant 2 holds",
+                found.issued, found.total, found.copies
+            ),
+            Err(violation) => violations.push(violation),
         }
     }
     for violation in &violations {

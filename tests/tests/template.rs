@@ -163,3 +163,17 @@ async fn provisioning_creates_tables_the_way_the_template_declares_them() {
         assert_eq!(ttl_attribute, spec.ttl_attribute);
     }
 }
+
+#[test]
+fn every_http_function_has_a_sample_event_that_lambda_http_parses() {
+    let template = template();
+    for (_, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let name = function_binary(function);
+        let path = root().join("events").join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("events/{name}.json is missing"));
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
+        let route = ROUTES.iter().find(|r| r.function == name).expect("a route");
+        assert_eq!(request.method(), &route.method, "events/{name}.json");
+        assert!(rushcart_local_api::match_path(route.path, request.uri().path()).is_some(), "events/{name}.json path");
+    }
+}

@@ -108,3 +108,113 @@ impl BalanceHistory for MemoryStore {
         Ok(Page { items, next })
     }
 }
+
+/// Catalogue and coupons in memory, for handler tests.
+#[derive(Debug, Default)]
+pub struct MemoryShop {
+    pub products: Mutex<Vec<crate::catalog::Product>>,
+    pub coupons: Mutex<HashMap<crate::ids::CouponId, crate::coupons::Coupon>>,
+    pub copies: Mutex<Vec<crate::coupons::IssuedCoupon>>,
+    pub users: Mutex<std::collections::HashSet<UserId>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl crate::catalog::ProductCatalog for MemoryShop {
+    async fn product(
+        &self,
+        id: crate::ids::ProductId,
+    ) -> Result<crate::catalog::Product, crate::catalog::CatalogError> {
+        let products = locked(&self.products);
+        products.iter().find(|p| p.product_id == id).cloned().ok_or(crate::catalog::CatalogError::UnknownProduct(id))
+    }
+
+    async fn products(&self, page: PageRequest) -> Result<Page<crate::catalog::Product>, crate::catalog::CatalogError> {
+        let after = match &page.cursor {
+            None => None,
+            Some(cursor) => {
+                Some(crate::catalog::cursor_product(cursor).ok_or(crate::catalog::CatalogError::BadCursor)?)
+            }
+        };
+        let mut items: Vec<_> =
+            locked(&self.products).iter().filter(|p| after.is_none_or(|a| p.product_id > a)).cloned().collect();
+        items.sort_by_key(|p| p.product_id);
+        let has_more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = items.last().filter(|_| has_more).map(|p| crate::catalog::cursor_after(p.product_id));
+        Ok(Page { items, next })
+    }
+}
+
+impl crate::coupons::CouponReader for MemoryShop {
+    async fn coupon(&self, id: crate::ids::CouponId) -> Result<crate::coupons::Coupon, crate::coupons::CouponError> {
+        locked(&self.coupons).get(&id).cloned().ok_or(crate::coupons::CouponError::UnknownCoupon(id))
+    }
+}
+
+impl crate::coupons::CouponIssuer for MemoryShop {
+    async fn issue(
+        &self,
+        id: crate::ids::CouponId,
+        user: UserId,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::coupons::IssuedCoupon, crate::coupons::CouponError> {
+        use crate::coupons::CouponError;
+        let mut coupons = locked(&self.coupons);
+        let coupon = coupons.get_mut(&id).ok_or(CouponError::UnknownCoupon(id))?;
+        if !locked(&self.users).contains(&user) {
+            return Err(CouponError::UnknownUser(user));
+        }
+        let mut copies = locked(&self.copies);
+        if copies.iter().any(|c| c.coupon_id == id && c.user_id == user) {
+            return Err(CouponError::AlreadyIssued(id, user));
+        }
+        if coupon.has_ended(now) {
+            return Err(CouponError::Expired(id));
+        }
+        if coupon.issued >= coupon.total {
+            return Err(CouponError::SoldOut(id));
+        }
+        coupon.issued += 1;
+        let copy = crate::coupons::IssuedCoupon {
+            coupon_id: id,
+            user_id: user,
+            name: coupon.name.clone(),
+            discount: coupon.discount,
+            issued_at: now,
+            expires_at: coupon.ends_at,
+            used_at: None,
+        };
+        copies.push(copy.clone());
+        Ok(copy)
+    }
+}
+
+impl crate::coupons::UserCoupons for MemoryShop {
+    async fn user_coupons(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<crate::coupons::IssuedCoupon>, crate::coupons::CouponError> {
+        use crate::coupons::{cursor_after, cursor_coupon, CouponError};
+        let after = match &page.cursor {
+            None => None,
+            Some(cursor) => Some(cursor_coupon(cursor).ok_or(CouponError::BadCursor)?),
+        };
+        if !locked(&self.users).contains(&user) {
+            return Err(CouponError::UnknownUser(user));
+        }
+        let mut items: Vec<_> = locked(&self.copies)
+            .iter()
+            .filter(|c| c.user_id == user && after.is_none_or(|a| c.coupon_id > a))
+            .cloned()
+            .collect();
+        items.sort_by_key(|c| c.coupon_id);
+        let has_more = items.len() > page.limit as usize;
+        items.truncate(page.limit as usize);
+        let next = items.last().filter(|_| has_more).map(|c| cursor_after(c.coupon_id));
+        Ok(Page { items, next })
+    }
+}
