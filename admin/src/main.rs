@@ -35,9 +35,9 @@ enum Command {
         /// Users 1..=N are checked.
         #[arg(long, default_value_t = 1000)]
         users: u64,
-        /// Coupons 1..=N are checked.
-        #[arg(long, default_value_t = 1)]
-        coupons: u64,
+        /// The coupons to check (repeat the flag for several).
+        #[arg(long = "coupon", default_values_t = [1])]
+        coupons: Vec<u64>,
     },
 }
 
@@ -55,6 +55,9 @@ struct SeedArgs {
     stock: u64,
     #[arg(long, default_value_t = 1)]
     coupons: u64,
+    /// Coupons get ids first-coupon, first-coupon + 1, …
+    #[arg(long, default_value_t = 1)]
+    first_coupon: u64,
     #[arg(long, default_value_t = 100)]
     coupon_quantity: u64,
     #[arg(long, default_value = "1000.00")]
@@ -113,7 +116,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     let count = products.len();
     println!("products: {} new of {count}", seed::seed_items(client, &table, products).await.context("seed products")?);
 
-    let coupons = (1..=args.coupons)
+    let coupons = (args.first_coupon..args.first_coupon + args.coupons)
         .map(|id| {
             Ok(seed::coupon_item(&CouponSeed {
                 id: CouponId::new(id)?,
@@ -129,7 +132,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     Ok(())
 }
 
-async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coupons: u64) -> anyhow::Result<()> {
+async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coupons: Vec<u64>) -> anyhow::Result<()> {
     use rushcart::adapters::dynamodb::audit::{check_coupon, check_ledger, read_ledger};
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let mut entries = 0;
@@ -142,7 +145,7 @@ async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coup
             violations.push(violation);
         }
     }
-    for id in 1..=coupons {
+    for id in coupons {
         match check_coupon(client, &table, CouponId::new(id)?).await {
             Ok(found) => println!(
                 "coupon {id}: {} of {} issued, {} users hold a copy: invariant 2 holds",

@@ -25,28 +25,53 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use clock::{Clock, SystemClock};
 
-/// What a handler needs: the store (any type implementing the ports it uses) and the
-/// clock. Built once per process.
+/// What a handler needs: the store (any type implementing the ports it uses), the
+/// clock, and the optional coupon admission gate. Built once per process.
 pub struct Deps<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
+    pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
 }
 
 impl<S> Deps<S> {
     pub fn new(store: S) -> Deps<S> {
-        Deps { store, clock: Arc::new(SystemClock) }
+        Deps { store, clock: Arc::new(SystemClock), coupon_gate: None }
     }
 
     pub fn with_clock(store: S, clock: Arc<dyn Clock>) -> Deps<S> {
-        Deps { store, clock }
+        Deps { store, clock, coupon_gate: None }
+    }
+
+    pub fn with_coupon_gate(mut self, gate: Arc<dyn coupons::AdmissionGate>) -> Deps<S> {
+        self.coupon_gate = Some(gate);
+        self
     }
 }
 
 impl Deps<adapters::dynamodb::DynamoStore> {
-    /// The production dependencies, from the environment.
+    /// The production dependencies, from the environment: `TABLE_NAME`, and
+    /// `COUPON_GATE=on` with `REDIS_URL` to put the Redis gate in front of coupon issue.
     pub async fn from_env() -> anyhow::Result<Self> {
-        Ok(Deps::new(adapters::dynamodb::DynamoStore::from_env().await?))
+        let store = adapters::dynamodb::DynamoStore::from_env().await?;
+        let gate = match std::env::var("COUPON_GATE").as_deref() {
+            Ok("on") => {
+                let url = std::env::var("REDIS_URL").context("COUPON_GATE=on needs REDIS_URL")?;
+                Some(adapters::redis_gate::RedisGate::new(&url, store.table())?)
+            }
+            Ok("off") | Ok("") | Err(_) => None,
+            Ok(other) => anyhow::bail!("COUPON_GATE must be on or off, not {other:?}"),
+        };
+        let deps = Deps::new(store);
+        Ok(match gate {
+            Some(gate) => {
+                tracing::info!("coupon admission gate on");
+                deps.with_coupon_gate(Arc::new(gate))
+            }
+            None => deps,
+        })
     }
 }

@@ -44,6 +44,19 @@ pub async fn testcontainers_endpoint() -> String {
     testcontainers_backend::endpoint().await
 }
 
+/// The stack's Redis (`REDIS_URL`, set by `make test`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| panic!("REDIS_URL is not set: run the tests with `make test`"))
+}
+
+/// A loopback URL where nothing listens: a Redis that is down.
+pub fn dead_redis_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("redis://127.0.0.1:{port}")
+}
+
 /// A DynamoDB client for `endpoint` with the stack's static test credentials.
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -76,17 +89,44 @@ impl TestApp {
 
     /// A test app whose handlers read time from `clock`.
     pub async fn spawn_with_clock(clock: Arc<dyn rushcart::clock::Clock>) -> TestApp {
+        TestApp::spawn_with(clock, None).await
+    }
+
+    /// A test app with the coupon admission gate `gate` built over its table's name.
+    pub async fn spawn_with_gate(gate: impl FnOnce(&str) -> Arc<dyn rushcart::coupons::AdmissionGate>) -> TestApp {
+        let (store, _) = TestApp::fresh_store().await;
+        let gate = gate(store.table());
+        TestApp::serve(store, Arc::new(rushcart::clock::SystemClock), Some(gate)).await
+    }
+
+    pub async fn spawn_with(
+        clock: Arc<dyn rushcart::clock::Clock>,
+        gate: Option<Arc<dyn rushcart::coupons::AdmissionGate>>,
+    ) -> TestApp {
+        let (store, _) = TestApp::fresh_store().await;
+        TestApp::serve(store, clock, gate).await
+    }
+
+    async fn fresh_store() -> (DynamoStore, String) {
         let endpoint = dynamodb_endpoint().await;
         let client = dynamodb_client(&endpoint).await;
         let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
         let table = MAIN_TABLE.local_name(&prefix);
         MAIN_TABLE.provision(&client, &table).await.expect("provision the test table");
-        let store = DynamoStore::new(client, table);
+        (DynamoStore::new(client, table.clone()), table)
+    }
 
+    async fn serve(
+        store: DynamoStore,
+        clock: Arc<dyn rushcart::clock::Clock>,
+        gate: Option<Arc<dyn rushcart::coupons::AdmissionGate>>,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let deps = Arc::new(Deps::with_clock(store.clone(), clock));
+        let mut deps = Deps::with_clock(store.clone(), clock);
+        deps.coupon_gate = gate;
+        let deps = Arc::new(deps);
         tokio::spawn(rushcart_local_api::serve(listener, deps, async {
             let _ = stopped.await;
         }));

@@ -155,6 +155,10 @@ impl crate::coupons::CouponReader for MemoryShop {
 }
 
 impl crate::coupons::CouponIssuer for MemoryShop {
+    async fn terms(&self, id: crate::ids::CouponId) -> Result<crate::coupons::Coupon, crate::coupons::CouponError> {
+        crate::coupons::CouponReader::coupon(self, id).await
+    }
+
     async fn issue(
         &self,
         id: crate::ids::CouponId,

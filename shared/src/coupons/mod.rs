@@ -97,12 +97,42 @@ pub trait CouponReader: Send + Sync {
 /// Issues one copy of a coupon to a user, exactly: never past the total, never twice
 /// to one user, never after the end date.
 pub trait CouponIssuer: Send + Sync {
+    /// The coupon's unchanging terms (name, discount, total, end); `issued` may be stale.
+    fn terms(&self, coupon: CouponId) -> impl Future<Output = Result<Coupon, CouponError>> + Send;
+
     fn issue(
         &self,
         coupon: CouponId,
         user: UserId,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<IssuedCoupon, CouponError>> + Send;
+}
+
+/// A boxed future, so the gate can live behind `dyn` in [`crate::Deps`].
+pub type GateFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The gate's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A unit is reserved for the user; DynamoDB decides.
+    Admitted,
+    /// Every unit is taken or reserved: answer sold out without touching DynamoDB.
+    SoldOut,
+    /// The user already holds (or is being issued) this coupon.
+    AlreadyHolds,
+    /// The gate could not answer (Redis down or slow): DynamoDB alone decides.
+    Bypassed,
+}
+
+/// An optional admission gate in front of [`CouponIssuer`] for rushes beyond what one
+/// DynamoDB item takes: it turns away requests that cannot succeed. DynamoDB stays the
+/// truth; a reservation the table then refuses is released.
+pub trait AdmissionGate: Send + Sync {
+    fn admit<'a>(&'a self, coupon: &'a Coupon, user: UserId) -> GateFuture<'a, Admission>;
+    /// Gives back `user`'s reservation after DynamoDB refused it.
+    fn release<'a>(&'a self, coupon: &'a Coupon, user: UserId) -> GateFuture<'a, ()>;
+    /// Remembers that DynamoDB said the coupon is sold out (it never un-sells).
+    fn mark_sold_out<'a>(&'a self, coupon: &'a Coupon) -> GateFuture<'a, ()>;
 }
 
 /// Pages through a user's coupons in coupon-id order.

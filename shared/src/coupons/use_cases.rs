@@ -1,6 +1,8 @@
 //! The coupon use cases over the ports; the clock decides what "now" is.
 
-use super::{Coupon, CouponError, CouponId, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons};
+use super::{
+    Admission, AdmissionGate, Coupon, CouponError, CouponId, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons,
+};
 use crate::clock::Clock;
 use crate::ids::UserId;
 use crate::pagination::{Page, PageRequest};
@@ -9,13 +11,38 @@ pub async fn get_coupon(store: &impl CouponReader, id: CouponId) -> Result<Coupo
     store.coupon(id).await
 }
 
+/// Issues `coupon` to `user`, through the admission gate when there is one.
 pub async fn issue(
     store: &impl CouponIssuer,
+    gate: Option<&dyn AdmissionGate>,
     clock: &dyn Clock,
     coupon: CouponId,
     user: UserId,
 ) -> Result<IssuedCoupon, CouponError> {
-    store.issue(coupon, user, clock.now()).await
+    let now = clock.now();
+    let Some(gate) = gate else { return store.issue(coupon, user, now).await };
+    let terms = store.terms(coupon).await?;
+    if terms.has_ended(now) {
+        return Err(CouponError::Expired(coupon));
+    }
+    match gate.admit(&terms, user).await {
+        Admission::Admitted => {}
+        Admission::SoldOut => return Err(CouponError::SoldOut(coupon)),
+        Admission::AlreadyHolds => return Err(CouponError::AlreadyIssued(coupon, user)),
+        Admission::Bypassed => return store.issue(coupon, user, now).await,
+    }
+    let issued = store.issue(coupon, user, now).await;
+    match &issued {
+        // The user holds a copy either way: the reservation stands.
+        Ok(_) | Err(CouponError::AlreadyIssued(..)) => {}
+        // The gate let through more than are left (it lost its state): teach it.
+        Err(CouponError::SoldOut(_)) => {
+            gate.mark_sold_out(&terms).await;
+            gate.release(&terms, user).await;
+        }
+        Err(_) => gate.release(&terms, user).await,
+    }
+    issued
 }
 
 pub async fn user_coupons(

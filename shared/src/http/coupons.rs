@@ -96,7 +96,8 @@ pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> 
     let result = async {
         let coupon = coupon_id(&request)?;
         let user = acting_user(&request)?;
-        let copy = use_cases::issue(&deps.store, deps.clock.as_ref(), coupon, user).await?;
+        let copy =
+            use_cases::issue(&deps.store, deps.coupon_gate.as_deref(), deps.clock.as_ref(), coupon, user).await?;
         Ok::<_, ApiError>(json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now())))
     };
     result.await.unwrap_or_else(ApiError::into_response)

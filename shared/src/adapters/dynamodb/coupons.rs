@@ -99,6 +99,10 @@ impl CouponReader for DynamoStore {
 }
 
 impl CouponIssuer for DynamoStore {
+    async fn terms(&self, coupon: CouponId) -> Result<Coupon, CouponError> {
+        self.coupon_terms(coupon).await
+    }
+
     async fn issue(&self, coupon: CouponId, user: UserId, now: OffsetDateTime) -> Result<IssuedCoupon, CouponError> {
         let terms = self.coupon_terms(coupon).await?;
         if terms.has_ended(now) {

@@ -1,0 +1,210 @@
+//! The Redis admission gate in front of coupon issue, against the stack's real
+//! redis-server and DynamoDB Local: invariants hold with it, it keeps DynamoDB's write
+//! count near the number of units, and when Redis is gone it steps aside.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use rushcart::adapters::dynamodb::audit::check_coupon;
+use rushcart::adapters::redis_gate::RedisGate;
+use rushcart::ids::CouponId;
+use rushcart_tests::{dead_redis_url, redis_url, TestApp};
+use time::{Duration, OffsetDateTime};
+
+async fn audit(app: &TestApp, coupon: u64) -> (u64, u64) {
+    let audit = check_coupon(app.client(), app.table(), CouponId::new(coupon).unwrap())
+        .await
+        .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
+    (audit.issued, audit.copies)
+}
+
+fn users(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, &'static str)> {
+    range.map(|id| (id, "0.00")).collect()
+}
+
+fn writes(app: &TestApp) -> u64 {
+    app.store.metrics().coupon_issue_writes.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+async fn rush(app: &TestApp, users: std::ops::RangeInclusive<u64>) -> (usize, usize, usize) {
+    let paths: Vec<String> = users.map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
+    let results = join_all(paths.iter().map(|path| app.post(path, "", None))).await;
+    let count = |status: u16, code: &str| results.iter().filter(|(s, b)| *s == status && b["code"] == code).count();
+    let issued = results.iter().filter(|(status, _)| *status == 201).count();
+    (issued, count(409, "COUPON_SOLD_OUT"), count(409, "COUPON_ALREADY_ISSUED"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_gate_a_thousand_user_rush_issues_exactly_a_hundred_with_few_writes() {
+    let mut gate = None;
+    let app = TestApp::spawn_with_gate(|namespace| {
+        let built = Arc::new(RedisGate::new(&redis_url(), namespace).unwrap());
+        gate = Some(built.clone());
+        built
+    })
+    .await;
+    app.seed_users(&users(1..=1000)).await;
+    app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+
+    let (issued, sold_out, _) = rush(&app, 1..=1000).await;
+
+    assert_eq!((issued, sold_out), (100, 900));
+    assert_eq!(audit(&app, 1).await, (100, 100));
+    assert_eq!(gate.unwrap().bypassed(), 0);
+    let writes = writes(&app);
+    assert!((100..=200).contains(&writes), "{writes} issue writes reached DynamoDB for 100 units");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_gate_one_user_firing_fifty_requests_gets_one_coupon() {
+    let app = TestApp::spawn_with_gate(|ns| Arc::new(RedisGate::new(&redis_url(), ns).unwrap())).await;
+    app.seed_users(&[(7, "0.00")]).await;
+    app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+
+    let results = join_all((0..50).map(|_| app.post("/api/v1/coupons/1?userId=7", "", None))).await;
+
+    assert_eq!(results.iter().filter(|(status, _)| *status == 201).count(), 1);
+    assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 409 && b["code"] == "COUPON_ALREADY_ISSUED"));
+    assert_eq!(audit(&app, 1).await, (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact() {
+    let mut gate = None;
+    let app = TestApp::spawn_with_gate(|namespace| {
+        let built = Arc::new(RedisGate::new(&dead_redis_url(), namespace).unwrap());
+        gate = Some(built.clone());
+        built
+    })
+    .await;
+    app.seed_users(&users(1..=300)).await;
+    app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+
+    let (issued, sold_out, _) = rush(&app, 1..=300).await;
+
+    assert_eq!((issued, sold_out), (100, 200));
+    assert_eq!(audit(&app, 1).await, (100, 100));
+    assert_eq!(gate.unwrap().bypassed(), 300, "every request went past the gate");
+}
+
+#[tokio::test]
+async fn a_gate_that_lost_its_state_learns_sold_out_from_dynamodb() {
+    let plain = TestApp::spawn().await;
+    plain.seed_users(&users(1..=20)).await;
+    plain.seed_coupon(1, 10, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+    assert_eq!(rush(&plain, 1..=10).await.0, 10);
+
+    // Same table, now behind a gate that has never seen this coupon.
+    let gated = {
+        let gate = Arc::new(RedisGate::new(&redis_url(), format!("{}-late", plain.table())).unwrap());
+        let mut deps = rushcart::Deps::new(plain.store.clone());
+        deps.coupon_gate = Some(gate);
+        deps
+    };
+    let before = writes(&plain);
+    for user in 11..=20 {
+        let request = issue_event(user);
+        let response = rushcart::http::coupons::issue_coupon(request, &gated).await;
+        assert_eq!(response.status(), 409);
+    }
+    assert_eq!(writes(&plain) - before, 1, "only the first refusal reached DynamoDB");
+    assert_eq!(audit(&plain, 1).await, (10, 10));
+}
+
+#[tokio::test]
+async fn a_reservation_refused_by_dynamodb_is_released() {
+    let app = TestApp::spawn_with_gate(|ns| Arc::new(RedisGate::new(&redis_url(), ns).unwrap())).await;
+    app.seed_users(&[(1, "0.00")]).await;
+    app.seed_coupon(1, 1, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+
+    let (status, body) = app.post("/api/v1/coupons/1?userId=99", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("USER_NOT_FOUND")));
+    let (status, body) = app.post("/api/v1/coupons/1?userId=1", "", None).await;
+    assert_eq!(status, 201, "the unknown user's reservation was given back: {body}");
+    assert_eq!(audit(&app, 1).await, (1, 1));
+}
+
+fn issue_event(user: u64) -> lambda_http::Request {
+    let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));
+    let request = lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    lambda_http::RequestExt::with_query_string_parameters(
+        request,
+        std::collections::HashMap::from([("userId".to_owned(), user.to_string())]),
+    )
+}
+
+/// A redis-server of the test's own, on a port it keeps across restarts.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let mut redis = OwnRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by make test");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gate_steps_aside_while_redis_is_down_and_is_used_again_once_it_is_back() {
+    let url = dead_redis_url();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut redis = OwnRedis::start(port);
+    let mut gate = None;
+    let app = TestApp::spawn_with_gate(|namespace| {
+        let built = Arc::new(RedisGate::new(&url, namespace).unwrap());
+        gate = Some(built.clone());
+        built
+    })
+    .await;
+    let gate = gate.unwrap();
+    app.seed_users(&users(1..=90)).await;
+    app.seed_coupon(1, 50, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+
+    assert_eq!(rush(&app, 1..=10).await.0, 10);
+    assert_eq!(gate.bypassed(), 0);
+
+    redis.stop();
+    assert_eq!(rush(&app, 11..=20).await.0, 10, "DynamoDB alone keeps issuing");
+    assert!(gate.bypassed() >= 10);
+
+    redis.restart();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let bypassed = gate.bypassed();
+    // The restarted Redis knows nothing: it admits, DynamoDB refuses what is gone.
+    let (issued, sold_out, _) = rush(&app, 21..=90).await;
+    assert_eq!((issued, sold_out), (30, 40));
+    assert!(gate.bypassed() - bypassed <= 2, "the gate answers again ({} bypassed)", gate.bypassed() - bypassed);
+    assert_eq!(audit(&app, 1).await, (50, 50));
+}
