@@ -60,7 +60,11 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         let gate = match std::env::var("COUPON_GATE").as_deref() {
             Ok("on") => {
                 let url = std::env::var("REDIS_URL").context("COUPON_GATE=on needs REDIS_URL")?;
-                Some(adapters::redis_gate::RedisGate::new(&url, store.table())?)
+                let gate = adapters::redis_gate::RedisGate::new(&url, store.table())?;
+                if !gate.ready(std::time::Duration::from_millis(500)).await {
+                    tracing::warn!("coupon gate: Redis not reachable at start-up; stepping aside until it is");
+                }
+                Some(gate)
             }
             Ok("off") | Ok("") | Err(_) => None,
             Ok(other) => anyhow::bail!("COUPON_GATE must be on or off, not {other:?}"),
