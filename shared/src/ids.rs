@@ -76,6 +76,65 @@ numeric_id!(
     CouponId
 );
 
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(ulid::Ulid);
+
+        impl $name {
+            pub fn generate() -> $name {
+                $name(ulid::Ulid::new())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            /// A 26-character ULID, as this API issues them.
+            fn from_str(text: &str) -> Result<Self, IdError> {
+                ulid::Ulid::from_string(text).map($name).map_err(|_| IdError)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// An order (opaque to clients).
+    OrderId
+);
+ulid_id!(
+    /// One payment attempt of an order (opaque to clients).
+    PaymentId
+);
+
+/// How many of one product an order line asks for: 1 to [`Quantity::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MAX: u32 = 1000;
+
+    pub fn new(value: u64) -> Option<Quantity> {
+        (1..=u64::from(Self::MAX)).contains(&value).then_some(Quantity(value as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
 /// One balance-ledger entry (a charge, a use, a payment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId(ulid::Ulid);

@@ -19,6 +19,7 @@ pub mod coupons;
 pub mod http;
 pub mod ids;
 pub mod money;
+pub mod orders;
 pub mod pagination;
 pub mod retry;
 pub mod telemetry;

@@ -75,6 +75,22 @@ impl Money {
         Money::from_decimal(sum)
     }
 
+    /// `self × count`, within the balance bounds.
+    pub fn checked_mul(self, count: u32) -> Result<Money, MoneyError> {
+        let product = self.0.checked_mul(count.into()).ok_or(MoneyError::TooLarge("1000000000.00"))?;
+        Money::from_decimal(product)
+    }
+
+    /// `self − other`, or zero when `other` is larger (a discount never makes a total
+    /// negative).
+    pub fn saturating_sub(self, other: Money) -> Money {
+        if other >= self {
+            Money::ZERO
+        } else {
+            Money(self.0 - other.0)
+        }
+    }
+
     /// `self − other`; an error rather than a negative result.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         let difference = self.0.checked_sub(other.0).ok_or(MoneyError::Negative)?;

@@ -112,7 +112,9 @@ impl TestApp {
         let client = dynamodb_client(&endpoint).await;
         let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
         let table = MAIN_TABLE.local_name(&prefix);
-        MAIN_TABLE.provision(&client, &table).await.expect("provision the test table");
+        for spec in rushcart::adapters::dynamodb::table::ALL_TABLES {
+            spec.provision(&client, &spec.local_name(&prefix)).await.expect("provision the test tables");
+        }
         (DynamoStore::new(client, table.clone()), table)
     }
 

@@ -16,7 +16,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::{balance, catalog, coupons, instrumented, ApiError};
+use rushcart::http::{balance, catalog, coupons, instrumented, orders, ApiError};
 use rushcart::Deps;
 use tokio::net::TcpListener;
 
@@ -39,6 +39,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET, path: "/api/v1/coupons/{couponId}", function: "get-coupon" },
     Route { method: Method::POST, path: "/api/v1/coupons/{couponId}", function: "issue-coupon" },
     Route { method: Method::GET, path: "/api/v1/users/{userId}/coupons", function: "user-coupons" },
+    Route { method: Method::POST, path: "/api/v1/orders", function: "create-order" },
+    Route { method: Method::GET, path: "/api/v1/orders/{orderId}", function: "get-order" },
+    Route { method: Method::POST, path: "/api/v1/payment", function: "pay-order" },
 ];
 
 /// Lambda's own request payload limit; larger bodies never reach a function.
@@ -61,6 +64,9 @@ pub async fn dispatch(
             "get-coupon" => coupons::get_coupon(request, deps).await,
             "issue-coupon" => coupons::issue_coupon(request, deps).await,
             "user-coupons" => coupons::user_coupons(request, deps).await,
+            "create-order" => orders::create_order(request, deps).await,
+            "get-order" => orders::get_order(request, deps).await,
+            "pay-order" => orders::pay(request, deps).await,
             other => ApiError::internal(anyhow::anyhow!("route to unknown function {other}")).into_response(),
         }
     })

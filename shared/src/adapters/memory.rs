@@ -73,7 +73,9 @@ impl BalanceLedger for MemoryStore {
         let amount = change.amount.money();
         let balance_after = match change.kind {
             EntryKind::Charge => account.balance.checked_add(amount).map_err(|_| BalanceError::BalanceLimitExceeded)?,
-            EntryKind::Use => account.balance.checked_sub(amount).map_err(|_| BalanceError::InsufficientBalance)?,
+            EntryKind::Use | EntryKind::Payment => {
+                account.balance.checked_sub(amount).map_err(|_| BalanceError::InsufficientBalance)?
+            }
         };
         let entry = LedgerEntry {
             id: change.id,

@@ -23,6 +23,8 @@ pub enum EntryKind {
     Charge,
     /// Money spent directly from the balance.
     Use,
+    /// An order paid from the balance.
+    Payment,
 }
 
 impl EntryKind {
@@ -30,6 +32,7 @@ impl EntryKind {
         match self {
             EntryKind::Charge => "CHARGE",
             EntryKind::Use => "USE",
+            EntryKind::Payment => "PAYMENT",
         }
     }
 
@@ -37,6 +40,7 @@ impl EntryKind {
         match text {
             "CHARGE" => Some(EntryKind::Charge),
             "USE" => Some(EntryKind::Use),
+            "PAYMENT" => Some(EntryKind::Payment),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ use crate::balance::BalanceError;
 use crate::catalog::CatalogError;
 use crate::coupons::CouponError;
 use crate::money::MoneyError;
+use crate::orders::OrderError;
 use crate::pagination::PageError;
 
 #[derive(Debug)]
@@ -102,6 +103,26 @@ impl From<CouponError> for ApiError {
             CouponError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
             CouponError::Unavailable(cause) => ApiError::unavailable(cause),
             CouponError::Unexpected(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(err: OrderError) -> ApiError {
+        let message = err.to_string();
+        let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, message.clone());
+        match err {
+            OrderError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
+            OrderError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", message),
+            OrderError::UnknownOrder => ApiError::new(StatusCode::NOT_FOUND, "ORDER_NOT_FOUND", message),
+            OrderError::CouponUnavailable => conflict("COUPON_UNAVAILABLE"),
+            OrderError::OutOfStock(_) => conflict("OUT_OF_STOCK"),
+            OrderError::InsufficientBalance => conflict("INSUFFICIENT_BALANCE"),
+            OrderError::AlreadyPaid => conflict("ALREADY_PAID"),
+            OrderError::IdempotencyKeyReused => conflict("IDEMPOTENCY_KEY_REUSED"),
+            OrderError::TooLarge => ApiError::bad_request("ORDER_TOO_LARGE", message),
+            OrderError::Unavailable(cause) => ApiError::unavailable(cause),
+            OrderError::Unexpected(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -70,6 +70,15 @@ pub fn page_request(request: &Request) -> Result<PageRequest, ApiError> {
 /// never rounded through `f64`.
 pub struct JsonObject(HashMap<String, Box<RawValue>>);
 
+/// Parses a raw JSON integer or digit string as an id.
+pub fn parse_raw_id<T: std::str::FromStr>(raw: &str, field: &str, code: &'static str) -> Result<T, ApiError> {
+    let text = match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw).unwrap_or_default(),
+        _ => raw.to_owned(),
+    };
+    text.parse().map_err(|_| ApiError::bad_request(code, format!("{field} {raw} must be a positive integer")))
+}
+
 /// Reads the body as a JSON object, with the size limit and clear errors.
 pub fn json_object(request: &Request) -> Result<JsonObject, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
@@ -91,6 +100,20 @@ pub fn json_object(request: &Request) -> Result<JsonObject, ApiError> {
 }
 
 impl JsonObject {
+    /// The raw JSON text of a field, if present.
+    pub fn raw(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(|v| v.get())
+    }
+
+    /// An optional numeric id field (a JSON integer or a string of digits); `null`
+    /// counts as absent.
+    pub fn id<T: std::str::FromStr>(&self, field: &str, code: &'static str) -> Result<Option<T>, ApiError> {
+        match self.raw(field) {
+            None | Some("null") => Ok(None),
+            Some(raw) => parse_raw_id(raw, field, code).map(Some),
+        }
+    }
+
     /// An optional id field: a JSON integer or a string of digits.
     pub fn user_id(&self, field: &str) -> Result<Option<UserId>, ApiError> {
         let Some(raw) = self.0.get(field).map(|v| v.get()) else { return Ok(None) };

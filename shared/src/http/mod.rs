@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod error;
 pub mod extract;
+pub mod orders;
 
 use lambda_http::{Body, Response};
 use serde::Serialize;

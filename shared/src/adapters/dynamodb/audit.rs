@@ -173,3 +173,129 @@ pub async fn check_coupon(
     }
     Ok(CouponAudit { total: terms.total, issued: terms.issued, copies })
 }
+
+/// What [`check_orders`] found.
+#[derive(Debug, Default)]
+pub struct OrdersAudit {
+    pub orders: usize,
+    pub paid: usize,
+    pub failed_payments: usize,
+}
+
+/// DESIGN invariants 3–5, from the table (a full scan: for tests and offline audits):
+/// stock ≥ 0 and initial stock = stock + quantity sold in paid orders (and the per-day
+/// sales add up to the same); a paid order has exactly one SUCCEEDED payment, the one
+/// it names, whose amount is its total and equals the PAYMENT entries in its user's
+/// ledger; an unpaid order has none; a used coupon copy belongs to a paid order of its
+/// owner that names it.
+pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<OrdersAudit> {
+    use std::collections::HashMap;
+
+    use super::coupons::copy_from_item;
+    use super::orders::{order_from_item, payment_from_item};
+    use crate::orders::{OrderStatus, PaymentStatus};
+
+    let mut items: Vec<Item> = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    let sk = |item: &Item| get_s(item, "sk").unwrap_or_default().to_owned();
+    let pk = |item: &Item| get_s(item, "pk").unwrap_or_default().to_owned();
+    let orders: Vec<_> = items
+        .iter()
+        .filter(|i| pk(i).starts_with("ORDER#") && sk(i) == "ORDER")
+        .map(order_from_item)
+        .collect::<anyhow::Result<_>>()?;
+    let payments: Vec<_> =
+        items.iter().filter(|i| sk(i).starts_with("PAYMENT#")).map(payment_from_item).collect::<anyhow::Result<_>>()?;
+
+    let mut audit = OrdersAudit { orders: orders.len(), ..OrdersAudit::default() };
+    audit.failed_payments = payments.iter().filter(|p| p.status == PaymentStatus::Failed).count();
+    let mut sold: HashMap<u64, u64> = HashMap::new();
+    let mut paid_by_user: HashMap<UserId, Decimal> = HashMap::new();
+    for order in &orders {
+        let succeeded: Vec<_> =
+            payments.iter().filter(|p| p.order == order.id && p.status == PaymentStatus::Succeeded).collect();
+        match order.status {
+            OrderStatus::Paid => {
+                audit.paid += 1;
+                let [payment] = succeeded.as_slice() else {
+                    bail!("paid order {} has {} successful payments", order.id, succeeded.len());
+                };
+                if Some(payment.id) != order.payment || payment.amount != order.total {
+                    bail!("paid order {}: payment {} of {} does not match", order.id, payment.id, payment.amount);
+                }
+                if order.total != order.subtotal.saturating_sub(order.discount) {
+                    bail!("order {}: total {} is not subtotal − discount", order.id, order.total);
+                }
+                for line in &order.lines {
+                    *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
+                }
+                *paid_by_user.entry(order.user).or_default() += order.total.as_decimal();
+            }
+            OrderStatus::PendingPayment => {
+                if !succeeded.is_empty() {
+                    bail!("unpaid order {} has a successful payment", order.id);
+                }
+            }
+        }
+    }
+    for product in items.iter().filter(|i| pk(i).starts_with("PRODUCT#") && sk(i) == "PRODUCT") {
+        let id = get_u64(product, "productId")?;
+        let (stock, initial) = (get_u64(product, "stock")?, get_u64(product, "initialStock")?);
+        let sold_here = sold.get(&id).copied().unwrap_or(0);
+        if stock + sold_here != initial {
+            bail!("product {id}: stock {stock} + sold {sold_here} ≠ initial {initial}");
+        }
+        let counted: u64 = items
+            .iter()
+            .filter(|i| pk(i).starts_with("SALES#") && get_u64(i, "productId").ok() == Some(id))
+            .map(|i| get_u64(i, "quantity"))
+            .sum::<anyhow::Result<u64>>()?;
+        if counted != sold_here {
+            bail!("product {id}: per-day sales add up to {counted}, paid orders to {sold_here}");
+        }
+    }
+    for copy in items.iter().filter(|i| pk(i).starts_with("USER#") && sk(i).starts_with("COUPON#")) {
+        let used = copy_from_item(copy)?;
+        if used.used_at.is_none() {
+            continue;
+        }
+        let order_id = get_s(copy, "orderId")?;
+        let owner_paid = orders.iter().any(|o| {
+            o.id.to_string() == order_id
+                && o.user == used.user_id
+                && o.coupon == Some(used.coupon_id)
+                && o.status == OrderStatus::Paid
+        });
+        if !owner_paid {
+            bail!(
+                "coupon {} of user {} is used by {order_id}, not a paid order of theirs",
+                used.coupon_id,
+                used.user_id
+            );
+        }
+    }
+    for (user, paid) in paid_by_user {
+        let ledger = read_ledger(client, table, user).await?;
+        check_ledger(user, &ledger)?;
+        let taken: Decimal = ledger.entries.values().filter(|e| e.kind == "PAYMENT").map(|e| e.amount).sum();
+        if taken != paid {
+            bail!("user {user}: paid orders total {paid} but PAYMENT entries take {taken}");
+        }
+    }
+    Ok(audit)
+}

@@ -61,7 +61,7 @@ pub fn hist_sk(seq: u64) -> String {
     format!("HIST#{seq:020}")
 }
 
-fn idem_sk(key: &IdempotencyKey) -> String {
+pub(super) fn idem_sk(key: &IdempotencyKey) -> String {
     format!("IDEM#{}", key.as_str())
 }
 
@@ -124,7 +124,7 @@ impl DynamoStore {
                 }
                 Commit::Rejected(Rejection::UserCondition { exists: true }) => {
                     return Err(match change.kind {
-                        EntryKind::Use => BalanceError::InsufficientBalance,
+                        EntryKind::Use | EntryKind::Payment => BalanceError::InsufficientBalance,
                         EntryKind::Charge => BalanceError::BalanceLimitExceeded,
                     })
                 }
@@ -200,23 +200,23 @@ enum Commit {
 
 /// Every operand is read from the item before the update, so `pb_`/`ps_` capture the
 /// balance after this change and its seq exactly.
-const PROFILE_UPDATE: &str =
+pub(super) const PROFILE_UPDATE: &str =
     "SET balance = balance + :d, seq = seq + :one, #pe = :entry, #pb = balance + :d, #ps = seq + :one";
 
 /// The parts of [`PROFILE_UPDATE`] for one change.
-struct ProfileUpdate {
-    condition: &'static str,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(super) struct ProfileUpdate {
+    pub(super) condition: &'static str,
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: HashMap<String, AttributeValue>,
 }
 
 impl ProfileUpdate {
-    fn new(change: &BalanceChange) -> ProfileUpdate {
+    pub(super) fn new(change: &BalanceChange) -> ProfileUpdate {
         let amount = change.amount.as_decimal();
         // `attribute_not_exists(#pe)` makes a repeated attempt of the same change fail
         // instead of applying twice.
         let (delta, condition, bound) = match change.kind {
-            EntryKind::Use => {
+            EntryKind::Use | EntryKind::Payment => {
                 (-amount, "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound", amount)
             }
             EntryKind::Charge => (
@@ -256,7 +256,7 @@ fn pending_attr(id: EntryId) -> String {
 }
 
 /// Entry `id` from attributes that hold its pending attributes.
-fn pending_entry(attributes: &Item, id: EntryId) -> anyhow::Result<LedgerEntry> {
+pub(super) fn pending_entry(attributes: &Item, id: EntryId) -> anyhow::Result<LedgerEntry> {
     pending_entries(attributes)?
         .into_iter()
         .map(|(entry, _)| entry)
@@ -425,7 +425,7 @@ impl DynamoStore {
 
     /// The committed entry, read back from its pending attributes (or, if a reader
     /// already materialised it, from its history row).
-    async fn committed_entry(&self, user: UserId, id: EntryId) -> Result<LedgerEntry, BalanceError> {
+    pub(super) async fn committed_entry(&self, user: UserId, id: EntryId) -> Result<LedgerEntry, BalanceError> {
         if let Some(profile) = self.profile(user).await? {
             if let Some(entry) = pending_entries(&profile)?.into_iter().find(|(e, _)| e.id == id) {
                 return Ok(entry.0);
@@ -455,7 +455,7 @@ impl DynamoStore {
         output.items().first().map(entry_from_row).transpose().map_err(DbError::Other)
     }
 
-    async fn materialise(
+    pub(super) async fn materialise(
         &self,
         user: UserId,
         entry: &LedgerEntry,

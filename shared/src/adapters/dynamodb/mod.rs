@@ -14,6 +14,12 @@
 //! | coupon | `COUPON#<couponId>` | `COUPON` | seed, issue (count) | get coupon, issue |
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | issue | user's coupons |
 //!
+//! | order | `ORDER#<orderId>` | `ORDER` | create order, pay | get order, pay |
+//! | payment attempt | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | pay (SUCCEEDED in the transaction, FAILED after a refusal) | get order |
+//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | pay (`ADD quantity`) | top 5 |
+//!
+//! The outbox table ([`OUTBOX_TABLE`]) holds `ORDER#<orderId>` / `ORDER_PAID` events.
+//!
 //! `gsi1` (`gsi1pk`, `gsi1sk`) lists a kind of item in id order: products carry
 //! `gsi1pk = PRODUCTS`, `gsi1sk = <productId, 20 digits>`.
 
@@ -21,6 +27,7 @@ pub mod audit;
 pub mod catalog;
 pub mod coupons;
 pub mod ledger;
+pub mod orders;
 pub mod seed;
 pub mod table;
 
@@ -37,7 +44,7 @@ use rust_decimal::Decimal;
 use crate::coupons::Coupon;
 use crate::ids::CouponId;
 
-pub use table::{TableSpec, MAIN_TABLE};
+pub use table::{TableSpec, MAIN_TABLE, OUTBOX_TABLE};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -46,6 +53,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox_table: String,
     coupon_terms: Arc<RwLock<HashMap<CouponId, Coupon>>>,
     metrics: Arc<StoreMetrics>,
 }
@@ -58,8 +66,26 @@ pub struct StoreMetrics {
 }
 
 impl DynamoStore {
+    /// A store on `table`; the outbox is the table of the same prefix
+    /// (`<prefix>-main` → `<prefix>-outbox`) unless [`DynamoStore::with_outbox`] says
+    /// otherwise.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoStore {
-        DynamoStore { client, table: table.into(), coupon_terms: Arc::default(), metrics: Arc::default() }
+        let table = table.into();
+        let main_suffix = format!("-{}", MAIN_TABLE.suffix);
+        let outbox_table = match table.strip_suffix(&main_suffix) {
+            Some(prefix) => OUTBOX_TABLE.local_name(prefix),
+            None => format!("{table}-{}", OUTBOX_TABLE.suffix),
+        };
+        DynamoStore { client, table, outbox_table, coupon_terms: Arc::default(), metrics: Arc::default() }
+    }
+
+    pub fn with_outbox(mut self, outbox_table: impl Into<String>) -> DynamoStore {
+        self.outbox_table = outbox_table.into();
+        self
+    }
+
+    pub fn outbox_table(&self) -> &str {
+        &self.outbox_table
     }
 
     pub fn metrics(&self) -> &StoreMetrics {
@@ -71,7 +97,11 @@ impl DynamoStore {
     pub async fn from_env() -> anyhow::Result<DynamoStore> {
         let table = std::env::var(MAIN_TABLE.env_var)
             .with_context(|| format!("{} must name the main table", MAIN_TABLE.env_var))?;
-        Ok(DynamoStore::new(client_from_env().await, table))
+        let store = DynamoStore::new(client_from_env().await, table);
+        Ok(match std::env::var(OUTBOX_TABLE.env_var) {
+            Ok(outbox) => store.with_outbox(outbox),
+            Err(_) => store,
+        })
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {

@@ -46,7 +46,23 @@ pub const MAIN_TABLE: TableSpec = TableSpec {
     env_var: "TABLE_NAME",
 };
 
-pub const ALL_TABLES: &[TableSpec] = &[MAIN_TABLE];
+/// The transactional outbox: one event per paid order, written in the payment
+/// transaction; its stream feeds the data-platform relay. `gsi1` lists the events not
+/// yet published (`gsi1pk = PENDING`, `gsi1sk = created at`; removed once published)
+/// for the sweeper.
+pub const OUTBOX_TABLE: TableSpec = TableSpec {
+    logical_id: "OutboxTable",
+    suffix: "outbox",
+    hash_key: "pk",
+    range_key: "sk",
+    string_attributes: &["pk", "sk", "gsi1pk", "gsi1sk"],
+    indexes: &[IndexSpec { name: "gsi1", hash_key: "gsi1pk", range_key: "gsi1sk" }],
+    ttl_attribute: Some("expiresAt"),
+    stream: Some("NEW_AND_OLD_IMAGES"),
+    env_var: "OUTBOX_TABLE_NAME",
+};
+
+pub const ALL_TABLES: &[TableSpec] = &[MAIN_TABLE, OUTBOX_TABLE];
 
 impl TableSpec {
     pub fn local_name(&self, prefix: &str) -> String {
