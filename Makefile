@@ -6,13 +6,14 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench-balance bench-coupons clean-stack
+.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
 	@echo "make test   unit, handler, template and integration tests"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
+	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
 
 install:
 	@localstack/install.sh
@@ -38,6 +39,9 @@ bench-balance: install
 
 bench-coupons: install
 	k6/coupon-bench.sh
+
+bench-payment: install
+	k6/payment-bench.sh
 
 clean-stack:
 	-localstack/stack.sh stop .local/run

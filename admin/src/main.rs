@@ -38,6 +38,9 @@ enum Command {
         /// The coupons to check (repeat the flag for several).
         #[arg(long = "coupon", default_values_t = [1])]
         coupons: Vec<u64>,
+        /// Also check every order, payment and product (invariants 3–5; scans the table).
+        #[arg(long)]
+        orders: bool,
     },
 }
 
@@ -49,6 +52,9 @@ struct SeedArgs {
     balance: String,
     #[arg(long, default_value_t = 20)]
     products: u64,
+    /// Products get ids first-product, first-product + 1, …
+    #[arg(long, default_value_t = 1)]
+    first_product: u64,
     #[arg(long, default_value = "1000.00")]
     price: String,
     #[arg(long, default_value_t = 1000)]
@@ -79,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
-        Command::Audit { users, coupons } => audit(&client, &cli.prefix, users, coupons).await?,
+        Command::Audit { users, coupons, orders } => audit(&client, &cli.prefix, users, coupons, orders).await?,
     }
     Ok(())
 }
@@ -103,7 +109,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     bar.finish_and_clear();
     println!("users: {created} new of {}", users.len());
 
-    let products = (1..=args.products)
+    let products = (args.first_product..args.first_product + args.products)
         .map(|id| {
             Ok(seed::product_item(&ProductSeed {
                 id: ProductId::new(id)?,
@@ -132,8 +138,14 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     Ok(())
 }
 
-async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coupons: Vec<u64>) -> anyhow::Result<()> {
-    use rushcart::adapters::dynamodb::audit::{check_coupon, check_ledger, read_ledger};
+async fn audit(
+    client: &aws_sdk_dynamodb::Client,
+    prefix: &str,
+    users: u64,
+    coupons: Vec<u64>,
+    orders: bool,
+) -> anyhow::Result<()> {
+    use rushcart::adapters::dynamodb::audit::{check_coupon, check_ledger, check_orders, read_ledger};
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let mut entries = 0;
     let mut violations = Vec::new();
@@ -150,6 +162,15 @@ async fn audit(client: &aws_sdk_dynamodb::Client, prefix: &str, users: u64, coup
             Ok(found) => println!(
                 "coupon {id}: {} of {} issued, {} users hold a copy: invariant 2 holds",
                 found.issued, found.total, found.copies
+            ),
+            Err(violation) => violations.push(violation),
+        }
+    }
+    if orders {
+        match check_orders(client, &table).await {
+            Ok(found) => println!(
+                "orders: {} ({} paid, {} failed payment attempts): invariants 3-5 hold",
+                found.orders, found.paid, found.failed_payments
             ),
             Err(violation) => violations.push(violation),
         }

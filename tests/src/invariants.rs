@@ -18,3 +18,20 @@ pub fn assert_ledger_consistent(ledger: &StoredLedger) {
 pub fn money(text: &str) -> Decimal {
     Money::parse(text).unwrap().as_decimal()
 }
+
+/// Checks DESIGN invariant 2 for `coupon`; returns (issued count, copies held).
+pub async fn coupon_audit(app: &crate::TestApp, coupon: u64) -> (u64, u64) {
+    let audit = rushcart::adapters::dynamodb::audit::check_coupon(
+        app.client(),
+        app.table(),
+        rushcart::ids::CouponId::new(coupon).unwrap(),
+    )
+    .await
+    .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
+    (audit.issued, audit.copies)
+}
+
+/// Users `range` with `balance` each, for `TestApp::seed_users`.
+pub fn users(range: std::ops::RangeInclusive<u64>, balance: &'static str) -> Vec<(u64, &'static str)> {
+    range.map(|id| (id, balance)).collect()
+}

@@ -5,22 +5,10 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::check_coupon;
 use rushcart::adapters::redis_gate::RedisGate;
-use rushcart::ids::CouponId;
+use rushcart_tests::invariants::{coupon_audit, users};
 use rushcart_tests::{dead_redis_url, redis_url, TestApp};
 use time::{Duration, OffsetDateTime};
-
-async fn audit(app: &TestApp, coupon: u64) -> (u64, u64) {
-    let audit = check_coupon(app.client(), app.table(), CouponId::new(coupon).unwrap())
-        .await
-        .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
-    (audit.issued, audit.copies)
-}
-
-fn users(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, &'static str)> {
-    range.map(|id| (id, "0.00")).collect()
-}
 
 /// A test app behind a gate on the stack's Redis, connected before it is used.
 async fn gated_app() -> (TestApp, Arc<RedisGate>) {
@@ -57,13 +45,13 @@ async fn rush(app: &TestApp, users: std::ops::RangeInclusive<u64>) -> (usize, us
 async fn with_the_gate_a_thousand_user_rush_issues_exactly_a_hundred_with_few_writes() {
     let _one_at_a_time = ONE_RUSH_AT_A_TIME.lock().await;
     let (app, gate) = gated_app().await;
-    app.seed_users(&users(1..=1000)).await;
+    app.seed_users(&users(1..=1000, "0.00")).await;
     app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
 
     let (issued, sold_out, _) = rush(&app, 1..=1000).await;
 
     assert_eq!((issued, sold_out), (100, 900));
-    assert_eq!(audit(&app, 1).await, (100, 100));
+    assert_eq!(coupon_audit(&app, 1).await, (100, 100));
     // A gate call past its timeout steps aside (this machine is shared and noisy), so
     // allow a few; the point is that DynamoDB sees about one write per unit.
     let bypassed = gate.bypassed();
@@ -83,7 +71,7 @@ async fn with_the_gate_one_user_firing_fifty_requests_gets_one_coupon() {
 
     assert_eq!(results.iter().filter(|(status, _)| *status == 201).count(), 1);
     assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 409 && b["code"] == "COUPON_ALREADY_ISSUED"));
-    assert_eq!(audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     assert!(
         writes(&app) < 50,
         "the gate answered most duplicates ({} writes, {} bypassed)",
@@ -102,7 +90,7 @@ async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact(
         built
     })
     .await;
-    app.seed_users(&users(1..=300)).await;
+    app.seed_users(&users(1..=300, "0.00")).await;
     app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
     let gate = gate.unwrap();
     assert!(!gate.ready(std::time::Duration::from_millis(200)).await, "nothing listens there");
@@ -110,7 +98,7 @@ async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact(
     let (issued, sold_out, _) = rush(&app, 1..=300).await;
 
     assert_eq!((issued, sold_out), (100, 200));
-    assert_eq!(audit(&app, 1).await, (100, 100));
+    assert_eq!(coupon_audit(&app, 1).await, (100, 100));
     assert_eq!(gate.bypassed(), 300, "every request went past the gate");
 }
 
@@ -118,7 +106,7 @@ async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact(
 async fn a_gate_that_lost_its_state_learns_sold_out_from_dynamodb() {
     let _one_at_a_time = ONE_RUSH_AT_A_TIME.lock().await;
     let plain = TestApp::spawn().await;
-    plain.seed_users(&users(1..=20)).await;
+    plain.seed_users(&users(1..=20, "0.00")).await;
     plain.seed_coupon(1, 10, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
     assert_eq!(rush(&plain, 1..=10).await.0, 10);
 
@@ -137,7 +125,7 @@ async fn a_gate_that_lost_its_state_learns_sold_out_from_dynamodb() {
         assert_eq!(response.status(), 409);
     }
     assert_eq!(writes(&plain) - before, 1, "only the first refusal reached DynamoDB");
-    assert_eq!(audit(&plain, 1).await, (10, 10));
+    assert_eq!(coupon_audit(&plain, 1).await, (10, 10));
 }
 
 #[tokio::test]
@@ -151,7 +139,7 @@ async fn a_reservation_refused_by_dynamodb_is_released() {
     assert_eq!((status, body["code"].as_str()), (404, Some("USER_NOT_FOUND")));
     let (status, body) = app.post("/api/v1/coupons/1?userId=1", "", None).await;
     assert_eq!(status, 201, "the unknown user's reservation was given back: {body}");
-    assert_eq!(audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     assert_eq!(gate.bypassed(), 0);
 }
 
@@ -221,7 +209,7 @@ async fn the_gate_steps_aside_while_redis_is_down_and_is_used_again_once_it_is_b
     })
     .await;
     let gate = gate.unwrap();
-    app.seed_users(&users(1..=90)).await;
+    app.seed_users(&users(1..=90, "0.00")).await;
     app.seed_coupon(1, 50, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
     assert!(gate.ready(std::time::Duration::from_secs(5)).await);
 
@@ -240,5 +228,5 @@ async fn the_gate_steps_aside_while_redis_is_down_and_is_used_again_once_it_is_b
     assert_eq!((issued, sold_out), (30, 40));
     let since = gate.bypassed() - bypassed;
     assert!(since < 35, "the gate answers again, but {since} of 70 requests bypassed it");
-    assert_eq!(audit(&app, 1).await, (50, 50));
+    assert_eq!(coupon_audit(&app, 1).await, (50, 50));
 }

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::check_coupon;
 use rushcart::clock::ManualClock;
 use rushcart::ids::CouponId;
+use rushcart_tests::invariants::{coupon_audit, users};
 use rushcart_tests::TestApp;
 use time::{Duration, OffsetDateTime};
 
@@ -14,21 +14,10 @@ fn in_days(days: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::days(days)
 }
 
-async fn audit(app: &TestApp, coupon: u64) -> (u64, u64) {
-    let audit = check_coupon(app.client(), app.table(), CouponId::new(coupon).unwrap())
-        .await
-        .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
-    (audit.issued, audit.copies)
-}
-
-fn users(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, &'static str)> {
-    range.map(|id| (id, "0.00")).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_users_racing_for_a_hundred_coupons_get_exactly_a_hundred() {
     let app = TestApp::spawn().await;
-    app.seed_users(&users(1..=300)).await;
+    app.seed_users(&users(1..=300, "0.00")).await;
     app.seed_coupon(1, 100, "1000.00", in_days(30)).await;
 
     let paths: Vec<String> = (1..=300).map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
@@ -37,7 +26,7 @@ async fn three_hundred_users_racing_for_a_hundred_coupons_get_exactly_a_hundred(
     let issued = results.iter().filter(|(status, _)| *status == 201).count();
     let sold_out = results.iter().filter(|(status, body)| *status == 409 && body["code"] == "COUPON_SOLD_OUT").count();
     assert_eq!((issued, sold_out), (100, 200), "{:?}", results.iter().find(|(s, _)| *s != 201 && *s != 409));
-    assert_eq!(audit(&app, 1).await, (100, 100));
+    assert_eq!(coupon_audit(&app, 1).await, (100, 100));
     let (status, coupon) = app.get("/api/v1/coupons/1").await;
     assert_eq!(status, 200);
     assert_eq!((coupon["issued"].as_u64(), coupon["remaining"].as_u64()), (Some(100), Some(0)));
@@ -56,7 +45,7 @@ async fn one_user_firing_fifty_requests_gets_exactly_one_coupon() {
         .iter()
         .filter(|(status, _)| *status != 201)
         .all(|(status, body)| *status == 409 && body["code"] == "COUPON_ALREADY_ISSUED"));
-    assert_eq!(audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
 }
 
 #[tokio::test]
@@ -129,7 +118,7 @@ async fn an_issued_coupon_is_described_and_listed_with_its_status_as_the_clock_m
     // An ended coupon issues nothing.
     let (status, body) = app.post("/api/v1/coupons/1?userId=6", "", None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_EXPIRED")));
-    assert_eq!(audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     let (_, theirs) = app.get("/api/v1/users/6/coupons").await;
     assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
 }
@@ -172,7 +161,7 @@ async fn bad_coupon_requests_are_4xx_json_errors_and_issue_nothing() {
         let (got_status, got) = app.get(path).await;
         assert_eq!((got_status, got["code"].as_str()), (status, Some(code)), "{path}: {got}");
     }
-    assert_eq!(audit(&app, 1).await, (0, 0));
+    assert_eq!(coupon_audit(&app, 1).await, (0, 0));
 }
 
 #[tokio::test]

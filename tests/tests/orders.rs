@@ -3,6 +3,7 @@
 
 use futures::future::join_all;
 use rushcart::adapters::dynamodb::audit::{check_orders, OrdersAudit};
+use rushcart_tests::invariants::users;
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -30,10 +31,6 @@ async fn pay(app: &TestApp, user: u64, order: &str) -> (u16, Value) {
 async fn stock(app: &TestApp, product: u64) -> u64 {
     let (_, body) = app.get(&format!("/api/v1/products/{product}")).await;
     body["stock"].as_u64().unwrap()
-}
-
-fn users(range: std::ops::RangeInclusive<u64>, balance: &'static str) -> Vec<(u64, &'static str)> {
-    range.map(|id| (id, balance)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

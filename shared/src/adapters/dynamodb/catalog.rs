@@ -3,10 +3,9 @@
 
 use anyhow::anyhow;
 
-use super::{db_error, get_n, get_s, get_u64, key, s, DbError, DynamoStore, Item};
+use super::{db_error, get_money, get_s, get_u64, key, s, DbError, DynamoStore, Item};
 use crate::catalog::{cursor_after, cursor_product, CatalogError, Product, ProductCatalog};
 use crate::ids::ProductId;
-use crate::money::Money;
 use crate::pagination::{Page, PageRequest};
 
 pub const PRODUCT_SK: &str = "PRODUCT";
@@ -31,16 +30,8 @@ impl From<DbError> for CatalogError {
 
 impl ProductCatalog for DynamoStore {
     async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(product_pk(id), PRODUCT_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("get product {id}")))?;
-        let item = output.item.ok_or(CatalogError::UnknownProduct(id))?;
+        let item = self.get(product_pk(id), PRODUCT_SK, || format!("get product {id}")).await?;
+        let item = item.ok_or(CatalogError::UnknownProduct(id))?;
         Ok(product_from_item(&item)?)
     }
 
@@ -76,11 +67,10 @@ impl ProductCatalog for DynamoStore {
 }
 
 pub fn product_from_item(item: &Item) -> anyhow::Result<Product> {
-    let price = get_n(item, "price")?;
     Ok(Product {
         product_id: ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?,
         name: get_s(item, "name")?.to_owned(),
-        price: Money::from_decimal(price).map_err(|e| anyhow!("price {price}: {e}"))?,
+        price: get_money(item, "price")?,
         stock: get_u64(item, "stock")?,
     })
 }

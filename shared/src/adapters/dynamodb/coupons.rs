@@ -26,13 +26,14 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::ledger::PROFILE_SK;
-use super::{db_error, get_n, get_s, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item};
+use super::{
+    db_error, get_money, get_optional_time, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item,
+};
 use crate::clock::rfc3339;
 use crate::coupons::{
     cursor_after, cursor_coupon, Coupon, CouponError, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons,
 };
 use crate::ids::{CouponId, UserId};
-use crate::money::Money;
 use crate::pagination::{Page, PageRequest};
 use crate::retry::RetryPolicy;
 
@@ -181,6 +182,9 @@ impl UserCoupons for DynamoStore {
 
 impl DynamoStore {
     async fn coupon_item(&self, id: CouponId, consistent: bool) -> Result<Option<Item>, DbError> {
+        if consistent {
+            return self.get(coupon_pk(id), COUPON_SK, || format!("get coupon {id}")).await;
+        }
         let output = self
             .client
             .get_item()
@@ -284,25 +288,14 @@ pub fn copy_item(copy: &IssuedCoupon) -> Item {
     item
 }
 
-fn time_attr(item: &Item, name: &str) -> anyhow::Result<OffsetDateTime> {
-    let text = get_s(item, name)?;
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))
-}
-
-fn money_attr(item: &Item, name: &str) -> anyhow::Result<Money> {
-    let value = get_n(item, name)?;
-    Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))
-}
-
 pub fn coupon_from_item(item: &Item) -> anyhow::Result<Coupon> {
     Ok(Coupon {
         id: CouponId::new(get_u64(item, "couponId")?).map_err(|e| anyhow!("couponId: {e}"))?,
         name: get_s(item, "name")?.to_owned(),
-        discount: money_attr(item, "discount")?,
+        discount: get_money(item, "discount")?,
         total: get_u64(item, "total")?,
         issued: get_u64(item, "issued")?,
-        ends_at: time_attr(item, "endsAt")?,
+        ends_at: get_time(item, "endsAt")?,
     })
 }
 
@@ -311,13 +304,10 @@ pub fn copy_from_item(item: &Item) -> anyhow::Result<IssuedCoupon> {
         coupon_id: CouponId::new(get_u64(item, "couponId")?).map_err(|e| anyhow!("couponId: {e}"))?,
         user_id: UserId::new(get_u64(item, "userId")?).map_err(|e| anyhow!("userId: {e}"))?,
         name: get_s(item, "name")?.to_owned(),
-        discount: money_attr(item, "discount")?,
-        issued_at: time_attr(item, "issuedAt")?,
-        expires_at: time_attr(item, "expiresAt")?,
-        used_at: match item.get("usedAt") {
-            Some(_) => Some(time_attr(item, "usedAt")?),
-            None => None,
-        },
+        discount: get_money(item, "discount")?,
+        issued_at: get_time(item, "issuedAt")?,
+        expires_at: get_time(item, "expiresAt")?,
+        used_at: get_optional_time(item, "usedAt")?,
     })
 }
 

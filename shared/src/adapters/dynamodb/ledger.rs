@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::{db_error, get_n, get_s, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item};
+use super::{db_error, get_money, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item};
 use crate::balance::{
     Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry,
 };
@@ -77,7 +77,7 @@ impl From<DbError> for BalanceError {
 impl BalanceReader for DynamoStore {
     async fn balance(&self, user: UserId) -> Result<Money, BalanceError> {
         let profile = self.profile(user).await?.ok_or(BalanceError::UnknownUser(user))?;
-        Ok(money(&profile, "balance")?)
+        Ok(get_money(&profile, "balance")?)
     }
 }
 
@@ -305,16 +305,7 @@ fn code_of(reason: &CancellationReason) -> &str {
 
 impl DynamoStore {
     async fn profile(&self, user: UserId) -> Result<Option<Item>, DbError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("get profile of user {user}")))?;
-        Ok(output.item)
+        self.get(user_pk(user), PROFILE_SK, || format!("get profile of user {user}")).await
     }
 
     /// Commits a change: with an idempotency key as a transaction with the key's record,
@@ -510,15 +501,8 @@ impl DynamoStore {
         // the materialiser; a few passes find the entry wherever it is at the moment.
         for _ in 0..5 {
             let record = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(user), idem_sk(idem))))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| db_error(e, || format!("read idempotency key of user {user}")))?
-                .item
+                .get(user_pk(user), idem_sk(idem), || format!("read idempotency key of user {user}"))
+                .await?
                 .ok_or_else(|| anyhow!("idempotency record of user {user} vanished"))?;
             if get_s(&record, "fingerprint")? != change.fingerprint() {
                 return Err(BalanceError::IdempotencyKeyReused);
@@ -528,15 +512,8 @@ impl DynamoStore {
             if record.contains_key("seq") {
                 let seq = get_u64(&record, "seq")?;
                 let row = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(user_pk(user), hist_sk(seq))))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| db_error(e, || format!("read history row {seq} of user {user}")))?
-                    .item
+                    .get(user_pk(user), hist_sk(seq), || format!("read history row {seq} of user {user}"))
+                    .await?
                     .ok_or_else(|| anyhow!("history row {seq} of user {user} missing"))?;
                 return Ok(Applied { entry: entry_from_row(&row)?, replayed: true });
             }
@@ -551,25 +528,14 @@ impl DynamoStore {
     }
 }
 
-fn money(item: &Item, name: &str) -> anyhow::Result<Money> {
-    let value = get_n(item, name)?;
-    Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))
-}
-
-fn time_attr(item: &Item, name: &str) -> anyhow::Result<OffsetDateTime> {
-    let text = get_s(item, name)?;
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))
-}
-
 fn entry_from_row(row: &Item) -> anyhow::Result<LedgerEntry> {
     Ok(LedgerEntry {
         id: get_s(row, "entryId")?.parse().map_err(|_| anyhow!("bad entryId"))?,
         seq: get_u64(row, "seq")?,
         kind: EntryKind::parse(get_s(row, "kind")?).ok_or_else(|| anyhow!("unknown entry kind"))?,
-        amount: money(row, "amount")?,
-        balance_after: money(row, "balanceAfter")?,
-        created_at: time_attr(row, "createdAt")?,
+        amount: get_money(row, "amount")?,
+        balance_after: get_money(row, "balanceAfter")?,
+        created_at: get_time(row, "createdAt")?,
     })
 }
 
@@ -583,9 +549,9 @@ pub fn pending_entries(profile: &Item) -> anyhow::Result<Vec<(LedgerEntry, Optio
             id: id.parse().map_err(|_| anyhow!("bad pending entry id {id}"))?,
             seq: get_u64(profile, &format!("ps_{id}"))?,
             kind: EntryKind::parse(get_s(fields, "kind")?).ok_or_else(|| anyhow!("unknown entry kind"))?,
-            amount: money(fields, "amount")?,
-            balance_after: money(profile, &format!("pb_{id}"))?,
-            created_at: time_attr(fields, "at")?,
+            amount: get_money(fields, "amount")?,
+            balance_after: get_money(profile, &format!("pb_{id}"))?,
+            created_at: get_time(fields, "at")?,
         };
         let key = match fields.get("idem") {
             Some(AttributeValue::S(key)) => Some(IdempotencyKey::parse(key).map_err(|e| anyhow!("{e}"))?),

@@ -111,6 +111,25 @@ impl DynamoStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// A strongly consistent `GetItem` on the main table; `doing` names it in errors.
+    pub(crate) async fn get(
+        &self,
+        pk: String,
+        sk: impl Into<String>,
+        doing: impl FnOnce() -> String,
+    ) -> Result<Option<Item>, DbError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| db_error(e, doing))?;
+        Ok(output.item)
+    }
 }
 
 /// Builds a DynamoDB client from the environment (region, credentials, and
@@ -212,6 +231,22 @@ pub fn get_u64(item: &Item, name: &str) -> anyhow::Result<u64> {
         }
         other => Err(anyhow!("attribute {name} is not a number: {other:?}")),
     }
+}
+
+pub fn get_time(item: &Item, name: &str) -> anyhow::Result<time::OffsetDateTime> {
+    let text = get_s(item, name)?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))
+}
+
+/// An optional time attribute: absent is `None`, present must parse.
+pub fn get_optional_time(item: &Item, name: &str) -> anyhow::Result<Option<time::OffsetDateTime>> {
+    item.get(name).map(|_| get_time(item, name)).transpose()
+}
+
+pub fn get_money(item: &Item, name: &str) -> anyhow::Result<crate::money::Money> {
+    let value = get_n(item, name)?;
+    crate::money::Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))
 }
 
 pub fn user_pk(user: crate::ids::UserId) -> String {

@@ -29,7 +29,9 @@ use time::OffsetDateTime;
 use super::catalog::{product_pk, PRODUCT_SK};
 use super::coupons::{copy_from_item, copy_sk};
 use super::ledger::{idem_sk, ProfileUpdate, PROFILE_SK, PROFILE_UPDATE};
-use super::{db_error, get_n, get_s, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item};
+use super::{
+    db_error, get_money, get_optional_time, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item,
+};
 use crate::balance::{BalanceChange, BalanceError, EntryKind};
 use crate::clock::rfc3339;
 use crate::coupons::IssuedCoupon;
@@ -153,16 +155,8 @@ impl OrderStore for DynamoStore {
     }
 
     async fn user_coupon(&self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, OrderError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), copy_sk(coupon))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("get coupon {coupon} of user {user}")))?;
-        Ok(output.item.as_ref().map(copy_from_item).transpose()?)
+        let item = self.get(user_pk(user), copy_sk(coupon), || format!("get coupon {coupon} of user {user}")).await?;
+        Ok(item.as_ref().map(copy_from_item).transpose()?)
     }
 
     async fn place(&self, order: Order, idempotency: Option<(IdempotencyKey, String)>) -> Result<Placed, OrderError> {
@@ -276,16 +270,7 @@ impl OrderPayer for DynamoStore {
         } else {
             crate::balance::BalanceReader::balance(self, order.user).await?
         };
-        let record = Payment {
-            id: payment,
-            order: order.id,
-            user: order.user,
-            status: PaymentStatus::Succeeded,
-            amount: order.total,
-            reason: None,
-            entry: (order.total > Money::ZERO).then_some(entry),
-            at: now,
-        };
+        let record = succeeded(order, payment, entry, now);
         Ok(Paid { payment: record, balance_after, paid_at: now, replayed: false })
     }
 
@@ -406,16 +391,7 @@ impl DynamoStore {
             push(TransactWriteItem::builder().update(used).build(), PayItem::Coupon);
         }
 
-        let record = Payment {
-            id: payment,
-            order: order.id,
-            user: order.user,
-            status: PaymentStatus::Succeeded,
-            amount: order.total,
-            reason: None,
-            entry: (order.total > Money::ZERO).then_some(entry),
-            at: now,
-        };
+        let record = succeeded(order, payment, entry, now);
         push(TransactWriteItem::builder().put(self.new_item(payment_item(&record))?).build(), PayItem::PaymentRecord);
 
         let event = outbox_event(order, payment, now);
@@ -460,15 +436,8 @@ impl DynamoStore {
         field: &str,
     ) -> Result<String, OrderError> {
         let record = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), idem_sk(idem))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("read idempotency key of user {user}")))?
-            .item
+            .get(user_pk(user), idem_sk(idem), || format!("read idempotency key of user {user}"))
+            .await?
             .ok_or_else(|| anyhow!("idempotency record of user {user} vanished"))?;
         if get_s(&record, "fingerprint")? != fingerprint {
             return Err(OrderError::IdempotencyKeyReused);
@@ -498,6 +467,21 @@ impl DynamoStore {
         }
         payments.sort_by_key(|p| p.id);
         Ok(order.map(|order| (order, payments)))
+    }
+}
+
+/// The record of the attempt that pays `order`.
+fn succeeded(order: &Order, payment: PaymentId, entry: EntryId, now: OffsetDateTime) -> Payment {
+    Payment {
+        id: payment,
+        order: order.id,
+        user: order.user,
+        status: PaymentStatus::Succeeded,
+        amount: order.total,
+        reason: None,
+        // No ledger entry when nothing was taken (a total of zero).
+        entry: (order.total > Money::ZERO).then_some(entry),
+        at: now,
     }
 }
 
@@ -602,17 +586,6 @@ fn payment_item(payment: &Payment) -> Item {
     item
 }
 
-fn time_attr(item: &Item, name: &str) -> anyhow::Result<OffsetDateTime> {
-    let text = get_s(item, name)?;
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))
-}
-
-fn money_attr(item: &Item, name: &str) -> anyhow::Result<Money> {
-    let value = get_n(item, name)?;
-    Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))
-}
-
 pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
     let lines = match item.get("lines") {
         Some(AttributeValue::L(lines)) => lines
@@ -623,8 +596,8 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
                     product_id: ProductId::new(get_u64(line, "productId")?).map_err(|e| anyhow!("productId: {e}"))?,
                     name: get_s(line, "name")?.to_owned(),
                     quantity: Quantity::new(get_u64(line, "quantity")?).ok_or_else(|| anyhow!("bad quantity"))?,
-                    unit_price: money_attr(line, "unitPrice")?,
-                    line_total: money_attr(line, "lineTotal")?,
+                    unit_price: get_money(line, "unitPrice")?,
+                    line_total: get_money(line, "lineTotal")?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
@@ -635,18 +608,15 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
         user: UserId::new(get_u64(item, "userId")?).map_err(|e| anyhow!("userId: {e}"))?,
         status: OrderStatus::parse(get_s(item, "status")?).ok_or_else(|| anyhow!("unknown order status"))?,
         lines,
-        subtotal: money_attr(item, "subtotal")?,
-        discount: money_attr(item, "discount")?,
-        total: money_attr(item, "total")?,
+        subtotal: get_money(item, "subtotal")?,
+        discount: get_money(item, "discount")?,
+        total: get_money(item, "total")?,
         coupon: match item.get("couponId") {
             Some(_) => Some(CouponId::new(get_u64(item, "couponId")?).map_err(|e| anyhow!("couponId: {e}"))?),
             None => None,
         },
-        created_at: time_attr(item, "createdAt")?,
-        paid_at: match item.get("paidAt") {
-            Some(_) => Some(time_attr(item, "paidAt")?),
-            None => None,
-        },
+        created_at: get_time(item, "createdAt")?,
+        paid_at: get_optional_time(item, "paidAt")?,
         payment: match item.get("paymentId") {
             Some(_) => Some(get_s(item, "paymentId")?.parse().map_err(|_| anyhow!("bad paymentId"))?),
             None => None,
@@ -660,13 +630,13 @@ pub fn payment_from_item(item: &Item) -> anyhow::Result<Payment> {
         order: get_s(item, "orderId")?.parse().map_err(|_| anyhow!("bad orderId"))?,
         user: UserId::new(get_u64(item, "userId")?).map_err(|e| anyhow!("userId: {e}"))?,
         status: PaymentStatus::parse(get_s(item, "status")?).ok_or_else(|| anyhow!("unknown payment status"))?,
-        amount: money_attr(item, "amount")?,
+        amount: get_money(item, "amount")?,
         reason: item.get("reason").map(|_| get_s(item, "reason").map(str::to_owned)).transpose()?,
         entry: match item.get("entryId") {
             Some(_) => Some(get_s(item, "entryId")?.parse().map_err(|_| anyhow!("bad entryId"))?),
             None => None,
         },
-        at: time_attr(item, "createdAt")?,
+        at: get_time(item, "createdAt")?,
     })
 }
 

@@ -1,0 +1,47 @@
+// The baseline's end-to-end flow: each of 100 users issues a coupon, creates an order
+// with it, and pays. The whole flow is timed (metric `flow`). Run by
+// k6/payment-bench.sh with a fresh coupon of 100 units and a fresh product.
+//
+//   BASE_URL · COUPON_ID · PRODUCT_ID · USERS (default 100) · FIRST_USER (default 1)
+import http from 'k6/http';
+import { check } from 'k6';
+import { Trend, Counter } from 'k6/metrics';
+
+const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
+const COUPON = parseInt(__ENV.COUPON_ID || '1', 10);
+const PRODUCT = parseInt(__ENV.PRODUCT_ID || '1', 10);
+const USERS = parseInt(__ENV.USERS || '100', 10);
+const FIRST = parseInt(__ENV.FIRST_USER || '1', 10);
+const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
+
+const flow = new Trend('flow', true);
+const completed = new Counter('flows_completed');
+const broken = new Counter('flows_broken');
+
+export const options = {
+  scenarios: { checkout: { executor: 'per-vu-iterations', vus: USERS, iterations: 1, maxDuration: '2m' } },
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
+  thresholds: { flows_broken: ['count==0'] },
+};
+
+export default function () {
+  const user = FIRST + __VU - 1;
+  const started = Date.now();
+  const coupon = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null);
+  const order = http.post(
+    `${BASE}/api/v1/orders`,
+    JSON.stringify({ userId: user, products: [{ productId: PRODUCT, quantity: 1 }], couponId: COUPON }),
+    JSON_HEADERS,
+  );
+  const paid = order.status === 201
+    ? http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), JSON_HEADERS)
+    : order;
+  flow.add(Date.now() - started);
+  const ok = check(null, {
+    'coupon 201': () => coupon.status === 201,
+    'order 201': () => order.status === 201,
+    'payment 200': () => paid.status === 200,
+  });
+  if (ok) completed.add(1);
+  else broken.add(1);
+}
