@@ -23,6 +23,7 @@ pub mod orders;
 pub mod pagination;
 pub mod retry;
 pub mod telemetry;
+pub mod top;
 
 use std::sync::Arc;
 
@@ -36,15 +37,16 @@ pub struct Deps<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
     pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
+    pub top_cache: Option<Arc<dyn top::TopProductsCache>>,
 }
 
 impl<S> Deps<S> {
     pub fn new(store: S) -> Deps<S> {
-        Deps { store, clock: Arc::new(SystemClock), coupon_gate: None }
+        Deps { store, clock: Arc::new(SystemClock), coupon_gate: None, top_cache: None }
     }
 
     pub fn with_clock(store: S, clock: Arc<dyn Clock>) -> Deps<S> {
-        Deps { store, clock, coupon_gate: None }
+        Deps { store, clock, coupon_gate: None, top_cache: None }
     }
 
     pub fn with_coupon_gate(mut self, gate: Arc<dyn coupons::AdmissionGate>) -> Deps<S> {
@@ -70,13 +72,37 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             Ok("off") | Ok("") | Err(_) => None,
             Ok(other) => anyhow::bail!("COUPON_GATE must be on or off, not {other:?}"),
         };
-        let deps = Deps::new(store);
-        Ok(match gate {
-            Some(gate) => {
-                tracing::info!("coupon admission gate on");
-                deps.with_coupon_gate(Arc::new(gate))
+        let top_cache = match (std::env::var("TOP5_CACHE").as_deref(), std::env::var("REDIS_URL")) {
+            (Ok("off"), _) | (_, Err(_)) => None,
+            (Ok("on") | Err(_), Ok(url)) => {
+                let cache = adapters::redis_top::RedisTopCache::new(&url, store.table(), top_cache_ttl())?;
+                if !cache.ready(std::time::Duration::from_millis(500)).await {
+                    tracing::warn!("top-5 cache: Redis not reachable at start-up; answering from DynamoDB until it is");
+                }
+                Some(cache)
             }
-            None => deps,
-        })
+            (Ok(other), _) => anyhow::bail!("TOP5_CACHE must be on or off, not {other:?}"),
+        };
+        let mut deps = Deps::new(store);
+        if let Some(gate) = gate {
+            tracing::info!("coupon admission gate on");
+            deps.coupon_gate = Some(Arc::new(gate));
+        }
+        if let Some(cache) = top_cache {
+            deps.top_cache = Some(Arc::new(cache));
+        }
+        Ok(deps)
     }
+}
+
+/// How often the top 5 is recomputed (`TOP5_REFRESH_SECONDS`, default 60).
+pub fn top_refresh_period() -> std::time::Duration {
+    let seconds = std::env::var("TOP5_REFRESH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60u64);
+    std::time::Duration::from_secs(seconds.max(1))
+}
+
+/// The cached top 5 lives twice the refresh period plus 30 s, so one missed refresh
+/// never empties the cache.
+pub fn top_cache_ttl() -> std::time::Duration {
+    top_refresh_period() * 2 + std::time::Duration::from_secs(30)
 }

@@ -107,6 +107,15 @@ impl TestApp {
         TestApp::serve(store, clock, gate).await
     }
 
+    /// A test app whose dependencies `configure` adjusts (clock, gate, cache) before
+    /// the API starts; it gets the table's name to namespace Redis keys.
+    pub async fn spawn_configured(configure: impl FnOnce(&str, &mut Deps<DynamoStore>)) -> TestApp {
+        let (store, table) = TestApp::fresh_store().await;
+        let mut deps = Deps::new(store.clone());
+        configure(&table, &mut deps);
+        TestApp::serve_deps(store, deps).await
+    }
+
     async fn fresh_store() -> (DynamoStore, String) {
         let endpoint = dynamodb_endpoint().await;
         let client = dynamodb_client(&endpoint).await;
@@ -123,11 +132,15 @@ impl TestApp {
         clock: Arc<dyn rushcart::clock::Clock>,
         gate: Option<Arc<dyn rushcart::coupons::AdmissionGate>>,
     ) -> TestApp {
+        let mut deps = Deps::with_clock(store.clone(), clock);
+        deps.coupon_gate = gate;
+        TestApp::serve_deps(store, deps).await
+    }
+
+    async fn serve_deps(store: DynamoStore, deps: Deps<DynamoStore>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut deps = Deps::with_clock(store.clone(), clock);
-        deps.coupon_gate = gate;
         let deps = Arc::new(deps);
         tokio::spawn(rushcart_local_api::serve(listener, deps, async {
             let _ = stopped.await;
@@ -246,5 +259,56 @@ mod testcontainers_backend {
             })
             .await;
         endpoint.clone()
+    }
+}
+
+/// A redis-server of the test's own, on a port it keeps across restarts, so a test
+/// can take Redis away and bring it back.
+pub struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts redis-server on a free port.
+    pub fn start() -> OwnRedis {
+        let url = dead_redis_url();
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        let mut redis = OwnRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by make test");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

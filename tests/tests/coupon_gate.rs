@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use rushcart::adapters::redis_gate::RedisGate;
 use rushcart_tests::invariants::{coupon_audit, users};
-use rushcart_tests::{dead_redis_url, redis_url, TestApp};
+use rushcart_tests::{dead_redis_url, redis_url, OwnRedis, TestApp};
 use time::{Duration, OffsetDateTime};
 
 /// A test app behind a gate on the stack's Redis, connected before it is used.
@@ -152,55 +152,11 @@ fn issue_event(user: u64) -> lambda_http::Request {
     )
 }
 
-/// A redis-server of the test's own, on a port it keeps across restarts.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let mut redis = OwnRedis { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed by make test");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on {}", self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_gate_steps_aside_while_redis_is_down_and_is_used_again_once_it_is_back() {
     let _one_at_a_time = ONE_RUSH_AT_A_TIME.lock().await;
-    let url = dead_redis_url();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let mut redis = OwnRedis::start(port);
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
     let mut gate = None;
     let app = TestApp::spawn_with_gate(|namespace| {
         let built = Arc::new(RedisGate::new(&url, namespace).unwrap());

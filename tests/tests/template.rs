@@ -165,12 +165,21 @@ async fn provisioning_creates_tables_the_way_the_template_declares_them() {
 }
 
 #[test]
-fn every_http_function_has_a_sample_event_that_lambda_http_parses() {
+fn every_function_has_a_sample_event_and_http_ones_parse_through_lambda_http() {
     let template = template();
     for (_, function) in resources_of_type(&template, "AWS::Serverless::Function") {
         let name = function_binary(function);
         let path = root().join("events").join(format!("{name}.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("events/{name}.json is missing"));
+        let is_http = function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| event["Type"].as_str() == Some("HttpApi"));
+        if !is_http {
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
+            continue;
+        }
         let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"));
         let route = ROUTES.iter().find(|r| r.function == name).expect("a route");
         assert_eq!(request.method(), &route.method, "events/{name}.json");

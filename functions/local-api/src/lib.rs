@@ -16,7 +16,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::{balance, catalog, coupons, instrumented, orders, ApiError};
+use rushcart::http::{balance, catalog, coupons, instrumented, orders, top, ApiError};
 use rushcart::Deps;
 use tokio::net::TcpListener;
 
@@ -35,6 +35,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST, path: "/api/v1/users/{userId}/balance/use", function: "use-balance" },
     Route { method: Method::GET, path: "/api/v1/users/{userId}/balance/history", function: "balance-history" },
     Route { method: Method::GET, path: "/api/v1/products", function: "list-products" },
+    Route { method: Method::GET, path: "/api/v1/products/top", function: "products-top" },
     Route { method: Method::GET, path: "/api/v1/products/{productId}", function: "get-product" },
     Route { method: Method::GET, path: "/api/v1/coupons/{couponId}", function: "get-coupon" },
     Route { method: Method::POST, path: "/api/v1/coupons/{couponId}", function: "issue-coupon" },
@@ -67,6 +68,7 @@ pub async fn dispatch(
             "create-order" => orders::create_order(request, deps).await,
             "get-order" => orders::get_order(request, deps).await,
             "pay-order" => orders::pay(request, deps).await,
+            "products-top" => top::top(request, deps).await,
             other => ApiError::internal(anyhow::anyhow!("route to unknown function {other}")).into_response(),
         }
     })
@@ -99,6 +101,20 @@ pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>>
 
 fn percent_decode(segment: &str) -> Option<String> {
     form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned())
+}
+
+/// Runs the scheduled top-5 refresh every `period`, as EventBridge does on AWS, until
+/// the process ends.
+pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Duration) {
+    let Some(cache) = deps.top_cache.clone() else { return };
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        match rushcart::top::refresh(&deps.store, cache.as_ref(), deps.clock.as_ref()).await {
+            Ok(value) => tracing::info!(items = value.items.len(), "top 5 refreshed"),
+            Err(err) => tracing::warn!(error = %format!("{err:#}"), "top-5 refresh failed"),
+        }
+    }
 }
 
 /// Serves until `shutdown` completes.
@@ -137,11 +153,16 @@ pub async fn serve(listener: TcpListener, deps: Arc<Deps<DynamoStore>>, shutdown
 async fn handle(request: hyper::Request<Incoming>, deps: &Deps<DynamoStore>) -> hyper::Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let mut allowed = false;
-    let found = ROUTES.iter().find_map(|route| {
-        let params = match_path(route.path, &path)?;
-        allowed = true;
-        (route.method == request.method()).then_some((route, params))
-    });
+    // As in API Gateway, a route with fewer {parameters} wins: /products/top beats
+    // /products/{productId}.
+    let found = ROUTES
+        .iter()
+        .filter_map(|route| {
+            let params = match_path(route.path, &path)?;
+            allowed = true;
+            (route.method == request.method()).then_some((route, params))
+        })
+        .min_by_key(|(_, params)| params.len());
     let Some((route, params)) = found else {
         let error = if allowed {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this path")

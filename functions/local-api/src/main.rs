@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind 127.0.0.1:{port}"))?;
     tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");
     println!("rushcart local API ready on http://127.0.0.1:{port}");
+    tokio::spawn(rushcart_local_api::run_refresher(deps.clone(), rushcart::top_refresh_period()));
     rushcart_local_api::serve(listener, deps, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -3,4 +3,6 @@
 
 pub mod dynamodb;
 pub mod memory;
+pub mod redis_connection;
 pub mod redis_gate;
+pub mod redis_top;

@@ -7,17 +7,15 @@
 //!
 //! Every call has a short timeout; a gate that cannot answer steps aside
 //! ([`Admission::Bypassed`]) and DynamoDB alone decides. Bypasses are counted and
-//! logged. The connection is made by a background task, never inside a request: a
-//! request's timeout must not cancel a half-made connection (under a burst that made
-//! every waiter start over). Until it exists, requests bypass the gate at once; once
-//! made, the connection manager reconnects by itself.
+//! logged. The connection comes from [`RedisConnection`]: until it exists, requests
+//! bypass the gate at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
+
+use super::redis_connection::RedisConnection;
 
 use crate::coupons::{Admission, AdmissionGate, Coupon, GateFuture};
 use crate::ids::UserId;
@@ -33,11 +31,8 @@ return 'ADMITTED'
 ";
 
 pub struct RedisGate {
-    client: redis::Client,
-    connection: Arc<OnceCell<ConnectionManager>>,
-    connecting: AtomicBool,
+    redis: RedisConnection,
     namespace: String,
-    timeout: Duration,
     script: redis::Script,
     bypassed: AtomicU64,
 }
@@ -47,14 +42,16 @@ impl RedisGate {
     /// is down at start-up never stops the function from starting).
     pub fn new(url: &str, namespace: impl Into<String>) -> anyhow::Result<RedisGate> {
         Ok(RedisGate {
-            client: redis::Client::open(url)?,
-            connection: Arc::new(OnceCell::new()),
-            connecting: AtomicBool::new(false),
+            redis: RedisConnection::new(url, Duration::from_millis(250))?,
             namespace: namespace.into(),
-            timeout: Duration::from_millis(250),
             script: redis::Script::new(ADMIT),
             bypassed: AtomicU64::new(0),
         })
+    }
+
+    /// Starts connecting and waits up to `within`; true when the gate can answer.
+    pub async fn ready(&self, within: Duration) -> bool {
+        self.redis.ready(within).await
     }
 
     /// How many requests the gate could not answer.
@@ -67,66 +64,12 @@ impl RedisGate {
         (format!("{base}:holders"), format!("{base}:soldout"))
     }
 
-    /// Starts connecting (once) and waits up to `within` for the connection; true when
-    /// the gate can answer. Functions call it at start-up so the first rush finds the
-    /// connection made.
-    pub async fn ready(&self, within: Duration) -> bool {
-        self.start_connecting();
-        let deadline = tokio::time::Instant::now() + within;
-        while self.connection.get().is_none() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.connection.get().is_some()
-    }
-
-    /// Spawns the task that connects, retrying with backoff until it succeeds.
-    fn start_connecting(&self) {
-        if self.connection.get().is_some() || self.connecting.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let client = self.client.clone();
-        let cell = self.connection.clone();
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2);
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(50);
-            loop {
-                match client.get_connection_manager_with_config(config.clone()).await {
-                    Ok(connection) => {
-                        let _ = cell.set(connection);
-                        tracing::info!("coupon gate connected to Redis");
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "coupon gate cannot reach Redis; retrying in {delay:?}");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-        });
+    async fn within<T>(&self, what: &str, call: impl std::future::Future<Output = anyhow::Result<T>>) -> Option<T> {
+        self.redis.within(&format!("coupon gate: {what}"), call).await
     }
 
     async fn connection(&self) -> anyhow::Result<ConnectionManager> {
-        self.start_connecting();
-        self.connection.get().cloned().ok_or_else(|| anyhow::anyhow!("not connected to Redis yet"))
-    }
-
-    /// Runs `call` with the timeout; `None` (logged) when Redis did not answer.
-    async fn within<T>(&self, what: &str, call: impl std::future::Future<Output = anyhow::Result<T>>) -> Option<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(err)) => {
-                tracing::warn!(error = %format!("{err:#}"), "coupon gate: {what} failed; DynamoDB decides alone");
-                None
-            }
-            Err(_) => {
-                tracing::warn!("coupon gate: {what} timed out; DynamoDB decides alone");
-                None
-            }
-        }
+        self.redis.connection()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod coupons;
 pub mod error;
 pub mod extract;
 pub mod orders;
+pub mod top;
 
 use lambda_http::{Body, Response};
 use serde::Serialize;

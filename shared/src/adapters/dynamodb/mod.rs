@@ -63,6 +63,8 @@ pub struct DynamoStore {
 pub struct StoreMetrics {
     /// Issue transactions sent to DynamoDB (retries included).
     pub coupon_issue_writes: AtomicU64,
+    /// Times the top 5 was computed from the sales figures.
+    pub top_computations: AtomicU64,
 }
 
 impl DynamoStore {

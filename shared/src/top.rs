@@ -1,0 +1,204 @@
+//! The top 5 products by quantity sold in paid orders over the last 3 days.
+//!
+//! The window is the 3 UTC calendar days ending today: at 10:00 on the 24th it holds
+//! the 22nd, 23rd and 24th (so it covers between 48 and 72 hours, and the oldest day
+//! drops out at midnight UTC). Ties are broken by product id, smallest first. Payment
+//! adds each paid line to a per-product, per-day figure, so computing reads at most 3
+//! days × products, never every order.
+//!
+//! The answer is cached (Redis) look-aside: a scheduled refresher recomputes it and
+//! writes it with a TTL longer than its period; a caller that misses recomputes under
+//! a single-flight lock while the others wait briefly for its result; a cache that is
+//! down or slow is stepped around — the caller answers from DynamoDB, never with a 500.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use time::{Date, OffsetDateTime};
+
+use crate::catalog::{CatalogError, ProductCatalog};
+use crate::clock::Clock;
+use crate::coupons::GateFuture;
+use crate::ids::ProductId;
+
+pub const WINDOW_DAYS: u8 = 3;
+pub const TOP_N: usize = 5;
+
+/// The UTC days the window holds at `now`, oldest first.
+pub fn window(now: OffsetDateTime) -> Vec<Date> {
+    let today = now.to_offset(time::UtcOffset::UTC).date();
+    (0..i64::from(WINDOW_DAYS)).rev().map(|back| today - time::Duration::days(back)).collect()
+}
+
+/// The top `TOP_N` (product, quantity) by quantity, ties by product id.
+pub fn rank(sold: HashMap<ProductId, u64>) -> Vec<(ProductId, u64)> {
+    let mut ranked: Vec<(ProductId, u64)> = sold.into_iter().filter(|(_, q)| *q > 0).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(TOP_N);
+    ranked
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopItem {
+    pub rank: u32,
+    pub product_id: u64,
+    pub name: String,
+    pub price: String,
+    pub stock: u64,
+    pub sold_quantity: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopProducts {
+    pub window_days: u8,
+    pub generated_at: String,
+    pub items: Vec<TopItem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<CatalogError> for TopError {
+    fn from(err: CatalogError) -> TopError {
+        match err {
+            CatalogError::Unavailable(e) => TopError::Unavailable(e),
+            other => TopError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// Reads the per-day sales figures.
+pub trait SalesReader: Send + Sync {
+    /// Quantity sold per product over `days`.
+    fn sales(&self, days: &[Date]) -> impl Future<Output = Result<HashMap<ProductId, u64>, TopError>> + Send;
+}
+
+/// What the cache answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    Hit(TopProducts),
+    Miss,
+    /// The cache could not answer (down, slow): compute without it.
+    Unavailable,
+}
+
+/// The top-5 cache. Every call is bounded by a short timeout inside the adapter.
+pub trait TopProductsCache: Send + Sync {
+    fn get(&self) -> GateFuture<'_, Cached>;
+    fn put<'a>(&'a self, value: &'a TopProducts) -> GateFuture<'a, ()>;
+    /// Takes the single-flight lock (`SET NX PX`); false when another caller holds it
+    /// or the cache is unavailable.
+    fn try_lock(&self) -> GateFuture<'_, bool>;
+    fn unlock(&self) -> GateFuture<'_, ()>;
+}
+
+/// Computes the answer from DynamoDB.
+pub async fn compute<S: SalesReader + ProductCatalog>(store: &S, now: OffsetDateTime) -> Result<TopProducts, TopError> {
+    let ranked = rank(store.sales(&window(now)).await?);
+    let mut items = Vec::with_capacity(ranked.len());
+    for (position, (id, sold)) in ranked.into_iter().enumerate() {
+        let product = store.product(id).await?;
+        items.push(TopItem {
+            rank: position as u32 + 1,
+            product_id: id.get(),
+            name: product.name,
+            price: product.price.to_string(),
+            stock: product.stock,
+            sold_quantity: sold,
+        });
+    }
+    Ok(TopProducts { window_days: WINDOW_DAYS, generated_at: crate::clock::rfc3339(now), items })
+}
+
+/// How long callers that miss wait for the one recomputing before doing it themselves.
+const WAIT_FOR_OTHERS: Duration = Duration::from_millis(1000);
+
+/// The answer for a request: from the cache, or computed once for everyone who missed.
+pub async fn top_products<S: SalesReader + ProductCatalog>(
+    store: &S,
+    cache: Option<&dyn TopProductsCache>,
+    clock: &dyn Clock,
+) -> Result<TopProducts, TopError> {
+    let Some(cache) = cache else { return compute(store, clock.now()).await };
+    match cache.get().await {
+        Cached::Hit(value) => return Ok(value),
+        Cached::Unavailable => {
+            tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
+            return compute(store, clock.now()).await;
+        }
+        Cached::Miss => {}
+    }
+    if cache.try_lock().await {
+        let result = compute(store, clock.now()).await;
+        if let Ok(value) = &result {
+            cache.put(value).await;
+        }
+        cache.unlock().await;
+        return result;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHERS;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match cache.get().await {
+            Cached::Hit(value) => return Ok(value),
+            Cached::Miss => {}
+            Cached::Unavailable => break,
+        }
+    }
+    tracing::warn!(metric = "top5_wait_gave_up", "no top-5 result from the cache in time; computing");
+    compute(store, clock.now()).await
+}
+
+/// The scheduled refresh: recompute and overwrite the cache.
+pub async fn refresh<S: SalesReader + ProductCatalog>(
+    store: &S,
+    cache: &dyn TopProductsCache,
+    clock: &dyn Clock,
+) -> Result<TopProducts, TopError> {
+    let value = compute(store, clock.now()).await?;
+    cache.put(&value).await;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn p(id: u64) -> ProductId {
+        ProductId::new(id).unwrap()
+    }
+
+    #[test]
+    fn the_window_is_today_and_the_two_days_before_in_utc() {
+        let days = window(datetime!(2026-11-24 00:00:00 UTC));
+        assert_eq!(
+            days,
+            [
+                time::macros::date!(2026 - 11 - 22),
+                time::macros::date!(2026 - 11 - 23),
+                time::macros::date!(2026 - 11 - 24)
+            ]
+        );
+        let days = window(datetime!(2026-11-24 23:30:00 -02:00));
+        assert_eq!(days[2], time::macros::date!(2026 - 11 - 25), "23:30 at -02:00 is the 25th in UTC");
+        let days = window(datetime!(2026-03-01 10:00 UTC));
+        assert_eq!(days[0], time::macros::date!(2026 - 02 - 27));
+    }
+
+    #[test]
+    fn ranking_is_by_quantity_then_smallest_id_and_keeps_five() {
+        let sold =
+            HashMap::from([(p(7), 10), (p(3), 10), (p(1), 2), (p(9), 30), (p(4), 10), (p(5), 1), (p(6), 0), (p(2), 2)]);
+        assert_eq!(rank(sold), [(p(9), 30), (p(3), 10), (p(4), 10), (p(7), 10), (p(1), 2)]);
+        assert!(rank(HashMap::from([(p(1), 0)])).is_empty());
+    }
+}
