@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment clean-stack
+.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment bench-top clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
 	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
+	@echo "make bench-top       k6 top-5 reads, cached and uncached, against a running 'make run'"
 
 install:
 	@localstack/install.sh
@@ -42,6 +43,9 @@ bench-coupons: install
 
 bench-payment: install
 	k6/payment-bench.sh
+
+bench-top: install
+	k6/top-bench.sh
 
 clean-stack:
 	-localstack/stack.sh stop .local/run

@@ -28,6 +28,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod ledger;
 pub mod orders;
+pub mod sales;
 pub mod seed;
 pub mod table;
 

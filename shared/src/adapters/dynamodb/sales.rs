@@ -1,0 +1,48 @@
+//! The per-day sales figures that payment writes (`SALES#<day>` / `PRODUCT#<id>`,
+//! `ADD quantity`), read for the top 5.
+
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+
+use super::orders::sales_pk;
+use super::{db_error, get_u64, s, DbError, DynamoStore};
+use crate::ids::ProductId;
+
+impl crate::top::SalesReader for DynamoStore {
+    /// One strongly consistent Query per day of `SALES#<day>` (at most a product count
+    /// of small items each).
+    async fn sales(&self, days: &[time::Date]) -> Result<HashMap<ProductId, u64>, crate::top::TopError> {
+        use crate::top::TopError;
+        self.metrics.top_computations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut sold: HashMap<ProductId, u64> = HashMap::new();
+        for day in days {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :day")
+                    .expression_attribute_values(":day", s(sales_pk(*day)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| match db_error(e, || format!("read sales of {day}")) {
+                        DbError::Unavailable(e) => TopError::Unavailable(e),
+                        DbError::Other(e) => TopError::Unexpected(e),
+                    })?;
+                for item in page.items() {
+                    let product = ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?;
+                    *sold.entry(product).or_default() += get_u64(item, "quantity")?;
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(sold)
+    }
+}
