@@ -59,6 +59,7 @@ AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=rushcartlocal
 AWS_SECRET_ACCESS_KEY=rushcartlocal
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
+AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$ddb_port
 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
 AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$moto_port
 REDIS_URL=redis://127.0.0.1:$redis_port

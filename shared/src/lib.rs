@@ -16,6 +16,7 @@ pub mod balance;
 pub mod catalog;
 pub mod clock;
 pub mod coupons;
+pub mod feed;
 pub mod http;
 pub mod ids;
 pub mod money;

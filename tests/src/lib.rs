@@ -11,6 +11,7 @@
 //!   machines with Docker. Where no Docker engine answers, every test fails with a
 //!   message that says so; nothing passes silently.
 
+pub mod feed;
 pub mod invariants;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! commands, SQS and Kinesis types). `memory` backs unit tests only.
 
 pub mod dynamodb;
+pub mod feed_aws;
 pub mod memory;
 pub mod redis_connection;
 pub mod redis_gate;

@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod coupons;
+pub mod feed;
 pub mod ledger;
 pub mod orders;
 pub mod sales;

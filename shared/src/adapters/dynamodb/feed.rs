@@ -1,0 +1,133 @@
+//! The feed's state on DynamoDB: the outbox's publication marks (outbox table) and the
+//! consumer's delivery log (main table, `DELIVERY#<orderId>` / `DATA_PLATFORM`: status
+//! `CLAIMED` with a lease, then `DELIVERED`).
+
+use anyhow::{anyhow, Context as _};
+use time::OffsetDateTime;
+
+use super::orders::{order_pk, ORDER_PAID_SK};
+use super::{get_s, key, n, s, DynamoStore};
+use crate::clock::rfc3339;
+use crate::feed::{Claim, DeliveryLog, Outbox, OutboxEvent, DELIVERY_LEASE};
+
+const DELIVERY_SK: &str = "DATA_PLATFORM";
+
+fn delivery_pk(order_id: &str) -> String {
+    format!("DELIVERY#{order_id}")
+}
+
+fn sdk<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+    err: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err))
+}
+
+impl Outbox for DynamoStore {
+    async fn mark_published(&self, order_id: &str, at: OffsetDateTime) -> anyhow::Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.outbox_table)
+            .set_key(Some(key(
+                order_pk(order_id.parse().map_err(|_| anyhow!("bad order id {order_id}"))?),
+                ORDER_PAID_SK,
+            )))
+            .update_expression("SET publishedAt = :at REMOVE gsi1pk, gsi1sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .send()
+            .await
+            .map_err(sdk)
+            .with_context(|| format!("mark the event of order {order_id} published"))?;
+        Ok(())
+    }
+
+    async fn unpublished_before(&self, cutoff: OffsetDateTime, limit: u32) -> anyhow::Result<Vec<OutboxEvent>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.outbox_table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pending AND gsi1sk < :cutoff")
+            .expression_attribute_values(":pending", s("PENDING"))
+            .expression_attribute_values(":cutoff", s(rfc3339(cutoff)))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(sdk)
+            .context("list unpublished outbox events")?;
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                Ok(OutboxEvent {
+                    order_id: get_s(item, "orderId")?.to_owned(),
+                    event_id: get_s(item, "eventId")?.to_owned(),
+                    payload: get_s(item, "payload")?.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl DeliveryLog for DynamoStore {
+    async fn claim(&self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<Claim> {
+        let mut item = key(delivery_pk(order_id), DELIVERY_SK);
+        item.insert("status".to_owned(), s("CLAIMED"));
+        item.insert("leaseUntil".to_owned(), n((now + DELIVERY_LEASE).unix_timestamp()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR (#status = :claimed AND leaseUntil < :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":claimed", s("CLAIMED"))
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let delivered = failed.item().is_some_and(|old| get_s(old, "status").ok() == Some("DELIVERED"));
+                    Ok(if delivered { Claim::Delivered } else { Claim::Busy })
+                }
+                _ => Err(sdk(err)).with_context(|| format!("claim delivery of order {order_id}")),
+            },
+        }
+    }
+
+    async fn delivered(&self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .update_expression("SET #status = :delivered, deliveredAt = :at REMOVE leaseUntil")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":delivered", s("DELIVERED"))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .send()
+            .await
+            .map_err(sdk)
+            .with_context(|| format!("mark order {order_id} delivered"))?;
+        Ok(())
+    }
+
+    async fn release(&self, order_id: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .condition_expression("#status = :claimed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":claimed", s("CLAIMED"))
+            .send()
+            .await
+            .map_err(sdk)
+            .with_context(|| format!("release the claim on order {order_id}"))?;
+        Ok(())
+    }
+}

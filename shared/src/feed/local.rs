@@ -1,0 +1,162 @@
+//! The feed in the local run (and the tests): pollers that do what AWS's event source
+//! mappings do — read the outbox's DynamoDB stream for the relay, and receive SQS
+//! messages for the consumer — and call the same code as the Lambdas.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+
+use super::{consume, relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
+use crate::clock::Clock;
+
+/// Reads every shard of a table's stream from its start, remembering where it got to.
+pub struct StreamReader {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    iterators: HashMap<String, Option<String>>,
+}
+
+impl StreamReader {
+    pub async fn new(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        streams: aws_sdk_dynamodbstreams::Client,
+        table: &str,
+    ) -> anyhow::Result<StreamReader> {
+        let described =
+            dynamodb.describe_table().table_name(table).send().await.context("describe the outbox table")?;
+        let stream_arn = described
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .ok_or_else(|| anyhow!("table {table} has no stream"))?
+            .to_owned();
+        Ok(StreamReader { client: streams, stream_arn, iterators: HashMap::new() })
+    }
+
+    /// The new outbox events since the last call.
+    pub async fn next_events(&mut self) -> anyhow::Result<Vec<(String, OutboxEvent)>> {
+        let described = self
+            .client
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        let shards: Vec<String> = described
+            .stream_description()
+            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let mut events = Vec::new();
+        for shard in shards {
+            let iterator = match self.iterators.get(&shard) {
+                Some(None) => continue, // closed and read to its end
+                Some(Some(iterator)) => iterator.clone(),
+                None => self
+                    .client
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&shard)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?
+                    .shard_iterator()
+                    .ok_or_else(|| anyhow!("no shard iterator"))?
+                    .to_owned(),
+            };
+            let page = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .send()
+                .await
+                .map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+            for record in page.records() {
+                let inserted = record.event_name().is_some_and(|n| n.as_str() == "INSERT");
+                let Some(change) = record.dynamodb() else { continue };
+                let Some(image) = change.new_image() else { continue };
+                let text = |name: &str| match image.get(name) {
+                    Some(AttributeValue::S(value)) => Some(value.clone()),
+                    _ => None,
+                };
+                if let (true, Some(order_id), Some(event_id), Some(payload)) =
+                    (inserted, text("orderId"), text("eventId"), text("payload"))
+                {
+                    let sequence = change.sequence_number().unwrap_or_default().to_owned();
+                    events.push((sequence, OutboxEvent { order_id, event_id, payload }));
+                }
+            }
+            self.iterators.insert(shard, page.next_shard_iterator().map(str::to_owned));
+        }
+        Ok(events)
+    }
+}
+
+/// One relay pass over the stream: what the Lambda does for one batch.
+pub async fn relay_once<P: EventPublisher, O: Outbox>(
+    reader: &mut StreamReader,
+    publisher: &P,
+    outbox: &O,
+    clock: &dyn Clock,
+) -> anyhow::Result<usize> {
+    let events = reader.next_events().await?;
+    let count = events.len();
+    // A failed event stays unpublished in the outbox; the sweeper republishes it.
+    relay(publisher, outbox, events, clock.now()).await;
+    Ok(count)
+}
+
+/// One consumer pass: receive up to 10 messages, deliver, delete the delivered ones,
+/// and make the failed ones visible again after `retry_after` (SQS counts each receive
+/// towards the dead-letter queue's limit).
+pub async fn consume_once<L: DeliveryLog, D: DataPlatform>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    log: &L,
+    platform: &D,
+    clock: &dyn Clock,
+    retry_after: Duration,
+) -> anyhow::Result<usize> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    let messages = received.messages();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let handles: HashMap<String, String> =
+        messages.iter().filter_map(|m| Some((m.message_id()?.to_owned(), m.receipt_handle()?.to_owned()))).collect();
+    let batch: Vec<(String, String)> =
+        messages.iter().filter_map(|m| Some((m.message_id()?.to_owned(), m.body()?.to_owned()))).collect();
+    let failed = consume(log, platform, batch, clock.now()).await;
+    let mut done = Vec::new();
+    for (id, handle) in &handles {
+        if failed.contains(id) {
+            let _ = sqs
+                .change_message_visibility()
+                .queue_url(queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(retry_after.as_secs() as i32)
+                .send()
+                .await;
+        } else {
+            done.push(DeleteMessageBatchRequestEntry::builder().id(id).receipt_handle(handle).build()?);
+        }
+    }
+    if !done.is_empty() {
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(done))
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    }
+    Ok(handles.len())
+}

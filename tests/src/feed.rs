@@ -1,0 +1,163 @@
+//! Feed test helpers: SQS/Kinesis/stream clients for an endpoint, a data-platform
+//! receiver that records what it accepts and refuses as told, and a moto server of the
+//! test's own that it can stop and start.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::Credentials;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("rushcartlocal", "rushcartlocal", None, None, "rushcart-tests"))
+        .load()
+        .await
+}
+
+pub async fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk_config(endpoint).await)
+}
+
+pub async fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(&sdk_config(endpoint).await)
+}
+
+pub async fn streams_client(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::new(&sdk_config(endpoint).await)
+}
+
+/// The stack's moto endpoint (SQS and Kinesis).
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL_SQS is not set: run `make test`"))
+}
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Accept,
+    /// 503 to the first delivery of each order, then accept.
+    RefuseFirst,
+    /// 503 for orders whose id ends with the given character, always.
+    AlwaysRefuseEndingWith(char),
+}
+
+/// A data platform on a free loopback port.
+pub struct Receiver {
+    pub url: String,
+    /// Accepted deliveries: order id → how many times accepted.
+    pub accepted: Arc<Mutex<HashMap<String, u32>>>,
+    /// Every delivery attempt: order id → attempts.
+    pub attempts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Receiver {
+    pub async fn start(behaviour: Behaviour) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let accepted: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (acc, att) = (accepted.clone(), attempts.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (acc, att) = (acc.clone(), att.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (acc, att) = (acc.clone(), att.clone());
+                        async move {
+                            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let order = event["orderId"].as_str().unwrap_or_default().to_owned();
+                            let attempt = {
+                                let mut attempts = att.lock().unwrap();
+                                let n = attempts.entry(order.clone()).or_default();
+                                *n += 1;
+                                *n
+                            };
+                            let refuse = match behaviour {
+                                Behaviour::Accept => false,
+                                Behaviour::RefuseFirst => attempt == 1,
+                                Behaviour::AlwaysRefuseEndingWith(c) => order.ends_with(c),
+                            };
+                            let status = if refuse {
+                                503
+                            } else {
+                                *acc.lock().unwrap().entry(order).or_default() += 1;
+                                202
+                            };
+                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { url, accepted, attempts }
+    }
+
+    pub fn accepted(&self) -> HashMap<String, u32> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+/// A moto server of the test's own, on a port it keeps across restarts (moto forgets
+/// everything when it stops).
+pub struct OwnMoto {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnMoto {
+    pub fn start() -> OwnMoto {
+        let url = crate::dead_redis_url();
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        let mut moto = OwnMoto { port, child: None };
+        moto.restart();
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+        let child = std::process::Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server is installed by make test");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto did not start on {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

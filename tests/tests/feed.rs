@@ -1,0 +1,232 @@
+//! The data-platform feed (DESIGN invariant 6) against the real local stack: DynamoDB
+//! Local's stream, moto's SQS and Kinesis, and a data-platform receiver over HTTP. The
+//! relay and consumer run as in `make run`: pollers calling the Lambdas' code.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use futures::future::join_all;
+use rushcart::adapters::feed_aws::{provision, AwsPublisher, HttpPlatform};
+use rushcart::clock::SystemClock;
+use rushcart::feed::local::{consume_once, relay_once, StreamReader};
+use rushcart::feed::sweep;
+use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, streams_client, Behaviour, OwnMoto, Receiver};
+use rushcart_tests::{dynamodb_endpoint, TestApp};
+use serde_json::json;
+
+struct Feed {
+    reader: StreamReader,
+    publisher: AwsPublisher,
+    platform: HttpPlatform,
+}
+
+impl Feed {
+    async fn new(app: &TestApp, moto: &str, receiver: &Receiver) -> Feed {
+        let (sqs, kinesis) = (sqs_client(moto).await, kinesis_client(moto).await);
+        let prefix = app.table().trim_end_matches("-main").to_owned();
+        let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
+        let streams = streams_client(&dynamodb_endpoint().await).await;
+        let reader =
+            StreamReader::new(app.client(), streams, app.store.outbox_table()).await.expect("the outbox stream");
+        Feed {
+            reader,
+            publisher: AwsPublisher { sqs, kinesis, channels },
+            platform: HttpPlatform::new(&receiver.url).unwrap(),
+        }
+    }
+
+    async fn relay(&mut self, app: &TestApp) -> anyhow::Result<usize> {
+        relay_once(&mut self.reader, &self.publisher, &app.store, &SystemClock).await
+    }
+
+    async fn consume(&self, app: &TestApp) -> usize {
+        consume_once(
+            &self.publisher.sqs,
+            &self.publisher.channels.queue_url,
+            &app.store,
+            &self.platform,
+            &SystemClock,
+            Duration::ZERO,
+        )
+        .await
+        .expect("consume")
+    }
+
+    /// Relays and consumes until `done` or 30 s.
+    async fn pump(&mut self, app: &TestApp, done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the feed did not deliver in time");
+            let _ = self.relay(app).await;
+            self.consume(app).await;
+        }
+    }
+}
+
+/// Creates an order for each user and pays those `pay` says; returns the paid order ids.
+async fn orders(
+    app: &TestApp,
+    users: std::ops::RangeInclusive<u64>,
+    pay: impl Fn(u64) -> bool,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let created = join_all(users.clone().map(|user| async move {
+        let body = json!({"userId": user, "products": [{"productId": 1, "quantity": 1}]}).to_string();
+        let (status, order) = app.post("/api/v1/orders", &body, None).await;
+        assert_eq!(status, 201, "{order}");
+        (user, order["orderId"].as_str().unwrap().to_owned())
+    }))
+    .await;
+    let mut paid = BTreeSet::new();
+    let mut unpaid = BTreeSet::new();
+    for (user, order) in created {
+        if pay(user) {
+            let (status, _) =
+                app.post("/api/v1/payment", &json!({"userId": user, "orderId": order}).to_string(), None).await;
+            if status == 200 {
+                paid.insert(order);
+                continue;
+            }
+        }
+        unpaid.insert(order);
+    }
+    (paid, unpaid)
+}
+
+async fn shop(balance_of: impl Fn(u64) -> &'static str, count: u64) -> TestApp {
+    let app = TestApp::spawn().await;
+    let seeded: Vec<(u64, &str)> = (1..=count).map(|u| (u, balance_of(u))).collect();
+    app.seed_users(&seeded).await;
+    app.seed_products(1, "10.00", 100_000).await;
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
+    // Users 51..55 cannot afford their order: failed payments must not be delivered.
+    let app = shop(|u| if u > 50 && u <= 55 { "1.00" } else { "1000.00" }, 60).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, unpaid) = orders(&app, 1..=60, |u| u <= 55).await;
+    assert_eq!((paid.len(), unpaid.len()), (50, 10));
+
+    feed.pump(&app, || receiver.accepted().len() >= 50).await;
+    // Let any stray duplicate show up before judging.
+    for _ in 0..3 {
+        let _ = feed.relay(&app).await;
+        feed.consume(&app).await;
+    }
+
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.keys().cloned().collect::<BTreeSet<_>>(), paid);
+    assert!(accepted.values().all(|n| *n == 1), "each order accepted once: {accepted:?}");
+
+    // Kinesis holds every paid order's event too, keyed by order id.
+    let kinesis = &feed.publisher.kinesis;
+    let shards = kinesis.list_shards().stream_name(&feed.publisher.channels.stream_name).send().await.unwrap();
+    let mut on_stream = BTreeSet::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(&feed.publisher.channels.stream_name)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        loop {
+            let page = kinesis.get_records().shard_iterator(&iterator).send().await.unwrap();
+            for record in page.records() {
+                let event: serde_json::Value = serde_json::from_slice(record.data().as_ref()).unwrap();
+                assert_eq!(record.partition_key(), event["orderId"].as_str());
+                assert_eq!(event["schemaVersion"], 1);
+                on_stream.insert(event["orderId"].as_str().unwrap().to_owned());
+            }
+            match page.next_shard_iterator() {
+                Some(next) if !page.records().is_empty() => iterator = next.to_owned(),
+                _ => break,
+            }
+        }
+    }
+    assert_eq!(on_stream, paid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_the_platform_refuses_at_first_arrives_later_once() {
+    let app = shop(|_| "1000.00", 10).await;
+    let receiver = Receiver::start(Behaviour::RefuseFirst).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, _) = orders(&app, 1..=10, |_| true).await;
+
+    feed.pump(&app, || receiver.accepted().len() >= 10).await;
+
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.keys().cloned().collect::<BTreeSet<_>>(), paid);
+    assert!(accepted.values().all(|n| *n == 1));
+    assert!(receiver.attempts.lock().unwrap().values().all(|n| *n >= 2), "each was refused once first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_once_they_are_back() {
+    let app = shop(|_| "1000.00", 10).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let mut moto = OwnMoto::start();
+    let mut feed = Feed::new(&app, &moto.endpoint(), &receiver).await;
+
+    moto.stop();
+    let (paid, unpaid) = orders(&app, 1..=10, |_| true).await;
+    assert_eq!((paid.len(), unpaid.len()), (10, 0), "payment never waits on the feed");
+    assert!(feed.relay(&app).await.is_ok(), "the relay reads the stream");
+    let pending = rushcart::feed::Outbox::unpublished_before(
+        &app.store,
+        time::OffsetDateTime::now_utc() + time::Duration::minutes(1),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pending.len(), 10, "nothing could be published, nothing is lost");
+
+    moto.restart();
+    // moto starts empty: provision the channels again, as the stack would be.
+    let prefix = app.table().trim_end_matches("-main").to_owned();
+    feed.publisher.channels = provision(&feed.publisher.sqs, &feed.publisher.kinesis, &prefix, 30).await.unwrap();
+    let (republished, failed) =
+        sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
+    assert_eq!((republished, failed), (10, 0));
+    feed.pump(&app, || receiver.accepted().len() >= 10).await;
+    assert_eq!(receiver.accepted().keys().cloned().collect::<BTreeSet<_>>(), paid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_the_platform_always_refuses_ends_in_the_dead_letter_queue_without_blocking_others() {
+    let app = shop(|_| "1000.00", 12).await;
+    let refused_suffix = '7';
+    let receiver = Receiver::start(Behaviour::AlwaysRefuseEndingWith(refused_suffix)).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, _) = orders(&app, 1..=12, |_| true).await;
+    let doomed: BTreeSet<String> = paid.iter().filter(|o| o.ends_with(refused_suffix)).cloned().collect();
+    let fine: BTreeSet<String> = paid.difference(&doomed).cloned().collect();
+
+    let sqs = feed.publisher.sqs.clone();
+    let dlq = feed.publisher.channels.dead_letter_queue_url.clone();
+    let mut in_dlq: HashMap<String, u32> = HashMap::new();
+    let started = std::time::Instant::now();
+    while in_dlq.len() < doomed.len() || receiver.accepted().len() < fine.len() {
+        assert!(started.elapsed() < Duration::from_secs(40), "dead-lettered {in_dlq:?} of {doomed:?}");
+        let _ = feed.relay(&app).await;
+        feed.consume(&app).await;
+        let dead = sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).send().await.unwrap();
+        for message in dead.messages() {
+            let event: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            *in_dlq.entry(event["orderId"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(in_dlq.keys().cloned().collect::<BTreeSet<_>>(), doomed);
+    assert_eq!(receiver.accepted().keys().cloned().collect::<BTreeSet<_>>(), fine);
+    let attempts = receiver.attempts.lock().unwrap().clone();
+    for order in &doomed {
+        assert_eq!(attempts[order], rushcart::adapters::feed_aws::MAX_RECEIVES, "{order} was tried once per receive");
+    }
+}
