@@ -31,7 +31,8 @@ trap 'exit 130' INT TERM
 "$ROOT/localstack/stack.sh" start "$DIR"
 set -a; . "$DIR/stack.env"; set +a
 export RUSHCART_TABLE_PREFIX=rushcart TABLE_NAME=rushcart-main PORT
-"$BIN/rushcart-admin" provision
+"$BIN/rushcart-admin" provision --feed-env "$DIR/feed.env"
+set -a; . "$DIR/feed.env"; set +a
 "$BIN/rushcart-admin" seed "$@"
 
 "$BIN/rushcart-local-api" &

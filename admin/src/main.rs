@@ -25,8 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the missing tables and wait until they are active.
-    Provision,
+    /// Create the missing tables, the feed's queues and stream.
+    Provision {
+        /// Write FEED_QUEUE_URL, FEED_DLQ_URL and FEED_STREAM_NAME here.
+        #[arg(long)]
+        feed_env: Option<std::path::PathBuf>,
+    },
     /// Write users, products and coupons that do not exist yet.
     Seed(SeedArgs),
     /// Check the data invariants from the table (after a load run); exits non-zero on
@@ -77,11 +81,30 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let client = client_from_env().await;
     match cli.command {
-        Command::Provision => {
+        Command::Provision { feed_env } => {
             for spec in ALL_TABLES {
                 let name = spec.local_name(&cli.prefix);
                 spec.provision(&client, &name).await?;
                 println!("table {name} ready");
+            }
+            let (sqs, kinesis) = rushcart::adapters::feed_aws::clients_from_env().await;
+            let channels = rushcart::adapters::feed_aws::provision(
+                &sqs,
+                &kinesis,
+                &cli.prefix,
+                rushcart::adapters::feed_aws::VISIBILITY_TIMEOUT,
+            )
+            .await?;
+            println!(
+                "feed queue {} (dead letters: {}), stream {}",
+                channels.queue_url, channels.dead_letter_queue_url, channels.stream_name
+            );
+            if let Some(path) = feed_env {
+                let lines = format!(
+                    "FEED_QUEUE_URL={}\nFEED_DLQ_URL={}\nFEED_STREAM_NAME={}\n",
+                    channels.queue_url, channels.dead_letter_queue_url, channels.stream_name
+                );
+                std::fs::write(&path, lines).with_context(|| format!("write {}", path.display()))?;
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,

@@ -186,3 +186,21 @@ fn every_function_has_a_sample_event_and_http_ones_parse_through_lambda_http() {
         assert!(rushcart_local_api::match_path(route.path, request.uri().path()).is_some(), "events/{name}.json path");
     }
 }
+
+#[test]
+fn the_feed_queue_and_stream_are_provisioned_as_the_template_declares_them() {
+    use rushcart::adapters::feed_aws::{KINESIS_SHARDS, MAX_RECEIVES, VISIBILITY_TIMEOUT};
+    let template = template();
+    let resources = &template["Resources"];
+    let queue = &resources["FeedQueue"]["Properties"];
+    assert_eq!(queue["VisibilityTimeout"].as_u64(), Some(u64::from(VISIBILITY_TIMEOUT)));
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(u64::from(MAX_RECEIVES)));
+    assert_eq!(resources["FeedDeadLetterQueue"]["Type"].as_str(), Some("AWS::SQS::Queue"));
+    assert_eq!(resources["FeedStream"]["Properties"]["ShardCount"].as_i64(), Some(i64::from(KINESIS_SHARDS)));
+    // The relay reports partial failures and bisects; the consumer reports partial failures.
+    let relay = &resources["FeedRelayFunction"]["Properties"]["Events"]["Outbox"]["Properties"];
+    assert_eq!(relay["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+    assert_eq!(relay["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    let consumer = &resources["FeedConsumerFunction"]["Properties"]["Events"]["Feed"]["Properties"];
+    assert_eq!(consumer["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+}

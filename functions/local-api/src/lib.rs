@@ -5,6 +5,8 @@
 //! events, so the two cannot drift. Requests become `lambda_http::Request`s with path
 //! and query parameters filled in as API Gateway would.
 
+pub mod feed;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;

@@ -20,6 +20,11 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");
     println!("rushcart local API ready on http://127.0.0.1:{port}");
     tokio::spawn(rushcart_local_api::run_refresher(deps.clone(), rushcart::top_refresh_period()));
+    // The feed runs where its queue is configured (make run provisions it); FEED=off
+    // serves the API alone.
+    if std::env::var("FEED").as_deref() != Ok("off") && std::env::var_os("FEED_QUEUE_URL").is_some() {
+        rushcart_local_api::feed::start(deps.clone()).await?;
+    }
     rushcart_local_api::serve(listener, deps, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -175,3 +175,13 @@ pub async fn clients_from_env() -> (aws_sdk_sqs::Client, aws_sdk_kinesis::Client
     let config = loader.load().await;
     (aws_sdk_sqs::Client::new(&config), aws_sdk_kinesis::Client::new(&config))
 }
+
+/// A DynamoDB Streams client from the environment (`AWS_ENDPOINT_URL_DYNAMODB_STREAMS`
+/// locally: DynamoDB Local serves streams on its own port).
+pub async fn streams_client_from_env() -> aws_sdk_dynamodbstreams::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        loader = loader.region(aws_config::Region::from_static("us-east-1"));
+    }
+    aws_sdk_dynamodbstreams::Client::new(&loader.load().await)
+}

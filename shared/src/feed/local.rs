@@ -17,6 +17,8 @@ pub struct StreamReader {
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
     iterators: HashMap<String, Option<String>>,
+    /// The last sequence number read per shard, to reopen a shard where it was left.
+    last_read: HashMap<String, String>,
 }
 
 impl StreamReader {
@@ -32,7 +34,21 @@ impl StreamReader {
             .and_then(|t| t.latest_stream_arn())
             .ok_or_else(|| anyhow!("table {table} has no stream"))?
             .to_owned();
-        Ok(StreamReader { client: streams, stream_arn, iterators: HashMap::new() })
+        Ok(StreamReader { client: streams, stream_arn, iterators: HashMap::new(), last_read: HashMap::new() })
+    }
+
+    /// An iterator for `shard`: after the last record read, or from its start.
+    async fn open(&self, shard: &str) -> anyhow::Result<String> {
+        let request = self.client.get_shard_iterator().stream_arn(&self.stream_arn).shard_id(shard);
+        let request = match self.last_read.get(shard) {
+            Some(sequence) => {
+                request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(sequence)
+            }
+            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let output =
+            request.send().await.map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        Ok(output.shard_iterator().ok_or_else(|| anyhow!("no shard iterator"))?.to_owned())
     }
 
     /// The new outbox events since the last call.
@@ -53,26 +69,21 @@ impl StreamReader {
             let iterator = match self.iterators.get(&shard) {
                 Some(None) => continue, // closed and read to its end
                 Some(Some(iterator)) => iterator.clone(),
-                None => self
-                    .client
-                    .get_shard_iterator()
-                    .stream_arn(&self.stream_arn)
-                    .shard_id(&shard)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?
-                    .shard_iterator()
-                    .ok_or_else(|| anyhow!("no shard iterator"))?
-                    .to_owned(),
+                None => self.open(&shard).await?,
             };
-            let page = self
-                .client
-                .get_records()
-                .shard_iterator(&iterator)
-                .send()
-                .await
-                .map_err(|e| anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+            let page = match self.client.get_records().shard_iterator(&iterator).send().await {
+                Ok(page) => page,
+                Err(err) => {
+                    let code = err.as_service_error().and_then(|e| e.meta().code()).unwrap_or_default().to_owned();
+                    if code == "TrimmedDataAccessException" || code == "ExpiredIteratorException" {
+                        // Reopen the shard after the last record read, on the next pass.
+                        tracing::debug!(%shard, %code, "reopening a stream shard");
+                        self.iterators.remove(&shard);
+                        continue;
+                    }
+                    return Err(anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err)));
+                }
+            };
             for record in page.records() {
                 let inserted = record.event_name().is_some_and(|n| n.as_str() == "INSERT");
                 let Some(change) = record.dynamodb() else { continue };
@@ -81,6 +92,9 @@ impl StreamReader {
                     Some(AttributeValue::S(value)) => Some(value.clone()),
                     _ => None,
                 };
+                if let Some(sequence) = change.sequence_number() {
+                    self.last_read.insert(shard.clone(), sequence.to_owned());
+                }
                 if let (true, Some(order_id), Some(event_id), Some(payload)) =
                     (inserted, text("orderId"), text("eventId"), text("payload"))
                 {

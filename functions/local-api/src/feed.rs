@@ -1,0 +1,112 @@
+//! The feed in `make run`: what AWS's event sources and schedule do, as tasks — the
+//! relay polls the outbox stream, the sweeper runs every minute, the consumer polls the
+//! queue. Without `DATA_PLATFORM_URL`, a small receiver stands in for the platform and
+//! logs what arrives with its delivery lag (paid → received).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rushcart::adapters::dynamodb::DynamoStore;
+use rushcart::adapters::feed_aws::{
+    clients_from_env, streams_client_from_env, AwsPublisher, FeedChannels, HttpPlatform,
+};
+use rushcart::feed::local::{consume_once, relay_once, StreamReader};
+use rushcart::feed::{sweep, SWEEP_GRACE};
+use rushcart::Deps;
+
+/// Starts the relay, sweeper and consumer tasks (and the stand-in receiver when
+/// `DATA_PLATFORM_URL` is unset).
+pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
+    let channels = FeedChannels::from_env()?;
+    let (sqs, kinesis) = clients_from_env().await;
+    let publisher = Arc::new(AwsPublisher { sqs: sqs.clone(), kinesis, channels: channels.clone() });
+    let url = match std::env::var("DATA_PLATFORM_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_receiver().await?,
+    };
+    let platform = HttpPlatform::new(&url)?;
+    tracing::info!(%url, "feed: delivering to the data platform");
+
+    let mut reader = StreamReader::new(deps.store.client(), streams_client_from_env().await, deps.store.outbox_table())
+        .await
+        .context("open the outbox stream")?;
+    let (relay_deps, relay_publisher) = (deps.clone(), publisher.clone());
+    tokio::spawn(async move {
+        loop {
+            match relay_once(&mut reader, relay_publisher.as_ref(), &relay_deps.store, relay_deps.clock.as_ref()).await
+            {
+                Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "feed relay: reading the stream failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    let (sweep_deps, sweep_publisher) = (deps.clone(), publisher.clone());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            let now = sweep_deps.clock.now();
+            if let Err(err) = sweep(sweep_publisher.as_ref(), &sweep_deps.store, now, SWEEP_GRACE).await {
+                tracing::warn!(error = %format!("{err:#}"), "feed sweeper failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let consumed = consume_once(
+                &sqs,
+                &channels.queue_url,
+                &deps.store,
+                &platform,
+                deps.clock.as_ref(),
+                Duration::from_secs(2),
+            )
+            .await;
+            if let Err(err) = consumed {
+                tracing::warn!(error = %format!("{err:#}"), "feed consumer: receiving failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A stand-in data platform on a free port: logs each event and its lag.
+async fn start_receiver() -> anyhow::Result<String> {
+    let port: u16 = std::env::var("RECEIVER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let url = format!("http://{}/events", listener.local_addr()?);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let paid = event["paidAt"].as_str().and_then(|t| {
+                        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                    });
+                    let lag_ms = paid.map(|p| (time::OffsetDateTime::now_utc() - p).whole_milliseconds());
+                    tracing::info!(
+                        order = event["orderId"].as_str().unwrap_or("?"),
+                        lag_ms,
+                        "data platform received ORDER_PAID"
+                    );
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                });
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    Ok(url)
+}
