@@ -31,6 +31,9 @@ pub struct OutboxEvent {
 /// How long an event may stay unpublished before the sweeper takes it over from the
 /// relay.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(30);
+/// How many events of one batch are relayed or delivered at once.
+const CONCURRENCY: usize = 16;
+
 /// How long a consumer's claim on an order lasts before another may retry it.
 pub const DELIVERY_LEASE: Duration = Duration::from_secs(30);
 
@@ -82,18 +85,26 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
     events: Vec<(String, OutboxEvent)>,
     now: OffsetDateTime,
 ) -> Vec<String> {
-    let mut failed = Vec::new();
-    for (id, event) in events {
-        let outcome = async {
-            publisher.publish(&event).await?;
-            outbox.mark_published(&event.order_id, now).await
-        };
-        if let Err(err) = outcome.await {
-            tracing::warn!(order = %event.order_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
-            failed.push(id);
-        }
-    }
-    failed
+    use futures::StreamExt as _;
+    // Events are independent (no ordering is promised), so a batch goes out concurrently.
+    futures::stream::iter(events)
+        .map(|(id, event)| async move {
+            let outcome = async {
+                publisher.publish(&event).await?;
+                outbox.mark_published(&event.order_id, now).await
+            };
+            match outcome.await {
+                Ok(()) => None,
+                Err(err) => {
+                    tracing::warn!(order = %event.order_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
+                    Some(id)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await
 }
 
 /// Republishes events left unpublished past the grace period. Returns how many it
@@ -122,15 +133,21 @@ pub async fn consume<L: DeliveryLog, D: DataPlatform>(
     messages: Vec<(String, String)>,
     now: OffsetDateTime,
 ) -> Vec<String> {
-    let mut retry = Vec::new();
-    for (message_id, body) in messages {
-        let outcome = deliver_one(log, platform, &body, now).await;
-        if let Err(err) = outcome {
-            tracing::warn!(message = %message_id, error = %format!("{err:#}"), "delivery failed; SQS will retry it");
-            retry.push(message_id);
-        }
-    }
-    retry
+    use futures::StreamExt as _;
+    futures::stream::iter(messages)
+        .map(|(message_id, body)| async move {
+            match deliver_one(log, platform, &body, now).await {
+                Ok(()) => None,
+                Err(err) => {
+                    tracing::warn!(message = %message_id, error = %format!("{err:#}"), "delivery failed; SQS will retry it");
+                    Some(message_id)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(|retry| async move { retry })
+        .collect()
+        .await
 }
 
 async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
