@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment bench-top clean-stack
+.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment bench-top package coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
 	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
 	@echo "make bench-top       k6 top-5 reads, cached and uncached, against a running 'make run'"
+	@echo "make package         cargo lambda build --release (arm64; ARCH=x86_64) and zipped sizes"
+	@echo "make coldstart       each function's init and first invocation, median of 7"
 
 install:
 	@localstack/install.sh
@@ -46,6 +48,12 @@ bench-payment: install
 
 bench-top: install
 	k6/top-bench.sh
+
+package:
+	tools/package.sh
+
+coldstart:
+	tools/coldstart.sh
 
 clean-stack:
 	-localstack/stack.sh stop .local/run
