@@ -6,7 +6,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-[ -x target/lambda-x86_64/get-balance/bootstrap ] || ARCH=x86_64 "$ROOT/tools/package.sh" >/dev/null
+# The size verdict of package.sh does not matter here, only the binaries.
+[ -x target/lambda-x86_64/get-balance/bootstrap ] || ARCH=x86_64 "$ROOT/tools/package.sh" >/dev/null || true
+[ -x target/lambda-x86_64/get-balance/bootstrap ] || { echo "no x86_64 release build" >&2; exit 1; }
 cargo build --quiet --profile local -p rushcart-coldstart -p rushcart-admin
 exec "$ROOT/localstack/with-stack.sh" bash -c '
   set -euo pipefail
