@@ -4,7 +4,7 @@
 //! that expire.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use rushcart::adapters::feed_aws::{clients_from_env, AwsPublisher, FeedChannels};
+use rushcart::adapters::feed_aws::AwsPublisher;
 use rushcart::feed::{batch_response, events_from_stream_event, relay};
 use serde_json::Value;
 
@@ -12,8 +12,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     rushcart::telemetry::init();
     let deps = &rushcart::Deps::from_env().await?;
-    let (sqs, kinesis) = clients_from_env().await;
-    let publisher = &AwsPublisher { sqs, kinesis, channels: FeedChannels::from_env()? };
+    let publisher = &AwsPublisher::from_env().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let events = events_from_stream_event(&event.payload);
         let failed = relay(publisher, &deps.store, events, deps.clock.now()).await;

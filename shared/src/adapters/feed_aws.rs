@@ -105,6 +105,15 @@ pub struct AwsPublisher {
     pub channels: FeedChannels,
 }
 
+impl AwsPublisher {
+    /// The publisher the relay and the sweeper use: clients and channels from the
+    /// environment.
+    pub async fn from_env() -> anyhow::Result<AwsPublisher> {
+        let (sqs, kinesis) = clients_from_env().await;
+        Ok(AwsPublisher { sqs, kinesis, channels: FeedChannels::from_env()? })
+    }
+}
+
 impl EventPublisher for AwsPublisher {
     async fn publish(&self, event: &OutboxEvent) -> anyhow::Result<()> {
         self.sqs
@@ -160,28 +169,16 @@ impl DataPlatform for HttpPlatform {
     }
 }
 
-/// SQS and Kinesis clients from the environment (`AWS_ENDPOINT_URL_SQS`,
-/// `AWS_ENDPOINT_URL_KINESIS` locally).
+/// SQS and Kinesis clients from the process's shared SDK configuration
+/// (`AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_KINESIS` locally).
 pub async fn clients_from_env() -> (aws_sdk_sqs::Client, aws_sdk_kinesis::Client) {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(8))
-        .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        loader = loader.region(aws_config::Region::from_static("us-east-1"));
-    }
-    let config = loader.load().await;
-    (aws_sdk_sqs::Client::new(&config), aws_sdk_kinesis::Client::new(&config))
+    let config = crate::adapters::aws_sdk_config().await;
+    (aws_sdk_sqs::Client::new(config), aws_sdk_kinesis::Client::new(config))
 }
 
-/// A DynamoDB Streams client from the environment (`AWS_ENDPOINT_URL_DYNAMODB_STREAMS`
-/// locally: DynamoDB Local serves streams on its own port).
+/// A DynamoDB Streams client from the shared SDK configuration
+/// (`AWS_ENDPOINT_URL_DYNAMODB_STREAMS` locally: DynamoDB Local serves streams on its
+/// own port).
 pub async fn streams_client_from_env() -> aws_sdk_dynamodbstreams::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        loader = loader.region(aws_config::Region::from_static("us-east-1"));
-    }
-    aws_sdk_dynamodbstreams::Client::new(&loader.load().await)
+    aws_sdk_dynamodbstreams::Client::new(crate::adapters::aws_sdk_config().await)
 }

@@ -7,3 +7,25 @@ pub mod memory;
 pub mod redis_connection;
 pub mod redis_gate;
 pub mod redis_top;
+
+/// The AWS SDK configuration from the environment (region, credentials, and the
+/// `AWS_ENDPOINT_URL_<SERVICE>` endpoints of the local stack), with timeouts short
+/// enough that a dead dependency becomes a clear error instead of a hung Lambda.
+/// Loaded once per process and shared by every client built from it.
+pub async fn aws_sdk_config() -> &'static aws_config::SdkConfig {
+    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> = tokio::sync::OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| async {
+            let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .operation_attempt_timeout(std::time::Duration::from_secs(3))
+                .operation_timeout(std::time::Duration::from_secs(8))
+                .build();
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+            if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+                loader = loader.region(aws_config::Region::from_static("us-east-1"));
+            }
+            loader.load().await
+        })
+        .await
+}

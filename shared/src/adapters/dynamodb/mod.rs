@@ -36,7 +36,6 @@ pub mod table;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -136,20 +135,10 @@ impl DynamoStore {
     }
 }
 
-/// Builds a DynamoDB client from the environment (region, credentials, and
-/// `AWS_ENDPOINT_URL_DYNAMODB` for the local stack), with timeouts short enough that a
-/// dead dependency becomes a clear 503 instead of a hung Lambda.
+/// A DynamoDB client from the process's shared SDK configuration
+/// ([`crate::adapters::aws_sdk_config`]).
 pub async fn client_from_env() -> aws_sdk_dynamodb::Client {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(8))
-        .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        loader = loader.region(aws_config::Region::from_static("us-east-1"));
-    }
-    aws_sdk_dynamodb::Client::new(&loader.load().await)
+    aws_sdk_dynamodb::Client::new(crate::adapters::aws_sdk_config().await)
 }
 
 /// Storage failures, split the way callers must react to them.
