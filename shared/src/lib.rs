@@ -6,6 +6,7 @@
 //! - [`balance`]: the customer balance — entries, ports (traits) and use cases.
 //! - [`adapters`]: DynamoDB implementations of the ports, and in-memory ones for tests.
 //! - [`http`]: extractors, the error → HTTP mapping, one handler per route.
+//! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).
 //! - [`retry`]: bounded jittered backoff for transaction conflicts.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda).
 //!
@@ -25,6 +26,7 @@ pub mod pagination;
 pub mod retry;
 pub mod telemetry;
 pub mod top;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -60,7 +62,11 @@ impl Deps<adapters::dynamodb::DynamoStore> {
     /// The production dependencies, from the environment: `TABLE_NAME`, and
     /// `COUPON_GATE=on` with `REDIS_URL` to put the Redis gate in front of coupon issue.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let store = adapters::dynamodb::DynamoStore::from_env().await?;
+        Deps::from_store(adapters::dynamodb::DynamoStore::from_env().await?).await
+    }
+
+    /// [`Self::from_env`] over a store built elsewhere (the local API counts its calls).
+    pub async fn from_store(store: adapters::dynamodb::DynamoStore) -> anyhow::Result<Self> {
         let gate = match std::env::var("COUPON_GATE").as_deref() {
             Ok("on") => {
                 let url = std::env::var("REDIS_URL").context("COUPON_GATE=on needs REDIS_URL")?;

@@ -6,7 +6,6 @@
 use anyhow::Context as _;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use rushcart::adapters::feed_aws::HttpPlatform;
-use rushcart::feed::{batch_response, consume, messages_from_sqs_event};
 use serde_json::Value;
 
 #[tokio::main]
@@ -16,9 +15,9 @@ async fn main() -> Result<(), Error> {
     let url = std::env::var("DATA_PLATFORM_URL").context("DATA_PLATFORM_URL must be the data platform's endpoint")?;
     let platform = &HttpPlatform::new(url)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let messages = messages_from_sqs_event(&event.payload);
-        let failed = consume(&deps.store, platform, messages, deps.clock.now()).await;
-        Ok::<_, Error>(batch_response(&failed))
+        Ok::<_, Error>(
+            rushcart::triggers::consume_sqs_batch(&deps.store, platform, deps.clock.as_ref(), &event.payload).await,
+        )
     }))
     .await
 }

@@ -5,7 +5,6 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use rushcart::adapters::feed_aws::AwsPublisher;
-use rushcart::feed::{batch_response, events_from_stream_event, relay};
 use serde_json::Value;
 
 #[tokio::main]
@@ -14,9 +13,9 @@ async fn main() -> Result<(), Error> {
     let deps = &rushcart::Deps::from_env().await?;
     let publisher = &AwsPublisher::from_env().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let events = events_from_stream_event(&event.payload);
-        let failed = relay(publisher, &deps.store, events, deps.clock.now()).await;
-        Ok::<_, Error>(batch_response(&failed))
+        Ok::<_, Error>(
+            rushcart::triggers::relay_stream_batch(publisher, &deps.store, deps.clock.as_ref(), &event.payload).await,
+        )
     }))
     .await
 }

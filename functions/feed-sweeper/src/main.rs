@@ -3,8 +3,7 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use rushcart::adapters::feed_aws::AwsPublisher;
-use rushcart::feed::{sweep, SWEEP_GRACE};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,8 +11,7 @@ async fn main() -> Result<(), Error> {
     let deps = &rushcart::Deps::from_env().await?;
     let publisher = &AwsPublisher::from_env().await?;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        let (published, failed) = sweep(publisher, &deps.store, deps.clock.now(), SWEEP_GRACE).await?;
-        Ok::<_, Error>(json!({"republished": published, "failed": failed}))
+        Ok::<_, Error>(rushcart::triggers::sweep_on_schedule(publisher, &deps.store, deps.clock.as_ref()).await?)
     }))
     .await
 }

@@ -1,0 +1,72 @@
+//! The non-HTTP Lambdas' handlers: each takes its trigger's event as JSON and returns
+//! the JSON the function answers Lambda with. The binaries in `functions/` only build
+//! their clients and call these, so `make test` can feed the recorded events in
+//! `events/` through exactly the code Lambda runs.
+//!
+//! - [`relay_stream_batch`]: DynamoDB stream (outbox) → SQS + Kinesis (`feed-relay`).
+//! - [`sweep_on_schedule`]: EventBridge schedule → republish stragglers (`feed-sweeper`).
+//! - [`consume_sqs_batch`]: SQS → the data platform (`feed-consumer`).
+//! - [`refresh_top_on_schedule`]: EventBridge schedule → the top-5 cache
+//!   (`refresh-top-products`).
+//!
+//! The stream and SQS handlers never fail the whole batch: a record that could not be
+//! handled is named in `batchItemFailures` (the template turns on
+//! `ReportBatchItemFailures`), so only it is retried.
+
+use serde_json::{json, Value};
+
+use crate::catalog::ProductCatalog;
+use crate::clock::Clock;
+use crate::feed::{
+    batch_response, consume, events_from_stream_event, messages_from_sqs_event, relay, sweep, DataPlatform,
+    DeliveryLog, EventPublisher, Outbox, SWEEP_GRACE,
+};
+use crate::top::{refresh, SalesReader, TopError, TopProductsCache};
+
+/// `feed-relay`: publishes each INSERT of the outbox stream batch and marks it
+/// published; answers the partial batch response (failed records by sequence number).
+pub async fn relay_stream_batch<P: EventPublisher, O: Outbox>(
+    publisher: &P,
+    outbox: &O,
+    clock: &dyn Clock,
+    event: &Value,
+) -> Value {
+    let events = events_from_stream_event(event);
+    let failed = relay(publisher, outbox, events, clock.now()).await;
+    batch_response(&failed)
+}
+
+/// `feed-sweeper`: republishes events left unpublished past [`SWEEP_GRACE`]. The
+/// schedule event carries nothing the sweep needs.
+pub async fn sweep_on_schedule<P: EventPublisher, O: Outbox>(
+    publisher: &P,
+    outbox: &O,
+    clock: &dyn Clock,
+) -> anyhow::Result<Value> {
+    let (republished, failed) = sweep(publisher, outbox, clock.now(), SWEEP_GRACE).await?;
+    Ok(json!({"republished": republished, "failed": failed}))
+}
+
+/// `feed-consumer`: delivers each SQS message to the data platform, once in effect per
+/// order; answers the partial batch response (failed records by message id).
+pub async fn consume_sqs_batch<L: DeliveryLog, D: DataPlatform>(
+    log: &L,
+    platform: &D,
+    clock: &dyn Clock,
+    event: &Value,
+) -> Value {
+    let messages = messages_from_sqs_event(event);
+    let failed = consume(log, platform, messages, clock.now()).await;
+    batch_response(&failed)
+}
+
+/// `refresh-top-products`: recomputes the top 5 from DynamoDB and overwrites the cache.
+pub async fn refresh_top_on_schedule<S: SalesReader + ProductCatalog>(
+    store: &S,
+    cache: &dyn TopProductsCache,
+    clock: &dyn Clock,
+) -> Result<Value, TopError> {
+    let value = refresh(store, cache, clock).await?;
+    tracing::info!(items = value.items.len(), "top 5 refreshed");
+    Ok(json!({"items": value.items.len(), "generatedAt": value.generated_at}))
+}

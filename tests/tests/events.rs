@@ -1,0 +1,235 @@
+//! Every recorded event in `events/` goes through the handler its function runs, against
+//! the real local stack (DynamoDB Local, moto's SQS and Kinesis, Redis): the HTTP events
+//! through `lambda_http`'s parser into the route handlers, the stream, SQS and schedule
+//! events into `rushcart::triggers`. Where a recorded event names an order that only
+//! exists once the test has made it, the test swaps in the real order id and says so.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request, Response};
+use rushcart::adapters::dynamodb::DynamoStore;
+use rushcart::adapters::feed_aws::{provision, AwsPublisher, HttpPlatform};
+use rushcart::adapters::redis_top::RedisTopCache;
+use rushcart::clock::{Clock, ManualClock, SystemClock};
+use rushcart::http::{balance, catalog, coupons, orders, top};
+use rushcart::top::{Cached, TopProductsCache};
+use rushcart::{triggers, Deps};
+use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, Behaviour, Receiver};
+use rushcart_tests::{redis_url, TestApp};
+use serde_json::Value;
+
+/// The recorded events' order id; the test replaces it with an order it made.
+const RECORDED_ORDER: &str = "01JDQ3Z6Y0000000000000XYZ1";
+
+fn recorded(name: &str) -> String {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn http_event(name: &str) -> Request {
+    http_event_for(name, RECORDED_ORDER)
+}
+
+/// The recorded HTTP event with the recorded order id replaced by `order`.
+fn http_event_for(name: &str, order: &str) -> Request {
+    let text = recorded(name).replace(RECORDED_ORDER, order);
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
+
+fn json_event(name: &str) -> Value {
+    serde_json::from_str(&recorded(name)).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
+
+fn answer(response: &Response<Body>) -> (u16, Value) {
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+    (response.status().as_u16(), body)
+}
+
+/// A table seeded with the demo shop the recorded events assume: user 1 with
+/// 1,000,000.00, products 1..20 at 1000.00 with stock 1000, coupon 1 of 100 units
+/// taking 1000.00 off.
+async fn demo_shop() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "1000000.00")]).await;
+    app.seed_products(20, "1000.00", 1000).await;
+    app.seed_coupon(1, 100, "1000.00", time::OffsetDateTime::now_utc() + time::Duration::days(30)).await;
+    app
+}
+
+fn cached_deps(store: &DynamoStore, clock: Arc<dyn Clock>) -> (Deps<DynamoStore>, Arc<RedisTopCache>) {
+    let cache = Arc::new(RedisTopCache::new(&redis_url(), store.table(), Duration::from_secs(60)).expect("cache"));
+    let mut deps = Deps::with_clock(store.clone(), clock);
+    deps.top_cache = Some(cache.clone());
+    (deps, cache)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_handlers() {
+    let app = demo_shop().await;
+    let deps = Deps::new(app.store.clone());
+
+    let (status, charged) = answer(&balance::charge(http_event("charge-balance"), &deps).await);
+    assert_eq!((status, charged["balance"].as_str()), (200, Some("1001000.00")), "{charged}");
+    let (status, used) = answer(&balance::use_balance(http_event("use-balance"), &deps).await);
+    assert_eq!((status, used["balance"].as_str()), (200, Some("1000000.00")), "{used}");
+    let (status, got) = answer(&balance::get_balance(http_event("get-balance"), &deps).await);
+    assert_eq!((status, got["balance"].as_str()), (200, Some("1000000.00")), "{got}");
+    let (status, history) = answer(&balance::history(http_event("balance-history"), &deps).await);
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["items"].as_array().map(Vec::len), Some(2), "limit=2: {history}");
+    assert!(history["nextCursor"].is_string(), "the seed entry is on the next page: {history}");
+
+    let (status, listed) = answer(&catalog::list_products(http_event("list-products"), &deps).await);
+    assert_eq!(status, 200, "{listed}");
+    assert!(!listed["items"].as_array().expect("items").is_empty());
+    let (status, product) = answer(&catalog::get_product(http_event("get-product"), &deps).await);
+    assert_eq!((status, product["price"].as_str()), (200, Some("1000.00")), "{product}");
+
+    let (status, issued) = answer(&coupons::issue_coupon(http_event("issue-coupon"), &deps).await);
+    assert_eq!(status, 201, "{issued}");
+    let (status, again) = answer(&coupons::issue_coupon(http_event("issue-coupon"), &deps).await);
+    assert_eq!((status, again["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{again}");
+    let (status, coupon) = answer(&coupons::get_coupon(http_event("get-coupon"), &deps).await);
+    assert_eq!((status, coupon["remaining"].as_u64()), (200, Some(99)), "{coupon}");
+    let (status, mine) = answer(&coupons::user_coupons(http_event("user-coupons"), &deps).await);
+    assert_eq!((status, mine["items"].as_array().map(Vec::len)), (200, Some(1)), "{mine}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_handlers() {
+    let app = demo_shop().await;
+    let (deps, cache) = cached_deps(&app.store, Arc::new(SystemClock));
+    assert!(cache.ready(Duration::from_secs(5)).await, "Redis answers");
+    coupons::issue_coupon(http_event("issue-coupon"), &deps).await;
+
+    // The recorded body: products 1 × 2 and 2 × 1 with coupon 1.
+    let (status, order) = answer(&orders::create_order(http_event("create-order"), &deps).await);
+    assert_eq!(status, 201, "{order}");
+    assert_eq!((order["subtotal"].as_str(), order["discount"].as_str()), (Some("3000.00"), Some("1000.00")));
+    let id = order["orderId"].as_str().expect("orderId").to_owned();
+
+    // As recorded, the order id is unknown to this table.
+    let (status, missing) = answer(&orders::get_order(http_event("get-order"), &deps).await);
+    assert_eq!((status, missing["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "{missing}");
+    let (status, unpaid) = answer(&orders::pay(http_event("pay-order"), &deps).await);
+    assert_eq!(status, 404, "{unpaid}");
+    let (status, fetched) = answer(&orders::get_order(http_event_for("get-order", &id), &deps).await);
+    assert_eq!((status, fetched["status"].as_str()), (200, Some("PENDING_PAYMENT")), "{fetched}");
+
+    let (status, paid) = answer(&orders::pay(http_event_for("pay-order", &id), &deps).await);
+    assert_eq!((status, paid["amount"].as_str()), (200, Some("2000.00")), "{paid}");
+    assert_eq!(paid["balanceAfter"].as_str(), Some("998000.00"), "{paid}");
+    let (status, fetched) = answer(&orders::get_order(http_event_for("get-order", &id), &deps).await);
+    assert_eq!((status, fetched["status"].as_str()), (200, Some("PAID")), "{fetched}");
+
+    // The schedule event fills the cache with the answer the top route then serves.
+    let _ = json_event("refresh-top-products");
+    let refreshed =
+        triggers::refresh_top_on_schedule(&deps.store, cache.as_ref(), deps.clock.as_ref()).await.expect("refresh");
+    assert_eq!(refreshed["items"], 2, "{refreshed}");
+    let Cached::Hit(cached) = cache.get().await else { panic!("the refresh wrote the cache") };
+    let ranked: Vec<(u64, u64)> = cached.items.iter().map(|i| (i.product_id, i.sold_quantity)).collect();
+    assert_eq!(ranked, [(1, 2), (2, 1)]);
+    let (status, answered) = answer(&top::top(http_event("products-top"), &deps).await);
+    assert_eq!(status, 200, "{answered}");
+    let products: Vec<u64> =
+        answered["items"].as_array().expect("items").iter().filter_map(|i| i["productId"].as_u64()).collect();
+    assert_eq!(products, [1, 2], "{answered}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_platform_once() {
+    let app = demo_shop().await;
+    let deps = Deps::new(app.store.clone());
+    let moto = moto_endpoint();
+    let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
+    let prefix = app.table().trim_end_matches("-main").to_owned();
+    let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
+    let publisher = AwsPublisher { sqs: sqs.clone(), kinesis, channels: channels.clone() };
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let platform = HttpPlatform::new(&receiver.url).expect("platform");
+
+    // The recorded order uses coupon 1, so user 1 takes it first.
+    assert_eq!(coupons::issue_coupon(http_event("issue-coupon"), &deps).await.status(), 201);
+    let (status, order) = answer(&orders::create_order(http_event("create-order"), &deps).await);
+    assert_eq!(status, 201, "{order}");
+    let id = order["orderId"].as_str().expect("orderId").to_owned();
+    let (status, _) = answer(&orders::pay(http_event_for("pay-order", &id), &deps).await);
+    assert_eq!(status, 200);
+
+    // The recorded stream record, carrying this order's outbox item as its new image.
+    let item = app
+        .client()
+        .get_item()
+        .table_name(app.store.outbox_table())
+        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+        .key("sk", AttributeValue::S("ORDER_PAID".into()))
+        .send()
+        .await
+        .expect("read the outbox")
+        .item
+        .expect("the payment wrote its outbox event");
+    let payload = item["payload"].as_s().expect("payload").clone();
+    let mut stream_event = json_event("feed-relay");
+    let record = &mut stream_event["Records"][0]["dynamodb"];
+    record["NewImage"]["orderId"]["S"] = id.clone().into();
+    record["NewImage"]["eventId"]["S"] = format!("{id}:ORDER_PAID").into();
+    record["NewImage"]["payload"]["S"] = payload.clone().into();
+    let response = triggers::relay_stream_batch(&publisher, &app.store, &SystemClock, &stream_event).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    let item = app
+        .client()
+        .get_item()
+        .table_name(app.store.outbox_table())
+        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+        .key("sk", AttributeValue::S("ORDER_PAID".into()))
+        .send()
+        .await
+        .expect("read the outbox")
+        .item
+        .expect("outbox item");
+    assert!(item.contains_key("publishedAt"), "the relay marked the event published");
+
+    // Nothing is left for the sweeper, even once the grace period has passed.
+    let later = ManualClock::at(SystemClock.now() + time::Duration::minutes(5));
+    let _ = json_event("feed-sweeper");
+    let swept = triggers::sweep_on_schedule(&publisher, &app.store, &later).await.expect("sweep");
+    assert_eq!(swept, serde_json::json!({"republished": 0, "failed": 0}));
+
+    // The message the relay put on SQS, delivered in the recorded SQS event's shape.
+    let received = sqs
+        .receive_message()
+        .queue_url(&channels.queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive");
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1, "one event on the queue");
+    assert_eq!(messages[0].body.as_deref(), Some(payload.as_str()));
+    let mut sqs_event = json_event("feed-consumer");
+    sqs_event["Records"][0]["messageId"] = messages[0].message_id.clone().expect("message id").into();
+    sqs_event["Records"][0]["body"] = payload.into();
+    for _ in 0..2 {
+        let response = triggers::consume_sqs_batch(&app.store, &platform, &SystemClock, &sqs_event).await;
+        assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    }
+    assert_eq!(receiver.accepted().get(&id), Some(&1), "delivered once though consumed twice");
+
+    // As recorded, the stream record names an order whose outbox item this table does
+    // not hold: the relay reports it as a failed batch item (for the stream to retry)
+    // instead of failing the batch or claiming success.
+    let response = triggers::relay_stream_batch(&publisher, &app.store, &SystemClock, &json_event("feed-relay")).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([{"itemIdentifier": "111"}]), "{response}");
+
+    // The recorded SQS event as is: its order goes to the platform once.
+    let recorded_sqs = json_event("feed-consumer");
+    let response = triggers::consume_sqs_batch(&app.store, &platform, &SystemClock, &recorded_sqs).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    let delivered: BTreeSet<String> = receiver.accepted().keys().cloned().collect();
+    assert_eq!(delivered, BTreeSet::from([id, RECORDED_ORDER.to_owned()]));
+}
