@@ -6,11 +6,12 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench-balance bench-coupons bench-payment bench-top package coldstart clean-stack
+.PHONY: help install run test template-check lint bench bench-balance bench-coupons bench-payment bench-top package coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
 	@echo "make test   unit, handler, template and integration tests"
+	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
 	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
@@ -36,6 +37,9 @@ template-check: install
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench:
+	tools/bench.sh
 
 bench-balance: install
 	k6/run.sh balance

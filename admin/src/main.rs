@@ -4,6 +4,10 @@
 //! - `seed`: the demo data set by default (users 1..1000 with 1,000,000.00 each,
 //!   products 1..20 at 1000.00 with stock 1000, coupon 1: 100 units of 1000.00 off,
 //!   ending in 30 days); any size by flags, with a progress bar for large sets.
+//! - `audit`: check the invariants from the table after a load run.
+//! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`.
+
+mod floor;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -45,6 +49,15 @@ enum Command {
         /// Also check every order, payment and product (invariants 3–5; scans the table).
         #[arg(long)]
         orders: bool,
+    },
+    /// Time single DynamoDB calls of each kind against a scratch table (the storage's
+    /// floor for `make bench`); prints median milliseconds as JSON.
+    Floor {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Transaction sizes (items) to time.
+        #[arg(long, value_delimiter = ',', default_values_t = [2])]
+        transact_sizes: Vec<usize>,
     },
 }
 
@@ -109,6 +122,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
         Command::Audit { users, coupons, orders } => audit(&client, &cli.prefix, users, coupons, orders).await?,
+        Command::Floor { samples, transact_sizes } => {
+            floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
+        }
     }
     Ok(())
 }

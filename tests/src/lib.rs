@@ -117,6 +117,15 @@ impl TestApp {
         TestApp::serve_deps(store, deps).await
     }
 
+    /// A test app whose DynamoDB client carries `interceptor` (the local API's call
+    /// counter, say).
+    pub async fn spawn_intercepted(interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static) -> TestApp {
+        let (store, table) = TestApp::fresh_store().await;
+        let config = store.client().config().to_builder().interceptor(interceptor).build();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+        TestApp::serve_deps(store.clone(), Deps::new(store)).await
+    }
+
     async fn fresh_store() -> (DynamoStore, String) {
         let endpoint = dynamodb_endpoint().await;
         let client = dynamodb_client(&endpoint).await;

@@ -3,8 +3,14 @@
 //!
 //! [`ROUTES`] is the route table; a test compares it with the template's `HttpApi`
 //! events, so the two cannot drift. Requests become `lambda_http::Request`s with path
-//! and query parameters filled in as API Gateway would.
+//! and query parameters filled in as API Gateway would. `GET /_local/dynamodb-calls`
+//! (local only, never deployed) reports the DynamoDB calls each route made ([`calls`]).
 
+// Counting each request's DynamoDB calls wraps the handler futures once more, past
+// the compiler's default depth for computing their layout.
+#![recursion_limit = "256"]
+
+pub mod calls;
 pub mod feed;
 
 use std::collections::HashMap;
@@ -154,6 +160,12 @@ pub async fn serve(listener: TcpListener, deps: Arc<Deps<DynamoStore>>, shutdown
 
 async fn handle(request: hyper::Request<Incoming>, deps: &Deps<DynamoStore>) -> hyper::Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
+    if path == "/_local/dynamodb-calls" && request.method() == Method::GET {
+        let body = serde_json::to_string(&calls::snapshot()).unwrap_or_default();
+        let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        return response;
+    }
     let mut allowed = false;
     // As in API Gateway, a route with fewer {parameters} wins: /products/top beats
     // /products/{productId}.
@@ -200,7 +212,7 @@ async fn handle(request: hyper::Request<Incoming>, deps: &Deps<DynamoStore>) -> 
     *lambda_request.headers_mut() = parts.headers;
     let lambda_request =
         lambda_request.with_path_parameters(params).with_query_string_parameters(query).with_raw_http_path(path);
-    to_hyper(dispatch(route.function, lambda_request, deps).await)
+    to_hyper(calls::counted(route.function, dispatch(route.function, lambda_request, deps)).await)
 }
 
 fn to_hyper(response: lambda_http::Response<Body>) -> hyper::Response<Full<Bytes>> {

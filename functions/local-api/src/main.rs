@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use rushcart::adapters::dynamodb::DynamoStore;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -15,7 +16,12 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("PORT must be a port number")?
         .unwrap_or(3000);
-    let deps = Arc::new(rushcart::Deps::from_env().await?);
+    // The same client the functions build, plus the per-route DynamoDB call counter.
+    let config = aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await)
+        .interceptor(rushcart_local_api::calls::CallCounter)
+        .build();
+    let store = DynamoStore::from_env_with(aws_sdk_dynamodb::Client::from_conf(config))?;
+    let deps = Arc::new(rushcart::Deps::from_store(store).await?);
     let listener = TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind 127.0.0.1:{port}"))?;
     tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");
     println!("rushcart local API ready on http://127.0.0.1:{port}");

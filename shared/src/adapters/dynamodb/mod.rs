@@ -98,9 +98,14 @@ impl DynamoStore {
     /// The store the functions use: client from the environment, table from
     /// `TABLE_NAME`.
     pub async fn from_env() -> anyhow::Result<DynamoStore> {
+        DynamoStore::from_env_with(client_from_env().await)
+    }
+
+    /// The store over `client`, tables from the environment as in [`Self::from_env`].
+    pub fn from_env_with(client: aws_sdk_dynamodb::Client) -> anyhow::Result<DynamoStore> {
         let table = std::env::var(MAIN_TABLE.env_var)
             .with_context(|| format!("{} must name the main table", MAIN_TABLE.env_var))?;
-        let store = DynamoStore::new(client_from_env().await, table);
+        let store = DynamoStore::new(client, table);
         Ok(match std::env::var(OUTBOX_TABLE.env_var) {
             Ok(outbox) => store.with_outbox(outbox),
             Err(_) => store,
