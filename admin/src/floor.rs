@@ -174,7 +174,7 @@ async fn measure(
                 } else {
                     let put = Put::builder()
                         .table_name(table)
-                        .item("pk", s(format!("FLOOR#TXPUT#{i}#{k}")))
+                        .item("pk", s(format!("FLOOR#TXPUT#{size}#{i}#{k}")))
                         .item("sk", s("A"))
                         .condition_expression("attribute_not_exists(pk)")
                         .build()?;
