@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench bench-balance bench-coupons bench-payment bench-top package coldstart clean-stack
+.PHONY: help install run test template-check lint bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
 	@echo "make bench-top       k6 top-5 reads, cached and uncached, against a running 'make run'"
 	@echo "make package         cargo lambda build --release (arm64; ARCH=x86_64) and zipped sizes"
+	@echo "make sam-build       sam build (rust-cargolambda, offline) into .aws-sam/build, ready for sam deploy"
 	@echo "make coldstart       each function's init and first invocation, median of 7"
 
 install:
@@ -55,6 +56,10 @@ bench-top: install
 
 package:
 	tools/package.sh
+
+sam-build:
+	localstack/install-packaging.sh
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 $(VENV)/sam build --beta-features
 
 coldstart:
 	tools/coldstart.sh
