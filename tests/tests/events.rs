@@ -59,6 +59,20 @@ async fn demo_shop() -> TestApp {
     app
 }
 
+/// The ORDER_PAID outbox item of order `id`, which the payment wrote.
+async fn outbox_item(app: &TestApp, id: &str) -> std::collections::HashMap<String, AttributeValue> {
+    app.client()
+        .get_item()
+        .table_name(app.store.outbox_table())
+        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
+        .key("sk", AttributeValue::S("ORDER_PAID".into()))
+        .send()
+        .await
+        .expect("read the outbox")
+        .item
+        .expect("the payment wrote its outbox event")
+}
+
 fn cached_deps(store: &DynamoStore, clock: Arc<dyn Clock>) -> (Deps<DynamoStore>, Arc<RedisTopCache>) {
     let cache = Arc::new(RedisTopCache::new(&redis_url(), store.table(), Duration::from_secs(60)).expect("cache"));
     let mut deps = Deps::with_clock(store.clone(), clock);
@@ -161,17 +175,7 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     assert_eq!(status, 200);
 
     // The recorded stream record, carrying this order's outbox item as its new image.
-    let item = app
-        .client()
-        .get_item()
-        .table_name(app.store.outbox_table())
-        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-        .key("sk", AttributeValue::S("ORDER_PAID".into()))
-        .send()
-        .await
-        .expect("read the outbox")
-        .item
-        .expect("the payment wrote its outbox event");
+    let item = outbox_item(&app, &id).await;
     let payload = item["payload"].as_s().expect("payload").clone();
     let mut stream_event = json_event("feed-relay");
     let record = &mut stream_event["Records"][0]["dynamodb"];
@@ -180,17 +184,7 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     record["NewImage"]["payload"]["S"] = payload.clone().into();
     let response = triggers::relay_stream_batch(&publisher, &app.store, &SystemClock, &stream_event).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
-    let item = app
-        .client()
-        .get_item()
-        .table_name(app.store.outbox_table())
-        .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-        .key("sk", AttributeValue::S("ORDER_PAID".into()))
-        .send()
-        .await
-        .expect("read the outbox")
-        .item
-        .expect("outbox item");
+    let item = outbox_item(&app, &id).await;
     assert!(item.contains_key("publishedAt"), "the relay marked the event published");
 
     // Nothing is left for the sweeper, even once the grace period has passed.
