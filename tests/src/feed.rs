@@ -110,54 +110,28 @@ impl Receiver {
     }
 }
 
-/// A moto server of the test's own, on a port it keeps across restarts (moto forgets
-/// everything when it stops).
-pub struct OwnMoto {
-    port: u16,
-    child: Option<std::process::Child>,
-}
+/// A moto server of the test's own (moto forgets everything when it stops).
+pub struct OwnMoto(crate::OwnServer);
 
 impl OwnMoto {
     pub fn start() -> OwnMoto {
-        let url = crate::dead_redis_url();
-        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        let mut moto = OwnMoto { port, child: None };
-        moto.restart();
-        moto
+        OwnMoto(crate::OwnServer::start("moto_server", |port| {
+            let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+            let mut command = std::process::Command::new(binary);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            command
+        }))
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.0.port())
     }
 
     pub fn restart(&mut self) {
-        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        let child = std::process::Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server is installed by make test");
-        self.child = Some(child);
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("moto did not start on {}", self.port);
+        self.0.restart();
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnMoto {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }

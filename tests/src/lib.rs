@@ -272,41 +272,44 @@ mod testcontainers_backend {
     }
 }
 
-/// A redis-server of the test's own, on a port it keeps across restarts, so a test
-/// can take Redis away and bring it back.
-pub struct OwnRedis {
+/// A server process of the test's own, on a loopback port it keeps across restarts, so
+/// a test can take a dependency away and bring it back.
+pub struct OwnServer {
     port: u16,
+    what: &'static str,
+    command: fn(u16) -> std::process::Command,
     child: Option<std::process::Child>,
 }
 
-impl OwnRedis {
-    /// Starts redis-server on a free port.
-    pub fn start() -> OwnRedis {
+impl OwnServer {
+    /// Starts `command(port)` on a free port and waits until the port answers.
+    pub fn start(what: &'static str, command: fn(u16) -> std::process::Command) -> OwnServer {
         let url = dead_redis_url();
         let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        let mut redis = OwnRedis { port, child: None };
-        redis.restart();
-        redis
+        let mut server = OwnServer { port, what, command, child: None };
+        server.restart();
+        server
     }
 
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+        let child = (self.command)(self.port)
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("redis-server is installed by make test");
+            .unwrap_or_else(|e| panic!("{} (installed by make test): {e}", self.what));
         self.child = Some(child);
-        for _ in 0..100 {
+        // Up to 15 s: moto (Python) is slow to start on a busy machine.
+        for _ in 0..750 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not start on {}", self.port);
+        panic!("{} did not start on {}", self.what, self.port);
     }
 
     pub fn stop(&mut self) {
@@ -317,8 +320,33 @@ impl OwnRedis {
     }
 }
 
-impl Drop for OwnRedis {
+impl Drop for OwnServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A redis-server of the test's own (nothing saved to disk).
+pub struct OwnRedis(OwnServer);
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        OwnRedis(OwnServer::start("redis-server", |port| {
+            let mut command = std::process::Command::new("redis-server");
+            command.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]);
+            command
+        }))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.0.port())
+    }
+
+    pub fn restart(&mut self) {
+        self.0.restart();
+    }
+
+    pub fn stop(&mut self) {
+        self.0.stop();
     }
 }
