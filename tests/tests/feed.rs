@@ -124,6 +124,9 @@ async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
     assert_eq!(accepted.keys().cloned().collect::<BTreeSet<_>>(), paid);
     assert!(accepted.values().all(|n| *n == 1), "each order accepted once: {accepted:?}");
 
+    // An event SQS took but Kinesis did not (a put moto failed under this load) stays
+    // unpublished in the outbox for the sweeper, as on AWS; give it its pass.
+    sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
     // Kinesis holds every paid order's event too, keyed by order id.
     let kinesis = &feed.publisher.kinesis;
     let shards = kinesis.list_shards().stream_name(&feed.publisher.channels.stream_name).send().await.unwrap();
