@@ -8,7 +8,7 @@
 //! - [`http`]: extractors, the error → HTTP mapping, one handler per route.
 //! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).
 //! - [`retry`]: bounded jittered backoff for transaction conflicts.
-//! - [`telemetry`]: tracing set-up (JSON on Lambda).
+//! - [`telemetry`]: tracing set-up (JSON on Lambda), and the TLS crypto provider.
 //!
 //! A function binary builds [`Deps`] once and passes every request to its handler.
 
@@ -70,7 +70,8 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         let gate = match std::env::var("COUPON_GATE").as_deref() {
             Ok("on") => {
                 let url = std::env::var("REDIS_URL").context("COUPON_GATE=on needs REDIS_URL")?;
-                let gate = adapters::redis_gate::RedisGate::new(&url, store.table())?;
+                let timeout = adapters::redis_connection::call_timeout_from_env()?;
+                let gate = adapters::redis_gate::RedisGate::with_call_timeout(&url, store.table(), timeout)?;
                 if !gate.ready(std::time::Duration::from_millis(500)).await {
                     tracing::warn!("coupon gate: Redis not reachable at start-up; stepping aside until it is");
                 }
@@ -82,7 +83,9 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         let top_cache = match (std::env::var("TOP5_CACHE").as_deref(), std::env::var("REDIS_URL")) {
             (Ok("off"), _) | (_, Err(_)) => None,
             (Ok("on") | Err(_), Ok(url)) => {
-                let cache = adapters::redis_top::RedisTopCache::new(&url, store.table(), top_cache_ttl())?;
+                let timeout = adapters::redis_connection::call_timeout_from_env()?;
+                let cache =
+                    adapters::redis_top::RedisTopCache::with_call_timeout(&url, store.table(), top_cache_ttl(), timeout)?;
                 if !cache.ready(std::time::Duration::from_millis(500)).await {
                     tracing::warn!("top-5 cache: Redis not reachable at start-up; answering from DynamoDB until it is");
                 }
@@ -100,6 +103,14 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         }
         Ok(deps)
     }
+}
+
+/// Makes aws-lc-rs the process's one rustls crypto provider. Every TLS client of the
+/// process (the AWS SDK, reqwest, Redis over `rediss://`) then uses it; the build
+/// holds no other provider (a test checks), so nothing has to choose. Idempotent.
+pub fn install_crypto_provider() {
+    // `Err` means a provider is installed already, which is the point.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// How often the top 5 is recomputed (`TOP5_REFRESH_SECONDS`, default 60).

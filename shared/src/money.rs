@@ -193,6 +193,38 @@ impl serde::Serialize for Amount {
     }
 }
 
+/// The text of a JSON money value: a string's content, or a number's literal digits
+/// (read raw, so `250.5` is never rounded through `f64`).
+fn json_money_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::de::Error as _;
+    let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(deserializer)?;
+    let raw = raw.get();
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw).map_err(D::Error::custom),
+        Some(b'-' | b'0'..=b'9') => Ok(raw.to_owned()),
+        _ => Err(D::Error::custom(format!(
+            "must be a decimal string such as \"1000.00\" or a JSON number, not {}",
+            raw.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Amount {
+    /// From JSON only (a string or a number, exactly).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = json_money_text(deserializer)?;
+        Amount::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    /// From JSON only (a string or a number, exactly).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = json_money_text(deserializer)?;
+        Money::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +268,17 @@ mod tests {
             assert_eq!(Amount::parse(text), Err(expected.clone()), "{text:?}");
         }
         assert!(matches!(Amount::parse("999999999999999999999999999999"), Err(MoneyError::TooLarge(_))));
+    }
+
+    #[test]
+    fn json_numbers_and_strings_parse_exactly_and_nothing_else_does() {
+        let amount = |json: &str| serde_json::from_str::<Amount>(json).map(|a| a.to_string()).map_err(|e| e.to_string());
+        assert_eq!(amount("250.5").unwrap(), "250.50");
+        assert_eq!(amount("\"0.10\"").unwrap(), "0.10");
+        assert_eq!(amount("1000000.0000000000000001").unwrap_err(), "must have at most 2 fractional digits");
+        assert_eq!(amount("1e3").unwrap_err(), MoneyError::NotADecimal.to_string());
+        assert!(amount("true").unwrap_err().starts_with("must be a decimal string"));
+        assert_eq!(amount("-5").unwrap_err(), "must not be negative");
     }
 
     #[test]

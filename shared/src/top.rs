@@ -98,6 +98,10 @@ pub trait TopProductsCache: Send + Sync {
     /// or the cache is unavailable.
     fn try_lock(&self) -> GateFuture<'_, bool>;
     fn unlock(&self) -> GateFuture<'_, ()>;
+    /// How long a caller that missed waits for the one holding the lock.
+    fn patience(&self) -> Duration {
+        WAIT_FOR_OTHERS
+    }
 }
 
 /// Computes the answer from DynamoDB.
@@ -119,7 +123,7 @@ pub async fn compute<S: SalesReader + ProductCatalog>(store: &S, now: OffsetDate
 }
 
 /// How long callers that miss wait for the one recomputing before doing it themselves.
-const WAIT_FOR_OTHERS: Duration = Duration::from_millis(1000);
+pub const WAIT_FOR_OTHERS: Duration = Duration::from_millis(1000);
 
 /// The answer for a request: from the cache, or computed once for everyone who missed.
 pub async fn top_products<S: SalesReader + ProductCatalog>(
@@ -144,7 +148,7 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
         cache.unlock().await;
         return result;
     }
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_OTHERS;
+    let deadline = tokio::time::Instant::now() + cache.patience();
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         match cache.get().await {

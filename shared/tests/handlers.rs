@@ -8,6 +8,7 @@ use rushcart::adapters::memory::MemoryStore;
 use rushcart::http::balance;
 use rushcart::ids::UserId;
 use rushcart::money::Money;
+use rushcart::http::respond;
 use rushcart::Deps;
 use serde_json::Value;
 
@@ -34,7 +35,7 @@ fn json(response: &Response<Body>) -> Value {
 
 #[tokio::test]
 async fn the_get_balance_event_returns_the_balance_as_a_string() {
-    let response = balance::get_balance(event("get-balance"), &deps("1000000.00")).await;
+    let response = respond(balance::get_balance(event("get-balance"), &deps("1000000.00")).await);
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(json(&response), serde_json::json!({"userId": 1, "balance": "1000000.00"}));
@@ -43,7 +44,7 @@ async fn the_get_balance_event_returns_the_balance_as_a_string() {
 #[tokio::test]
 async fn the_charge_event_adds_to_the_balance_and_returns_the_entry() {
     let deps = deps("1000000.00");
-    let response = balance::charge(event("charge-balance"), &deps).await;
+    let response = respond(balance::charge(event("charge-balance"), &deps).await);
     assert_eq!(response.status(), 200);
     let body = json(&response);
     assert_eq!(body["balance"], "1001000.00");
@@ -56,19 +57,19 @@ async fn the_charge_event_adds_to_the_balance_and_returns_the_entry() {
 #[tokio::test]
 async fn replaying_the_charge_event_with_its_idempotency_key_changes_nothing() {
     let deps = deps("1000000.00");
-    let first = balance::charge(event("charge-balance"), &deps).await;
-    let second = balance::charge(event("charge-balance"), &deps).await;
+    let first = respond(balance::charge(event("charge-balance"), &deps).await);
+    let second = respond(balance::charge(event("charge-balance"), &deps).await);
     assert_eq!(json(&first), json(&second));
     assert_eq!(second.headers()["idempotent-replayed"], "true");
-    let balance = balance::get_balance(event("get-balance"), &deps).await;
+    let balance = respond(balance::get_balance(event("get-balance"), &deps).await);
     assert_eq!(json(&balance)["balance"], "1001000.00");
 }
 
 #[tokio::test]
 async fn the_same_key_with_another_amount_is_refused() {
     let deps = deps("1000000.00");
-    balance::charge(event("charge-balance"), &deps).await;
-    let response = balance::charge(with_body(event("charge-balance"), r#"{"amount":"5.00"}"#), &deps).await;
+    respond(balance::charge(event("charge-balance"), &deps).await);
+    let response = respond(balance::charge(with_body(event("charge-balance"), r#"{"amount":"5.00"}"#), &deps).await);
     assert_eq!(response.status(), 409);
     assert_eq!(json(&response)["code"], "IDEMPOTENCY_KEY_REUSED");
 }
@@ -76,10 +77,10 @@ async fn the_same_key_with_another_amount_is_refused() {
 #[tokio::test]
 async fn the_use_event_deducts_and_refuses_to_go_below_zero() {
     let deps = deps("1500.00");
-    let response = balance::use_balance(event("use-balance"), &deps).await;
+    let response = respond(balance::use_balance(event("use-balance"), &deps).await);
     assert_eq!(response.status(), 200);
     assert_eq!(json(&response)["balance"], "500.00");
-    let response = balance::use_balance(event("use-balance"), &deps).await;
+    let response = respond(balance::use_balance(event("use-balance"), &deps).await);
     assert_eq!(response.status(), 409);
     assert_eq!(json(&response)["code"], "INSUFFICIENT_BALANCE");
 }
@@ -88,9 +89,9 @@ async fn the_use_event_deducts_and_refuses_to_go_below_zero() {
 async fn the_history_event_pages_newest_first() {
     let deps = deps("1000000.00");
     for _ in 0..3 {
-        balance::use_balance(event("use-balance"), &deps).await;
+        respond(balance::use_balance(event("use-balance"), &deps).await);
     }
-    let response = balance::history(event("balance-history"), &deps).await;
+    let response = respond(balance::history(event("balance-history"), &deps).await);
     assert_eq!(response.status(), 200);
     let body = json(&response);
     let seqs: Vec<_> = body["items"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -101,7 +102,7 @@ async fn the_history_event_pages_newest_first() {
 #[tokio::test]
 async fn a_json_number_amount_is_parsed_exactly() {
     let deps = deps("0.30");
-    let response = balance::use_balance(with_body(event("use-balance"), r#"{"amount": 0.1}"#), &deps).await;
+    let response = respond(balance::use_balance(with_body(event("use-balance"), r#"{"amount": 0.1}"#), &deps).await);
     assert_eq!(json(&response)["balance"], "0.20");
 }
 
@@ -112,7 +113,7 @@ async fn a_non_numeric_user_id_in_the_path_is_a_400() {
         request,
         std::collections::HashMap::from([("userId".to_owned(), "abc".to_owned())]),
     );
-    let response = balance::get_balance(request, &deps("1.00")).await;
+    let response = respond(balance::get_balance(request, &deps("1.00")).await);
     assert_eq!(response.status(), 400);
     assert_eq!(json(&response)["code"], "INVALID_USER_ID");
 }

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use rushcart::adapters::memory::MemoryShop;
+use rushcart::adapters::memory::MemoryStore;
 use rushcart::catalog::Product;
 use rushcart::clock::ManualClock;
 use rushcart::coupons::Coupon;
 use rushcart::http::{catalog, coupons};
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
+use rushcart::http::respond;
 use rushcart::Deps;
 use serde_json::Value;
 use time::macros::datetime;
@@ -25,28 +26,25 @@ fn json(response: &Response<Body>) -> Value {
     serde_json::from_slice(response.body().as_ref()).expect("JSON body")
 }
 
-fn shop() -> (Deps<MemoryShop>, ManualClock) {
-    let shop = MemoryShop::default();
+fn shop() -> (Deps<MemoryStore>, ManualClock) {
+    let shop = MemoryStore::new();
     for id in 1..=3 {
-        shop.products.lock().unwrap().push(Product {
+        shop.add_product(Product {
             product_id: ProductId::new(id).unwrap(),
             name: format!("Product {id}"),
             price: Money::parse("1000.00").unwrap(),
             stock: 1000,
         });
     }
-    shop.coupons.lock().unwrap().insert(
-        CouponId::new(1).unwrap(),
-        Coupon {
-            id: CouponId::new(1).unwrap(),
-            name: "Rush".into(),
-            discount: Money::parse("1000.00").unwrap(),
-            total: 1,
-            issued: 0,
-            ends_at: datetime!(2026-12-24 00:00 UTC),
-        },
-    );
-    shop.users.lock().unwrap().insert(UserId::new(1).unwrap());
+    shop.add_coupon(Coupon {
+        id: CouponId::new(1).unwrap(),
+        name: "Rush".into(),
+        discount: Money::parse("1000.00").unwrap(),
+        total: 1,
+        issued: 0,
+        ends_at: datetime!(2026-12-24 00:00 UTC),
+    });
+    shop.add_user(UserId::new(1).unwrap(), Money::ZERO);
     let clock = ManualClock::at(datetime!(2026-11-24 10:00 UTC));
     (Deps::with_clock(shop, Arc::new(clock.clone())), clock)
 }
@@ -54,7 +52,7 @@ fn shop() -> (Deps<MemoryShop>, ManualClock) {
 #[tokio::test]
 async fn the_list_products_event_returns_a_page_and_a_cursor() {
     let (deps, _) = shop();
-    let response = catalog::list_products(event("list-products"), &deps).await;
+    let response = respond(catalog::list_products(event("list-products"), &deps).await);
     assert_eq!(response.status(), 200);
     let body = json(&response);
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
@@ -68,7 +66,7 @@ async fn the_list_products_event_returns_a_page_and_a_cursor() {
 #[tokio::test]
 async fn the_get_product_event_returns_the_product() {
     let (deps, _) = shop();
-    let response = catalog::get_product(event("get-product"), &deps).await;
+    let response = respond(catalog::get_product(event("get-product"), &deps).await);
     assert_eq!(response.status(), 200);
     assert_eq!(json(&response)["productId"], 1);
 }
@@ -76,7 +74,7 @@ async fn the_get_product_event_returns_the_product() {
 #[tokio::test]
 async fn the_issue_coupon_event_issues_once_then_the_coupon_shows_none_left() {
     let (deps, _) = shop();
-    let response = coupons::issue_coupon(event("issue-coupon"), &deps).await;
+    let response = respond(coupons::issue_coupon(event("issue-coupon"), &deps).await);
     assert_eq!(response.status(), 201);
     let copy = json(&response);
     assert_eq!((copy["couponId"].as_u64(), copy["userId"].as_u64()), (Some(1), Some(1)));
@@ -84,10 +82,10 @@ async fn the_issue_coupon_event_issues_once_then_the_coupon_shows_none_left() {
     assert_eq!(copy["issuedAt"], "2026-11-24T10:00:00.000Z");
     assert_eq!(copy["expiresAt"], "2026-12-24T00:00:00.000Z");
 
-    let again = coupons::issue_coupon(event("issue-coupon"), &deps).await;
+    let again = respond(coupons::issue_coupon(event("issue-coupon"), &deps).await);
     assert_eq!((again.status().as_u16(), json(&again)["code"].clone()), (409, Value::from("COUPON_ALREADY_ISSUED")));
 
-    let coupon = json(&coupons::get_coupon(event("get-coupon"), &deps).await);
+    let coupon = json(&respond(coupons::get_coupon(event("get-coupon"), &deps).await));
     assert_eq!((coupon["issued"].as_u64(), coupon["remaining"].as_u64()), (Some(1), Some(0)));
     assert_eq!(coupon["discount"], "1000.00");
 }
@@ -95,11 +93,11 @@ async fn the_issue_coupon_event_issues_once_then_the_coupon_shows_none_left() {
 #[tokio::test]
 async fn the_user_coupons_event_shows_the_status_the_clock_implies() {
     let (deps, clock) = shop();
-    coupons::issue_coupon(event("issue-coupon"), &deps).await;
-    let listed = json(&coupons::user_coupons(event("user-coupons"), &deps).await);
+    respond(coupons::issue_coupon(event("issue-coupon"), &deps).await);
+    let listed = json(&respond(coupons::user_coupons(event("user-coupons"), &deps).await));
     assert_eq!(listed["items"][0]["status"], "AVAILABLE");
     clock.advance(time::Duration::days(40));
-    let listed = json(&coupons::user_coupons(event("user-coupons"), &deps).await);
+    let listed = json(&respond(coupons::user_coupons(event("user-coupons"), &deps).await));
     assert_eq!(listed["items"][0]["status"], "EXPIRED");
 }
 
@@ -107,7 +105,7 @@ async fn the_user_coupons_event_shows_the_status_the_clock_implies() {
 async fn an_issue_event_after_the_end_date_is_refused() {
     let (deps, clock) = shop();
     clock.advance(time::Duration::days(40));
-    let response = coupons::issue_coupon(event("issue-coupon"), &deps).await;
+    let response = respond(coupons::issue_coupon(event("issue-coupon"), &deps).await);
     assert_eq!(response.status(), 409);
     assert_eq!(json(&response)["code"], "COUPON_EXPIRED");
 }

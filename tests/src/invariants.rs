@@ -19,7 +19,7 @@ pub fn money(text: &str) -> Decimal {
     Money::parse(text).unwrap().as_decimal()
 }
 
-/// Checks DESIGN invariant 2 for `coupon`; returns (issued count, copies held).
+/// Checks invariant 2 for `coupon`; returns (issued count, copies held).
 pub async fn coupon_audit(app: &crate::TestApp, coupon: u64) -> (u64, u64) {
     let audit = rushcart::adapters::dynamodb::audit::check_coupon(
         app.client(),

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::adapters::feed_aws::{provision, AwsPublisher, HttpPlatform};
 use rushcart::adapters::redis_top::RedisTopCache;
 use rushcart::clock::{Clock, ManualClock, SystemClock};
-use rushcart::http::{balance, catalog, coupons, orders, top};
+use rushcart::http::routes::{dispatch, ROUTES};
 use rushcart::top::{Cached, TopProductsCache};
 use rushcart::{triggers, Deps};
 use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, Behaviour, Receiver};
@@ -43,7 +43,20 @@ fn json_event(name: &str) -> Value {
     serde_json::from_str(&recorded(name)).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
 
-fn answer(response: &Response<Body>) -> (u16, Value) {
+/// Runs a recorded HTTP event through the route its function serves, as its `main`
+/// does: the function is named by the event's route.
+async fn run(deps: &Deps<DynamoStore>, request: Request) -> (u16, Value) {
+    use lambda_http::RequestExt as _;
+    let route_key = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.route_key.clone(),
+        _ => None,
+    };
+    let route_key = route_key.expect("a recorded HTTP API event carries its route key");
+    let route = ROUTES
+        .iter()
+        .find(|r| format!("{} {}", r.method, r.path) == route_key)
+        .unwrap_or_else(|| panic!("no route for {route_key}"));
+    let response = dispatch(route.function, request, deps).await.expect("the route's function serves it");
     let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
     (response.status().as_u16(), body)
 }
@@ -85,30 +98,30 @@ async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_hand
     let app = demo_shop().await;
     let deps = Deps::new(app.store.clone());
 
-    let (status, charged) = answer(&balance::charge(http_event("charge-balance"), &deps).await);
+    let (status, charged) = run(&deps, http_event("charge-balance")).await;
     assert_eq!((status, charged["balance"].as_str()), (200, Some("1001000.00")), "{charged}");
-    let (status, used) = answer(&balance::use_balance(http_event("use-balance"), &deps).await);
+    let (status, used) = run(&deps, http_event("use-balance")).await;
     assert_eq!((status, used["balance"].as_str()), (200, Some("1000000.00")), "{used}");
-    let (status, got) = answer(&balance::get_balance(http_event("get-balance"), &deps).await);
+    let (status, got) = run(&deps, http_event("get-balance")).await;
     assert_eq!((status, got["balance"].as_str()), (200, Some("1000000.00")), "{got}");
-    let (status, history) = answer(&balance::history(http_event("balance-history"), &deps).await);
+    let (status, history) = run(&deps, http_event("balance-history")).await;
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["items"].as_array().map(Vec::len), Some(2), "limit=2: {history}");
     assert!(history["nextCursor"].is_string(), "the seed entry is on the next page: {history}");
 
-    let (status, listed) = answer(&catalog::list_products(http_event("list-products"), &deps).await);
+    let (status, listed) = run(&deps, http_event("list-products")).await;
     assert_eq!(status, 200, "{listed}");
     assert!(!listed["items"].as_array().expect("items").is_empty());
-    let (status, product) = answer(&catalog::get_product(http_event("get-product"), &deps).await);
+    let (status, product) = run(&deps, http_event("get-product")).await;
     assert_eq!((status, product["price"].as_str()), (200, Some("1000.00")), "{product}");
 
-    let (status, issued) = answer(&coupons::issue_coupon(http_event("issue-coupon"), &deps).await);
+    let (status, issued) = run(&deps, http_event("issue-coupon")).await;
     assert_eq!(status, 201, "{issued}");
-    let (status, again) = answer(&coupons::issue_coupon(http_event("issue-coupon"), &deps).await);
+    let (status, again) = run(&deps, http_event("issue-coupon")).await;
     assert_eq!((status, again["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{again}");
-    let (status, coupon) = answer(&coupons::get_coupon(http_event("get-coupon"), &deps).await);
+    let (status, coupon) = run(&deps, http_event("get-coupon")).await;
     assert_eq!((status, coupon["remaining"].as_u64()), (200, Some(99)), "{coupon}");
-    let (status, mine) = answer(&coupons::user_coupons(http_event("user-coupons"), &deps).await);
+    let (status, mine) = run(&deps, http_event("user-coupons")).await;
     assert_eq!((status, mine["items"].as_array().map(Vec::len)), (200, Some(1)), "{mine}");
 }
 
@@ -117,26 +130,26 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
     let app = demo_shop().await;
     let (deps, cache) = cached_deps(&app.store, Arc::new(SystemClock));
     assert!(cache.ready(Duration::from_secs(5)).await, "Redis answers");
-    coupons::issue_coupon(http_event("issue-coupon"), &deps).await;
+    run(&deps, http_event("issue-coupon")).await;
 
     // The recorded body: products 1 × 2 and 2 × 1 with coupon 1.
-    let (status, order) = answer(&orders::create_order(http_event("create-order"), &deps).await);
+    let (status, order) = run(&deps, http_event("create-order")).await;
     assert_eq!(status, 201, "{order}");
     assert_eq!((order["subtotal"].as_str(), order["discount"].as_str()), (Some("3000.00"), Some("1000.00")));
     let id = order["orderId"].as_str().expect("orderId").to_owned();
 
     // As recorded, the order id is unknown to this table.
-    let (status, missing) = answer(&orders::get_order(http_event("get-order"), &deps).await);
+    let (status, missing) = run(&deps, http_event("get-order")).await;
     assert_eq!((status, missing["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "{missing}");
-    let (status, unpaid) = answer(&orders::pay(http_event("pay-order"), &deps).await);
+    let (status, unpaid) = run(&deps, http_event("pay-order")).await;
     assert_eq!(status, 404, "{unpaid}");
-    let (status, fetched) = answer(&orders::get_order(http_event_for("get-order", &id), &deps).await);
+    let (status, fetched) = run(&deps, http_event_for("get-order", &id)).await;
     assert_eq!((status, fetched["status"].as_str()), (200, Some("PENDING_PAYMENT")), "{fetched}");
 
-    let (status, paid) = answer(&orders::pay(http_event_for("pay-order", &id), &deps).await);
+    let (status, paid) = run(&deps, http_event_for("pay-order", &id)).await;
     assert_eq!((status, paid["amount"].as_str()), (200, Some("2000.00")), "{paid}");
     assert_eq!(paid["balanceAfter"].as_str(), Some("998000.00"), "{paid}");
-    let (status, fetched) = answer(&orders::get_order(http_event_for("get-order", &id), &deps).await);
+    let (status, fetched) = run(&deps, http_event_for("get-order", &id)).await;
     assert_eq!((status, fetched["status"].as_str()), (200, Some("PAID")), "{fetched}");
 
     // The schedule event fills the cache with the answer the top route then serves.
@@ -147,7 +160,7 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
     let Cached::Hit(cached) = cache.get().await else { panic!("the refresh wrote the cache") };
     let ranked: Vec<(u64, u64)> = cached.items.iter().map(|i| (i.product_id, i.sold_quantity)).collect();
     assert_eq!(ranked, [(1, 2), (2, 1)]);
-    let (status, answered) = answer(&top::top(http_event("products-top"), &deps).await);
+    let (status, answered) = run(&deps, http_event("products-top")).await;
     assert_eq!(status, 200, "{answered}");
     let products: Vec<u64> =
         answered["items"].as_array().expect("items").iter().filter_map(|i| i["productId"].as_u64()).collect();
@@ -167,11 +180,11 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     let platform = HttpPlatform::new(&receiver.url).expect("platform");
 
     // The recorded order uses coupon 1, so user 1 takes it first.
-    assert_eq!(coupons::issue_coupon(http_event("issue-coupon"), &deps).await.status(), 201);
-    let (status, order) = answer(&orders::create_order(http_event("create-order"), &deps).await);
+    assert_eq!(run(&deps, http_event("issue-coupon")).await.0, 201);
+    let (status, order) = run(&deps, http_event("create-order")).await;
     assert_eq!(status, 201, "{order}");
     let id = order["orderId"].as_str().expect("orderId").to_owned();
-    let (status, _) = answer(&orders::pay(http_event_for("pay-order", &id), &deps).await);
+    let (status, _) = run(&deps, http_event_for("pay-order", &id)).await;
     assert_eq!(status, 200);
 
     // The recorded stream record, carrying this order's outbox item as its new image.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::balance;
+use rushcart::http::{balance, respond};
 use rushcart::Deps;
 use rushcart_tests::dynamodb_client;
 
@@ -47,10 +47,10 @@ fn an_unreachable_dynamodb_gives_an_opaque_503_and_logs_the_cause() {
             let endpoint = dead_endpoint();
             let deps = Deps::new(DynamoStore::new(dynamodb_client(&endpoint).await, "rushcart-main"));
             vec![
-                balance::charge(event("charge-balance"), &deps).await,
-                balance::use_balance(event("use-balance"), &deps).await,
-                balance::get_balance(event("get-balance"), &deps).await,
-                balance::history(event("balance-history"), &deps).await,
+                respond(balance::charge(event("charge-balance"), &deps).await),
+                respond(balance::use_balance(event("use-balance"), &deps).await),
+                respond(balance::get_balance(event("get-balance"), &deps).await),
+                respond(balance::history(event("balance-history"), &deps).await),
             ]
         })
     });

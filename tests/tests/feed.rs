@@ -1,4 +1,4 @@
-//! The data-platform feed (DESIGN invariant 6) against the real local stack: DynamoDB
+//! The data-platform feed (invariant 6) against the real local stack: DynamoDB
 //! Local's stream, moto's SQS and Kinesis, and a data-platform receiver over HTTP. The
 //! relay and consumer run as in `make run`: pollers calling the Lambdas' code.
 

@@ -66,7 +66,8 @@ async fn an_entry_abandoned_after_its_commit_is_shown_then_finished_by_history()
     assert_eq!(pending_count(&profile(&app).await), 2);
     assert_ledger_consistent(&read_ledger(app.client(), app.table(), 1).await);
 
-    let page = app.store.history(UserId::new(1).unwrap(), PageRequest::first(10)).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let page = app.store.history(UserId::new(1).unwrap(), PageRequest::first(10), now).await.unwrap();
     let seqs: Vec<u64> = page.items.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [3, 2, 1]);
     assert!(page.items.contains(&fresh.entry) && page.items.contains(&abandoned.entry));

@@ -1,2 +1,2 @@
 //! Lambda `charge-balance`: charge (add to) a user's balance.
-rushcart::http_lambda!("charge-balance", rushcart::http::balance::charge);
+rushcart::http_lambda!(ChargeBalance);

@@ -1,2 +1,2 @@
 //! Lambda `create-order`: create an order at current prices, with an optional coupon.
-rushcart::http_lambda!("create-order", rushcart::http::orders::create_order);
+rushcart::http_lambda!(CreateOrder);

@@ -1,2 +1,2 @@
 //! Lambda `get-product`: GET one product.
-rushcart::http_lambda!("get-product", rushcart::http::catalog::get_product);
+rushcart::http_lambda!(GetProduct);

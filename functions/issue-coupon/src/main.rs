@@ -1,2 +1,2 @@
 //! Lambda `issue-coupon`: issue a first-come coupon to a user.
-rushcart::http_lambda!("issue-coupon", rushcart::http::coupons::issue_coupon);
+rushcart::http_lambda!(IssueCoupon);

@@ -1,2 +1,2 @@
 //! Lambda `list-products`: list products in id order.
-rushcart::http_lambda!("list-products", rushcart::http::catalog::list_products);
+rushcart::http_lambda!(ListProducts);

@@ -1,2 +1,2 @@
 //! Lambda `products-top`: the top 5 products of the last 3 days, from the Redis cache.
-rushcart::http_lambda!("products-top", rushcart::http::top::top);
+rushcart::http_lambda!(ProductsTop);

@@ -1,2 +1,2 @@
 //! Lambda `user-coupons`: list a user's coupons with their status.
-rushcart::http_lambda!("user-coupons", rushcart::http::coupons::user_coupons);
+rushcart::http_lambda!(UserCoupons);

@@ -146,6 +146,7 @@ pub struct HttpPlatform {
 
 impl HttpPlatform {
     pub fn new(url: impl Into<String>) -> anyhow::Result<HttpPlatform> {
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         Ok(HttpPlatform { client, url: url.into() })
     }

@@ -1,29 +1,56 @@
-//! In-memory adapters for unit and handler tests. They keep the same rules as the
-//! DynamoDB ones (bounds, one entry per change, idempotency) behind one mutex; the
-//! integration tests hold the DynamoDB adapters to the same behaviour.
+//! The in-memory store, for unit and handler tests only: every port behind one mutex,
+//! keeping the same rules as the DynamoDB adapters (bounds, one ledger entry per
+//! change, exact coupons, all-or-nothing payment, idempotency keys). The integration
+//! tests hold the DynamoDB adapters to the same behaviour on the real local stack.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use time::{Date, OffsetDateTime};
 
 use crate::balance::{
     cursor_after, cursor_seq, Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader,
     EntryKind, LedgerEntry,
 };
-use crate::ids::{EntryId, UserId};
+use crate::catalog::{CatalogError, Product, ProductCatalog};
+use crate::coupons::{Coupon, CouponError, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons};
+use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::Money;
+use crate::orders::{
+    Order, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure, Placed, KEPT_FAILURES,
+};
 use crate::pagination::{Page, PageRequest};
+use crate::top::{SalesReader, TopError};
 
 #[derive(Debug, Default)]
 struct Account {
     balance: Money,
     entries: Vec<LedgerEntry>,
-    /// key → (fingerprint, index into `entries`)
-    idempotency: HashMap<String, (String, usize)>,
+}
+
+/// What an idempotency key committed.
+#[derive(Debug, Clone)]
+enum Keyed {
+    Entry(usize),
+    Order(OrderId),
+    Payment(PaymentId),
+}
+
+#[derive(Debug, Default)]
+struct World {
+    accounts: HashMap<UserId, Account>,
+    products: BTreeMap<ProductId, Product>,
+    coupons: HashMap<CouponId, Coupon>,
+    copies: BTreeMap<(UserId, CouponId), IssuedCoupon>,
+    orders: HashMap<OrderId, Order>,
+    payments: HashMap<PaymentId, Payment>,
+    sales: HashMap<(Date, ProductId), u64>,
+    keys: HashMap<(UserId, String), (String, Keyed)>,
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    accounts: Mutex<HashMap<UserId, Account>>,
+    world: Mutex<World>,
 }
 
 impl MemoryStore {
@@ -41,140 +68,174 @@ impl MemoryStore {
                 kind: EntryKind::Charge,
                 amount: balance,
                 balance_after: balance,
-                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                created_at: OffsetDateTime::UNIX_EPOCH,
             });
         }
-        self.lock().insert(user, account);
+        self.lock().accounts.insert(user, account);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Account>> {
-        self.accounts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn add_product(&self, product: Product) {
+        self.lock().products.insert(product.product_id, product);
+    }
+
+    pub fn add_coupon(&self, coupon: Coupon) {
+        self.lock().coupons.insert(coupon.id, coupon);
+    }
+
+    /// A product's stock now.
+    pub fn stock(&self, product: ProductId) -> Option<u64> {
+        self.lock().products.get(&product).map(|p| p.stock)
+    }
+
+    /// A user's copy of a coupon, as stored.
+    pub fn copy(&self, user: UserId, coupon: CouponId) -> Option<IssuedCoupon> {
+        self.lock().copies.get(&(user, coupon)).cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The first use of a key, or what it committed; `Err` when the request differs.
+fn keyed<'a>(
+    world: &'a World,
+    user: UserId,
+    key: Option<&IdempotencyKey>,
+    fingerprint: &str,
+) -> Result<Option<&'a Keyed>, ()> {
+    let Some(key) = key else { return Ok(None) };
+    match world.keys.get(&(user, key.as_str().to_owned())) {
+        None => Ok(None),
+        Some((stored, _)) if stored != fingerprint => Err(()),
+        Some((_, keyed)) => Ok(Some(keyed)),
+    }
+}
+
+impl World {
+    /// Appends a ledger entry; the caller has checked the bounds.
+    fn post(&mut self, user: UserId, id: EntryId, kind: EntryKind, amount: Money, at: OffsetDateTime) -> LedgerEntry {
+        let account = self.accounts.get_mut(&user).expect("the caller checked the user");
+        let balance_after = if kind.is_credit() {
+            account.balance.checked_add(amount).expect("the caller checked the bound")
+        } else {
+            account.balance.checked_sub(amount).expect("the caller checked the balance")
+        };
+        let entry = LedgerEntry {
+            id,
+            seq: account.entries.last().map_or(1, |e| e.seq + 1),
+            kind,
+            amount,
+            balance_after,
+            created_at: at,
+        };
+        account.balance = balance_after;
+        account.entries.push(entry.clone());
+        entry
     }
 }
 
 impl BalanceReader for MemoryStore {
     async fn balance(&self, user: UserId) -> Result<Money, BalanceError> {
-        self.lock().get(&user).map(|a| a.balance).ok_or(BalanceError::UnknownUser(user))
+        self.lock().accounts.get(&user).map(|a| a.balance).ok_or(BalanceError::UnknownUser(user))
     }
 }
 
 impl BalanceLedger for MemoryStore {
     async fn apply(&self, change: BalanceChange) -> Result<Applied, BalanceError> {
-        let mut accounts = self.lock();
-        let account = accounts.get_mut(&change.user).ok_or(BalanceError::UnknownUser(change.user))?;
-        if let Some(key) = &change.idempotency_key {
-            if let Some((fingerprint, index)) = account.idempotency.get(key.as_str()) {
-                if *fingerprint != change.fingerprint() {
-                    return Err(BalanceError::IdempotencyKeyReused);
-                }
-                return Ok(Applied { entry: account.entries[*index].clone(), replayed: true });
+        let mut world = self.lock();
+        let account = world.accounts.get(&change.user).ok_or(BalanceError::UnknownUser(change.user))?;
+        match keyed(&world, change.user, change.idempotency_key.as_ref(), &change.fingerprint()) {
+            Err(()) => return Err(BalanceError::IdempotencyKeyReused),
+            Ok(Some(Keyed::Entry(index))) => {
+                return Ok(Applied { entry: account.entries[*index].clone(), replayed: true })
             }
+            Ok(Some(_)) => return Err(BalanceError::IdempotencyKeyReused),
+            Ok(None) => {}
         }
         let amount = change.amount.money();
-        let balance_after = match change.kind {
-            EntryKind::Charge => account.balance.checked_add(amount).map_err(|_| BalanceError::BalanceLimitExceeded)?,
-            EntryKind::Use | EntryKind::Payment => {
-                account.balance.checked_sub(amount).map_err(|_| BalanceError::InsufficientBalance)?
-            }
-        };
-        let entry = LedgerEntry {
-            id: change.id,
-            seq: account.entries.last().map_or(1, |e| e.seq + 1),
-            kind: change.kind,
-            amount,
-            balance_after,
-            created_at: change.at,
-        };
-        account.balance = balance_after;
-        account.entries.push(entry.clone());
+        if change.kind.is_credit() {
+            account.balance.checked_add(amount).map_err(|_| BalanceError::BalanceLimitExceeded)?;
+        } else {
+            account.balance.checked_sub(amount).map_err(|_| BalanceError::InsufficientBalance)?;
+        }
+        let index = account.entries.len();
+        let entry = world.post(change.user, change.id, change.kind, amount, change.at);
         if let Some(key) = &change.idempotency_key {
-            account.idempotency.insert(key.as_str().to_owned(), (change.fingerprint(), account.entries.len() - 1));
+            world.keys.insert((change.user, key.as_str().to_owned()), (change.fingerprint(), Keyed::Entry(index)));
         }
         Ok(Applied { entry, replayed: false })
     }
 }
 
 impl BalanceHistory for MemoryStore {
-    async fn history(&self, user: UserId, page: PageRequest) -> Result<Page<LedgerEntry>, BalanceError> {
+    async fn history(
+        &self,
+        user: UserId,
+        page: PageRequest,
+        _now: OffsetDateTime,
+    ) -> Result<Page<LedgerEntry>, BalanceError> {
         let before = match &page.cursor {
             None => u64::MAX,
             Some(cursor) => cursor_seq(cursor).ok_or(BalanceError::BadCursor)?,
         };
-        let accounts = self.lock();
-        let account = accounts.get(&user).ok_or(BalanceError::UnknownUser(user))?;
-        let mut items: Vec<LedgerEntry> =
+        let world = self.lock();
+        let account = world.accounts.get(&user).ok_or(BalanceError::UnknownUser(user))?;
+        let items: Vec<LedgerEntry> =
             account.entries.iter().rev().filter(|e| e.seq < before).take(page.limit as usize + 1).cloned().collect();
-        let has_more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = items.last().filter(|_| has_more).map(|e| cursor_after(e.seq));
-        Ok(Page { items, next })
+        Ok(paged(items, page.limit, |e| cursor_after(e.seq)))
     }
 }
 
-/// Catalogue and coupons in memory, for handler tests.
-#[derive(Debug, Default)]
-pub struct MemoryShop {
-    pub products: Mutex<Vec<crate::catalog::Product>>,
-    pub coupons: Mutex<HashMap<crate::ids::CouponId, crate::coupons::Coupon>>,
-    pub copies: Mutex<Vec<crate::coupons::IssuedCoupon>>,
-    pub users: Mutex<std::collections::HashSet<UserId>>,
+/// Cuts a list fetched one past the limit into a page.
+fn paged<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> crate::pagination::Cursor) -> Page<T> {
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = items.last().filter(|_| has_more).map(cursor);
+    Page { items, next }
 }
 
-fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl crate::catalog::ProductCatalog for MemoryShop {
-    async fn product(
-        &self,
-        id: crate::ids::ProductId,
-    ) -> Result<crate::catalog::Product, crate::catalog::CatalogError> {
-        let products = locked(&self.products);
-        products.iter().find(|p| p.product_id == id).cloned().ok_or(crate::catalog::CatalogError::UnknownProduct(id))
+impl ProductCatalog for MemoryStore {
+    async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
+        self.lock().products.get(&id).cloned().ok_or(CatalogError::UnknownProduct(id))
     }
 
-    async fn products(&self, page: PageRequest) -> Result<Page<crate::catalog::Product>, crate::catalog::CatalogError> {
+    async fn products(&self, page: PageRequest) -> Result<Page<Product>, CatalogError> {
         let after = match &page.cursor {
             None => None,
-            Some(cursor) => {
-                Some(crate::catalog::cursor_product(cursor).ok_or(crate::catalog::CatalogError::BadCursor)?)
-            }
+            Some(cursor) => Some(crate::catalog::cursor_product(cursor).ok_or(CatalogError::BadCursor)?),
         };
-        let mut items: Vec<_> =
-            locked(&self.products).iter().filter(|p| after.is_none_or(|a| p.product_id > a)).cloned().collect();
-        items.sort_by_key(|p| p.product_id);
-        let has_more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = items.last().filter(|_| has_more).map(|p| crate::catalog::cursor_after(p.product_id));
-        Ok(Page { items, next })
+        let world = self.lock();
+        let items: Vec<Product> = world
+            .products
+            .values()
+            .filter(|p| after.is_none_or(|a| p.product_id > a))
+            .take(page.limit as usize + 1)
+            .cloned()
+            .collect();
+        Ok(paged(items, page.limit, |p| crate::catalog::cursor_after(p.product_id)))
     }
 }
 
-impl crate::coupons::CouponReader for MemoryShop {
-    async fn coupon(&self, id: crate::ids::CouponId) -> Result<crate::coupons::Coupon, crate::coupons::CouponError> {
-        locked(&self.coupons).get(&id).cloned().ok_or(crate::coupons::CouponError::UnknownCoupon(id))
+impl CouponReader for MemoryStore {
+    async fn coupon(&self, id: CouponId) -> Result<Coupon, CouponError> {
+        self.lock().coupons.get(&id).cloned().ok_or(CouponError::UnknownCoupon(id))
     }
 }
 
-impl crate::coupons::CouponIssuer for MemoryShop {
-    async fn terms(&self, id: crate::ids::CouponId) -> Result<crate::coupons::Coupon, crate::coupons::CouponError> {
-        crate::coupons::CouponReader::coupon(self, id).await
+impl CouponIssuer for MemoryStore {
+    async fn terms(&self, id: CouponId) -> Result<Coupon, CouponError> {
+        self.coupon(id).await
     }
 
-    async fn issue(
-        &self,
-        id: crate::ids::CouponId,
-        user: UserId,
-        now: time::OffsetDateTime,
-    ) -> Result<crate::coupons::IssuedCoupon, crate::coupons::CouponError> {
-        use crate::coupons::CouponError;
-        let mut coupons = locked(&self.coupons);
-        let coupon = coupons.get_mut(&id).ok_or(CouponError::UnknownCoupon(id))?;
-        if !locked(&self.users).contains(&user) {
+    async fn issue(&self, id: CouponId, user: UserId, now: OffsetDateTime) -> Result<IssuedCoupon, CouponError> {
+        let mut world = self.lock();
+        let world = &mut *world;
+        let coupon = world.coupons.get_mut(&id).ok_or(CouponError::UnknownCoupon(id))?;
+        if !world.accounts.contains_key(&user) {
             return Err(CouponError::UnknownUser(user));
         }
-        let mut copies = locked(&self.copies);
-        if copies.iter().any(|c| c.coupon_id == id && c.user_id == user) {
+        if world.copies.contains_key(&(user, id)) {
             return Err(CouponError::AlreadyIssued(id, user));
         }
         if coupon.has_ended(now) {
@@ -184,7 +245,7 @@ impl crate::coupons::CouponIssuer for MemoryShop {
             return Err(CouponError::SoldOut(id));
         }
         coupon.issued += 1;
-        let copy = crate::coupons::IssuedCoupon {
+        let copy = IssuedCoupon {
             coupon_id: id,
             user_id: user,
             name: coupon.name.clone(),
@@ -193,34 +254,165 @@ impl crate::coupons::CouponIssuer for MemoryShop {
             expires_at: coupon.ends_at,
             used_at: None,
         };
-        copies.push(copy.clone());
+        world.copies.insert((user, id), copy.clone());
         Ok(copy)
     }
 }
 
-impl crate::coupons::UserCoupons for MemoryShop {
-    async fn user_coupons(
-        &self,
-        user: UserId,
-        page: PageRequest,
-    ) -> Result<Page<crate::coupons::IssuedCoupon>, crate::coupons::CouponError> {
-        use crate::coupons::{cursor_after, cursor_coupon, CouponError};
+impl UserCoupons for MemoryStore {
+    async fn user_coupons(&self, user: UserId, page: PageRequest) -> Result<Page<IssuedCoupon>, CouponError> {
+        use crate::coupons::{cursor_after, cursor_coupon};
         let after = match &page.cursor {
             None => None,
             Some(cursor) => Some(cursor_coupon(cursor).ok_or(CouponError::BadCursor)?),
         };
-        if !locked(&self.users).contains(&user) {
+        let world = self.lock();
+        if !world.accounts.contains_key(&user) {
             return Err(CouponError::UnknownUser(user));
         }
-        let mut items: Vec<_> = locked(&self.copies)
-            .iter()
-            .filter(|c| c.user_id == user && after.is_none_or(|a| c.coupon_id > a))
-            .cloned()
+        let items: Vec<IssuedCoupon> = world
+            .copies
+            .range((user, CouponId::new(1).expect("1 is an id"))..)
+            .take_while(|((holder, _), _)| *holder == user)
+            .filter(|((_, coupon), _)| after.is_none_or(|a| *coupon > a))
+            .take(page.limit as usize + 1)
+            .map(|(_, copy)| copy.clone())
             .collect();
-        items.sort_by_key(|c| c.coupon_id);
-        let has_more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = items.last().filter(|_| has_more).map(|c| cursor_after(c.coupon_id));
-        Ok(Page { items, next })
+        Ok(paged(items, page.limit, |c| cursor_after(c.coupon_id)))
+    }
+}
+
+impl OrderStore for MemoryStore {
+    async fn user_exists(&self, user: UserId) -> Result<bool, OrderError> {
+        Ok(self.lock().accounts.contains_key(&user))
+    }
+
+    async fn user_coupon(&self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, OrderError> {
+        Ok(self.copy(user, coupon))
+    }
+
+    async fn place(&self, order: Order, key: Option<(IdempotencyKey, String)>) -> Result<Placed, OrderError> {
+        let mut world = self.lock();
+        if let Some((key, fingerprint)) = &key {
+            match keyed(&world, order.user, Some(key), fingerprint) {
+                Err(()) | Ok(Some(Keyed::Entry(_) | Keyed::Payment(_))) => {
+                    return Err(OrderError::IdempotencyKeyReused)
+                }
+                Ok(Some(Keyed::Order(first))) => {
+                    let first = world.orders[first].clone();
+                    return Ok(Placed { order: first, replayed: true });
+                }
+                Ok(None) => {}
+            }
+            world.keys.insert((order.user, key.as_str().to_owned()), (fingerprint.clone(), Keyed::Order(order.id)));
+        }
+        world.orders.insert(order.id, order.clone());
+        Ok(Placed { order, replayed: false })
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, OrderError> {
+        Ok(self.lock().orders.get(&id).cloned())
+    }
+}
+
+impl OrderPayer for MemoryStore {
+    async fn pay(
+        &self,
+        order: &Order,
+        payment: PaymentId,
+        now: OffsetDateTime,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Paid, OrderError> {
+        let mut world = self.lock();
+        let world = &mut *world;
+        match keyed(world, order.user, key.as_ref(), &order.payment_fingerprint()) {
+            Err(()) | Ok(Some(Keyed::Entry(_) | Keyed::Order(_))) => return Err(OrderError::IdempotencyKeyReused),
+            Ok(Some(Keyed::Payment(first))) => {
+                let first = world.payments[first].clone();
+                let account = &world.accounts[&order.user];
+                let balance_after = match first.entry {
+                    Some(id) => account.entries.iter().find(|e| e.id == id).map_or(account.balance, |e| e.balance_after),
+                    None => account.balance,
+                };
+                return Ok(Paid { payment: first, balance_after, replayed: true });
+            }
+            Ok(None) => {}
+        }
+        // Every condition of the DynamoDB transaction, in the order its refusals rank.
+        let current = world.orders.get(&order.id).ok_or(OrderError::UnknownOrder)?;
+        if current.status != OrderStatus::PendingPayment {
+            return Err(OrderError::AlreadyPaid);
+        }
+        for line in &order.lines {
+            let stock = world.products.get(&line.product_id).map_or(0, |p| p.stock);
+            if stock < u64::from(line.quantity.get()) {
+                return Err(OrderError::OutOfStock(line.product_id));
+            }
+        }
+        let account = world.accounts.get(&order.user).ok_or(OrderError::UnknownUser(order.user))?;
+        if account.balance < order.total {
+            return Err(OrderError::InsufficientBalance);
+        }
+        if let Some(coupon) = order.coupon {
+            let usable = world.copies.get(&(order.user, coupon)).is_some_and(|c| c.used_at.is_none() && now < c.expires_at);
+            if !usable {
+                return Err(OrderError::CouponUnavailable);
+            }
+        }
+
+        for line in &order.lines {
+            let quantity = u64::from(line.quantity.get());
+            if let Some(product) = world.products.get_mut(&line.product_id) {
+                product.stock -= quantity;
+            }
+            *world.sales.entry((now.date(), line.product_id)).or_default() += quantity;
+        }
+        let entry = (order.total > Money::ZERO)
+            .then(|| world.post(order.user, EntryId::generate(), EntryKind::Payment, order.total, now));
+        if let Some(copy) = order.coupon.and_then(|coupon| world.copies.get_mut(&(order.user, coupon))) {
+            copy.used_at = Some(now);
+        }
+        if let Some(stored) = world.orders.get_mut(&order.id) {
+            stored.status = OrderStatus::Paid;
+            stored.paid_at = Some(now);
+            stored.payment = Some(payment);
+        }
+        let record = Payment {
+            id: payment,
+            order: order.id,
+            user: order.user,
+            amount: order.total,
+            entry: entry.as_ref().map(|e| e.id),
+            at: now,
+        };
+        world.payments.insert(payment, record.clone());
+        if let Some(key) = key {
+            world.keys.insert((order.user, key.as_str().to_owned()), (order.payment_fingerprint(), Keyed::Payment(payment)));
+        }
+        let balance_after = world.accounts[&order.user].balance;
+        Ok(Paid { payment: record, balance_after, replayed: false })
+    }
+
+    async fn record_failure(&self, order: &Order, failure: PaymentFailure) -> Result<(), OrderError> {
+        let mut world = self.lock();
+        let stored = world.orders.get_mut(&order.id).ok_or(OrderError::UnknownOrder)?;
+        stored.failures.count += 1;
+        stored.failures.latest.push(failure);
+        let excess = stored.failures.latest.len().saturating_sub(KEPT_FAILURES);
+        stored.failures.latest.drain(..excess);
+        Ok(())
+    }
+}
+
+impl SalesReader for MemoryStore {
+    async fn sales(&self, days: &[Date]) -> Result<HashMap<ProductId, u64>, TopError> {
+        let days: HashSet<&Date> = days.iter().collect();
+        let mut sold: HashMap<ProductId, u64> = HashMap::new();
+        for ((day, product), quantity) in &self.lock().sales {
+            if days.contains(day) {
+                *sold.entry(*product).or_default() += quantity;
+            }
+        }
+        Ok(sold)
     }
 }

@@ -18,8 +18,26 @@ pub struct RedisConnection {
     timeout: Duration,
 }
 
+/// How long one Redis call may take before the caller goes on without Redis
+/// (`REDIS_TIMEOUT_MS`, default 250 ms): Redis is an accelerator, never worth a slow
+/// answer.
+pub fn call_timeout_from_env() -> anyhow::Result<Duration> {
+    match std::env::var("REDIS_TIMEOUT_MS") {
+        Err(_) => Ok(DEFAULT_CALL_TIMEOUT),
+        Ok(text) => {
+            let millis: u64 = text.parse().map_err(|_| anyhow::anyhow!("REDIS_TIMEOUT_MS must be milliseconds, not {text:?}"))?;
+            Ok(Duration::from_millis(millis.max(1)))
+        }
+    }
+}
+
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(250);
+
 impl RedisConnection {
+    /// A connection to `url` whose calls each get `timeout`; nothing is connected until
+    /// it is first needed.
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<RedisConnection> {
+        crate::install_crypto_provider();
         Ok(RedisConnection {
             client: redis::Client::open(url)?,
             connection: Arc::new(OnceCell::new()),

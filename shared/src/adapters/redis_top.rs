@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::redis_connection::RedisConnection;
+use super::redis_connection::{RedisConnection, DEFAULT_CALL_TIMEOUT};
 use crate::coupons::GateFuture;
 use crate::top::{Cached, TopProducts, TopProductsCache};
 
@@ -16,18 +16,38 @@ pub struct RedisTopCache {
     lock: String,
     ttl: Duration,
     lock_ttl: Duration,
+    patience: Duration,
 }
 
 impl RedisTopCache {
-    /// A cache whose entries live `ttl` (make it longer than the refresh period).
+    /// A cache whose entries live `ttl` (make it longer than the refresh period) and
+    /// whose calls each get [`DEFAULT_CALL_TIMEOUT`].
     pub fn new(url: &str, namespace: &str, ttl: Duration) -> anyhow::Result<RedisTopCache> {
+        RedisTopCache::with_call_timeout(url, namespace, ttl, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// A cache whose calls each get `timeout` before the caller answers from DynamoDB.
+    pub fn with_call_timeout(
+        url: &str,
+        namespace: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<RedisTopCache> {
         Ok(RedisTopCache {
-            redis: RedisConnection::new(url, Duration::from_millis(250))?,
+            redis: RedisConnection::new(url, timeout)?,
             key: format!("{namespace}:top5:v1"),
             lock: format!("{namespace}:top5:v1:lock"),
             ttl,
             lock_ttl: Duration::from_secs(5),
+            patience: crate::top::WAIT_FOR_OTHERS,
         })
+    }
+
+    /// How long a caller that missed waits for the one recomputing (at most the lock's
+    /// own life, after which it is gone anyway).
+    pub fn with_patience(mut self, patience: Duration) -> RedisTopCache {
+        self.patience = patience.min(self.lock_ttl);
+        self
     }
 
     pub async fn ready(&self, within: Duration) -> bool {
@@ -97,6 +117,10 @@ impl TopProductsCache for RedisTopCache {
                 .await
                 .unwrap_or(false)
         })
+    }
+
+    fn patience(&self) -> Duration {
+        self.patience
     }
 
     fn unlock(&self) -> GateFuture<'_, ()> {

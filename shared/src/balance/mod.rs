@@ -63,7 +63,7 @@ pub struct LedgerEntry {
     /// Always positive; `kind` gives the direction.
     pub amount: Money,
     pub balance_after: Money,
-    #[serde(serialize_with = "crate::http::serialize_time")]
+    #[serde(with = "crate::clock::rfc3339_millis")]
     pub created_at: OffsetDateTime,
 }
 
@@ -124,12 +124,14 @@ pub trait BalanceLedger: Send + Sync {
     fn apply(&self, change: BalanceChange) -> impl Future<Output = Result<Applied, BalanceError>> + Send;
 }
 
-/// Pages through a user's ledger entries, newest first.
+/// Pages through a user's ledger entries, newest first. `now` tells an entry its
+/// writer abandoned (too old to still be in flight) from one being finished.
 pub trait BalanceHistory: Send + Sync {
     fn history(
         &self,
         user: UserId,
         page: PageRequest,
+        now: OffsetDateTime,
     ) -> impl Future<Output = Result<Page<LedgerEntry>, BalanceError>> + Send;
 }
 

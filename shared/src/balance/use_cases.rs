@@ -35,10 +35,11 @@ pub async fn use_balance(
 
 pub async fn history(
     store: &impl BalanceHistory,
+    clock: &dyn Clock,
     user: UserId,
     page: PageRequest,
 ) -> Result<Page<LedgerEntry>, BalanceError> {
-    store.history(user, page).await
+    store.history(user, page, clock.now()).await
 }
 
 async fn change(

@@ -1,16 +1,24 @@
 //! Handlers of the coupon routes.
 
 use http::StatusCode;
-use lambda_http::{Body, Request, Response};
-use serde::Serialize;
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::extract::{acting_user, page_request, path_id};
-use super::{json, serialize_time, ApiError, ListBody};
+use super::extract::{acting_user, optional_json_body, page_request, path_id};
+use super::{json, Handled, ListBody};
+use crate::clock::rfc3339_millis;
 use crate::coupons::{use_cases, Coupon, CouponIssuer, CouponReader, CouponStatus, IssuedCoupon, UserCoupons};
 use crate::ids::{CouponId, UserId};
 use crate::money::Money;
 use crate::Deps;
+
+/// The optional body of an issue: `{"userId": 7}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IssueRequest {
+    user_id: Option<UserId>,
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -21,7 +29,7 @@ struct CouponBody<'a> {
     total: u64,
     issued: u64,
     remaining: u64,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(with = "rfc3339_millis")]
     ends_at: OffsetDateTime,
 }
 
@@ -46,23 +54,13 @@ struct CopyBody<'a> {
     user_id: UserId,
     name: &'a str,
     discount: Money,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(with = "rfc3339_millis")]
     issued_at: OffsetDateTime,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(with = "rfc3339_millis")]
     expires_at: OffsetDateTime,
-    #[serde(serialize_with = "serialize_optional_time")]
+    #[serde(with = "rfc3339_millis::option")]
     used_at: Option<OffsetDateTime>,
     status: CouponStatus,
-}
-
-fn serialize_optional_time<S: serde::Serializer>(
-    at: &Option<OffsetDateTime>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => serialize_time(at, serializer),
-        None => serializer.serialize_none(),
-    }
 }
 
 fn copy_body(copy: &IssuedCoupon, now: OffsetDateTime) -> CopyBody<'_> {
@@ -78,40 +76,26 @@ fn copy_body(copy: &IssuedCoupon, now: OffsetDateTime) -> CopyBody<'_> {
     }
 }
 
-fn coupon_id(request: &Request) -> Result<CouponId, ApiError> {
-    path_id(request, "couponId", "INVALID_COUPON_ID")
-}
-
 /// `GET /api/v1/coupons/{couponId}`
-pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let coupon = use_cases::get_coupon(&deps.store, coupon_id(&request)?).await?;
-        Ok::<_, ApiError>(json(StatusCode::OK, &CouponBody::from(&coupon)))
-    };
-    result.await.unwrap_or_else(ApiError::into_response)
+pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Handled {
+    let coupon = use_cases::get_coupon(&deps.store, path_id(&request, "couponId")?).await?;
+    json(StatusCode::OK, &CouponBody::from(&coupon))
 }
 
 /// `POST /api/v1/coupons/{couponId}` with `?userId=` or `{"userId": …}`
-pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let coupon = coupon_id(&request)?;
-        let user = acting_user(&request)?;
-        let copy =
-            use_cases::issue(&deps.store, deps.coupon_gate.as_deref(), deps.clock.as_ref(), coupon, user).await?;
-        Ok::<_, ApiError>(json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now())))
-    };
-    result.await.unwrap_or_else(ApiError::into_response)
+pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Handled {
+    let coupon: CouponId = path_id(&request, "couponId")?;
+    let body: IssueRequest = optional_json_body(&request)?.unwrap_or_default();
+    let user = acting_user(&request, body.user_id)?;
+    let copy = use_cases::issue(&deps.store, deps.coupon_gate.as_deref(), deps.clock.as_ref(), coupon, user).await?;
+    json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now()))
 }
 
 /// `GET /api/v1/users/{userId}/coupons?limit=&cursor=`
-pub async fn user_coupons<S: UserCoupons>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let user = acting_user(&request)?;
-        let page = use_cases::user_coupons(&deps.store, user, page_request(&request)?).await?;
-        let now = deps.clock.now();
-        let items: Vec<CopyBody<'_>> = page.items.iter().map(|c| copy_body(c, now)).collect();
-        let body = ListBody { items: &items, next_cursor: page.next.as_ref().map(|c| c.as_str()) };
-        Ok::<_, ApiError>(json(StatusCode::OK, &body))
-    };
-    result.await.unwrap_or_else(ApiError::into_response)
+pub async fn user_coupons<S: UserCoupons>(request: Request, deps: &Deps<S>) -> Handled {
+    let user = acting_user(&request, None)?;
+    let page = use_cases::user_coupons(&deps.store, user, page_request(&request)?).await?;
+    let now = deps.clock.now();
+    let items: Vec<CopyBody<'_>> = page.items.iter().map(|c| copy_body(c, now)).collect();
+    json(StatusCode::OK, &ListBody { items: &items, next_cursor: page.next.as_ref().map(|c| c.as_str()) })
 }

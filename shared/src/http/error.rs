@@ -8,9 +8,9 @@ use lambda_http::{Body, Response};
 use crate::balance::BalanceError;
 use crate::catalog::CatalogError;
 use crate::coupons::CouponError;
-use crate::money::MoneyError;
 use crate::orders::OrderError;
 use crate::pagination::PageError;
+use crate::top::TopError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -127,6 +127,15 @@ impl From<OrderError> for ApiError {
     }
 }
 
+impl From<TopError> for ApiError {
+    fn from(err: TopError) -> ApiError {
+        match err {
+            TopError::Unavailable(cause) => ApiError::unavailable(cause),
+            TopError::Unexpected(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
 impl From<PageError> for ApiError {
     fn from(err: PageError) -> ApiError {
         let code = match err {
@@ -135,9 +144,4 @@ impl From<PageError> for ApiError {
         };
         ApiError::bad_request(code, err.to_string())
     }
-}
-
-/// Names the field a money error is about.
-pub fn invalid_amount(field: &str, err: MoneyError) -> ApiError {
-    ApiError::bad_request("INVALID_AMOUNT", format!("{field} {err}"))
 }

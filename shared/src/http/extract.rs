@@ -1,52 +1,75 @@
 //! Request extractors: the only code that reads paths, queries, headers and bodies.
 //!
+//! A body is parsed once, into the route's typed request struct ([`json_body`]): ids
+//! and money deserialise through their own parsers, an unknown or duplicate field is
+//! refused, and an error names the field it is about with that field's code
+//! (`INVALID_AMOUNT` for `amount`, `INVALID_PRODUCT_ID` for `products[2].productId` …).
+//!
 //! [`acting_user`] is the single place that decides who is acting. Today the client
-//! names the user, as in the baseline; when an API Gateway JWT authorizer is added,
-//! this function compares the token's subject with the named user (403 otherwise) and
-//! no use case changes.
-
-use std::collections::HashMap;
+//! names the user, as in the baseline; every place a request can name one (the
+//! `{userId}` path segment, `?userId=`, the body's `userId`) must agree.
 
 use lambda_http::{Request, RequestExt as _};
-use serde_json::value::RawValue;
+use serde::de::DeserializeOwned;
 
 use super::{ApiError, MAX_BODY_BYTES};
 use crate::ids::{IdempotencyKey, UserId};
-use crate::money::{Amount, MoneyError};
 use crate::pagination::PageRequest;
 
-/// The user the request acts for: the `{userId}` path parameter where the route has
-/// one, otherwise `?userId=` or the JSON body's `userId` (which must agree if both are
-/// sent).
-pub fn acting_user(request: &Request) -> Result<UserId, ApiError> {
-    if let Some(raw) = request.path_parameters_ref().and_then(|params| params.first("userId")) {
-        return parse_user(raw);
+/// The error code of a request field, by its name: one vocabulary for every route.
+fn field_code(field: &str) -> &'static str {
+    match field {
+        "amount" => "INVALID_AMOUNT",
+        "userId" => "INVALID_USER_ID",
+        "productId" => "INVALID_PRODUCT_ID",
+        "quantity" => "INVALID_QUANTITY",
+        "couponId" => "INVALID_COUPON_ID",
+        "orderId" => "INVALID_ORDER_ID",
+        "products" => "INVALID_PRODUCTS",
+        _ => "INVALID_BODY",
     }
-    let from_query =
-        request.query_string_parameters_ref().and_then(|q| q.first("userId")).map(parse_user).transpose()?;
-    let has_body = !request.body().as_ref().iter().all(u8::is_ascii_whitespace);
-    let from_body = if has_body { json_object(request)?.user_id("userId")? } else { None };
-    match (from_query, from_body) {
-        (Some(query), Some(body)) if query != body => Err(ApiError::bad_request(
-            "INVALID_USER_ID",
-            format!("userId {query} in the query and {body} in the body disagree"),
-        )),
-        (Some(user), _) | (None, Some(user)) => Ok(user),
-        (None, None) => {
-            Err(ApiError::bad_request("INVALID_USER_ID", "userId is required, as ?userId= or in the JSON body"))
+}
+
+/// A 400 about `field`, with the field's code: `"{field} {problem}"`.
+pub fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(field_code(field), format!("{field} {problem}"))
+}
+
+/// The user the request acts for. Every place the request names a user — the
+/// `{userId}` path segment, `?userId=`, the body's `userId` (`from_body`) — must name
+/// the same one; at least one must.
+pub fn acting_user(request: &Request, from_body: Option<UserId>) -> Result<UserId, ApiError> {
+    let from_path = request.path_parameters_ref().and_then(|params| params.first("userId")).map(parse_user);
+    let from_query = request.query_string_parameters_ref().and_then(|q| q.first("userId")).map(parse_user);
+    let named = [
+        ("the path", from_path.transpose()?),
+        ("the query", from_query.transpose()?),
+        ("the body", from_body),
+    ];
+    let mut found: Option<(&str, UserId)> = None;
+    for (place, user) in named {
+        let Some(user) = user else { continue };
+        match found {
+            Some((first, seen)) if seen != user => {
+                return Err(invalid("userId", format!("{seen} in {first} and {user} in {place} disagree")))
+            }
+            _ => found = found.or(Some((place, user))),
         }
     }
+    found.map(|(_, user)| user).ok_or_else(|| invalid("userId", "is required, as ?userId= or in the JSON body"))
 }
 
 fn parse_user(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("userId {raw:?} must be a positive integer")))
+    raw.parse().map_err(|_| invalid("userId", format!("{raw:?} must be a positive integer")))
 }
 
-/// A numeric id from the path, e.g. `path_id::<CouponId>(request, "couponId", "INVALID_COUPON_ID")`.
-pub fn path_id<T: std::str::FromStr>(request: &Request, name: &str, code: &'static str) -> Result<T, ApiError> {
-    let raw = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or_default().to_owned();
-    raw.parse().map_err(|_| ApiError::bad_request(code, format!("{name} {raw:?} must be a positive integer")))
+/// An id from the path, e.g. `path_id::<CouponId>(request, "couponId")`.
+pub fn path_id<T: std::str::FromStr>(request: &Request, name: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or_default();
+    raw.parse().map_err(|e: T::Err| invalid(name, format!("{raw:?} {e}")))
 }
 
 /// The optional `Idempotency-Key` header.
@@ -66,21 +89,14 @@ pub fn page_request(request: &Request) -> Result<PageRequest, ApiError> {
     Ok(PageRequest::parse(query.first("limit"), query.first("cursor"))?)
 }
 
-/// A JSON object body whose values are kept as their exact source text, so numbers are
-/// never rounded through `f64`.
-pub struct JsonObject(HashMap<String, Box<RawValue>>);
-
-/// Parses a raw JSON integer or digit string as an id.
-pub fn parse_raw_id<T: std::str::FromStr>(raw: &str, field: &str, code: &'static str) -> Result<T, ApiError> {
-    let text = match raw.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(raw).unwrap_or_default(),
-        _ => raw.to_owned(),
-    };
-    text.parse().map_err(|_| ApiError::bad_request(code, format!("{field} {raw} must be a positive integer")))
+/// The body as the route's request type `T`, with the size limit and errors that name
+/// the field they are about.
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    optional_json_body(request)?.ok_or_else(|| ApiError::bad_request("INVALID_BODY", "a JSON object body is required"))
 }
 
-/// Reads the body as a JSON object, with the size limit and clear errors.
-pub fn json_object(request: &Request) -> Result<JsonObject, ApiError> {
+/// As [`json_body`], for routes whose body may be left out: `None` when it is empty.
+pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
@@ -89,61 +105,144 @@ pub fn json_object(request: &Request) -> Result<JsonObject, ApiError> {
             format!("the body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("INVALID_BODY", "a JSON object body is required"));
-    }
-    let value: Box<RawValue> = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("MALFORMED_JSON", format!("the body is not valid JSON: {e}")))?;
-    serde_json::from_str(value.get())
-        .map(JsonObject)
-        .map_err(|_| ApiError::bad_request("INVALID_BODY", "the body must be a JSON object"))
-}
-
-impl JsonObject {
-    /// The raw JSON text of a field, if present.
-    pub fn raw(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(|v| v.get())
-    }
-
-    /// An optional numeric id field (a JSON integer or a string of digits); `null`
-    /// counts as absent.
-    pub fn id<T: std::str::FromStr>(&self, field: &str, code: &'static str) -> Result<Option<T>, ApiError> {
-        match self.raw(field) {
-            None | Some("null") => Ok(None),
-            Some(raw) => parse_raw_id(raw, field, code).map(Some),
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(None),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Err(err) => malformed(err),
+                Ok(_) => ApiError::bad_request("INVALID_BODY", "the body must be a JSON object"),
+            })
         }
     }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+    deserializer.end().map_err(malformed)?;
+    Ok(Some(value))
+}
 
-    /// An optional id field: a JSON integer or a string of digits.
-    pub fn user_id(&self, field: &str) -> Result<Option<UserId>, ApiError> {
-        let Some(raw) = self.0.get(field).map(|v| v.get()) else { return Ok(None) };
-        let text = match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(raw).unwrap_or_default(),
-            _ => raw.to_owned(),
-        };
-        text.parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("INVALID_USER_ID", format!("{field} {raw} must be a positive integer")))
+fn malformed(err: serde_json::Error) -> ApiError {
+    ApiError::bad_request("MALFORMED_JSON", format!("the body is not valid JSON: {err}"))
+}
+
+/// Turns a deserialisation error into the 400 a client can act on.
+fn body_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let inner = err.inner();
+    if matches!(inner.classify(), Category::Syntax | Category::Eof | Category::Io) {
+        return malformed(err.into_inner());
+    }
+    // serde_json appends the position; the field path says more.
+    let text = inner.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    };
+    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
+    if let Some(field) = quoted("unknown field `") {
+        let field = field.to_owned();
+        return ApiError::bad_request("UNKNOWN_FIELD", format!("{message}; `{field}` is not a field of this request"));
+    }
+    if quoted("duplicate field `").is_some() {
+        return ApiError::bad_request("DUPLICATE_FIELD", message);
+    }
+    let path: Vec<String> = err
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(missing) = quoted("missing field `") {
+        // A line's missing field is the list's problem: `products` names it.
+        let code_of = path.first().map(String::as_str).unwrap_or(missing);
+        let place = err.path().to_string();
+        let within = if path.is_empty() { String::new() } else { format!(" in {place}") };
+        return ApiError::bad_request(field_code(code_of), format!("{missing} is required{within}"));
+    }
+    let place = err.path().to_string();
+    let field = path.last().map(String::as_str).unwrap_or("body");
+    let joiner = if message.starts_with("must ") { " " } else { ": " };
+    ApiError::bad_request(field_code(field), format!("{place}{joiner}{message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ProductId;
+    use crate::money::Amount;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Line {
+        #[allow(dead_code)]
+        product_id: ProductId,
+        #[allow(dead_code)]
+        quantity: u64,
     }
 
-    /// A required money field: a JSON string or number, parsed exactly.
-    pub fn amount(&self, field: &str) -> Result<Amount, ApiError> {
-        let raw = self
-            .0
-            .get(field)
-            .ok_or_else(|| ApiError::bad_request("INVALID_AMOUNT", format!("{field} is required")))?
-            .get();
-        let text = match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(raw)
-                .map_err(|_| ApiError::bad_request("INVALID_AMOUNT", format!("{field} is not a valid string")))?,
-            Some(b'-' | b'0'..=b'9') => raw.to_owned(),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "INVALID_AMOUNT",
-                    format!("{field} must be a decimal string such as \"1000.00\" or a JSON number, not {raw}"),
-                ))
-            }
-        };
-        Amount::parse(&text).map_err(|e: MoneyError| super::error::invalid_amount(field, e))
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Body {
+        amount: Option<Amount>,
+        user_id: Option<UserId>,
+        #[allow(dead_code)]
+        products: Option<Vec<Line>>,
+    }
+
+    fn parse(body: &str) -> Result<Option<Body>, ApiError> {
+        optional_json_body(&Request::new(lambda_http::Body::Text(body.to_owned())))
+    }
+
+    fn refused(body: &str) -> (&'static str, String) {
+        let err = parse(body).expect_err(body);
+        (err.code, err.message)
+    }
+
+    #[test]
+    fn money_and_ids_parse_exactly_from_strings_and_numbers() {
+        let body = parse(r#"{"amount": 250.50, "userId": "7"}"#).unwrap().unwrap();
+        assert_eq!(body.amount.unwrap().to_string(), "250.50");
+        assert_eq!(body.user_id.unwrap().get(), 7);
+        let body = parse(r#"{"amount": "0.10"}"#).unwrap().unwrap();
+        assert_eq!(body.amount.unwrap().to_string(), "0.10");
+        assert!(parse("  ").unwrap().is_none(), "an empty body is no body");
+    }
+
+    #[test]
+    fn an_error_names_its_field_with_the_fields_code() {
+        let (code, message) = refused(r#"{"amount": 1.234}"#);
+        assert_eq!((code, message.as_str()), ("INVALID_AMOUNT", "amount must have at most 2 fractional digits"));
+        let (code, message) = refused(r#"{"amount": 1e3}"#);
+        assert_eq!(code, "INVALID_AMOUNT", "{message}");
+        let (code, message) = refused(r#"{"products": [{"productId": 1, "quantity": 1}, {"productId": "x", "quantity": 1}]}"#);
+        assert_eq!(code, "INVALID_PRODUCT_ID");
+        assert!(message.starts_with("products[1].productId "), "{message}");
+        let (code, _) = refused(r#"{"products": [{"productId": 1, "quantity": -2}]}"#);
+        assert_eq!(code, "INVALID_QUANTITY");
+        let (code, message) = refused(r#"{"products": [{"quantity": 1}]}"#);
+        assert_eq!((code, message.as_str()), ("INVALID_PRODUCTS", "productId is required in products[0]"));
+        let (code, _) = refused(r#"{"userId": -1}"#);
+        assert_eq!(code, "INVALID_USER_ID");
+    }
+
+    #[test]
+    fn unknown_and_duplicate_fields_are_refused() {
+        let (code, message) = refused(r#"{"ammount": 5}"#);
+        assert_eq!(code, "UNKNOWN_FIELD");
+        assert!(message.contains("`ammount`"), "{message}");
+        let (code, message) = refused(r#"{"amount": 5, "amount": 6}"#);
+        assert_eq!((code, message.as_str()), ("DUPLICATE_FIELD", "duplicate field `amount`"));
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_refused_as_such() {
+        assert_eq!(refused("not json").0, "MALFORMED_JSON");
+        assert_eq!(refused(r#"{"amount": 5"#).0, "MALFORMED_JSON");
+        assert_eq!(refused("[]").0, "INVALID_BODY");
+        assert_eq!(refused(r#"{"amount": 5} trailing"#).0, "MALFORMED_JSON");
+        let huge = format!(r#"{{"amount": "{}"}}"#, "9".repeat(MAX_BODY_BYTES));
+        assert_eq!(parse(&huge).unwrap_err().status, http::StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -1,5 +1,7 @@
-//! The HTTP edge: the one error → response mapping, the request extractors, and one
-//! handler per use case. Handlers are short: extract → parse → one use case → respond.
+//! The HTTP edge: the routes, the request extractors, the one error → response mapping,
+//! and one handler per use case. Handlers are short: extract → parse → one use case →
+//! respond, returning `Result<Response, ApiError>`; [`instrumented`] is the one place
+//! an error becomes a response.
 
 pub mod balance;
 pub mod catalog;
@@ -7,42 +9,51 @@ pub mod coupons;
 pub mod error;
 pub mod extract;
 pub mod orders;
+pub mod routes;
 pub mod top;
 
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 pub use error::ApiError;
+
+/// What every handler returns.
+pub type Handled = Result<Response<Body>, ApiError>;
 
 /// Bodies past this are refused with 413 before any parsing (API Gateway allows 10 MB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-pub fn json<T: Serialize>(status: http::StatusCode, value: &T) -> Response<Body> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => respond(status, bytes),
-        Err(err) => ApiError::internal(anyhow::Error::new(err).context("serialise response")).into_response(),
-    }
-}
-
-fn respond(status: http::StatusCode, bytes: Vec<u8>) -> Response<Body> {
+/// A JSON response.
+pub fn json<T: Serialize>(status: http::StatusCode, value: &T) -> Handled {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|err| ApiError::internal(anyhow::Error::new(err).context("serialise the response")))?;
     let mut response = Response::new(Body::Binary(bytes));
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// Marks the answer to a retry that matched an earlier request's `Idempotency-Key`.
+pub fn replayed(mut response: Response<Body>, replayed: bool) -> Response<Body> {
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+    }
     response
 }
 
-/// Serialises a time as RFC 3339 UTC (`2026-11-24T10:00:00.000Z`).
-pub fn serialize_time<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&crate::clock::rfc3339(*at))
+/// The response for a handler's result: an error becomes its JSON answer here, and
+/// nowhere else.
+pub fn respond(handled: Handled) -> Response<Body> {
+    handled.unwrap_or_else(ApiError::into_response)
 }
 
-/// Runs one request inside a span that carries its route and request id, so every log
-/// line of the request can be found together.
+/// Runs one request inside a span that carries its route and request ids, so every
+/// log line of the request can be found together, and turns an error into its
+/// response.
 pub async fn instrumented<F, Fut>(route: &'static str, request: lambda_http::Request, handle: F) -> Response<Body>
 where
     F: FnOnce(lambda_http::Request) -> Fut,
-    Fut: std::future::Future<Output = Response<Body>>,
+    Fut: std::future::Future<Output = Handled>,
 {
     use lambda_http::RequestExt as _;
     use tracing::Instrument as _;
@@ -54,7 +65,7 @@ where
     let span =
         tracing::info_span!("request", route, method = %request.method(), path = %request.uri().path(), request_id);
     async move {
-        let response = handle(request).await;
+        let response = respond(handle(request).await);
         tracing::info!(status = response.status().as_u16(), "handled");
         response
     }
@@ -71,17 +82,22 @@ pub struct ListBody<'a, T: Serialize> {
 }
 
 /// The `main` of an HTTP Lambda: build the dependencies once, then hand each API
-/// Gateway request to `$handler` inside a request span.
+/// Gateway request to the handler of `$route` (a type in [`routes`]) inside a request
+/// span.
 #[macro_export]
 macro_rules! http_lambda {
-    ($name:literal, $handler:path) => {
+    ($route:ident) => {
         #[tokio::main]
         async fn main() -> Result<(), lambda_http::Error> {
+            use $crate::http::routes::Route as _;
             $crate::telemetry::init();
             let deps = &$crate::Deps::from_env().await?;
             lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| async move {
                 Ok::<_, lambda_http::Error>(
-                    $crate::http::instrumented($name, request, |request| $handler(request, deps)).await,
+                    $crate::http::instrumented($crate::http::routes::$route::FUNCTION, request, |request| {
+                        $crate::http::routes::$route::handle(request, deps)
+                    })
+                    .await,
                 )
             }))
             .await

@@ -3,21 +3,44 @@
 use std::collections::BTreeMap;
 
 use http::StatusCode;
-use lambda_http::{Body, Request, RequestExt as _, Response};
-use serde::Serialize;
-use serde_json::value::RawValue;
+use lambda_http::{Request, RequestExt as _};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::extract::{acting_user, idempotency_key, json_object, parse_raw_id, path_id};
-use super::{json, serialize_time, ApiError};
+use super::extract::{acting_user, idempotency_key, invalid, json_body, path_id};
+use super::{json, replayed, Handled};
 use crate::catalog::ProductCatalog;
+use crate::clock::rfc3339_millis;
 use crate::ids::{CouponId, OrderId, PaymentId, ProductId, Quantity, UserId};
 use crate::money::Money;
 use crate::orders::{
-    use_cases, Order, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, Payment, PaymentStatus,
-    MAX_LINES,
+    use_cases, Order, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, PaymentStatus, MAX_LINES,
 };
 use crate::Deps;
+
+/// `{"userId", "products": [{"productId", "quantity"}], "couponId"?}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateRequest {
+    user_id: Option<UserId>,
+    products: Vec<LineRequest>,
+    coupon_id: Option<CouponId>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LineRequest {
+    product_id: ProductId,
+    quantity: u64,
+}
+
+/// `{"userId", "orderId"}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PayRequest {
+    user_id: Option<UserId>,
+    order_id: OrderId,
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,11 +53,15 @@ struct OrderBody<'a> {
     discount: Money,
     total: Money,
     coupon_id: Option<CouponId>,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(with = "rfc3339_millis")]
     created_at: OffsetDateTime,
-    #[serde(serialize_with = "optional_time")]
+    #[serde(with = "rfc3339_millis::option")]
     paid_at: Option<OffsetDateTime>,
     payment_id: Option<PaymentId>,
+    /// On a read: every refused payment counted, and the latest few with the one that
+    /// succeeded, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_attempts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payments: Option<Vec<PaymentBody>>,
 }
@@ -45,8 +72,8 @@ struct PaymentBody {
     payment_id: PaymentId,
     status: PaymentStatus,
     amount: Money,
-    reason: Option<String>,
-    #[serde(serialize_with = "serialize_time")]
+    reason: Option<&'static str>,
+    #[serde(with = "rfc3339_millis")]
     created_at: OffsetDateTime,
 }
 
@@ -59,18 +86,30 @@ struct PaidBody {
     status: PaymentStatus,
     amount: Money,
     balance_after: Money,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(with = "rfc3339_millis")]
     paid_at: OffsetDateTime,
 }
 
-fn optional_time<S: serde::Serializer>(at: &Option<OffsetDateTime>, serializer: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => serialize_time(at, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-fn order_body<'a>(order: &'a Order, payments: Option<&[Payment]>) -> OrderBody<'a> {
+fn order_body(order: &Order, with_payments: bool) -> OrderBody<'_> {
+    let payments = with_payments.then(|| {
+        let failed = order.failures.latest.iter().map(|f| PaymentBody {
+            payment_id: f.payment,
+            status: PaymentStatus::Failed,
+            amount: f.amount,
+            reason: Some(f.reason),
+            created_at: f.at,
+        });
+        let succeeded = order.payment.zip(order.paid_at).map(|(payment_id, at)| PaymentBody {
+            payment_id,
+            status: PaymentStatus::Succeeded,
+            amount: order.total,
+            reason: None,
+            created_at: at,
+        });
+        let mut payments: Vec<PaymentBody> = failed.chain(succeeded).collect();
+        payments.sort_by_key(|p| (p.created_at, p.payment_id));
+        payments
+    });
     OrderBody {
         order_id: order.id,
         user_id: order.user,
@@ -83,119 +122,72 @@ fn order_body<'a>(order: &'a Order, payments: Option<&[Payment]>) -> OrderBody<'
         created_at: order.created_at,
         paid_at: order.paid_at,
         payment_id: order.payment,
-        payments: payments.map(|payments| {
-            payments
-                .iter()
-                .map(|p| PaymentBody {
-                    payment_id: p.id,
-                    status: p.status,
-                    amount: p.amount,
-                    reason: p.reason.clone(),
-                    created_at: p.at,
-                })
-                .collect()
-        }),
+        failed_attempts: with_payments.then_some(order.failures.count),
+        payments,
     }
 }
 
-fn replayed(mut response: Response<Body>, replayed: bool) -> Response<Body> {
-    if replayed {
-        response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
-    }
-    response
-}
-
-/// Parses `{"userId", "products": [{"productId", "quantity"}], "couponId"?}`. Lines for
-/// the same product are merged (their quantities added).
-fn order_request(request: &Request) -> Result<OrderRequest, ApiError> {
-    let user = acting_user(request)?;
-    let body = json_object(request)?;
-    let invalid = |message: String| ApiError::bad_request("INVALID_PRODUCTS", message);
-    let raw = body.raw("products").ok_or_else(|| invalid("products is required".into()))?;
-    let lines: Vec<std::collections::HashMap<String, Box<RawValue>>> = serde_json::from_str(raw)
-        .map_err(|_| invalid("products must be a list of {\"productId\", \"quantity\"} objects".into()))?;
-    if lines.is_empty() {
-        return Err(invalid("products must not be empty".into()));
+/// The parsed order: lines for the same product are merged (their quantities added).
+fn order_request(request: &Request) -> Result<OrderRequest, super::ApiError> {
+    let body: CreateRequest = json_body(request)?;
+    let user = acting_user(request, body.user_id)?;
+    if body.products.is_empty() {
+        return Err(invalid("products", "must not be empty"));
     }
     let mut merged: BTreeMap<ProductId, u64> = BTreeMap::new();
-    for line in &lines {
-        let product = line.get("productId").ok_or_else(|| invalid("every line needs a productId".into()))?;
-        let product: ProductId = parse_raw_id(product.get(), "productId", "INVALID_PRODUCT_ID")?;
-        let quantity = line.get("quantity").ok_or_else(|| invalid("every line needs a quantity".into()))?.get();
-        let quantity: u64 = quantity.parse().ok().filter(|q| *q >= 1).ok_or_else(|| {
-            ApiError::bad_request("INVALID_QUANTITY", format!("quantity {quantity} must be a positive integer"))
-        })?;
-        let total = merged.entry(product).or_default();
-        *total = total.saturating_add(quantity);
+    for line in &body.products {
+        if line.quantity == 0 {
+            return Err(invalid("quantity", "0 must be a positive integer"));
+        }
+        let total = merged.entry(line.product_id).or_default();
+        *total = total.saturating_add(line.quantity);
     }
     if merged.len() > MAX_LINES {
-        return Err(invalid(format!("an order holds at most {MAX_LINES} different products")));
+        return Err(invalid("products", format!("must hold at most {MAX_LINES} different products")));
     }
     let lines = merged
         .into_iter()
         .map(|(product, quantity)| {
-            Quantity::new(quantity).map(|q| (product, q)).ok_or_else(|| {
-                ApiError::bad_request(
-                    "INVALID_QUANTITY",
-                    format!("quantity of product {product} must be at most {}", Quantity::MAX),
-                )
-            })
+            let quantity = Quantity::new(quantity).ok_or_else(|| {
+                invalid("quantity", format!("of product {product} must be at most {}", Quantity::MAX))
+            })?;
+            Ok((product, quantity))
         })
-        .collect::<Result<_, _>>()?;
-    let coupon = body.id("couponId", "INVALID_COUPON_ID")?;
-    Ok(OrderRequest { user, lines, coupon })
+        .collect::<Result<_, super::ApiError>>()?;
+    Ok(OrderRequest { user, lines, coupon: body.coupon_id })
 }
 
 /// `POST /api/v1/orders`
-pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let key = idempotency_key(&request)?;
-        let order = order_request(&request)?;
-        let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), order, key).await?;
-        let response = json(StatusCode::CREATED, &order_body(&placed.order, None));
-        Ok::<_, ApiError>(replayed(response, placed.replayed))
-    };
-    result.await.unwrap_or_else(ApiError::into_response)
+pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps: &Deps<S>) -> Handled {
+    let key = idempotency_key(&request)?;
+    let order = order_request(&request)?;
+    let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), order, key).await?;
+    Ok(replayed(json(StatusCode::CREATED, &order_body(&placed.order, false))?, placed.replayed))
 }
 
 /// `GET /api/v1/orders/{orderId}` (`?userId=` optional: when given, it must own it)
-pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let id: OrderId = path_id(&request, "orderId", "INVALID_ORDER_ID")?;
-        let user = match request.query_string_parameters_ref().and_then(|q| q.first("userId")) {
-            Some(_) => Some(acting_user(&request)?),
-            None => None,
-        };
-        let (order, payments) = use_cases::get_order(&deps.store, id, user).await?;
-        Ok::<_, ApiError>(json(StatusCode::OK, &order_body(&order, Some(&payments))))
-    };
-    result.await.unwrap_or_else(ApiError::into_response)
+pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
+    let id: OrderId = path_id(&request, "orderId")?;
+    let named = request.query_string_parameters_ref().and_then(|q| q.first("userId")).is_some();
+    let user = if named { Some(acting_user(&request, None)?) } else { None };
+    let order = use_cases::get_order(&deps.store, id, user).await?;
+    json(StatusCode::OK, &order_body(&order, true))
 }
 
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
-pub async fn pay<S: OrderStore + OrderPayer>(request: Request, deps: &Deps<S>) -> Response<Body> {
-    let result = async {
-        let key = idempotency_key(&request)?;
-        let user = acting_user(&request)?;
-        let raw = json_object(&request)?
-            .raw("orderId")
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::bad_request("INVALID_ORDER_ID", "orderId is required"))?;
-        let order: OrderId = serde_json::from_str::<String>(&raw)
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| ApiError::bad_request("INVALID_ORDER_ID", format!("orderId {raw} is not an order id")))?;
-        let paid: Paid = use_cases::pay(&deps.store, deps.clock.as_ref(), user, order, key).await?;
-        let body = PaidBody {
-            payment_id: paid.payment.id,
-            order_id: order,
-            user_id: user,
-            status: paid.payment.status,
-            amount: paid.payment.amount,
-            balance_after: paid.balance_after,
-            paid_at: paid.paid_at,
-        };
-        Ok::<_, ApiError>(replayed(json(StatusCode::OK, &body), paid.replayed))
+pub async fn pay<S: OrderStore + OrderPayer>(request: Request, deps: &Deps<S>) -> Handled {
+    let key = idempotency_key(&request)?;
+    let body: PayRequest = json_body(&request)?;
+    let user = acting_user(&request, body.user_id)?;
+    let paid = use_cases::pay(&deps.store, deps.clock.as_ref(), user, body.order_id, key).await?;
+    let body = PaidBody {
+        payment_id: paid.payment.id,
+        order_id: paid.payment.order,
+        user_id: user,
+        status: PaymentStatus::Succeeded,
+        amount: paid.payment.amount,
+        balance_after: paid.balance_after,
+        paid_at: paid.payment.at,
     };
-    result.await.unwrap_or_else(ApiError::into_response)
+    Ok(replayed(json(StatusCode::OK, &body)?, paid.replayed))
 }

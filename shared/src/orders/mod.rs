@@ -3,7 +3,8 @@
 //! paid. Paying is one all-or-nothing transaction (see the DynamoDB adapter): stock of
 //! every line, the balance with its ledger entry, the coupon's use, the order's status,
 //! the payment record, the outbox event and the per-day sales figures. A business
-//! refusal changes nothing but leaves a FAILED payment record with its reason.
+//! refusal changes nothing but the order's bounded failure record (a count and the
+//! latest few refusals with their reasons).
 
 pub mod use_cases;
 
@@ -67,6 +68,15 @@ pub struct Order {
     pub created_at: OffsetDateTime,
     pub paid_at: Option<OffsetDateTime>,
     pub payment: Option<PaymentId>,
+    /// Refused payment attempts: how many, and the latest few.
+    pub failures: Failures,
+}
+
+impl Order {
+    /// What a payment retry must repeat for its key to be honoured.
+    pub fn payment_fingerprint(&self) -> String {
+        format!("PAY:{}:{}", self.user, self.id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,36 +86,38 @@ pub enum PaymentStatus {
     Failed,
 }
 
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Succeeded => "SUCCEEDED",
-            PaymentStatus::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<PaymentStatus> {
-        match text {
-            "SUCCEEDED" => Some(PaymentStatus::Succeeded),
-            "FAILED" => Some(PaymentStatus::Failed),
-            _ => None,
-        }
-    }
-}
-
-/// One attempt to pay an order.
+/// The successful payment of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     pub id: PaymentId,
     pub order: OrderId,
     pub user: UserId,
-    pub status: PaymentStatus,
     pub amount: Money,
-    /// The error code of a FAILED attempt.
-    pub reason: Option<String>,
-    /// The ledger entry of a SUCCEEDED attempt that took money.
+    /// The ledger entry that took the money; none when the total was zero.
     pub entry: Option<EntryId>,
     pub at: OffsetDateTime,
+}
+
+/// How many of an order's refused payments it keeps in full.
+pub const KEPT_FAILURES: usize = 5;
+
+/// One refused payment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFailure {
+    pub payment: PaymentId,
+    /// The refusal's error code (`OUT_OF_STOCK`, `INSUFFICIENT_BALANCE` …).
+    pub reason: &'static str,
+    pub amount: Money,
+    pub at: OffsetDateTime,
+}
+
+/// An order's bounded record of refused payments: a count of all of them and the
+/// latest [`KEPT_FAILURES`], oldest first. However often a payment is refused, the
+/// order stays one small item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub count: u64,
+    pub latest: Vec<PaymentFailure>,
 }
 
 /// A paid order's outcome.
@@ -113,7 +125,6 @@ pub struct Payment {
 pub struct Paid {
     pub payment: Payment,
     pub balance_after: Money,
-    pub paid_at: OffsetDateTime,
     pub replayed: bool,
 }
 
@@ -168,7 +179,7 @@ pub enum OrderError {
 }
 
 impl OrderError {
-    /// The code a FAILED payment record keeps, for refusals worth recording.
+    /// The code a refused payment is kept under, for refusals worth recording.
     pub fn failure_reason(&self) -> Option<&'static str> {
         match self {
             OrderError::OutOfStock(_) => Some("OUT_OF_STOCK"),
@@ -194,8 +205,8 @@ pub trait OrderStore: Send + Sync {
         order: Order,
         key: Option<(IdempotencyKey, String)>,
     ) -> impl Future<Output = Result<Placed, OrderError>> + Send;
-    /// The order with every payment attempt, oldest first.
-    fn order(&self, id: OrderId) -> impl Future<Output = Result<Option<(Order, Vec<Payment>)>, OrderError>> + Send;
+    /// The order, with its bounded failure record.
+    fn order(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
 }
 
 /// Pays orders all or nothing.
@@ -207,6 +218,11 @@ pub trait OrderPayer: Send + Sync {
         now: OffsetDateTime,
         key: Option<IdempotencyKey>,
     ) -> impl Future<Output = Result<Paid, OrderError>> + Send;
-    /// Keeps a FAILED attempt: the only write a refused payment makes.
-    fn record_failure(&self, payment: &Payment) -> impl Future<Output = Result<(), OrderError>> + Send;
+    /// Counts a refused attempt and keeps it among the latest few: the only write a
+    /// refused payment makes.
+    fn record_failure(
+        &self,
+        order: &Order,
+        failure: PaymentFailure,
+    ) -> impl Future<Output = Result<(), OrderError>> + Send;
 }

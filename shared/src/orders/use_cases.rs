@@ -1,9 +1,6 @@
 //! Create, read and pay orders.
 
-use super::{
-    Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, Payment, PaymentStatus,
-    Placed,
-};
+use super::{Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, PaymentFailure, Placed};
 use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
 use crate::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
@@ -63,19 +60,16 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(
         created_at: now,
         paid_at: None,
         payment: None,
+        failures: Failures::default(),
     };
     let key = key.map(|key| (key, request.fingerprint()));
     store.place(order, key).await
 }
 
-/// The order and its payment attempts; `user`, when given, must own it.
-pub async fn get_order(
-    store: &impl OrderStore,
-    id: OrderId,
-    user: Option<UserId>,
-) -> Result<(Order, Vec<Payment>), OrderError> {
+/// The order; `user`, when given, must own it.
+pub async fn get_order(store: &impl OrderStore, id: OrderId, user: Option<UserId>) -> Result<Order, OrderError> {
     match store.order(id).await? {
-        Some((order, payments)) if user.is_none_or(|u| u == order.user) => Ok((order, payments)),
+        Some(order) if user.is_none_or(|u| u == order.user) => Ok(order),
         _ => Err(OrderError::UnknownOrder),
     }
 }
@@ -89,25 +83,16 @@ pub async fn pay<S: OrderStore + OrderPayer>(
     id: OrderId,
     key: Option<IdempotencyKey>,
 ) -> Result<Paid, OrderError> {
-    let (order, _) = get_order(store, id, Some(user)).await?;
+    let order = get_order(store, id, Some(user)).await?;
     let payment = PaymentId::generate();
     let now = clock.now();
     match store.pay(&order, payment, now, key).await {
         Ok(paid) => Ok(paid),
         Err(refusal) => {
             if let Some(reason) = refusal.failure_reason() {
-                let failed = Payment {
-                    id: payment,
-                    order: order.id,
-                    user,
-                    status: PaymentStatus::Failed,
-                    amount: order.total,
-                    reason: Some(reason.to_owned()),
-                    entry: None,
-                    at: now,
-                };
-                if let Err(err) = store.record_failure(&failed).await {
-                    tracing::error!(order = %order.id, error = %err, "recording a failed payment failed");
+                let failure = PaymentFailure { payment, reason, amount: order.total, at: now };
+                if let Err(err) = store.record_failure(&order, failure).await {
+                    tracing::error!(order = %order.id, error = %format!("{err:#}"), "recording a refused payment failed");
                 }
             }
             Err(refusal)

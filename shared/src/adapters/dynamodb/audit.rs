@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context as _};
 use rust_decimal::Decimal;
 
 use super::ledger::pending_entries;
-use super::{get_n, get_s, get_u64, s, user_pk, Item};
+use super::{get_n, get_s, get_u64, keys, s, Item};
 use crate::ids::UserId;
 
 /// One ledger entry as stored: kind, amount, balance after.
@@ -34,7 +34,7 @@ pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: U
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":pk", s(keys::user_partition(user)))
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
@@ -49,10 +49,10 @@ pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: U
     }
     let profile = items
         .iter()
-        .find(|i| get_s(i, "sk").ok() == Some("PROFILE"))
+        .find(|i| get_s(i, "sk").ok() == Some(keys::profile(user).sk.as_str()))
         .ok_or_else(|| anyhow!("user {user} has no profile"))?;
     let mut entries = BTreeMap::new();
-    for row in items.iter().filter(|i| get_s(i, "sk").is_ok_and(|sk| sk.starts_with("HIST#"))) {
+    for row in items.iter().filter(|i| get_s(i, "sk").is_ok_and(|sk| sk.starts_with(keys::HISTORY_PREFIX))) {
         let seq = get_u64(row, "seq")?;
         let entry = StoredEntry {
             kind: get_s(row, "kind")?.to_owned(),
@@ -79,7 +79,7 @@ pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: U
     Ok(StoredLedger { balance: get_n(profile, "balance")?, entries })
 }
 
-/// DESIGN invariant 1: balance ≥ 0; entries numbered 1..n without gaps; each entry's
+/// Invariant 1: balance ≥ 0; entries numbered 1..n without gaps; each entry's
 /// balance-after is the previous one plus its signed amount and never negative; the
 /// balance equals the sum of the entries.
 pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
@@ -116,7 +116,7 @@ pub struct CouponAudit {
     pub copies: u64,
 }
 
-/// DESIGN invariant 2, from the table: issued ≤ total; the number of users' copies
+/// Invariant 2, from the table: issued ≤ total; the number of users' copies
 /// equals the issued count (one per user follows from the copy's key); no copy was
 /// issued at or after the end date; a used copy was used before it expired.
 pub async fn check_coupon(
@@ -124,11 +124,11 @@ pub async fn check_coupon(
     table: &str,
     coupon: crate::ids::CouponId,
 ) -> anyhow::Result<CouponAudit> {
-    use super::coupons::{copy_from_item, copy_sk, coupon_from_item, coupon_pk, COUPON_SK};
+    use super::coupons::{copy_from_item, coupon_from_item};
     let item = client
         .get_item()
         .table_name(table)
-        .set_key(Some(super::key(coupon_pk(coupon), COUPON_SK)))
+        .set_key(Some(keys::coupon(coupon).item()))
         .consistent_read(true)
         .send()
         .await
@@ -144,7 +144,7 @@ pub async fn check_coupon(
             .scan()
             .table_name(table)
             .filter_expression("sk = :copy")
-            .expression_attribute_values(":copy", s(copy_sk(coupon)))
+            .expression_attribute_values(":copy", s(keys::coupon_copy_sk(coupon)))
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
@@ -179,21 +179,23 @@ pub async fn check_coupon(
 pub struct OrdersAudit {
     pub orders: usize,
     pub paid: usize,
-    pub failed_payments: usize,
+    /// Refused payment attempts, summed over the orders' counts.
+    pub failed_payments: u64,
 }
 
-/// DESIGN invariants 3–5, from the table (a full scan: for tests and offline audits):
-/// stock ≥ 0 and initial stock = stock + quantity sold in paid orders (and the per-day
-/// sales add up to the same); a paid order has exactly one SUCCEEDED payment, the one
-/// it names, whose amount is its total and equals the PAYMENT entries in its user's
-/// ledger; an unpaid order has none; a used coupon copy belongs to a paid order of its
-/// owner that names it.
+/// Invariants 3–5 (docs/architecture.md), from the table (a full scan: for tests and
+/// offline audits): stock ≥ 0 and initial stock = stock + quantity sold in paid orders
+/// (and the per-day sales add up to the same); a paid order has exactly one payment
+/// record, the one it names, whose amount is its total and equals the PAYMENT entries
+/// in its user's ledger; an unpaid order has none; a refused payment left nothing but
+/// its order's bounded failure record; a used coupon copy belongs to a paid order of
+/// its owner that names it.
 pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<OrdersAudit> {
     use std::collections::HashMap;
 
     use super::coupons::copy_from_item;
     use super::orders::{order_from_item, payment_from_item};
-    use crate::orders::{OrderStatus, PaymentStatus};
+    use crate::orders::{OrderStatus, KEPT_FAILURES};
 
     let mut items: Vec<Item> = Vec::new();
     let mut start = None;
@@ -223,12 +225,16 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
         items.iter().filter(|i| sk(i).starts_with("PAYMENT#")).map(payment_from_item).collect::<anyhow::Result<_>>()?;
 
     let mut audit = OrdersAudit { orders: orders.len(), ..OrdersAudit::default() };
-    audit.failed_payments = payments.iter().filter(|p| p.status == PaymentStatus::Failed).count();
+    audit.failed_payments = orders.iter().map(|order| order.failures.count).sum();
     let mut sold: HashMap<u64, u64> = HashMap::new();
     let mut paid_by_user: HashMap<UserId, Decimal> = HashMap::new();
     for order in &orders {
-        let succeeded: Vec<_> =
-            payments.iter().filter(|p| p.order == order.id && p.status == PaymentStatus::Succeeded).collect();
+        let succeeded: Vec<_> = payments.iter().filter(|p| p.order == order.id).collect();
+        if order.failures.latest.len() > KEPT_FAILURES
+            || order.failures.latest.len() as u64 > order.failures.count
+        {
+            bail!("order {}: {} kept failures of {} counted", order.id, order.failures.latest.len(), order.failures.count);
+        }
         match order.status {
             OrderStatus::Paid => {
                 audit.paid += 1;

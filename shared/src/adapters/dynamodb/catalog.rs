@@ -1,23 +1,13 @@
 //! The catalogue on DynamoDB. Products live at `PRODUCT#<id>` / `PRODUCT` and are
-//! listed in id order through `gsi1` (`gsi1pk = PRODUCTS`, `gsi1sk = <id, 20 digits>`).
+//! listed in id order through `gsi1` (keys in [`super::keys`]).
 
 use anyhow::anyhow;
 
-use super::{db_error, get_money, get_s, get_u64, key, s, DbError, DynamoStore, Item};
+use super::keys::{self, PRODUCTS_GSI1PK};
+use super::{db_error, get_money, get_s, get_u64, s, DbError, DynamoStore, Item};
 use crate::catalog::{cursor_after, cursor_product, CatalogError, Product, ProductCatalog};
 use crate::ids::ProductId;
 use crate::pagination::{Page, PageRequest};
-
-pub const PRODUCT_SK: &str = "PRODUCT";
-pub const PRODUCTS_GSI1PK: &str = "PRODUCTS";
-
-pub fn product_pk(id: ProductId) -> String {
-    format!("PRODUCT#{id}")
-}
-
-pub fn product_gsi1sk(id: ProductId) -> String {
-    format!("{:020}", id.get())
-}
 
 impl From<DbError> for CatalogError {
     fn from(err: DbError) -> CatalogError {
@@ -30,7 +20,7 @@ impl From<DbError> for CatalogError {
 
 impl ProductCatalog for DynamoStore {
     async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
-        let item = self.get(product_pk(id), PRODUCT_SK, || format!("get product {id}")).await?;
+        let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
         let item = item.ok_or(CatalogError::UnknownProduct(id))?;
         Ok(product_from_item(&item)?)
     }
@@ -40,9 +30,9 @@ impl ProductCatalog for DynamoStore {
             None => None,
             Some(cursor) => {
                 let after = cursor_product(cursor).ok_or(CatalogError::BadCursor)?;
-                let mut start = key(product_pk(after), PRODUCT_SK);
+                let mut start = keys::product(after).item();
                 start.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
-                start.insert("gsi1sk".to_owned(), s(product_gsi1sk(after)));
+                start.insert("gsi1sk".to_owned(), s(keys::product_gsi1sk(after)));
                 Some(start)
             }
         };

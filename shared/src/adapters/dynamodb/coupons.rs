@@ -1,9 +1,9 @@
-//! Coupons on DynamoDB.
+//! Coupons on DynamoDB (keys in [`super::keys`]).
 //!
-//! | item | pk | sk | attributes |
-//! |---|---|---|---|
-//! | coupon | `COUPON#<id>` | `COUPON` | couponId, name, discount, total, issued, endsAt |
-//! | a user's copy | `USER#<userId>` | `COUPON#<id, 20 digits>` | couponId, userId, name, discount, issuedAt, expiresAt, usedAt? |
+//! | item | attributes |
+//! |---|---|
+//! | coupon | couponId, name, discount, total, issued, endsAt |
+//! | a user's copy | couponId, userId, name, discount, issuedAt, usableUntil, usedAt?, orderId? |
 //!
 //! Issuing is one `TransactWriteItems`:
 //! 1. `Update COUPON#c` `SET issued = issued + 1` under
@@ -12,22 +12,17 @@
 //! 3. `Put USER#u/COUPON#c` under `attribute_not_exists(pk)`.
 //!
 //! So the count never passes the total, each user holds at most one copy, the number of
-//! copies equals the count, and nothing is issued once the coupon has ended. The
-//! cancellation reasons say which rule refused ([`classify_issue`]). A coupon's name,
-//! discount, total and end date never change, so they are cached per process.
-
-use std::sync::atomic::Ordering;
+//! copies equals the count, and nothing is issued once the coupon has ended. The failed
+//! items say which rule refused ([`refusal`]). A coupon's name, discount, total and end
+//! date never change, so they are cached per process.
 
 use anyhow::{anyhow, Context as _};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    CancellationReason, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
 
-use super::ledger::PROFILE_SK;
+use super::transaction::{Refusal, Transaction};
 use super::{
-    db_error, get_money, get_optional_time, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item,
+    db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
 };
 use crate::clock::rfc3339;
 use crate::coupons::{
@@ -35,17 +30,6 @@ use crate::coupons::{
 };
 use crate::ids::{CouponId, UserId};
 use crate::pagination::{Page, PageRequest};
-use crate::retry::RetryPolicy;
-
-pub const COUPON_SK: &str = "COUPON";
-
-pub fn coupon_pk(id: CouponId) -> String {
-    format!("COUPON#{id}")
-}
-
-pub fn copy_sk(id: CouponId) -> String {
-    format!("COUPON#{:020}", id.get())
-}
 
 impl From<DbError> for CouponError {
     fn from(err: DbError) -> CouponError {
@@ -56,45 +40,44 @@ impl From<DbError> for CouponError {
     }
 }
 
-/// Why DynamoDB cancelled an issue transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IssueRejection {
-    Conflict,
-    UnknownCoupon,
-    UnknownUser,
-    AlreadyIssued,
-    Expired,
-    SoldOut,
-    Other(String),
+/// The items of an issue transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueItem {
+    /// The coupon's count (its old image comes back on failure).
+    Count,
+    /// The user's profile, which must exist.
+    User,
+    /// The user's copy, which must not.
+    Copy,
 }
 
-/// Maps the cancellation reasons of an issue transaction (0: the coupon, with its old
-/// image; 1: the user's profile; 2: the user's copy) to the rule that refused. A
-/// failed condition is decisive; a conflict alone is retried.
-pub fn classify_issue(reasons: &[CancellationReason], now: OffsetDateTime) -> IssueRejection {
-    let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-    if failed(2) {
-        return IssueRejection::AlreadyIssued;
+/// What a refused issue means. An existing copy wins (the user already holds one, even
+/// if the coupon is also sold out by now); a failed count on a coupon that exists is
+/// sold out, or expired once its end has passed.
+pub fn refusal(refused: &Refusal<IssueItem>, coupon: CouponId, user: UserId, now: OffsetDateTime) -> CouponError {
+    if refused.failed(IssueItem::Copy) {
+        return CouponError::AlreadyIssued(coupon, user);
     }
-    if failed(1) {
-        return IssueRejection::UnknownUser;
+    if refused.failed(IssueItem::User) {
+        return CouponError::UnknownUser(user);
     }
-    if failed(0) {
-        let Some(coupon) = reasons[0].item().filter(|item| item.contains_key("pk")) else {
-            return IssueRejection::UnknownCoupon;
-        };
-        let ended = get_s(coupon, "endsAt").map(|ends| ends <= rfc3339(now).as_str()).unwrap_or(false);
-        return if ended { IssueRejection::Expired } else { IssueRejection::SoldOut };
+    match refused.old_item(IssueItem::Count).filter(|item| item.contains_key("pk")) {
+        None => CouponError::UnknownCoupon(coupon),
+        Some(old) => {
+            let ended = get_s(old, "endsAt").map(|ends| ends <= rfc3339(now).as_str()).unwrap_or(false);
+            if ended {
+                CouponError::Expired(coupon)
+            } else {
+                CouponError::SoldOut(coupon)
+            }
+        }
     }
-    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-        return IssueRejection::Conflict;
-    }
-    IssueRejection::Other(reasons.iter().map(|r| r.code().unwrap_or("None")).collect::<Vec<_>>().join(", "))
 }
 
 impl CouponReader for DynamoStore {
     async fn coupon(&self, id: CouponId) -> Result<Coupon, CouponError> {
-        let item = self.coupon_item(id, true).await?.ok_or(CouponError::UnknownCoupon(id))?;
+        let item = self.get(&keys::coupon(id), || format!("get coupon {id}")).await?;
+        let item = item.ok_or(CouponError::UnknownCoupon(id))?;
         Ok(coupon_from_item(&item)?)
     }
 }
@@ -118,34 +101,12 @@ impl CouponIssuer for DynamoStore {
             expires_at: terms.ends_at,
             used_at: None,
         };
-        let mut retry = 0;
-        loop {
-            self.metrics.coupon_issue_writes.fetch_add(1, Ordering::Relaxed);
-            let rejection = match self.issue_transaction(&copy, now).await? {
-                None => return Ok(copy),
-                Some(rejection) => rejection,
-            };
-            return Err(match rejection {
-                IssueRejection::Conflict => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
-                    Some(delay) => {
-                        tracing::debug!(%coupon, %user, retry, "transaction conflict, retrying");
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                        continue;
-                    }
-                    None => CouponError::Unavailable(anyhow!(
-                        "issuing coupon {coupon} to user {user} still conflicting after {retry} retries"
-                    )),
-                },
-                IssueRejection::UnknownCoupon => CouponError::UnknownCoupon(coupon),
-                IssueRejection::UnknownUser => CouponError::UnknownUser(user),
-                IssueRejection::AlreadyIssued => CouponError::AlreadyIssued(coupon, user),
-                IssueRejection::Expired => CouponError::Expired(coupon),
-                IssueRejection::SoldOut => CouponError::SoldOut(coupon),
-                IssueRejection::Other(codes) => {
-                    CouponError::Unexpected(anyhow!("issuing coupon {coupon} to user {user} cancelled: {codes}"))
-                }
-            });
+        // Every attempt is a write DynamoDB must take: the count a gate keeps low.
+        let transaction =
+            self.issue_transaction(&copy, now)?.counting_attempts(self.metrics.coupon_issue_writes.clone());
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(copy),
+            Err(refused) => Err(refusal(&refused, coupon, user, now)),
         }
     }
 }
@@ -164,9 +125,9 @@ impl UserCoupons for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :copies)")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(":copies", s("COUPON#"))
-            .set_exclusive_start_key(after.map(|id| key(user_pk(user), copy_sk(id))))
+            .expression_attribute_values(":pk", s(keys::user_partition(user)))
+            .expression_attribute_values(":copies", s(keys::COUPON_COPY_PREFIX))
+            .set_exclusive_start_key(after.map(|id| keys::coupon_copy(user, id).item()))
             .consistent_read(true)
             .limit(page.limit as i32 + 1)
             .send()
@@ -181,29 +142,13 @@ impl UserCoupons for DynamoStore {
 }
 
 impl DynamoStore {
-    async fn coupon_item(&self, id: CouponId, consistent: bool) -> Result<Option<Item>, DbError> {
-        if consistent {
-            return self.get(coupon_pk(id), COUPON_SK, || format!("get coupon {id}")).await;
-        }
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(coupon_pk(id), COUPON_SK)))
-            .consistent_read(consistent)
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("get coupon {id}")))?;
-        Ok(output.item)
-    }
-
     /// The coupon's unchanging terms, from the process cache or the table.
     async fn coupon_terms(&self, id: CouponId) -> Result<Coupon, CouponError> {
         if let Some(terms) = self.coupon_terms.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(terms.clone());
         }
-        let item = self.coupon_item(id, false).await?.ok_or(CouponError::UnknownCoupon(id))?;
-        let terms = coupon_from_item(&item)?;
+        let item = self.get_eventually(&keys::coupon(id), || format!("get coupon {id}")).await?;
+        let terms = coupon_from_item(&item.ok_or(CouponError::UnknownCoupon(id))?)?;
         self.coupon_terms.write().unwrap_or_else(|p| p.into_inner()).insert(id, terms.clone());
         Ok(terms)
     }
@@ -213,7 +158,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .set_key(Some(keys::profile(user).item()))
             .projection_expression("pk")
             .send()
             .await
@@ -221,16 +166,13 @@ impl DynamoStore {
         Ok(output.item.is_some())
     }
 
-    /// `None` when the copy was issued, or the rule that refused.
-    async fn issue_transaction(
-        &self,
-        copy: &IssuedCoupon,
-        now: OffsetDateTime,
-    ) -> Result<Option<IssueRejection>, DbError> {
+    /// The transaction that issues `copy`.
+    pub fn issue_transaction(&self, copy: &IssuedCoupon, now: OffsetDateTime) -> Result<Transaction<IssueItem>, DbError> {
         let (coupon, user) = (copy.coupon_id, copy.user_id);
+        let mut transaction = Transaction::new(format!("issue coupon {coupon} to user {user}"));
         let count = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(coupon_pk(coupon), COUPON_SK)))
+            .set_key(Some(keys::coupon(coupon).item()))
             .update_expression("SET issued = issued + :one")
             .condition_expression("attribute_exists(pk) AND issued < #total AND endsAt > :now")
             .expression_attribute_names("#total", "total")
@@ -240,13 +182,15 @@ impl DynamoStore {
             .build()
             .context("build coupon count update")
             .map_err(DbError::Other)?;
+        transaction.update(IssueItem::Count, count);
         let user_exists = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .set_key(Some(keys::profile(user).item()))
             .condition_expression("attribute_exists(pk)")
             .build()
             .context("build user check")
             .map_err(DbError::Other)?;
+        transaction.check(IssueItem::User, user_exists);
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(copy_item(copy)))
@@ -254,34 +198,20 @@ impl DynamoStore {
             .build()
             .context("build user coupon")
             .map_err(DbError::Other)?;
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().condition_check(user_exists).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(None),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Ok(Some(classify_issue(cancelled.cancellation_reasons(), now)))
-                }
-                _ => Err(db_error(err, || format!("issue coupon {coupon} to user {user}"))),
-            },
-        }
+        transaction.put(IssueItem::Copy, put);
+        Ok(transaction)
     }
 }
 
 pub fn copy_item(copy: &IssuedCoupon) -> Item {
-    let mut item = key(user_pk(copy.user_id), copy_sk(copy.coupon_id));
+    let mut item = keys::coupon_copy(copy.user_id, copy.coupon_id).item();
     item.insert("couponId".to_owned(), n(copy.coupon_id));
     item.insert("userId".to_owned(), n(copy.user_id));
     item.insert("name".to_owned(), s(&copy.name));
     item.insert("discount".to_owned(), n(copy.discount));
     item.insert("issuedAt".to_owned(), s(rfc3339(copy.issued_at)));
-    item.insert("expiresAt".to_owned(), s(rfc3339(copy.expires_at)));
+    // Not `expiresAt`: that name is the table's TTL attribute (a number of seconds).
+    item.insert("usableUntil".to_owned(), s(rfc3339(copy.expires_at)));
     if let Some(used) = copy.used_at {
         item.insert("usedAt".to_owned(), s(rfc3339(used)));
     }
@@ -306,17 +236,21 @@ pub fn copy_from_item(item: &Item) -> anyhow::Result<IssuedCoupon> {
         name: get_s(item, "name")?.to_owned(),
         discount: get_money(item, "discount")?,
         issued_at: get_time(item, "issuedAt")?,
-        expires_at: get_time(item, "expiresAt")?,
+        expires_at: get_time(item, "usableUntil")?,
         used_at: get_optional_time(item, "usedAt")?,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use aws_sdk_dynamodb::types::CancellationReason;
     use time::macros::datetime;
 
+    use super::*;
+    use crate::adapters::dynamodb::transaction::{read_cancellation, Cancelled};
+
     const NOW: OffsetDateTime = datetime!(2026-11-24 10:00 UTC);
+    const ROLES: [IssueItem; 3] = [IssueItem::Count, IssueItem::User, IssueItem::Copy];
 
     fn reason(code: &str) -> CancellationReason {
         CancellationReason::builder().code(code).build()
@@ -332,41 +266,57 @@ mod tests {
             .build()
     }
 
+    fn meaning(reasons: [CancellationReason; 3]) -> CouponError {
+        let Cancelled::Refused(refused) = read_cancellation(&ROLES, &reasons) else { panic!("not refused") };
+        refusal(&refused, CouponId::new(1).unwrap(), UserId::new(2).unwrap(), NOW)
+    }
+
     #[test]
     fn a_failed_count_on_a_live_coupon_means_sold_out() {
-        let reasons = [coupon_failed("2026-12-24T00:00:00.000Z"), reason("None"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::SoldOut);
+        let error = meaning([coupon_failed("2026-12-24T00:00:00.000Z"), reason("None"), reason("None")]);
+        assert!(matches!(error, CouponError::SoldOut(_)));
     }
 
     #[test]
     fn a_failed_count_on_an_ended_coupon_means_expired() {
-        let reasons = [coupon_failed("2026-11-24T10:00:00.000Z"), reason("None"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::Expired);
+        let error = meaning([coupon_failed("2026-11-24T10:00:00.000Z"), reason("None"), reason("None")]);
+        assert!(matches!(error, CouponError::Expired(_)));
     }
 
     #[test]
     fn a_failed_count_without_an_old_image_means_no_such_coupon() {
-        let reasons = [reason("ConditionalCheckFailed"), reason("None"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::UnknownCoupon);
+        let error = meaning([reason("ConditionalCheckFailed"), reason("None"), reason("None")]);
+        assert!(matches!(error, CouponError::UnknownCoupon(_)));
     }
 
     #[test]
     fn an_existing_copy_means_already_issued_even_when_also_sold_out() {
-        let reasons = [coupon_failed("2026-12-24T00:00:00.000Z"), reason("None"), reason("ConditionalCheckFailed")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::AlreadyIssued);
+        let error =
+            meaning([coupon_failed("2026-12-24T00:00:00.000Z"), reason("None"), reason("ConditionalCheckFailed")]);
+        assert!(matches!(error, CouponError::AlreadyIssued(..)));
     }
 
     #[test]
     fn a_failed_profile_check_means_no_such_user() {
-        let reasons = [reason("None"), reason("ConditionalCheckFailed"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::UnknownUser);
+        let error = meaning([reason("None"), reason("ConditionalCheckFailed"), reason("None")]);
+        assert!(matches!(error, CouponError::UnknownUser(_)));
     }
 
     #[test]
-    fn a_conflict_alone_is_retried_but_not_when_a_condition_failed() {
-        let reasons = [reason("TransactionConflict"), reason("None"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::Conflict);
-        let reasons = [coupon_failed("2026-12-24T00:00:00.000Z"), reason("TransactionConflict"), reason("None")];
-        assert_eq!(classify_issue(&reasons, NOW), IssueRejection::SoldOut);
+    fn a_users_copy_round_trips_and_keeps_its_end_apart_from_the_ttl() {
+        let copy = IssuedCoupon {
+            coupon_id: CouponId::new(3).unwrap(),
+            user_id: UserId::new(2).unwrap(),
+            name: "Coupon 3".to_owned(),
+            discount: crate::money::Money::parse("1000.00").unwrap(),
+            issued_at: NOW,
+            expires_at: NOW + time::Duration::days(30),
+            used_at: Some(NOW + time::Duration::days(1)),
+        };
+        let item = copy_item(&copy);
+        assert_eq!(item["pk"], s("USER#2"));
+        assert_eq!(item["sk"], s("COUPON#00000000000000000003"));
+        assert!(!item.contains_key("expiresAt"), "expiresAt is the table's TTL attribute");
+        assert_eq!(copy_from_item(&item).unwrap(), copy);
     }
 }

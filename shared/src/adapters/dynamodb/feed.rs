@@ -5,16 +5,9 @@
 use anyhow::{anyhow, Context as _};
 use time::OffsetDateTime;
 
-use super::orders::{order_pk, ORDER_PAID_SK};
-use super::{get_s, key, n, s, DynamoStore};
+use super::{get_s, keys, n, s, DynamoStore};
 use crate::clock::rfc3339;
 use crate::feed::{Claim, DeliveryLog, Outbox, OutboxEvent, DELIVERY_LEASE};
-
-const DELIVERY_SK: &str = "DATA_PLATFORM";
-
-fn delivery_pk(order_id: &str) -> String {
-    format!("DELIVERY#{order_id}")
-}
 
 fn sdk<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
     err: aws_sdk_dynamodb::error::SdkError<E, R>,
@@ -27,10 +20,9 @@ impl Outbox for DynamoStore {
         self.client
             .update_item()
             .table_name(&self.outbox_table)
-            .set_key(Some(key(
-                order_pk(order_id.parse().map_err(|_| anyhow!("bad order id {order_id}"))?),
-                ORDER_PAID_SK,
-            )))
+            .set_key(Some(
+                keys::order_paid_event(order_id.parse().map_err(|_| anyhow!("bad order id {order_id}"))?).item(),
+            ))
             .update_expression("SET publishedAt = :at REMOVE gsi1pk, gsi1sk")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", s(rfc3339(at)))
@@ -48,7 +40,7 @@ impl Outbox for DynamoStore {
             .table_name(&self.outbox_table)
             .index_name("gsi1")
             .key_condition_expression("gsi1pk = :pending AND gsi1sk < :cutoff")
-            .expression_attribute_values(":pending", s("PENDING"))
+            .expression_attribute_values(":pending", s(keys::UNPUBLISHED_GSI1PK))
             .expression_attribute_values(":cutoff", s(rfc3339(cutoff)))
             .limit(limit as i32)
             .send()
@@ -71,7 +63,7 @@ impl Outbox for DynamoStore {
 
 impl DeliveryLog for DynamoStore {
     async fn claim(&self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<Claim> {
-        let mut item = key(delivery_pk(order_id), DELIVERY_SK);
+        let mut item = keys::delivery(order_id).item();
         item.insert("status".to_owned(), s("CLAIMED"));
         item.insert("leaseUntil".to_owned(), n((now + DELIVERY_LEASE).unix_timestamp()));
         let put = self
@@ -104,7 +96,7 @@ impl DeliveryLog for DynamoStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .set_key(Some(keys::delivery(order_id).item()))
             .update_expression("SET #status = :delivered, deliveredAt = :at REMOVE leaseUntil")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":delivered", s("DELIVERED"))
@@ -120,7 +112,7 @@ impl DeliveryLog for DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(delivery_pk(order_id), DELIVERY_SK)))
+            .set_key(Some(keys::delivery(order_id).item()))
             .condition_expression("#status = :claimed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":claimed", s("CLAIMED"))

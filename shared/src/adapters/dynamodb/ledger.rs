@@ -1,4 +1,5 @@
-//! The balance ledger on DynamoDB: reads, changes and history of a user's balance.
+//! The balance ledger on DynamoDB: reads, changes and history of a user's balance, and
+//! "a balance change as a transaction item" for other transactions (payment) to use.
 //!
 //! # How a change commits without reading first
 //!
@@ -8,62 +9,49 @@
 //! 1. `Update USER#u/PROFILE`
 //!    `SET balance = balance + :d, seq = seq + :one,`
 //!    `    pe_<entry> = :entry, pb_<entry> = balance + :d, ps_<entry> = seq + :one`
-//!    under `balance >= :amount` (a use) or `balance <= :max − amount` (a charge), and
-//!    `attribute_not_exists(pe_<entry>)`. Every operand of an update expression is read
-//!    from the item *before* the update, so `pb_`/`ps_` capture the exact balance after
-//!    this change and its sequence number, committed atomically with it: this pending
-//!    entry is the change's ledger record.
+//!    under `balance >= :amount` (a use or payment) or `balance <= :max − amount` (a
+//!    charge), and `attribute_not_exists(pe_<entry>)`. Every operand of an update
+//!    expression is read from the item *before* the update, so `pb_`/`ps_` capture the
+//!    exact balance after this change and its sequence number, committed atomically
+//!    with it: this pending entry is the change's ledger record.
 //! 2. Without an `Idempotency-Key` that is the whole commit: one `UpdateItem` whose
 //!    `UPDATED_NEW` return values carry the entry. If the SDK retries it after a timeout
 //!    and the first attempt had committed, the `attribute_not_exists` condition fails and
 //!    the returned old item holds the entry: the change is applied once.
-//! 3. With a key, the update goes in a `TransactWriteItems` with
-//!    `Put USER#u/IDEM#<key>` under `attribute_not_exists(pk)`, so one key commits at
-//!    most one change; the transaction's `ClientRequestToken` makes SDK retries safe, and
-//!    the entry is read back from the profile afterwards.
+//! 3. With a key, the update goes in a transaction with the key's record (see
+//!    [`super::idempotency`]), so one key commits at most one change; the entry is read
+//!    back from the profile afterwards. A payment puts the same update in its own
+//!    transaction ([`BalanceUpdate::transaction_item`]).
 //!
-//! Then the entry is *materialised*: `Put USER#u/HIST#<seq>` (deterministic, so
-//! repeating it is harmless), the idempotency record learns the seq, and the pending
-//! attributes are removed. If the process dies in between, the pending entry stays
-//! on the profile; history reads show it as it is and materialise it once it is
-//! older than [`ABANDONED_AFTER`]. A ledger entry therefore lives in exactly one of two
-//! places (both, briefly, with the same seq — readers dedupe by seq), and the balance
-//! always equals the sum of the user's entries.
+//! Then the entry is *materialised* ([`DynamoStore::finish_entry`]):
+//! `Put USER#u/HIST#<seq>` (deterministic, so repeating it is harmless), the key's
+//! record learns the seq, and the pending attributes are removed. If the process dies
+//! in between, the pending entry stays on the profile; history reads show it as it is
+//! and materialise it once it is older than [`ABANDONED_AFTER`]. A ledger entry
+//! therefore lives in exactly one of two places (both, briefly, with the same seq —
+//! readers dedupe by seq), and the balance always equals the sum of the user's entries.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
 
-use super::{db_error, get_money, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item};
+use super::idempotency::{KeyReused, Record, Stored, Target};
+use super::transaction::{with_conflict_retries, Attempt, Transaction};
+use super::{db_error, get_money, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::balance::{
     Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry,
 };
+use crate::clock::rfc3339;
 use crate::ids::{EntryId, IdempotencyKey, UserId};
 use crate::money::{Money, MAX_BALANCE};
 use crate::pagination::{Page, PageRequest};
-use crate::retry::RetryPolicy;
 
-pub const PROFILE_SK: &str = "PROFILE";
 /// A pending entry older than this was abandoned by its writer; readers finish it.
 pub const ABANDONED_AFTER: time::Duration = time::Duration::seconds(60);
-/// Idempotency records expire (DynamoDB TTL) after a day.
-pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
-
-pub fn hist_sk(seq: u64) -> String {
-    format!("HIST#{seq:020}")
-}
-
-pub(super) fn idem_sk(key: &IdempotencyKey) -> String {
-    format!("IDEM#{}", key.as_str())
-}
 
 impl From<DbError> for BalanceError {
     fn from(err: DbError) -> BalanceError {
@@ -85,90 +73,43 @@ impl BalanceLedger for DynamoStore {
     async fn apply(&self, change: BalanceChange) -> Result<Applied, BalanceError> {
         let applied = self.commit_change(&change).await?;
         if !applied.replayed {
-            if let Err(err) = self.materialise(change.user, &applied.entry, change.idempotency_key.as_ref()).await {
-                // The change is committed and its pending entry is safe on the profile; a
-                // later history read finishes the job.
-                tracing::warn!(user = %change.user, entry = %applied.entry.id, error = %format!("{err:#}"), "materialising a ledger entry failed");
-            }
+            self.materialise_or_leave_pending(change.user, &applied.entry, change.idempotency_key.as_ref()).await;
         }
         Ok(applied)
     }
 }
 
-impl DynamoStore {
-    /// Commits a change (retrying transaction conflicts) and stops there, leaving its
-    /// entry pending: what a writer that dies right after its commit leaves behind.
-    /// [`BalanceLedger::apply`] is this plus materialisation.
-    pub async fn commit_change(&self, change: &BalanceChange) -> Result<Applied, BalanceError> {
-        let change = change.clone();
-        let mut retry = 0;
-        let returned = loop {
-            match self.commit(&change, retry).await? {
-                Commit::Done(entry) => break entry,
-                Commit::Rejected(Rejection::Conflict) => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
-                    Some(delay) => {
-                        tracing::debug!(user = %change.user, retry, "transaction conflict, retrying");
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                    }
-                    None => {
-                        return Err(BalanceError::Unavailable(anyhow!(
-                            "balance change for user {} still conflicting after {retry} retries",
-                            change.user
-                        )))
-                    }
-                },
-                Commit::Rejected(Rejection::KeyUsed) => return self.replay(&change).await,
-                Commit::Rejected(Rejection::UserCondition { exists: false }) => {
-                    return Err(BalanceError::UnknownUser(change.user))
-                }
-                Commit::Rejected(Rejection::UserCondition { exists: true }) => {
-                    return Err(match change.kind {
-                        EntryKind::Use | EntryKind::Payment => BalanceError::InsufficientBalance,
-                        EntryKind::Charge => BalanceError::BalanceLimitExceeded,
-                    })
-                }
-                Commit::Rejected(Rejection::Other(reasons)) => {
-                    return Err(BalanceError::Unexpected(anyhow!(
-                        "balance change for user {} cancelled: {reasons}",
-                        change.user
-                    )))
-                }
-            }
-        };
-        let entry = match returned {
-            Some(entry) => entry,
-            None => self.committed_entry(change.user, change.id).await?,
-        };
-        Ok(Applied { entry, replayed: false })
-    }
-}
-
 impl BalanceHistory for DynamoStore {
-    async fn history(&self, user: UserId, page: PageRequest) -> Result<Page<LedgerEntry>, BalanceError> {
+    async fn history(
+        &self,
+        user: UserId,
+        page: PageRequest,
+        now: OffsetDateTime,
+    ) -> Result<Page<LedgerEntry>, BalanceError> {
         let before = match &page.cursor {
             None => u64::MAX,
             Some(cursor) => crate::balance::cursor_seq(cursor).ok_or(BalanceError::BadCursor)?,
         };
         let profile = self.profile(user).await?.ok_or(BalanceError::UnknownUser(user))?;
         let pending = pending_entries(&profile)?;
-        let now = OffsetDateTime::now_utc();
         for (entry, key) in &pending {
             if now - entry.created_at > ABANDONED_AFTER {
-                if let Err(err) = self.materialise(user, entry, key.as_ref()).await {
-                    tracing::warn!(user = %user, entry = %entry.id, error = %format!("{err:#}"), "finishing an abandoned ledger entry failed");
-                }
+                self.materialise_or_leave_pending(user, entry, key.as_ref()).await;
             }
         }
 
-        let upper = if before == u64::MAX { "HIST$".to_owned() } else { hist_sk(before) };
+        let upper = if before == u64::MAX {
+            format!("{}$", keys::HISTORY_PREFIX.trim_end_matches('#'))
+        } else {
+            keys::ledger_entry(user, before).sk
+        };
         let output = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(":lo", s("HIST#"))
+            .expression_attribute_values(":pk", s(keys::user_partition(user)))
+            .expression_attribute_values(":lo", s(keys::HISTORY_PREFIX))
             .expression_attribute_values(":hi", s(upper))
             .scan_index_forward(false)
             .consistent_read(true)
@@ -192,52 +133,50 @@ impl BalanceHistory for DynamoStore {
     }
 }
 
-enum Commit {
-    /// Committed; the entry when the write already returned it.
-    Done(Option<LedgerEntry>),
-    Rejected(Rejection),
+/// The items of a keyed balance change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeItem {
+    Balance,
+    Key,
+}
+
+/// A balance change as the parts of one conditional update of the profile.
+pub struct BalanceUpdate {
+    key: Item,
+    condition: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
 /// Every operand is read from the item before the update, so `pb_`/`ps_` capture the
 /// balance after this change and its seq exactly.
-pub(super) const PROFILE_UPDATE: &str =
+const PROFILE_UPDATE: &str =
     "SET balance = balance + :d, seq = seq + :one, #pe = :entry, #pb = balance + :d, #ps = seq + :one";
 
-/// The parts of [`PROFILE_UPDATE`] for one change.
-pub(super) struct ProfileUpdate {
-    pub(super) condition: &'static str,
-    pub(super) names: HashMap<String, String>,
-    pub(super) values: HashMap<String, AttributeValue>,
-}
-
-impl ProfileUpdate {
-    pub(super) fn new(change: &BalanceChange) -> ProfileUpdate {
+impl BalanceUpdate {
+    pub fn new(change: &BalanceChange) -> BalanceUpdate {
         let amount = change.amount.as_decimal();
         // `attribute_not_exists(#pe)` makes a repeated attempt of the same change fail
         // instead of applying twice.
-        let (delta, condition, bound) = match change.kind {
-            EntryKind::Use | EntryKind::Payment => {
-                (-amount, "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound", amount)
-            }
-            EntryKind::Charge => (
-                amount,
-                "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance <= :bound",
-                MAX_BALANCE - amount,
-            ),
+        let (delta, condition, bound) = if change.kind.is_credit() {
+            (amount, "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance <= :bound", MAX_BALANCE - amount)
+        } else {
+            (-amount, "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound", amount)
         };
         let mut pending = HashMap::from([
             ("kind".to_owned(), s(change.kind.as_str())),
             ("amount".to_owned(), n(change.amount.money())),
-            ("at".to_owned(), s(crate::clock::rfc3339(change.at))),
+            ("at".to_owned(), s(rfc3339(change.at))),
         ]);
         if let Some(key) = &change.idempotency_key {
             pending.insert("idem".to_owned(), s(key.as_str()));
         }
         let id = change.id;
-        ProfileUpdate {
+        BalanceUpdate {
+            key: keys::profile(change.user).item(),
             condition,
             names: HashMap::from([
-                ("#pe".to_owned(), pending_attr(id)),
+                ("#pe".to_owned(), format!("pe_{id}")),
                 ("#pb".to_owned(), format!("pb_{id}")),
                 ("#ps".to_owned(), format!("ps_{id}")),
             ]),
@@ -249,240 +188,189 @@ impl ProfileUpdate {
             ]),
         }
     }
-}
 
-fn pending_attr(id: EntryId) -> String {
-    format!("pe_{id}")
-}
-
-/// Entry `id` from attributes that hold its pending attributes.
-pub(super) fn pending_entry(attributes: &Item, id: EntryId) -> anyhow::Result<LedgerEntry> {
-    pending_entries(attributes)?
-        .into_iter()
-        .map(|(entry, _)| entry)
-        .find(|entry| entry.id == id)
-        .ok_or_else(|| anyhow!("pending entry {id} missing from the returned attributes"))
-}
-
-/// Why DynamoDB cancelled a balance transaction, from its cancellation reasons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// Another transaction held an item; retry.
-    Conflict,
-    /// The idempotency record exists: this key already committed a change.
-    KeyUsed,
-    /// The profile's condition failed; `exists` tells a missing user from a balance
-    /// that is too low (a use) or too high (a charge).
-    UserCondition {
-        exists: bool,
-    },
-    Other(String),
-}
-
-/// Maps the per-item cancellation reasons of a balance transaction (item 0: the
-/// profile, item 1: the idempotency record if any) to what the caller must do. A failed
-/// condition is decisive; a conflict is retried only when no condition failed.
-pub fn classify_cancellation(reasons: &[CancellationReason]) -> Rejection {
-    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-    if code(1) == "ConditionalCheckFailed" {
-        return Rejection::KeyUsed;
+    /// The change as an item of a transaction. On a failed condition the old profile
+    /// comes back, telling a missing user from a balance that said no.
+    pub fn transaction_item(self, table: &str) -> Result<Update, DbError> {
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(self.key))
+            .update_expression(PROFILE_UPDATE)
+            .condition_expression(self.condition)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .context("build the balance update")
+            .map_err(DbError::Other)
     }
-    if code(0) == "ConditionalCheckFailed" {
-        let exists = reasons[0].item().is_some_and(|item| item.contains_key("pk"));
-        return Rejection::UserCondition { exists };
-    }
-    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-        return Rejection::Conflict;
-    }
-    Rejection::Other(
-        reasons.iter().map(|r| format!("{}: {}", code_of(r), r.message().unwrap_or(""))).collect::<Vec<_>>().join("; "),
-    )
 }
 
-fn code_of(reason: &CancellationReason) -> &str {
-    reason.code().unwrap_or("None")
+/// What a balance whose condition failed means: no such user, or a balance that is
+/// too low (a deduction) or would pass its maximum (a charge).
+pub fn refused(change: &BalanceChange, profile_existed: bool) -> BalanceError {
+    if !profile_existed {
+        BalanceError::UnknownUser(change.user)
+    } else if change.kind.is_credit() {
+        BalanceError::BalanceLimitExceeded
+    } else {
+        BalanceError::InsufficientBalance
+    }
 }
 
 impl DynamoStore {
     async fn profile(&self, user: UserId) -> Result<Option<Item>, DbError> {
-        self.get(user_pk(user), PROFILE_SK, || format!("get profile of user {user}")).await
+        self.get(&keys::profile(user), || format!("get profile of user {user}")).await
     }
 
-    /// Commits a change: with an idempotency key as a transaction with the key's record,
-    /// otherwise as one conditional `UpdateItem` that returns the entry directly.
-    async fn commit(&self, change: &BalanceChange, attempt: u32) -> Result<Commit, DbError> {
-        let update = ProfileUpdate::new(change);
-        match &change.idempotency_key {
-            None => self.commit_update(change, update).await,
-            Some(idem) => self.commit_transaction(change, idem, update, attempt).await,
-        }
-    }
-
-    async fn commit_update(&self, change: &BalanceChange, update: ProfileUpdate) -> Result<Commit, DbError> {
-        let user = change.user;
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression(PROFILE_UPDATE)
-            .condition_expression(update.condition)
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match sent {
-            Ok(output) => {
-                let updated = output.attributes.unwrap_or_default();
-                Ok(Commit::Done(Some(pending_entry(&updated, change.id).map_err(DbError::Other)?)))
+    /// Commits a change (retrying transaction conflicts) and stops there, leaving its
+    /// entry pending: what a writer that dies right after its commit leaves behind.
+    /// [`BalanceLedger::apply`] is this plus materialisation.
+    pub async fn commit_change(&self, change: &BalanceChange) -> Result<Applied, BalanceError> {
+        let Some(key) = &change.idempotency_key else {
+            let entry = self.commit_alone(change).await?;
+            return Ok(Applied { entry, replayed: false });
+        };
+        let mut transaction = Transaction::new(describe(change)).with_token(change.id);
+        transaction.update(ChangeItem::Balance, BalanceUpdate::new(change).transaction_item(&self.table)?);
+        let record = Record {
+            user: change.user,
+            key,
+            fingerprint: change.fingerprint(),
+            target: Target::Entry(change.id),
+            entry: Some(change.id),
+            at: change.at,
+        };
+        transaction.put(ChangeItem::Key, record.put(&self.table)?);
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(Applied { entry: self.committed_entry(change.user, change.id).await?, replayed: false }),
+            Err(refusal) if refusal.failed(ChangeItem::Key) => {
+                let (_, entry) = self
+                    .entry_of_key(change.user, key, &change.fingerprint())
+                    .await?
+                    .map_err(|KeyReused| BalanceError::IdempotencyKeyReused)?;
+                let entry = entry.ok_or_else(|| anyhow!("the key of a balance change names no entry"))?;
+                Ok(Applied { entry, replayed: true })
             }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(match failed.item() {
-                        // An SDK retry of an attempt that did commit: the entry is there.
-                        Some(old) if old.contains_key(&pending_attr(change.id)) => {
-                            Commit::Done(Some(pending_entry(old, change.id).map_err(DbError::Other)?))
-                        }
-                        old => Commit::Rejected(Rejection::UserCondition {
-                            exists: old.is_some_and(|item| item.contains_key("pk")),
-                        }),
-                    })
-                }
-                Some(UpdateItemError::TransactionConflictException(_)) => Ok(Commit::Rejected(Rejection::Conflict)),
-                _ => Err(db_error(err, || {
-                    format!("commit {} of {} for user {user}", change.kind.as_str(), change.amount)
-                })),
-            },
+            Err(refusal) => Err(refused(change, refusal.existed(ChangeItem::Balance))),
         }
     }
 
-    async fn commit_transaction(
+    /// An unkeyed change: one conditional `UpdateItem` that returns its entry.
+    async fn commit_alone(&self, change: &BalanceChange) -> Result<LedgerEntry, BalanceError> {
+        let what = || describe(change);
+        let outcome = with_conflict_retries(&what, |_| async {
+            let update = BalanceUpdate::new(change);
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(update.key))
+                .update_expression(PROFILE_UPDATE)
+                .condition_expression(update.condition)
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let err = match sent {
+                Ok(output) => {
+                    let updated = output.attributes.unwrap_or_default();
+                    return Ok(Attempt::Done(Ok(pending_entry(&updated, change.id).map_err(DbError::Other)?)));
+                }
+                Err(err) => err,
+            };
+            match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(Attempt::Done(match failed.item() {
+                    // An SDK retry of an attempt that did commit: the entry is there.
+                    Some(old) if old.contains_key(&format!("pe_{}", change.id)) => {
+                        Ok(pending_entry(old, change.id).map_err(DbError::Other)?)
+                    }
+                    old => Err(refused(change, old.is_some_and(|item| item.contains_key("pk")))),
+                })),
+                Some(UpdateItemError::TransactionConflictException(_)) => Ok(Attempt::Conflict),
+                _ => Err(db_error(err, what)),
+            }
+        })
+        .await?;
+        outcome
+    }
+
+    /// After a committed transaction took part of a balance change: its entry, read back
+    /// from the profile, then materialised (failing that, it stays pending, which is
+    /// safe: a later history read finishes it).
+    pub async fn finish_entry(
         &self,
-        change: &BalanceChange,
-        idem: &IdempotencyKey,
-        update: ProfileUpdate,
-        attempt: u32,
-    ) -> Result<Commit, DbError> {
-        let user = change.user;
-        let entry = change.id.to_string();
-        let profile = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression(PROFILE_UPDATE)
-            .condition_expression(update.condition)
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .context("build balance update")
-            .map_err(DbError::Other)?;
-        let mut record = key(user_pk(user), idem_sk(idem));
-        record.insert("fingerprint".to_owned(), s(change.fingerprint()));
-        record.insert("entryId".to_owned(), s(&entry));
-        record.insert("createdAt".to_owned(), s(crate::clock::rfc3339(change.at)));
-        record.insert("expiresAt".to_owned(), n((change.at + IDEMPOTENCY_TTL).unix_timestamp()));
-        let record = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .context("build idempotency record")
-            .map_err(DbError::Other)?;
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(profile).build())
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            // SDK retries after a timeout reuse the token, so a committed attempt is not
-            // applied twice; each conflict retry is a new attempt with a new token.
-            .client_request_token(format!("{entry}-{attempt}"))
-            .send()
-            .await;
-        match sent {
-            // The after-state is on the profile; `committed_entry` reads it.
-            Ok(_) => Ok(Commit::Done(None)),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Ok(Commit::Rejected(classify_cancellation(cancelled.cancellation_reasons())))
-                }
-                _ => Err(db_error(err, || {
-                    format!("commit {} of {} for user {user}", change.kind.as_str(), change.amount)
-                })),
-            },
-        }
+        user: UserId,
+        id: EntryId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<LedgerEntry, BalanceError> {
+        let entry = self.committed_entry(user, id).await?;
+        self.materialise_or_leave_pending(user, &entry, key).await;
+        Ok(entry)
     }
 
-    /// The committed entry, read back from its pending attributes (or, if a reader
-    /// already materialised it, from its history row).
-    pub(super) async fn committed_entry(&self, user: UserId, id: EntryId) -> Result<LedgerEntry, BalanceError> {
+    /// The entry a committed change left pending on the profile. Only a history read a
+    /// minute later materialises someone else's entry, so it is nearly always there;
+    /// if not, the newest history rows hold it.
+    async fn committed_entry(&self, user: UserId, id: EntryId) -> Result<LedgerEntry, BalanceError> {
         if let Some(profile) = self.profile(user).await? {
-            if let Some(entry) = pending_entries(&profile)?.into_iter().find(|(e, _)| e.id == id) {
-                return Ok(entry.0);
+            if let Some((entry, _)) = pending_entries(&profile)?.into_iter().find(|(e, _)| e.id == id) {
+                return Ok(entry);
             }
         }
-        self.find_materialised(user, id)
-            .await?
-            .ok_or_else(|| BalanceError::Unexpected(anyhow!("committed entry {id} of user {user} not found")))
-    }
-
-    async fn find_materialised(&self, user: UserId, id: EntryId) -> Result<Option<LedgerEntry>, DbError> {
         let output = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :hist)")
             .filter_expression("entryId = :id")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(":hist", s("HIST#"))
+            .expression_attribute_values(":pk", s(keys::user_partition(user)))
+            .expression_attribute_values(":hist", s(keys::HISTORY_PREFIX))
             .expression_attribute_values(":id", s(id.to_string()))
             .scan_index_forward(false)
             .consistent_read(true)
-            .limit(500)
+            .limit(100)
             .send()
             .await
             .map_err(|e| db_error(e, || format!("look up entry {id} of user {user}")))?;
-        output.items().first().map(entry_from_row).transpose().map_err(DbError::Other)
+        let found = output.items().first().map(entry_from_row).transpose()?;
+        found.ok_or_else(|| BalanceError::Unexpected(anyhow!("committed entry {id} of user {user} not found")))
     }
 
+    async fn materialise_or_leave_pending(&self, user: UserId, entry: &LedgerEntry, key: Option<&IdempotencyKey>) {
+        if let Err(err) = self.materialise(user, entry, key).await {
+            // The change is committed and its pending entry is safe on the profile; a
+            // later history read finishes the job.
+            tracing::warn!(user = %user, entry = %entry.id, error = %format!("{err:#}"), "materialising a ledger entry failed");
+        }
+    }
+
+    /// Writes the entry's history row, tells its key (if any) the seq, and clears the
+    /// pending attributes — in that order, so a replay always finds the entry in one of
+    /// the two places.
     pub(super) async fn materialise(
         &self,
         user: UserId,
         entry: &LedgerEntry,
-        idem: Option<&IdempotencyKey>,
+        key: Option<&IdempotencyKey>,
     ) -> Result<(), DbError> {
-        let mut row = key(user_pk(user), hist_sk(entry.seq));
-        row.insert("entryId".to_owned(), s(entry.id.to_string()));
-        row.insert("seq".to_owned(), n(entry.seq));
-        row.insert("kind".to_owned(), s(entry.kind.as_str()));
-        row.insert("amount".to_owned(), n(entry.amount));
-        row.insert("balanceAfter".to_owned(), n(entry.balance_after));
-        row.insert("createdAt".to_owned(), s(crate::clock::rfc3339(entry.created_at)));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(row))
+            .set_item(Some(ledger_row(user, entry)))
             .send()
             .await
             .map_err(|e| db_error(e, || format!("write history row {} of user {user}", entry.seq)))?;
-        if let Some(idem) = idem {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(user), idem_sk(idem))))
-                .update_expression("SET seq = :seq")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":seq", n(entry.seq))
-                .send()
-                .await
-                .map_err(|e| db_error(e, || format!("record seq {} on idempotency key of user {user}", entry.seq)))?;
+        if let Some(key) = key {
+            self.record_entry_seq(user, key, entry.seq).await?;
         }
-        let id = entry.id.to_string();
+        let id = entry.id;
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .set_key(Some(keys::profile(user).item()))
             .update_expression("REMOVE #pe, #pb, #ps")
             .expression_attribute_names("#pe", format!("pe_{id}"))
             .expression_attribute_names("#pb", format!("pb_{id}"))
@@ -493,42 +381,58 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Answers a retry whose key already committed: the first change, as it was.
-    async fn replay(&self, change: &BalanceChange) -> Result<Applied, BalanceError> {
-        let user = change.user;
-        let idem = change.idempotency_key.as_ref().ok_or_else(|| anyhow!("replay without a key"))?;
-        // The record, the pending entry and the history row are updated in that order by
-        // the materialiser; a few passes find the entry wherever it is at the moment.
+    /// The record of a key whose change committed, and the ledger entry that change
+    /// wrote (if it moved money), read by key: the history row named by the record's
+    /// seq, or the entry still pending on the profile.
+    pub async fn entry_of_key(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Result<(Stored, Option<LedgerEntry>), KeyReused>, BalanceError> {
+        // The materialiser writes the row, then the record's seq, then clears the
+        // pending entry: a few passes find the entry wherever it is at the moment.
         for _ in 0..5 {
-            let record = self
-                .get(user_pk(user), idem_sk(idem), || format!("read idempotency key of user {user}"))
-                .await?
-                .ok_or_else(|| anyhow!("idempotency record of user {user} vanished"))?;
-            if get_s(&record, "fingerprint")? != change.fingerprint() {
-                return Err(BalanceError::IdempotencyKeyReused);
-            }
-            let id: EntryId =
-                get_s(&record, "entryId")?.parse().map_err(|_| anyhow!("bad entryId on idempotency record"))?;
-            if record.contains_key("seq") {
-                let seq = get_u64(&record, "seq")?;
+            let stored = match self.idempotency_record(user, key, fingerprint).await? {
+                Ok(stored) => stored,
+                Err(reused) => return Ok(Err(reused)),
+            };
+            let Some(id) = stored.entry else { return Ok(Ok((stored, None))) };
+            if let Some(seq) = stored.seq {
                 let row = self
-                    .get(user_pk(user), hist_sk(seq), || format!("read history row {seq} of user {user}"))
+                    .get(&keys::ledger_entry(user, seq), || format!("read history row {seq} of user {user}"))
                     .await?
                     .ok_or_else(|| anyhow!("history row {seq} of user {user} missing"))?;
-                return Ok(Applied { entry: entry_from_row(&row)?, replayed: true });
+                return Ok(Ok((stored, Some(entry_from_row(&row)?))));
             }
             if let Some(profile) = self.profile(user).await? {
                 if let Some((entry, _)) = pending_entries(&profile)?.into_iter().find(|(e, _)| e.id == id) {
-                    return Ok(Applied { entry, replayed: true });
+                    return Ok(Ok((stored, Some(entry))));
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(BalanceError::Unexpected(anyhow!("entry for the idempotency key of user {user} not found")))
+        Err(BalanceError::Unexpected(anyhow!("the entry of an idempotency key of user {user} was not found")))
     }
 }
 
-fn entry_from_row(row: &Item) -> anyhow::Result<LedgerEntry> {
+fn describe(change: &BalanceChange) -> String {
+    format!("commit {} of {} for user {}", change.kind.as_str(), change.amount, change.user)
+}
+
+/// A materialised ledger entry: `USER#u / HIST#<seq>`.
+pub fn ledger_row(user: UserId, entry: &LedgerEntry) -> Item {
+    let mut row = keys::ledger_entry(user, entry.seq).item();
+    row.insert("entryId".to_owned(), s(entry.id.to_string()));
+    row.insert("seq".to_owned(), n(entry.seq));
+    row.insert("kind".to_owned(), s(entry.kind.as_str()));
+    row.insert("amount".to_owned(), n(entry.amount));
+    row.insert("balanceAfter".to_owned(), n(entry.balance_after));
+    row.insert("createdAt".to_owned(), s(rfc3339(entry.created_at)));
+    row
+}
+
+pub fn entry_from_row(row: &Item) -> anyhow::Result<LedgerEntry> {
     Ok(LedgerEntry {
         id: get_s(row, "entryId")?.parse().map_err(|_| anyhow!("bad entryId"))?,
         seq: get_u64(row, "seq")?,
@@ -537,6 +441,15 @@ fn entry_from_row(row: &Item) -> anyhow::Result<LedgerEntry> {
         balance_after: get_money(row, "balanceAfter")?,
         created_at: get_time(row, "createdAt")?,
     })
+}
+
+/// Entry `id` from attributes that hold its pending attributes.
+fn pending_entry(attributes: &Item, id: EntryId) -> anyhow::Result<LedgerEntry> {
+    pending_entries(attributes)?
+        .into_iter()
+        .map(|(entry, _)| entry)
+        .find(|entry| entry.id == id)
+        .ok_or_else(|| anyhow!("pending entry {id} missing from the returned attributes"))
 }
 
 /// The entries committed on a profile but not yet materialised, with their keys.
@@ -565,61 +478,93 @@ pub fn pending_entries(profile: &Item) -> anyhow::Result<Vec<(LedgerEntry, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Amount;
 
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
-    }
-
-    fn failed_with_item() -> CancellationReason {
-        CancellationReason::builder()
-            .code("ConditionalCheckFailed")
-            .item("pk", s("USER#1"))
-            .item("balance", n(5))
-            .build()
-    }
-
-    #[test]
-    fn a_failed_profile_condition_with_the_old_item_means_the_balance_said_no() {
-        assert_eq!(classify_cancellation(&[failed_with_item()]), Rejection::UserCondition { exists: true });
+    fn change(kind: EntryKind, key: Option<&str>) -> BalanceChange {
+        BalanceChange {
+            id: EntryId::generate(),
+            user: UserId::new(7).unwrap(),
+            kind,
+            amount: Amount::parse("250.50").unwrap(),
+            at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        }
     }
 
     #[test]
-    fn a_failed_profile_condition_without_an_item_means_no_such_user() {
+    fn a_deduction_is_conditional_on_the_balance_covering_it() {
+        let use_it = change(EntryKind::Use, None);
+        let update = BalanceUpdate::new(&use_it).transaction_item("t").unwrap();
+        assert_eq!(update.update_expression(), PROFILE_UPDATE);
         assert_eq!(
-            classify_cancellation(&[reason("ConditionalCheckFailed")]),
-            Rejection::UserCondition { exists: false }
+            update.condition_expression(),
+            Some("attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound")
         );
+        let values = update.expression_attribute_values().unwrap();
+        // DynamoDB numbers are normalised: 250.50 is sent as 250.5.
+        assert_eq!(values[":d"], n("-250.5"));
+        assert_eq!(values[":bound"], n("250.5"));
+        assert_eq!(update.key()["pk"], s("USER#7"));
+        assert_eq!(update.key()["sk"], s("PROFILE"));
+        assert_eq!(update.expression_attribute_names().unwrap()["#pe"], format!("pe_{}", use_it.id));
     }
 
     #[test]
-    fn an_existing_idempotency_record_wins_over_everything_else() {
-        let reasons = [failed_with_item(), reason("ConditionalCheckFailed")];
-        assert_eq!(classify_cancellation(&reasons), Rejection::KeyUsed);
-        let reasons = [reason("TransactionConflict"), reason("ConditionalCheckFailed")];
-        assert_eq!(classify_cancellation(&reasons), Rejection::KeyUsed);
+    fn a_charge_is_conditional_on_staying_under_the_maximum_and_remembers_its_key() {
+        let charge = change(EntryKind::Charge, Some("k-1"));
+        let update = BalanceUpdate::new(&charge).transaction_item("t").unwrap();
+        assert!(update.condition_expression().is_some_and(|c| c.ends_with("balance <= :bound")));
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!(values[":bound"], n(MAX_BALANCE - rust_decimal::Decimal::new(25050, 2)));
+        let AttributeValue::M(pending) = &values[":entry"] else { panic!("the pending entry is a map") };
+        assert_eq!(pending["idem"], s("k-1"));
+        assert_eq!(pending["kind"], s("CHARGE"));
     }
 
     #[test]
-    fn a_transaction_conflict_alone_is_retried() {
-        assert_eq!(classify_cancellation(&[reason("TransactionConflict"), reason("None")]), Rejection::Conflict);
-        assert_eq!(classify_cancellation(&[reason("None"), reason("TransactionConflict")]), Rejection::Conflict);
+    fn a_failed_balance_condition_means_an_unknown_user_or_the_balance_said_no() {
+        assert!(matches!(refused(&change(EntryKind::Use, None), false), BalanceError::UnknownUser(_)));
+        assert!(matches!(refused(&change(EntryKind::Use, None), true), BalanceError::InsufficientBalance));
+        assert!(matches!(refused(&change(EntryKind::Payment, None), true), BalanceError::InsufficientBalance));
+        assert!(matches!(refused(&change(EntryKind::Charge, None), true), BalanceError::BalanceLimitExceeded));
     }
 
     #[test]
-    fn a_decisive_condition_failure_is_not_retried_as_a_conflict() {
-        let reasons = [failed_with_item(), reason("TransactionConflict")];
-        assert_eq!(classify_cancellation(&reasons), Rejection::UserCondition { exists: true });
+    fn a_ledger_row_round_trips() {
+        let entry = LedgerEntry {
+            id: EntryId::generate(),
+            seq: 42,
+            kind: EntryKind::Payment,
+            amount: Money::parse("10.50").unwrap(),
+            balance_after: Money::parse("89.50").unwrap(),
+            created_at: time::macros::datetime!(2026-11-24 10:00 UTC),
+        };
+        let row = ledger_row(UserId::new(7).unwrap(), &entry);
+        assert_eq!(row["sk"], s("HIST#00000000000000000042"));
+        assert_eq!(entry_from_row(&row).unwrap(), entry);
     }
 
     #[test]
-    fn anything_else_is_reported_with_its_codes() {
-        let rejection = classify_cancellation(&[reason("ValidationError")]);
-        assert!(matches!(rejection, Rejection::Other(text) if text.contains("ValidationError")));
-    }
-
-    #[test]
-    fn history_rows_sort_by_zero_padded_seq() {
-        assert!(hist_sk(9) < hist_sk(10));
-        assert_eq!(hist_sk(42), "HIST#00000000000000000042");
+    fn pending_entries_are_read_from_the_profiles_attributes() {
+        let entry = EntryId::generate();
+        let profile = Item::from([
+            ("pk".to_owned(), s("USER#7")),
+            ("balance".to_owned(), n("89.50")),
+            (
+                format!("pe_{entry}"),
+                AttributeValue::M(HashMap::from([
+                    ("kind".to_owned(), s("USE")),
+                    ("amount".to_owned(), n("10.5")),
+                    ("at".to_owned(), s("2026-11-24T10:00:00.000Z")),
+                    ("idem".to_owned(), s("k-9")),
+                ])),
+            ),
+            (format!("pb_{entry}"), n("89.5")),
+            (format!("ps_{entry}"), n(4)),
+        ]);
+        let [(found, key)] = pending_entries(&profile).unwrap().try_into().unwrap();
+        assert_eq!((found.id, found.seq, found.kind), (entry, 4, EntryKind::Use));
+        assert_eq!(found.balance_after, Money::parse("89.50").unwrap());
+        assert_eq!(key.unwrap().as_str(), "k-9");
     }
 }

@@ -1,37 +1,29 @@
-//! DynamoDB adapter: the client, the table definition shared by provisioning and the
-//! template test, attribute helpers, error classification, and one module per port.
+//! DynamoDB adapter: the client, error classification, attribute readers, and one
+//! module per port.
 //!
-//! # The main table
+//! # Layout
 //!
-//! One table, keys `pk` (S) and `sk` (S), on-demand, TTL on `expiresAt`.
-//!
-//! | item | pk | sk | written by | read by |
-//! |---|---|---|---|---|
-//! | user profile and balance | `USER#<userId>` | `PROFILE` | seed, every balance change | get balance, history |
-//! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | balance changes (materialised) | history (Query, newest first) |
-//! | idempotency record | `USER#<userId>` | `IDEM#<key>` | keyed balance changes | retries with the same key |
-//! | product | `PRODUCT#<productId>` | `PRODUCT` | seed | catalogue (via `gsi1`) |
-//! | coupon | `COUPON#<couponId>` | `COUPON` | seed, issue (count) | get coupon, issue |
-//! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | issue | user's coupons |
-//!
-//! | order | `ORDER#<orderId>` | `ORDER` | create order, pay | get order, pay |
-//! | payment attempt | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | pay (SUCCEEDED in the transaction, FAILED after a refusal) | get order |
-//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | pay (`ADD quantity`) | top 5 |
-//!
-//! The outbox table ([`OUTBOX_TABLE`]) holds `ORDER#<orderId>` / `ORDER_PAID` events.
-//!
-//! `gsi1` (`gsi1pk`, `gsi1sk`) lists a kind of item in id order: products carry
-//! `gsi1pk = PRODUCTS`, `gsi1sk = <productId, 20 digits>`.
+//! - [`keys`]: every key of the single-table design and the table of item types.
+//! - [`table`]: the table definitions (provisioning, and the template test).
+//! - [`transaction`]: running a transaction — conflict retries, refusals by item.
+//! - [`idempotency`]: the records behind `Idempotency-Key`.
+//! - [`ledger`]: balances and their history; a balance change as a transaction item.
+//! - [`catalog`], [`coupons`], [`orders`], [`payment`], [`sales`], [`feed`]: the ports.
+//! - [`seed`] and [`audit`]: bulk data and the invariant audits, for tools and tests.
 
 pub mod audit;
 pub mod catalog;
 pub mod coupons;
 pub mod feed;
+pub mod idempotency;
+pub mod keys;
 pub mod ledger;
 pub mod orders;
+pub mod payment;
 pub mod sales;
 pub mod seed;
 pub mod table;
+pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -63,7 +55,7 @@ pub struct DynamoStore {
 #[derive(Debug, Default)]
 pub struct StoreMetrics {
     /// Issue transactions sent to DynamoDB (retries included).
-    pub coupon_issue_writes: AtomicU64,
+    pub coupon_issue_writes: Arc<AtomicU64>,
     /// Times the top 5 was computed from the sales figures.
     pub top_computations: AtomicU64,
 }
@@ -121,18 +113,31 @@ impl DynamoStore {
     }
 
     /// A strongly consistent `GetItem` on the main table; `doing` names it in errors.
-    pub(crate) async fn get(
+    pub(crate) async fn get(&self, key: &keys::Key, doing: impl FnOnce() -> String) -> Result<Option<Item>, DbError> {
+        self.get_item(key, true, doing).await
+    }
+
+    /// An eventually consistent `GetItem`, for what does not change.
+    pub(crate) async fn get_eventually(
         &self,
-        pk: String,
-        sk: impl Into<String>,
+        key: &keys::Key,
+        doing: impl FnOnce() -> String,
+    ) -> Result<Option<Item>, DbError> {
+        self.get_item(key, false, doing).await
+    }
+
+    async fn get_item(
+        &self,
+        key: &keys::Key,
+        consistent: bool,
         doing: impl FnOnce() -> String,
     ) -> Result<Option<Item>, DbError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
+            .set_key(Some(key.item()))
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| db_error(e, doing))?;
@@ -202,10 +207,6 @@ pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
 pub fn get_s<'a>(item: &'a Item, name: &str) -> anyhow::Result<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
@@ -233,8 +234,9 @@ pub fn get_u64(item: &Item, name: &str) -> anyhow::Result<u64> {
 
 pub fn get_time(item: &Item, name: &str) -> anyhow::Result<time::OffsetDateTime> {
     let text = get_s(item, name)?;
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("attribute {name} = {text} is not RFC 3339"))?;
+    Ok(at.to_offset(time::UtcOffset::UTC))
 }
 
 /// An optional time attribute: absent is `None`, present must parse.
@@ -245,8 +247,4 @@ pub fn get_optional_time(item: &Item, name: &str) -> anyhow::Result<Option<time:
 pub fn get_money(item: &Item, name: &str) -> anyhow::Result<crate::money::Money> {
     let value = get_n(item, name)?;
     crate::money::Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))
-}
-
-pub fn user_pk(user: crate::ids::UserId) -> String {
-    format!("USER#{user}")
 }

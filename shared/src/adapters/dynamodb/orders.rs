@@ -1,68 +1,29 @@
-//! Orders and payment on DynamoDB (keys in the module doc of `dynamodb`).
+//! Orders on DynamoDB: placing one, reading it by key, and its items.
 //!
-//! # Paying: one `TransactWriteItems`, all or nothing
-//!
-//! | # | item | write | condition → refusal |
-//! |---|---|---|---|
-//! | 0 | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID` |
-//! | 1..=n | `PRODUCT#p` / `PRODUCT` | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
-//! | n+1..=2n | `SALES#<day>` / `PRODUCT#p` | `ADD quantity q` | — |
-//! | | `USER#u` / `PROFILE` | the ledger update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE` |
-//! | | `USER#u` / `COUPON#c` | `usedAt`, `orderId` | unused, unexpired → `COUPON_UNAVAILABLE` |
-//! | | `ORDER#o` / `PAYMENT#pay` | the SUCCEEDED payment record | new |
-//! | | outbox `ORDER#o` / `ORDER_PAID` | the event for the data platform | new |
-//! | | `USER#u` / `IDEM#k` | with an `Idempotency-Key` | new → replay the first payment |
-//!
-//! The balance row is left out for a zero total, the coupon row without a coupon, the
-//! key row without a key. [`classify_payment`] maps the cancellation reasons, item by
-//! item, to the refusal; `TransactionConflict` alone is retried with jittered backoff.
+//! An order is one item (`ORDER#o` / `ORDER`) that carries everything a read needs:
+//! lines, totals, status, the successful payment's id and time, and a bounded record
+//! of refused payments — `failedAttempts` (a count) and `recentFailures`, a ring of
+//! [`KEPT_FAILURES`] slots written at `failedAttempts mod KEPT_FAILURES`. So a read is
+//! one `GetItem` however often a payment was refused. The successful payment's own
+//! record (`ORDER#o` / `PAYMENT#p`) is read by its key when needed (replays, audits).
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Context as _};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
-use time::OffsetDateTime;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue};
 
-use super::catalog::{product_pk, PRODUCT_SK};
-use super::coupons::{copy_from_item, copy_sk};
-use super::ledger::{idem_sk, ProfileUpdate, PROFILE_SK, PROFILE_UPDATE};
+use super::idempotency::{Record, Target};
+use super::transaction::Transaction;
 use super::{
-    db_error, get_money, get_optional_time, get_s, get_time, get_u64, key, n, s, user_pk, DbError, DynamoStore, Item,
+    db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
 };
-use crate::balance::{BalanceChange, BalanceError, EntryKind};
+use crate::balance::BalanceError;
 use crate::clock::rfc3339;
 use crate::coupons::IssuedCoupon;
-use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, Quantity, UserId};
-use crate::money::{Amount, Money};
+use crate::ids::{CouponId, IdempotencyKey, OrderId, ProductId, Quantity, UserId};
 use crate::orders::{
-    Order, OrderError, OrderLine, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentStatus, Placed,
+    Failures, Order, OrderError, OrderLine, OrderStatus, OrderStore, Payment, PaymentFailure, Placed, KEPT_FAILURES,
 };
-use crate::retry::RetryPolicy;
-
-pub const ORDER_SK: &str = "ORDER";
-pub const ORDER_PAID_SK: &str = "ORDER_PAID";
-/// Idempotency records expire (DynamoDB TTL) after a day.
-const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
-
-pub fn order_pk(id: OrderId) -> String {
-    format!("ORDER#{id}")
-}
-
-pub fn payment_sk(id: PaymentId) -> String {
-    format!("PAYMENT#{id}")
-}
-
-/// `SALES#2026-11-24`: the UTC day a sale counts on.
-pub fn sales_pk(day: time::Date) -> String {
-    format!("SALES#{day}")
-}
-
-pub fn sales_sk(product: ProductId) -> String {
-    format!("PRODUCT#{:020}", product.get())
-}
 
 impl From<DbError> for OrderError {
     fn from(err: DbError) -> OrderError {
@@ -82,71 +43,11 @@ impl From<BalanceError> for OrderError {
     }
 }
 
-/// What each item of a payment transaction is, so a cancellation can be read.
+/// The items of placing an order with a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayItem {
+enum PlaceItem {
     Order,
-    Stock(ProductId),
-    Sales,
-    Balance,
-    Coupon,
-    PaymentRecord,
-    Outbox,
-    IdempotencyRecord,
-}
-
-/// Why DynamoDB cancelled a payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PayRejection {
-    Conflict,
-    KeyUsed,
-    AlreadyPaid,
-    OutOfStock(ProductId),
-    InsufficientBalance,
-    CouponUnavailable,
-    Other(String),
-}
-
-/// Maps per-item cancellation reasons to one refusal. A failed condition is decisive,
-/// in the order a customer can act on: the key, the order's state, stock, balance,
-/// coupon. A conflict alone is retried.
-pub fn classify_payment(items: &[PayItem], reasons: &[CancellationReason]) -> PayRejection {
-    let failed: Vec<PayItem> = items
-        .iter()
-        .zip(reasons)
-        .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
-        .map(|(item, _)| *item)
-        .collect();
-    if failed.contains(&PayItem::IdempotencyRecord) {
-        return PayRejection::KeyUsed;
-    }
-    if failed.contains(&PayItem::Order) {
-        return PayRejection::AlreadyPaid;
-    }
-    if let Some(product) = failed.iter().find_map(|item| match item {
-        PayItem::Stock(product) => Some(*product),
-        _ => None,
-    }) {
-        return PayRejection::OutOfStock(product);
-    }
-    if failed.contains(&PayItem::Balance) {
-        return PayRejection::InsufficientBalance;
-    }
-    if failed.contains(&PayItem::Coupon) {
-        return PayRejection::CouponUnavailable;
-    }
-    if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-        return PayRejection::Conflict;
-    }
-    PayRejection::Other(
-        items
-            .iter()
-            .zip(reasons)
-            .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
-            .map(|(item, r)| format!("{item:?}: {}", r.code().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(", "),
-    )
+    Key,
 }
 
 impl OrderStore for DynamoStore {
@@ -155,393 +56,105 @@ impl OrderStore for DynamoStore {
     }
 
     async fn user_coupon(&self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, OrderError> {
-        let item = self.get(user_pk(user), copy_sk(coupon), || format!("get coupon {coupon} of user {user}")).await?;
-        Ok(item.as_ref().map(copy_from_item).transpose()?)
+        let key = keys::coupon_copy(user, coupon);
+        let item = self.get(&key, || format!("get coupon {coupon} of user {user}")).await?;
+        Ok(item.as_ref().map(super::coupons::copy_from_item).transpose()?)
     }
 
     async fn place(&self, order: Order, idempotency: Option<(IdempotencyKey, String)>) -> Result<Placed, OrderError> {
-        let item = order_item(&order);
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .context("build order")
-            .map_err(DbError::Other)?;
-        let Some((idem, fingerprint)) = idempotency else {
-            let mut request =
-                self.client.put_item().table_name(&self.table).condition_expression("attribute_not_exists(pk)");
-            request = request.set_item(put.item().clone().into());
-            request.send().await.map_err(|e| db_error(e, || format!("save order {}", order.id)))?;
+        let Some((key, fingerprint)) = idempotency else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(order_item(&order)))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(|e| db_error(e, || format!("save order {}", order.id)))?;
             return Ok(Placed { order, replayed: false });
         };
-        let record =
-            idempotency_record(order.user, &idem, &fingerprint, order.created_at, "orderId", order.id.to_string());
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().put(self.new_item(record)?).build())
-            .client_request_token(order.id.to_string())
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(Placed { order, replayed: false }),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().get(1).and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
-                    let first = self.idempotent_target(order.user, &idem, &fingerprint, "orderId").await?;
-                    let id: OrderId = first.parse().map_err(|_| anyhow!("bad orderId on idempotency record"))?;
-                    let (order, _) = self.load_order(id).await?.ok_or_else(|| anyhow!("order {id} vanished"))?;
-                    Ok(Placed { order, replayed: true })
-                }
-                _ => Err(db_error(err, || format!("save order {} with its key", order.id)).into()),
-            },
+        let mut transaction = Transaction::new(format!("save order {} with its key", order.id)).with_token(order.id);
+        transaction.put(PlaceItem::Order, self.new_item(order_item(&order))?);
+        let record = Record {
+            user: order.user,
+            key: &key,
+            fingerprint,
+            target: Target::Order(order.id),
+            entry: None,
+            at: order.created_at,
+        };
+        transaction.put(PlaceItem::Key, record.put(&self.table)?);
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(Placed { order, replayed: false }),
+            Err(refusal) if refusal.failed(PlaceItem::Key) => {
+                let stored = self
+                    .idempotency_record(order.user, &key, &record.fingerprint)
+                    .await?
+                    .map_err(|_| OrderError::IdempotencyKeyReused)?;
+                let Target::Order(first) = stored.target else { return Err(OrderError::IdempotencyKeyReused) };
+                let order = self.load_order(first).await?.ok_or_else(|| anyhow!("order {first} vanished"))?;
+                Ok(Placed { order, replayed: true })
+            }
+            Err(refusal) => Err(OrderError::Unexpected(anyhow!("saving order {} was refused: {refusal:?}", order.id))),
         }
     }
 
-    async fn order(&self, id: OrderId) -> Result<Option<(Order, Vec<Payment>)>, OrderError> {
+    async fn order(&self, id: OrderId) -> Result<Option<Order>, OrderError> {
         Ok(self.load_order(id).await?)
     }
 }
 
-impl OrderPayer for DynamoStore {
-    async fn pay(
-        &self,
-        order: &Order,
-        payment: PaymentId,
-        now: OffsetDateTime,
-        idem: Option<IdempotencyKey>,
-    ) -> Result<Paid, OrderError> {
-        let entry = EntryId::generate();
-        let mut retry = 0;
-        loop {
-            let (items, roles) = self.payment_items(order, payment, entry, now, idem.as_ref())?;
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .client_request_token(format!("{payment}-{retry}"))
-                .send()
-                .await;
-            let rejection = match sent {
-                Ok(_) => break,
-                Err(err) => match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                        classify_payment(&roles, cancelled.cancellation_reasons())
-                    }
-                    _ => return Err(db_error(err, || format!("pay order {}", order.id)).into()),
-                },
-            };
-            return Err(match rejection {
-                PayRejection::Conflict => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
-                    Some(delay) => {
-                        tracing::debug!(order = %order.id, retry, "transaction conflict, retrying");
-                        tokio::time::sleep(delay).await;
-                        retry += 1;
-                        continue;
-                    }
-                    None => OrderError::Unavailable(anyhow!(
-                        "paying order {} still conflicting after {retry} retries",
-                        order.id
-                    )),
-                },
-                PayRejection::KeyUsed => {
-                    let idem = idem.as_ref().ok_or_else(|| anyhow!("key rejection without a key"))?;
-                    return self.replay_payment(order, idem).await;
-                }
-                PayRejection::AlreadyPaid => OrderError::AlreadyPaid,
-                PayRejection::OutOfStock(product) => OrderError::OutOfStock(product),
-                PayRejection::InsufficientBalance => OrderError::InsufficientBalance,
-                PayRejection::CouponUnavailable => OrderError::CouponUnavailable,
-                PayRejection::Other(codes) => {
-                    OrderError::Unexpected(anyhow!("paying order {} cancelled: {codes}", order.id))
-                }
-            });
-        }
-        let balance_after = if order.total > Money::ZERO {
-            let committed = self.committed_entry(order.user, entry).await?;
-            if let Err(err) = self.materialise(order.user, &committed, None).await {
-                tracing::warn!(order = %order.id, error = %format!("{err:#}"), "materialising a payment's ledger entry failed");
-            }
-            committed.balance_after
-        } else {
-            crate::balance::BalanceReader::balance(self, order.user).await?
-        };
-        let record = succeeded(order, payment, entry, now);
-        Ok(Paid { payment: record, balance_after, paid_at: now, replayed: false })
-    }
-
-    async fn record_failure(&self, payment: &Payment) -> Result<(), OrderError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(payment_item(payment)))
-            .send()
-            .await
-            .map_err(|e| db_error(e, || format!("record failed payment {} of order {}", payment.id, payment.order)))?;
-        Ok(())
-    }
-}
-
 impl DynamoStore {
-    fn new_item(&self, item: Item) -> Result<Put, DbError> {
+    /// A put of a new item (refused if its key exists).
+    pub(super) fn new_item(&self, item: Item) -> Result<Put, DbError> {
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .context("build put")
-            .map_err(DbError::Other)
+            .map_err(|e| DbError::Other(anyhow!("build a put: {e}")))
     }
 
-    /// The transaction that pays `order`, and what each of its items is.
-    fn payment_items(
-        &self,
-        order: &Order,
-        payment: PaymentId,
-        entry: EntryId,
-        now: OffsetDateTime,
-        idem: Option<&IdempotencyKey>,
-    ) -> Result<(Vec<TransactWriteItem>, Vec<PayItem>), OrderError> {
-        let build = |e: aws_sdk_dynamodb::error::BuildError| OrderError::Unexpected(anyhow!("build payment item: {e}"));
-        let mut items = Vec::new();
-        let mut roles = Vec::new();
-        let mut push = |item: TransactWriteItem, role: PayItem| {
-            items.push(item);
-            roles.push(role);
-        };
-        let at = s(rfc3339(now));
-
-        let paid = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(order_pk(order.id), ORDER_SK)))
-            .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
-            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
-            .expression_attribute_values(":at", at.clone())
-            .expression_attribute_values(":payment", s(payment.to_string()))
-            .build()
-            .map_err(build)?;
-        push(TransactWriteItem::builder().update(paid).build(), PayItem::Order);
-
-        for line in &order.lines {
-            let stock = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(product_pk(line.product_id), PRODUCT_SK)))
-                .update_expression("SET stock = stock - :q")
-                .condition_expression("attribute_exists(pk) AND stock >= :q")
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .build()
-                .map_err(build)?;
-            push(TransactWriteItem::builder().update(stock).build(), PayItem::Stock(line.product_id));
-        }
-        for line in &order.lines {
-            let sales = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(sales_pk(now.date()), sales_sk(line.product_id))))
-                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":day", s(now.date().to_string()))
-                .expression_attribute_values(":product", n(line.product_id))
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .build()
-                .map_err(build)?;
-            push(TransactWriteItem::builder().update(sales).build(), PayItem::Sales);
-        }
-
-        if order.total > Money::ZERO {
-            let amount = Amount::from_decimal(order.total.as_decimal()).map_err(|_| OrderError::TooLarge)?;
-            let change = BalanceChange {
-                id: entry,
-                user: order.user,
-                kind: EntryKind::Payment,
-                amount,
-                at: now,
-                idempotency_key: None,
-            };
-            let update = ProfileUpdate::new(&change);
-            let balance = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(order.user), PROFILE_SK)))
-                .update_expression(PROFILE_UPDATE)
-                .condition_expression(update.condition)
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values))
-                .build()
-                .map_err(build)?;
-            push(TransactWriteItem::builder().update(balance).build(), PayItem::Balance);
-        }
-
-        if let Some(coupon) = order.coupon {
-            let used = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(order.user), copy_sk(coupon))))
-                .update_expression("SET usedAt = :at, orderId = :order")
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND expiresAt > :at")
-                .expression_attribute_values(":at", at.clone())
-                .expression_attribute_values(":order", s(order.id.to_string()))
-                .build()
-                .map_err(build)?;
-            push(TransactWriteItem::builder().update(used).build(), PayItem::Coupon);
-        }
-
-        let record = succeeded(order, payment, entry, now);
-        push(TransactWriteItem::builder().put(self.new_item(payment_item(&record))?).build(), PayItem::PaymentRecord);
-
-        let event = outbox_event(order, payment, now);
-        let outbox = Put::builder()
-            .table_name(&self.outbox_table)
-            .set_item(Some(event))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build)?;
-        push(TransactWriteItem::builder().put(outbox).build(), PayItem::Outbox);
-
-        if let Some(idem) = idem {
-            let fingerprint = payment_fingerprint(order);
-            let record = idempotency_record(order.user, idem, &fingerprint, now, "paymentId", payment.to_string());
-            push(TransactWriteItem::builder().put(self.new_item(record)?).build(), PayItem::IdempotencyRecord);
-        }
-        Ok((items, roles))
+    pub(super) async fn load_order(&self, id: OrderId) -> Result<Option<Order>, DbError> {
+        let item = self.get(&keys::order(id), || format!("read order {id}")).await?;
+        item.as_ref().map(order_from_item).transpose().map_err(DbError::Other)
     }
 
-    /// The first payment made under `idem`, as it was answered.
-    async fn replay_payment(&self, order: &Order, idem: &IdempotencyKey) -> Result<Paid, OrderError> {
-        let first = self.idempotent_target(order.user, idem, &payment_fingerprint(order), "paymentId").await?;
-        let (current, payments) = self.load_order(order.id).await?.ok_or(OrderError::UnknownOrder)?;
-        let payment = payments
-            .into_iter()
-            .find(|p| p.id.to_string() == first)
-            .ok_or_else(|| anyhow!("payment {first} of order {} missing", order.id))?;
-        let balance_after = match payment.entry {
-            Some(entry) => self.committed_entry(order.user, entry).await?.balance_after,
-            None => crate::balance::BalanceReader::balance(self, order.user).await?,
-        };
-        let paid_at = current.paid_at.unwrap_or(payment.at);
-        Ok(Paid { payment, balance_after, paid_at, replayed: true })
-    }
-
-    /// The id an idempotency record points at, after checking its fingerprint.
-    async fn idempotent_target(
-        &self,
-        user: UserId,
-        idem: &IdempotencyKey,
-        fingerprint: &str,
-        field: &str,
-    ) -> Result<String, OrderError> {
-        let record = self
-            .get(user_pk(user), idem_sk(idem), || format!("read idempotency key of user {user}"))
-            .await?
-            .ok_or_else(|| anyhow!("idempotency record of user {user} vanished"))?;
-        if get_s(&record, "fingerprint")? != fingerprint {
-            return Err(OrderError::IdempotencyKeyReused);
-        }
-        Ok(get_s(&record, field).map_err(|_| OrderError::IdempotencyKeyReused)?.to_owned())
-    }
-
-    async fn load_order(&self, id: OrderId) -> Result<Option<(Order, Vec<Payment>)>, DbError> {
-        let output = self
+    /// Counts a refused payment and writes it into the ring slot its number picks. The
+    /// count is one atomic `ADD`, exact under any concurrency; the slot write needs no
+    /// condition. Two writes, both small, on the rare path.
+    pub(super) async fn count_failure(&self, order: &Order, failure: &PaymentFailure) -> Result<(), DbError> {
+        let id = order.id;
+        let counted = self
             .client
-            .query()
+            .update_item()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(order_pk(id)))
-            .consistent_read(true)
+            .set_key(Some(keys::order(id).item()))
+            .update_expression("ADD failedAttempts :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| db_error(e, || format!("read order {id}")))?;
-        let mut order = None;
-        let mut payments = Vec::new();
-        for item in output.items() {
-            match get_s(item, "sk").map_err(DbError::Other)? {
-                ORDER_SK => order = Some(order_from_item(item).map_err(DbError::Other)?),
-                sk if sk.starts_with("PAYMENT#") => payments.push(payment_from_item(item).map_err(DbError::Other)?),
-                _ => {}
-            }
-        }
-        payments.sort_by_key(|p| p.id);
-        Ok(order.map(|order| (order, payments)))
+            .map_err(|e| db_error(e, || format!("count a refused payment of order {id}")))?;
+        let number = get_u64(&counted.attributes.unwrap_or_default(), "failedAttempts").map_err(DbError::Other)?;
+        let slot = (number % KEPT_FAILURES as u64).to_string();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::order(id).item()))
+            .update_expression("SET recentFailures.#slot = :failure")
+            .expression_attribute_names("#slot", slot)
+            .expression_attribute_values(":failure", failure_value(number, failure))
+            .send()
+            .await
+            .map_err(|e| db_error(e, || format!("keep refused payment {} of order {id}", failure.payment)))?;
+        Ok(())
     }
-}
-
-/// The record of the attempt that pays `order`.
-fn succeeded(order: &Order, payment: PaymentId, entry: EntryId, now: OffsetDateTime) -> Payment {
-    Payment {
-        id: payment,
-        order: order.id,
-        user: order.user,
-        status: PaymentStatus::Succeeded,
-        amount: order.total,
-        reason: None,
-        // No ledger entry when nothing was taken (a total of zero).
-        entry: (order.total > Money::ZERO).then_some(entry),
-        at: now,
-    }
-}
-
-fn payment_fingerprint(order: &Order) -> String {
-    format!("PAY:{}:{}", order.user, order.id)
-}
-
-fn idempotency_record(
-    user: UserId,
-    idem: &IdempotencyKey,
-    fingerprint: &str,
-    at: OffsetDateTime,
-    field: &str,
-    target: String,
-) -> Item {
-    let mut record = key(user_pk(user), idem_sk(idem));
-    record.insert("fingerprint".to_owned(), s(fingerprint));
-    record.insert(field.to_owned(), s(target));
-    record.insert("createdAt".to_owned(), s(rfc3339(at)));
-    record.insert("expiresAt".to_owned(), n((at + IDEMPOTENCY_TTL).unix_timestamp()));
-    record
-}
-
-/// The ORDER_PAID event, schema version 1 (documented in `docs/events.md`).
-pub fn event_payload(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> serde_json::Value {
-    serde_json::json!({
-        "schemaVersion": 1,
-        "eventId": format!("{}:ORDER_PAID", order.id),
-        "type": "ORDER_PAID",
-        "orderId": order.id.to_string(),
-        "paymentId": payment.to_string(),
-        "userId": order.user.get(),
-        "lines": order.lines.iter().map(|l| serde_json::json!({
-            "productId": l.product_id.get(),
-            "quantity": l.quantity.get(),
-            "unitPrice": l.unit_price.to_string(),
-            "lineTotal": l.line_total.to_string(),
-        })).collect::<Vec<_>>(),
-        "subtotal": order.subtotal.to_string(),
-        "discount": order.discount.to_string(),
-        "total": order.total.to_string(),
-        "couponId": order.coupon.map(|c| c.get()),
-        "paidAt": rfc3339(paid_at),
-    })
-}
-
-fn outbox_event(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> Item {
-    let mut item = key(order_pk(order.id), ORDER_PAID_SK);
-    item.insert("eventId".to_owned(), s(format!("{}:ORDER_PAID", order.id)));
-    item.insert("orderId".to_owned(), s(order.id.to_string()));
-    item.insert("payload".to_owned(), s(event_payload(order, payment, paid_at).to_string()));
-    item.insert("createdAt".to_owned(), s(rfc3339(paid_at)));
-    // Listed for the sweeper until the relay marks it published.
-    item.insert("gsi1pk".to_owned(), s("PENDING"));
-    item.insert("gsi1sk".to_owned(), s(format!("{}#{}", rfc3339(paid_at), order.id)));
-    item
 }
 
 pub fn order_item(order: &Order) -> Item {
-    let mut item = key(order_pk(order.id), ORDER_SK);
+    let mut item = keys::order(order.id).item();
     item.insert("orderId".to_owned(), s(order.id.to_string()));
     item.insert("userId".to_owned(), n(order.user));
     item.insert("status".to_owned(), s(order.status.as_str()));
@@ -566,24 +179,61 @@ pub fn order_item(order: &Order) -> Item {
         item.insert("couponId".to_owned(), n(coupon));
     }
     item.insert("createdAt".to_owned(), s(rfc3339(order.created_at)));
+    if let Some(paid_at) = order.paid_at {
+        item.insert("paidAt".to_owned(), s(rfc3339(paid_at)));
+    }
+    if let Some(payment) = order.payment {
+        item.insert("paymentId".to_owned(), s(payment.to_string()));
+    }
+    item.insert("failedAttempts".to_owned(), n(order.failures.count));
+    let slots = order.failures.latest.iter().enumerate().map(|(i, failure)| {
+        let number = order.failures.count - (order.failures.latest.len() - 1 - i) as u64;
+        ((number % KEPT_FAILURES as u64).to_string(), failure_value(number, failure))
+    });
+    item.insert("recentFailures".to_owned(), AttributeValue::M(slots.collect()));
     item
 }
 
-fn payment_item(payment: &Payment) -> Item {
-    let mut item = key(order_pk(payment.order), payment_sk(payment.id));
-    item.insert("paymentId".to_owned(), s(payment.id.to_string()));
-    item.insert("orderId".to_owned(), s(payment.order.to_string()));
-    item.insert("userId".to_owned(), n(payment.user));
-    item.insert("status".to_owned(), s(payment.status.as_str()));
-    item.insert("amount".to_owned(), n(payment.amount));
-    if let Some(reason) = &payment.reason {
-        item.insert("reason".to_owned(), s(reason));
+fn failure_value(number: u64, failure: &PaymentFailure) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("number".to_owned(), n(number)),
+        ("paymentId".to_owned(), s(failure.payment.to_string())),
+        ("reason".to_owned(), s(failure.reason)),
+        ("amount".to_owned(), n(failure.amount)),
+        ("at".to_owned(), s(rfc3339(failure.at))),
+    ]))
+}
+
+/// The refusal codes a failure may carry (the item stores text; the domain a code).
+const FAILURE_REASONS: [&str; 3] = ["OUT_OF_STOCK", "INSUFFICIENT_BALANCE", "COUPON_UNAVAILABLE"];
+
+fn failures_from_item(item: &Item) -> anyhow::Result<Failures> {
+    let count = match item.get("failedAttempts") {
+        Some(_) => get_u64(item, "failedAttempts")?,
+        None => 0,
+    };
+    let mut numbered = Vec::new();
+    if let Some(AttributeValue::M(slots)) = item.get("recentFailures") {
+        for slot in slots.values() {
+            let AttributeValue::M(failure) = slot else { return Err(anyhow!("a recent failure is not a map")) };
+            let text = get_s(failure, "reason")?;
+            let reason = FAILURE_REASONS
+                .into_iter()
+                .find(|known| *known == text)
+                .ok_or_else(|| anyhow!("unknown payment failure reason {text}"))?;
+            numbered.push((
+                get_u64(failure, "number")?,
+                PaymentFailure {
+                    payment: get_s(failure, "paymentId")?.parse().map_err(|_| anyhow!("bad paymentId"))?,
+                    reason,
+                    amount: get_money(failure, "amount")?,
+                    at: get_time(failure, "at")?,
+                },
+            ));
+        }
     }
-    if let Some(entry) = payment.entry {
-        item.insert("entryId".to_owned(), s(entry.to_string()));
-    }
-    item.insert("createdAt".to_owned(), s(rfc3339(payment.at)));
-    item
+    numbered.sort_by_key(|(number, _)| *number);
+    Ok(Failures { count, latest: numbered.into_iter().map(|(_, failure)| failure).collect() })
 }
 
 pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
@@ -621,7 +271,22 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
             Some(_) => Some(get_s(item, "paymentId")?.parse().map_err(|_| anyhow!("bad paymentId"))?),
             None => None,
         },
+        failures: failures_from_item(item)?,
     })
+}
+
+pub fn payment_item(payment: &Payment) -> Item {
+    let mut item = keys::payment(payment.order, payment.id).item();
+    item.insert("paymentId".to_owned(), s(payment.id.to_string()));
+    item.insert("orderId".to_owned(), s(payment.order.to_string()));
+    item.insert("userId".to_owned(), n(payment.user));
+    item.insert("status".to_owned(), s("SUCCEEDED"));
+    item.insert("amount".to_owned(), n(payment.amount));
+    if let Some(entry) = payment.entry {
+        item.insert("entryId".to_owned(), s(entry.to_string()));
+    }
+    item.insert("createdAt".to_owned(), s(rfc3339(payment.at)));
+    item
 }
 
 pub fn payment_from_item(item: &Item) -> anyhow::Result<Payment> {
@@ -629,9 +294,7 @@ pub fn payment_from_item(item: &Item) -> anyhow::Result<Payment> {
         id: get_s(item, "paymentId")?.parse().map_err(|_| anyhow!("bad paymentId"))?,
         order: get_s(item, "orderId")?.parse().map_err(|_| anyhow!("bad orderId"))?,
         user: UserId::new(get_u64(item, "userId")?).map_err(|e| anyhow!("userId: {e}"))?,
-        status: PaymentStatus::parse(get_s(item, "status")?).ok_or_else(|| anyhow!("unknown payment status"))?,
         amount: get_money(item, "amount")?,
-        reason: item.get("reason").map(|_| get_s(item, "reason").map(str::to_owned)).transpose()?,
         entry: match item.get("entryId") {
             Some(_) => Some(get_s(item, "entryId")?.parse().map_err(|_| anyhow!("bad entryId"))?),
             None => None,
@@ -643,76 +306,88 @@ pub fn payment_from_item(item: &Item) -> anyhow::Result<Payment> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{EntryId, PaymentId};
+    use crate::money::Money;
 
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
+    fn at(minute: u8) -> time::OffsetDateTime {
+        time::macros::datetime!(2026-11-24 10:00 UTC) + time::Duration::minutes(minute.into())
     }
 
-    fn p(id: u64) -> ProductId {
-        ProductId::new(id).unwrap()
+    fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
     }
 
-    /// Order, stock of products 1 and 2, their sales, balance, coupon, record, outbox.
-    fn items() -> Vec<PayItem> {
-        vec![
-            PayItem::Order,
-            PayItem::Stock(p(1)),
-            PayItem::Stock(p(2)),
-            PayItem::Sales,
-            PayItem::Sales,
-            PayItem::Balance,
-            PayItem::Coupon,
-            PayItem::PaymentRecord,
-            PayItem::Outbox,
-        ]
+    fn failure(minute: u8) -> PaymentFailure {
+        PaymentFailure { payment: PaymentId::generate(), reason: "OUT_OF_STOCK", amount: money("20.00"), at: at(minute) }
     }
 
-    fn with(failed: &[(usize, &str)]) -> Vec<CancellationReason> {
-        (0..items().len())
-            .map(|i| failed.iter().find(|(at, _)| *at == i).map_or_else(|| reason("None"), |(_, code)| reason(code)))
-            .collect()
-    }
-
-    #[test]
-    fn each_failed_condition_maps_to_its_refusal() {
-        assert_eq!(classify_payment(&items(), &with(&[(0, "ConditionalCheckFailed")])), PayRejection::AlreadyPaid);
-        assert_eq!(classify_payment(&items(), &with(&[(2, "ConditionalCheckFailed")])), PayRejection::OutOfStock(p(2)));
-        assert_eq!(
-            classify_payment(&items(), &with(&[(5, "ConditionalCheckFailed")])),
-            PayRejection::InsufficientBalance
-        );
-        assert_eq!(
-            classify_payment(&items(), &with(&[(6, "ConditionalCheckFailed")])),
-            PayRejection::CouponUnavailable
-        );
+    fn order() -> Order {
+        Order {
+            id: OrderId::generate(),
+            user: UserId::new(7).unwrap(),
+            status: OrderStatus::Paid,
+            lines: vec![OrderLine {
+                product_id: ProductId::new(3).unwrap(),
+                name: "Product 3".to_owned(),
+                quantity: Quantity::new(2).unwrap(),
+                unit_price: money("10.00"),
+                line_total: money("20.00"),
+            }],
+            subtotal: money("20.00"),
+            discount: money("5.00"),
+            total: money("15.00"),
+            coupon: Some(CouponId::new(1).unwrap()),
+            created_at: at(0),
+            paid_at: Some(at(9)),
+            payment: Some(PaymentId::generate()),
+            failures: Failures { count: 7, latest: (2..7).map(failure).collect() },
+        }
     }
 
     #[test]
-    fn the_refusal_a_customer_can_act_on_first_wins() {
-        let reasons = with(&[(1, "ConditionalCheckFailed"), (5, "ConditionalCheckFailed")]);
-        assert_eq!(classify_payment(&items(), &reasons), PayRejection::OutOfStock(p(1)));
-        let reasons = with(&[(0, "ConditionalCheckFailed"), (1, "ConditionalCheckFailed")]);
-        assert_eq!(classify_payment(&items(), &reasons), PayRejection::AlreadyPaid);
+    fn an_order_round_trips_with_its_failures_in_order() {
+        let order = order();
+        let item = order_item(&order);
+        assert_eq!(item["pk"], s(format!("ORDER#{}", order.id)));
+        assert_eq!(item["sk"], s("ORDER"));
+        assert_eq!(order_from_item(&item).unwrap(), order);
     }
 
     #[test]
-    fn an_existing_key_record_means_replay() {
-        let mut items = items();
-        items.push(PayItem::IdempotencyRecord);
-        let mut reasons = with(&[(0, "ConditionalCheckFailed")]);
-        reasons.push(reason("ConditionalCheckFailed"));
-        assert_eq!(classify_payment(&items, &reasons), PayRejection::KeyUsed);
+    fn the_failure_ring_holds_the_latest_few_in_their_slots() {
+        let item = order_item(&order());
+        let AttributeValue::M(slots) = &item["recentFailures"] else { panic!("a map of slots") };
+        assert_eq!(slots.len(), KEPT_FAILURES);
+        // Failures 3..=7 of 7: number 7 sits in slot 2, number 3 in slot 3.
+        let AttributeValue::M(newest) = &slots["2"] else { panic!("a failure") };
+        assert_eq!(newest["number"], n(7));
+        let AttributeValue::M(oldest) = &slots["3"] else { panic!("a failure") };
+        assert_eq!(oldest["number"], n(3));
     }
 
     #[test]
-    fn a_conflict_alone_is_retried_and_anything_else_is_reported() {
-        assert_eq!(classify_payment(&items(), &with(&[(1, "TransactionConflict")])), PayRejection::Conflict);
-        assert_eq!(
-            classify_payment(&items(), &with(&[(5, "ConditionalCheckFailed"), (1, "TransactionConflict")])),
-            PayRejection::InsufficientBalance
-        );
-        assert!(
-            matches!(classify_payment(&items(), &with(&[(8, "ValidationError")])), PayRejection::Other(t) if t.contains("Outbox"))
-        );
+    fn an_order_without_failures_reads_as_none() {
+        let mut order = order();
+        order.failures = Failures::default();
+        let mut item = order_item(&order);
+        item.remove("failedAttempts");
+        item.remove("recentFailures");
+        assert_eq!(order_from_item(&item).unwrap().failures, Failures::default());
+    }
+
+    #[test]
+    fn a_payment_record_round_trips() {
+        let order = order();
+        let payment = Payment {
+            id: PaymentId::generate(),
+            order: order.id,
+            user: order.user,
+            amount: order.total,
+            entry: Some(EntryId::generate()),
+            at: at(9),
+        };
+        let item = payment_item(&payment);
+        assert_eq!(item["sk"], s(format!("PAYMENT#{}", payment.id)));
+        assert_eq!(payment_from_item(&item).unwrap(), payment);
     }
 }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::anyhow;
 
-use super::orders::sales_pk;
-use super::{db_error, get_u64, s, DbError, DynamoStore};
+use super::{db_error, get_u64, keys, s, DbError, DynamoStore};
 use crate::ids::ProductId;
 
 impl crate::top::SalesReader for DynamoStore {
@@ -24,7 +23,7 @@ impl crate::top::SalesReader for DynamoStore {
                     .query()
                     .table_name(&self.table)
                     .key_condition_expression("pk = :day")
-                    .expression_attribute_values(":day", s(sales_pk(*day)))
+                    .expression_attribute_values(":day", s(keys::sales_partition(*day)))
                     .consistent_read(true)
                     .set_exclusive_start_key(start)
                     .send()

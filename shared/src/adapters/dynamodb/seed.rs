@@ -7,10 +7,10 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use time::OffsetDateTime;
 
-use super::catalog::{product_gsi1sk, product_pk, PRODUCTS_GSI1PK, PRODUCT_SK};
-use super::coupons::{coupon_pk, COUPON_SK};
-use super::ledger::{hist_sk, PROFILE_SK};
-use super::{key, n, s, user_pk, Item};
+use super::keys::{self, PRODUCTS_GSI1PK};
+use super::ledger::ledger_row;
+use super::{n, s, Item};
+use crate::balance::{EntryKind, LedgerEntry};
 use crate::clock::rfc3339;
 use crate::ids::{CouponId, EntryId, ProductId, UserId};
 use crate::money::Money;
@@ -19,7 +19,7 @@ use crate::money::Money;
 const USERS_PER_TRANSACTION: usize = 50;
 
 pub fn user_items(user: UserId, balance: Money, at: OffsetDateTime) -> Vec<Item> {
-    let mut profile = key(user_pk(user), PROFILE_SK);
+    let mut profile = keys::profile(user).item();
     profile.insert("userId".to_owned(), n(user));
     profile.insert("balance".to_owned(), n(balance));
     profile.insert("createdAt".to_owned(), s(rfc3339(at)));
@@ -28,14 +28,15 @@ pub fn user_items(user: UserId, balance: Money, at: OffsetDateTime) -> Vec<Item>
         return vec![profile];
     }
     profile.insert("seq".to_owned(), n(1));
-    let mut opening = key(user_pk(user), hist_sk(1));
-    opening.insert("entryId".to_owned(), s(EntryId::generate().to_string()));
-    opening.insert("seq".to_owned(), n(1));
-    opening.insert("kind".to_owned(), s("CHARGE"));
-    opening.insert("amount".to_owned(), n(balance));
-    opening.insert("balanceAfter".to_owned(), n(balance));
-    opening.insert("createdAt".to_owned(), s(rfc3339(at)));
-    vec![profile, opening]
+    let opening = LedgerEntry {
+        id: EntryId::generate(),
+        seq: 1,
+        kind: EntryKind::Charge,
+        amount: balance,
+        balance_after: balance,
+        created_at: at,
+    };
+    vec![profile, ledger_row(user, &opening)]
 }
 
 /// Writes users with opening balances; returns how many were new. `progress` is called
@@ -74,14 +75,14 @@ pub struct ProductSeed {
 }
 
 pub fn product_item(product: &ProductSeed) -> Item {
-    let mut item = key(product_pk(product.id), PRODUCT_SK);
+    let mut item = keys::product(product.id).item();
     item.insert("productId".to_owned(), n(product.id));
     item.insert("name".to_owned(), s(&product.name));
     item.insert("price".to_owned(), n(product.price));
     item.insert("stock".to_owned(), n(product.stock));
     item.insert("initialStock".to_owned(), n(product.stock));
     item.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
-    item.insert("gsi1sk".to_owned(), s(product_gsi1sk(product.id)));
+    item.insert("gsi1sk".to_owned(), s(keys::product_gsi1sk(product.id)));
     item
 }
 
@@ -94,7 +95,7 @@ pub struct CouponSeed {
 }
 
 pub fn coupon_item(coupon: &CouponSeed) -> Item {
-    let mut item = key(coupon_pk(coupon.id), COUPON_SK);
+    let mut item = keys::coupon(coupon.id).item();
     item.insert("couponId".to_owned(), n(coupon.id));
     item.insert("name".to_owned(), s(&coupon.name));
     item.insert("discount".to_owned(), n(coupon.discount));

@@ -1,0 +1,153 @@
+//! Every key of the single-table design, in one place.
+//!
+//! # The main table
+//!
+//! One table, keys `pk` (S) and `sk` (S), on-demand, TTL on `expiresAt` (a number of
+//! seconds; only idempotency records carry it). `gsi1` (`gsi1pk`, `gsi1sk`) lists a
+//! kind of item in order.
+//!
+//! | item | pk | sk | gsi1 | written by | read by |
+//! |---|---|---|---|---|---|
+//! | user profile and balance, pending ledger entries | `USER#<userId>` | `PROFILE` | | seed, every balance change | balance, history, replay |
+//! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | | balance changes (materialised) | history (Query, newest first), replay (by seq) |
+//! | idempotency record | `USER#<userId>` | `IDEM#<key>` | | keyed changes, orders, payments | retries with the same key |
+//! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use) | user's coupons, create order, payment |
+//! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, payment (stock) | catalogue |
+//! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, issue (count) | get coupon, issue |
+//! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | | create order, payment | get order, payment |
+//! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment | replay, audit |
+//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`) | top 5 (Query per day) |
+//! | the platform consumer's delivery mark | `DELIVERY#<orderId>` | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
+//!
+//! # The outbox table
+//!
+//! | item | pk | sk | gsi1 | written by | read by |
+//! |---|---|---|---|---|---|
+//! | an event for the data platform | `ORDER#<orderId>` | `ORDER_PAID` | `PENDING` / `<createdAt>#<orderId>` until published | payment | relay (stream), sweeper (gsi1) |
+//!
+//! Numbers in sort keys are zero-padded to 20 digits so that they sort as numbers.
+
+use std::collections::HashMap;
+
+use super::{s, Item};
+use crate::ids::{CouponId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
+
+/// A full primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    fn new(pk: String, sk: impl Into<String>) -> Key {
+        Key { pk, sk: sk.into() }
+    }
+
+    /// The key as the attributes of a request (`Key`, or the start of an item).
+    pub fn item(&self) -> Item {
+        HashMap::from([("pk".to_owned(), s(&self.pk)), ("sk".to_owned(), s(&self.sk))])
+    }
+}
+
+/// The sort-key prefix of a user's ledger entries.
+pub const HISTORY_PREFIX: &str = "HIST#";
+/// The sort-key prefix of a user's coupon copies.
+pub const COUPON_COPY_PREFIX: &str = "COUPON#";
+/// `gsi1pk` of every product.
+pub const PRODUCTS_GSI1PK: &str = "PRODUCTS";
+/// `gsi1pk` of an outbox event not yet published.
+pub const UNPUBLISHED_GSI1PK: &str = "PENDING";
+/// The sort key of an order's outbox event.
+pub const ORDER_PAID_EVENT: &str = "ORDER_PAID";
+
+/// `USER#<userId>`: every item of one user.
+pub fn user_partition(user: UserId) -> String {
+    format!("USER#{user}")
+}
+
+pub fn profile(user: UserId) -> Key {
+    Key::new(user_partition(user), "PROFILE")
+}
+
+pub fn ledger_entry(user: UserId, seq: u64) -> Key {
+    Key::new(user_partition(user), format!("{HISTORY_PREFIX}{seq:020}"))
+}
+
+pub fn idempotency_record(user: UserId, key: &IdempotencyKey) -> Key {
+    Key::new(user_partition(user), format!("IDEM#{}", key.as_str()))
+}
+
+pub fn coupon_copy(user: UserId, coupon: CouponId) -> Key {
+    Key::new(user_partition(user), coupon_copy_sk(coupon))
+}
+
+/// The sort key every copy of one coupon has, whoever holds it.
+pub fn coupon_copy_sk(coupon: CouponId) -> String {
+    format!("{COUPON_COPY_PREFIX}{:020}", coupon.get())
+}
+
+pub fn product(id: ProductId) -> Key {
+    Key::new(format!("PRODUCT#{id}"), "PRODUCT")
+}
+
+/// `gsi1sk` of a product: its id, zero-padded, so the index lists in id order.
+pub fn product_gsi1sk(id: ProductId) -> String {
+    format!("{:020}", id.get())
+}
+
+pub fn coupon(id: CouponId) -> Key {
+    Key::new(format!("COUPON#{id}"), "COUPON")
+}
+
+pub fn order(id: OrderId) -> Key {
+    Key::new(format!("ORDER#{id}"), "ORDER")
+}
+
+pub fn payment(order: OrderId, payment: PaymentId) -> Key {
+    Key::new(format!("ORDER#{order}"), format!("PAYMENT#{payment}"))
+}
+
+/// `SALES#2026-11-24`: every product's sales on one UTC day.
+pub fn sales_partition(day: time::Date) -> String {
+    format!("SALES#{day}")
+}
+
+pub fn sales(day: time::Date, product: ProductId) -> Key {
+    Key::new(sales_partition(day), format!("PRODUCT#{:020}", product.get()))
+}
+
+/// The ORDER_PAID event of an order, in the outbox table.
+pub fn order_paid_event(order: OrderId) -> Key {
+    Key::new(format!("ORDER#{order}"), ORDER_PAID_EVENT)
+}
+
+/// The consumer's mark for one order's delivery to the data platform.
+pub fn delivery(order: &str) -> Key {
+    Key::new(format!("DELIVERY#{order}"), "DATA_PLATFORM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_sort_keys_sort_as_numbers() {
+        let user = UserId::new(1).unwrap();
+        assert!(ledger_entry(user, 9).sk < ledger_entry(user, 10).sk);
+        assert_eq!(ledger_entry(user, 42).sk, "HIST#00000000000000000042");
+        assert!(product_gsi1sk(ProductId::new(9).unwrap()) < product_gsi1sk(ProductId::new(10).unwrap()));
+    }
+
+    #[test]
+    fn a_users_items_share_one_partition() {
+        let user = UserId::new(7).unwrap();
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        let coupon = CouponId::new(3).unwrap();
+        for item in [profile(user), ledger_entry(user, 1), idempotency_record(user, &key), coupon_copy(user, coupon)] {
+            assert_eq!(item.pk, "USER#7");
+        }
+        assert!(coupon_copy(user, coupon).sk.starts_with(COUPON_COPY_PREFIX));
+        assert!(ledger_entry(user, 1).sk.starts_with(HISTORY_PREFIX));
+    }
+}

@@ -1,0 +1,423 @@
+//! Paying an order: one `TransactWriteItems`, all or nothing.
+//!
+//! | item | write | condition → refusal |
+//! |---|---|---|
+//! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID` |
+//! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
+//! | `SALES#<day>` / `PRODUCT#p`, each line | `ADD quantity q` | — |
+//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE` |
+//! | `USER#u` / `COUPON#c` | `usedAt`, `orderId` | the user's, unused, unexpired → `COUPON_UNAVAILABLE` |
+//! | `ORDER#o` / `PAYMENT#pay` | the payment record | new |
+//! | outbox `ORDER#o` / `ORDER_PAID` | the event for the data platform | new |
+//! | `USER#u` / `IDEM#k` | with an `Idempotency-Key` | new → replay the first payment |
+//!
+//! The balance row is left out for a zero total, the coupon row without a coupon, the
+//! key row without a key. [`refusal`] reads which conditions failed, in the order a
+//! customer can act on them; conflicts are retried by [`super::transaction`]. After the
+//! commit the ledger finishes its entry ([`DynamoStore::finish_entry`]). A refused
+//! payment is only counted on its order ([`DynamoStore::count_failure`]).
+
+use anyhow::anyhow;
+use aws_sdk_dynamodb::types::{Put, Update};
+use time::OffsetDateTime;
+
+use super::idempotency::{KeyReused, Record, Target};
+use super::ledger::BalanceUpdate;
+use super::orders::{payment_from_item, payment_item};
+use super::transaction::{Refusal, Transaction};
+use super::{keys, n, s, DbError, DynamoStore, Item};
+use crate::balance::{BalanceChange, BalanceReader, EntryKind};
+use crate::clock::rfc3339;
+use crate::ids::{EntryId, IdempotencyKey, PaymentId, ProductId};
+use crate::money::{Amount, Money};
+use crate::orders::{Order, OrderError, OrderPayer, OrderStatus, Paid, Payment, PaymentFailure};
+
+/// What each item of a payment transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayItem {
+    Order,
+    Stock(ProductId),
+    Sales,
+    Balance,
+    Coupon,
+    PaymentRecord,
+    Outbox,
+    Key,
+}
+
+/// What a refused payment means: `None` when its key already paid (replay it),
+/// otherwise the refusal a customer can act on first — the order's state, stock,
+/// balance, coupon.
+pub fn refusal(refused: &Refusal<PayItem>) -> Option<OrderError> {
+    if refused.failed(PayItem::Key) {
+        return None;
+    }
+    let stock = || refused.find(|item| if let PayItem::Stock(product) = item { Some(product) } else { None });
+    Some(if refused.failed(PayItem::Order) {
+        OrderError::AlreadyPaid
+    } else if let Some(product) = stock() {
+        OrderError::OutOfStock(product)
+    } else if refused.failed(PayItem::Balance) {
+        OrderError::InsufficientBalance
+    } else if refused.failed(PayItem::Coupon) {
+        OrderError::CouponUnavailable
+    } else {
+        OrderError::Unexpected(anyhow!("a payment was refused by items that cannot refuse: {refused:?}"))
+    })
+}
+
+impl OrderPayer for DynamoStore {
+    async fn pay(
+        &self,
+        order: &Order,
+        payment: PaymentId,
+        now: OffsetDateTime,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Paid, OrderError> {
+        let entry = EntryId::generate();
+        let record = succeeded(order, payment, entry, now);
+        let transaction = self.payment_transaction(order, &record, key.as_ref())?;
+        if let Err(refused) = self.transact(&transaction).await? {
+            return match (refusal(&refused), &key) {
+                (Some(refusal), _) => Err(refusal),
+                (None, Some(key)) => self.replay_payment(order, key).await,
+                (None, None) => Err(OrderError::Unexpected(anyhow!("a key refusal without a key"))),
+            };
+        }
+        let balance_after = match record.entry {
+            Some(entry) => self.finish_entry(order.user, entry, key.as_ref()).await?.balance_after,
+            None => self.balance(order.user).await?,
+        };
+        Ok(Paid { payment: record, balance_after, replayed: false })
+    }
+
+    async fn record_failure(&self, order: &Order, failure: PaymentFailure) -> Result<(), OrderError> {
+        Ok(self.count_failure(order, &failure).await?)
+    }
+}
+
+/// The record of the payment that pays `order`: no ledger entry when nothing is taken.
+fn succeeded(order: &Order, payment: PaymentId, entry: EntryId, now: OffsetDateTime) -> Payment {
+    Payment {
+        id: payment,
+        order: order.id,
+        user: order.user,
+        amount: order.total,
+        entry: (order.total > Money::ZERO).then_some(entry),
+        at: now,
+    }
+}
+
+fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, DbError> {
+    built.map_err(|e| DbError::Other(anyhow!("build a payment item: {e}")))
+}
+
+impl DynamoStore {
+    /// The transaction that pays `order` as `payment` records it.
+    pub fn payment_transaction(
+        &self,
+        order: &Order,
+        payment: &Payment,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Transaction<PayItem>, OrderError> {
+        let now = payment.at;
+        let at = s(rfc3339(now));
+        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(payment.id);
+
+        let paid = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::order(order.id).item()))
+            .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+            .expression_attribute_values(":at", at.clone())
+            .expression_attribute_values(":payment", s(payment.id.to_string()))
+            .build();
+        transaction.update(PayItem::Order, built(paid)?);
+
+        for line in &order.lines {
+            let stock = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(line.product_id).item()))
+                .update_expression("SET stock = stock - :q")
+                .condition_expression("attribute_exists(pk) AND stock >= :q")
+                .expression_attribute_values(":q", n(line.quantity.get()))
+                .build();
+            transaction.update(PayItem::Stock(line.product_id), built(stock)?);
+        }
+        for line in &order.lines {
+            let sales = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::sales(now.date(), line.product_id).item()))
+                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":day", s(now.date().to_string()))
+                .expression_attribute_values(":product", n(line.product_id))
+                .expression_attribute_values(":q", n(line.quantity.get()))
+                .build();
+            transaction.update(PayItem::Sales, built(sales)?);
+        }
+
+        if let Some(entry) = payment.entry {
+            let amount = Amount::from_decimal(order.total.as_decimal()).map_err(|_| OrderError::TooLarge)?;
+            let change = BalanceChange {
+                id: entry,
+                user: order.user,
+                kind: EntryKind::Payment,
+                amount,
+                at: now,
+                idempotency_key: key.cloned(),
+            };
+            transaction.update(PayItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?);
+        }
+
+        if let Some(coupon) = order.coupon {
+            let used = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::coupon_copy(order.user, coupon).item()))
+                .update_expression("SET usedAt = :at, orderId = :order")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND usableUntil > :at")
+                .expression_attribute_values(":at", at.clone())
+                .expression_attribute_values(":order", s(order.id.to_string()))
+                .build();
+            transaction.update(PayItem::Coupon, built(used)?);
+        }
+
+        transaction.put(PayItem::PaymentRecord, self.new_item(payment_item(payment))?);
+        let outbox = Put::builder()
+            .table_name(&self.outbox_table)
+            .set_item(Some(outbox_event(order, payment.id, now)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build();
+        transaction.put(PayItem::Outbox, built(outbox)?);
+
+        if let Some(key) = key {
+            let record = Record {
+                user: order.user,
+                key,
+                fingerprint: order.payment_fingerprint(),
+                target: Target::Payment(payment.id),
+                entry: payment.entry,
+                at: now,
+            };
+            transaction.put(PayItem::Key, record.put(&self.table)?);
+        }
+        Ok(transaction)
+    }
+
+    /// The first payment made under `key`, answered as it was then.
+    async fn replay_payment(&self, order: &Order, key: &IdempotencyKey) -> Result<Paid, OrderError> {
+        let (stored, entry) = self
+            .entry_of_key(order.user, key, &order.payment_fingerprint())
+            .await?
+            .map_err(|KeyReused| OrderError::IdempotencyKeyReused)?;
+        let Target::Payment(first) = stored.target else { return Err(OrderError::IdempotencyKeyReused) };
+        let record = self
+            .get(&keys::payment(order.id, first), || format!("read payment {first} of order {}", order.id))
+            .await?
+            .ok_or_else(|| anyhow!("payment {first} of order {} missing", order.id))?;
+        let payment = payment_from_item(&record)?;
+        let balance_after = match entry {
+            Some(entry) => entry.balance_after,
+            None => self.balance(order.user).await?,
+        };
+        Ok(Paid { payment, balance_after, replayed: true })
+    }
+}
+
+/// The ORDER_PAID event, schema version 1 (documented in `docs/events.md`).
+pub fn event_payload(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> serde_json::Value {
+    serde_json::json!({
+        "schemaVersion": 1,
+        "eventId": format!("{}:ORDER_PAID", order.id),
+        "type": "ORDER_PAID",
+        "orderId": order.id.to_string(),
+        "paymentId": payment.to_string(),
+        "userId": order.user.get(),
+        "lines": order.lines.iter().map(|l| serde_json::json!({
+            "productId": l.product_id.get(),
+            "quantity": l.quantity.get(),
+            "unitPrice": l.unit_price.to_string(),
+            "lineTotal": l.line_total.to_string(),
+        })).collect::<Vec<_>>(),
+        "subtotal": order.subtotal.to_string(),
+        "discount": order.discount.to_string(),
+        "total": order.total.to_string(),
+        "couponId": order.coupon.map(|c| c.get()),
+        "paidAt": rfc3339(paid_at),
+    })
+}
+
+fn outbox_event(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> Item {
+    let mut item = keys::order_paid_event(order.id).item();
+    item.insert("eventId".to_owned(), s(format!("{}:ORDER_PAID", order.id)));
+    item.insert("orderId".to_owned(), s(order.id.to_string()));
+    item.insert("payload".to_owned(), s(event_payload(order, payment, paid_at).to_string()));
+    item.insert("createdAt".to_owned(), s(rfc3339(paid_at)));
+    // Listed for the sweeper until the relay marks it published.
+    item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
+    item.insert("gsi1sk".to_owned(), s(format!("{}#{}", rfc3339(paid_at), order.id)));
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+
+    use super::*;
+    use crate::adapters::dynamodb::transaction::{read_cancellation, Cancelled};
+    use crate::adapters::dynamodb::{get_s, DynamoStore};
+    use crate::ids::{CouponId, OrderId, Quantity, UserId};
+    use crate::orders::{Failures, OrderLine};
+
+    fn p(id: u64) -> ProductId {
+        ProductId::new(id).unwrap()
+    }
+
+    fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
+    }
+
+    fn order(coupon: bool) -> Order {
+        let line = |id: u64, quantity: u64| OrderLine {
+            product_id: p(id),
+            name: format!("Product {id}"),
+            quantity: Quantity::new(quantity).unwrap(),
+            unit_price: money("10.00"),
+            line_total: money("10.00").checked_mul(quantity as u32).unwrap(),
+        };
+        Order {
+            id: OrderId::generate(),
+            user: UserId::new(7).unwrap(),
+            status: OrderStatus::PendingPayment,
+            lines: vec![line(1, 2), line(2, 3)],
+            subtotal: money("50.00"),
+            discount: if coupon { money("5.00") } else { Money::ZERO },
+            total: if coupon { money("45.00") } else { money("50.00") },
+            coupon: coupon.then(|| CouponId::new(9).unwrap()),
+            created_at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            paid_at: None,
+            payment: None,
+            failures: Failures::default(),
+        }
+    }
+
+    fn store() -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "shop-main")
+    }
+
+    fn refused(roles: &[PayItem], failed: &[usize]) -> Refusal<PayItem> {
+        let reasons: Vec<CancellationReason> = (0..roles.len())
+            .map(|i| {
+                let code = if failed.contains(&i) { "ConditionalCheckFailed" } else { "None" };
+                CancellationReason::builder().code(code).build()
+            })
+            .collect();
+        match read_cancellation(roles, &reasons) {
+            Cancelled::Refused(refusal) => refusal,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    fn update(item: &TransactWriteItem) -> &Update {
+        item.update().expect("an update")
+    }
+
+    #[test]
+    fn a_payment_is_one_transaction_of_exactly_these_items() {
+        let store = store();
+        let order = order(true);
+        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
+        let key = IdempotencyKey::parse("pay-1").unwrap();
+        let transaction = store.payment_transaction(&order, &payment, Some(&key)).unwrap();
+        assert_eq!(
+            transaction.roles(),
+            [
+                PayItem::Order,
+                PayItem::Stock(p(1)),
+                PayItem::Stock(p(2)),
+                PayItem::Sales,
+                PayItem::Sales,
+                PayItem::Balance,
+                PayItem::Coupon,
+                PayItem::PaymentRecord,
+                PayItem::Outbox,
+                PayItem::Key,
+            ]
+        );
+        let items = transaction.items();
+        let status = update(&items[0]);
+        assert_eq!(status.key()["pk"], s(format!("ORDER#{}", order.id)));
+        assert_eq!(status.condition_expression(), Some("#status = :pending"));
+        let stock = update(&items[2]);
+        assert_eq!(stock.key()["pk"], s("PRODUCT#2"));
+        assert_eq!(stock.expression_attribute_values().unwrap()[":q"], n(3));
+        let sales = update(&items[3]);
+        assert_eq!(sales.key()["pk"], s("SALES#2026-11-24"));
+        assert_eq!(sales.key()["sk"], s("PRODUCT#00000000000000000001"));
+        let balance = update(&items[5]);
+        assert_eq!(balance.key()["sk"], s("PROFILE"));
+        assert_eq!(balance.expression_attribute_values().unwrap()[":bound"], n("45"));
+        let coupon = update(&items[6]);
+        assert_eq!(coupon.key()["sk"], s("COUPON#00000000000000000009"));
+        let record = items[7].put().unwrap();
+        assert_eq!(get_s(record.item(), "sk").unwrap(), format!("PAYMENT#{}", payment.id));
+        let outbox = items[8].put().unwrap();
+        assert_eq!(outbox.table_name(), "shop-outbox");
+        assert_eq!(get_s(outbox.item(), "sk").unwrap(), "ORDER_PAID");
+        assert_eq!(get_s(items[9].put().unwrap().item(), "sk").unwrap(), "IDEM#pay-1");
+    }
+
+    #[test]
+    fn a_free_order_without_coupon_or_key_takes_no_balance() {
+        let store = store();
+        let mut order = order(false);
+        order.total = Money::ZERO;
+        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
+        assert_eq!(payment.entry, None);
+        let transaction = store.payment_transaction(&order, &payment, None).unwrap();
+        assert!(!transaction.roles().iter().any(|r| matches!(r, PayItem::Balance | PayItem::Coupon | PayItem::Key)));
+    }
+
+    /// Order, stock of products 1 and 2, their sales, balance, coupon, record, outbox.
+    fn roles() -> Vec<PayItem> {
+        vec![
+            PayItem::Order,
+            PayItem::Stock(p(1)),
+            PayItem::Stock(p(2)),
+            PayItem::Sales,
+            PayItem::Sales,
+            PayItem::Balance,
+            PayItem::Coupon,
+            PayItem::PaymentRecord,
+            PayItem::Outbox,
+        ]
+    }
+
+    #[test]
+    fn each_failed_condition_maps_to_its_refusal() {
+        assert!(matches!(refusal(&refused(&roles(), &[0])), Some(OrderError::AlreadyPaid)));
+        assert!(matches!(refusal(&refused(&roles(), &[2])), Some(OrderError::OutOfStock(id)) if id == p(2)));
+        assert!(matches!(refusal(&refused(&roles(), &[5])), Some(OrderError::InsufficientBalance)));
+        assert!(matches!(refusal(&refused(&roles(), &[6])), Some(OrderError::CouponUnavailable)));
+    }
+
+    #[test]
+    fn the_refusal_a_customer_can_act_on_first_wins() {
+        assert!(matches!(refusal(&refused(&roles(), &[1, 5])), Some(OrderError::OutOfStock(id)) if id == p(1)));
+        assert!(matches!(refusal(&refused(&roles(), &[0, 1])), Some(OrderError::AlreadyPaid)));
+    }
+
+    #[test]
+    fn an_existing_key_record_means_replay() {
+        let mut roles = roles();
+        roles.push(PayItem::Key);
+        assert!(refusal(&refused(&roles, &[0, 9])).is_none());
+    }
+}
