@@ -10,7 +10,8 @@ export SAM_CLI_TELEMETRY := 0
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
-	@echo "make test   unit, handler, template and integration tests"
+	@echo "make test   lint, then unit, handler, template and integration tests"
+	@echo "make lint   cargo fmt --check and clippy -D warnings (part of make test)"
 	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
@@ -26,9 +27,12 @@ install:
 run:
 	@localstack/run.sh
 
-test: install template-check
+test: install template-check lint
 	cargo build --workspace --all-targets
 	localstack/with-stack.sh cargo test --workspace --no-fail-fast
+	@# The LocalStack-in-Docker backend: built with its Docker client, and shown to fail
+	@# loudly where no Docker engine runs (as here).
+	cargo test -p rushcart-tests --features testcontainers --test backends
 
 template-check: install
 	$(VENV)/cfn-lint template.yaml

@@ -84,8 +84,12 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             (Ok("off"), _) | (_, Err(_)) => None,
             (Ok("on") | Err(_), Ok(url)) => {
                 let timeout = adapters::redis_connection::call_timeout_from_env()?;
-                let cache =
-                    adapters::redis_top::RedisTopCache::with_call_timeout(&url, store.table(), top_cache_ttl(), timeout)?;
+                let cache = adapters::redis_top::RedisTopCache::with_call_timeout(
+                    &url,
+                    store.table(),
+                    top_cache_ttl(),
+                    timeout,
+                )?;
                 if !cache.ready(std::time::Duration::from_millis(500)).await {
                     tracing::warn!("top-5 cache: Redis not reachable at start-up; answering from DynamoDB until it is");
                 }

@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn json_numbers_and_strings_parse_exactly_and_nothing_else_does() {
-        let amount = |json: &str| serde_json::from_str::<Amount>(json).map(|a| a.to_string()).map_err(|e| e.to_string());
+        let amount =
+            |json: &str| serde_json::from_str::<Amount>(json).map(|a| a.to_string()).map_err(|e| e.to_string());
         assert_eq!(amount("250.5").unwrap(), "250.50");
         assert_eq!(amount("\"0.10\"").unwrap(), "0.10");
         assert_eq!(amount("1000000.0000000000000001").unwrap_err(), "must have at most 2 fractional digits");

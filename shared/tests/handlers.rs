@@ -6,9 +6,9 @@
 use lambda_http::{Body, Request, Response};
 use rushcart::adapters::memory::MemoryStore;
 use rushcart::http::balance;
+use rushcart::http::respond;
 use rushcart::ids::UserId;
 use rushcart::money::Money;
-use rushcart::http::respond;
 use rushcart::Deps;
 use serde_json::Value;
 

@@ -155,12 +155,26 @@ impl TestApp {
         TestApp::serve_deps(store, deps).await
     }
 
+    /// A test app whose local API cuts clients and functions off after `timeouts`.
+    pub async fn spawn_with_timeouts(timeouts: rushcart_local_api::Timeouts) -> TestApp {
+        let (store, _) = TestApp::fresh_store().await;
+        TestApp::serve_with(store.clone(), Deps::new(store), timeouts).await
+    }
+
     async fn serve_deps(store: DynamoStore, deps: Deps<DynamoStore>) -> TestApp {
+        TestApp::serve_with(store, deps, rushcart_local_api::Timeouts::default()).await
+    }
+
+    async fn serve_with(
+        store: DynamoStore,
+        deps: Deps<DynamoStore>,
+        timeouts: rushcart_local_api::Timeouts,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let deps = Arc::new(deps);
-        tokio::spawn(rushcart_local_api::serve(listener, deps, async {
+        tokio::spawn(rushcart_local_api::serve_with(listener, deps, timeouts, async {
             let _ = stopped.await;
         }));
         rushcart::install_crypto_provider();

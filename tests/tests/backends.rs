@@ -2,14 +2,17 @@
 //! `make test` runs this file with the `testcontainers` feature (the Docker client);
 //! without it, the backend refuses with a message naming the feature.
 
-
 #[cfg(feature = "testcontainers")]
 fn docker_available() -> bool {
     std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 #[cfg(not(feature = "testcontainers"))]

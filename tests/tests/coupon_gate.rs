@@ -111,7 +111,9 @@ async fn a_gate_that_lost_its_state_learns_sold_out_from_dynamodb() {
 
     // Same table, now behind a gate that has never seen this coupon.
     let gated = {
-        let gate = Arc::new(RedisGate::with_call_timeout(&redis_url(), format!("{}-late", plain.table()), REDIS_BUDGET).unwrap());
+        let gate = Arc::new(
+            RedisGate::with_call_timeout(&redis_url(), format!("{}-late", plain.table()), REDIS_BUDGET).unwrap(),
+        );
         assert!(gate.ready(std::time::Duration::from_secs(5)).await);
         let mut deps = rushcart::Deps::new(plain.store.clone());
         deps.coupon_gate = Some(gate);

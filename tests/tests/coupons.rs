@@ -97,7 +97,9 @@ async fn an_issued_coupon_is_described_and_listed_with_its_status_as_the_clock_m
         .key("pk", rushcart::adapters::dynamodb::s("USER#5"))
         .key(
             "sk",
-            rushcart::adapters::dynamodb::s(rushcart::adapters::dynamodb::keys::coupon_copy_sk(CouponId::new(2).unwrap())),
+            rushcart::adapters::dynamodb::s(rushcart::adapters::dynamodb::keys::coupon_copy_sk(
+                CouponId::new(2).unwrap(),
+            )),
         )
         .update_expression("SET usedAt = :at")
         .expression_attribute_values(

@@ -240,11 +240,7 @@ async fn bad_order_and_payment_requests_are_4xx_json_errors_and_write_nothing() 
             400,
             "INVALID_COUPON_ID",
         ),
-        (
-            r#"{"userId": 1, "products": [{"productId": 1, "quantity": 1}], "couponId": 9}"#,
-            409,
-            "COUPON_UNAVAILABLE",
-        ),
+        (r#"{"userId": 1, "products": [{"productId": 1, "quantity": 1}], "couponId": 9}"#, 409, "COUPON_UNAVAILABLE"),
         (r#"{"userId": 1, "products": [{"productId": 7, "quantity": 1}]}"#, 404, "PRODUCT_NOT_FOUND"),
         (r#"{"userId": 9, "products": [{"productId": 1, "quantity": 1}]}"#, 404, "USER_NOT_FOUND"),
         (r#"{"userId": 1, "products": [{"productId": 1, "quantity": 1000}]}"#, 201, ""),
@@ -286,4 +282,73 @@ async fn bad_order_and_payment_requests_are_4xx_json_errors_and_write_nothing() 
     assert_eq!(stock(&app, 1).await, 100);
     let audit = audit(&app).await;
     assert_eq!((audit.orders, audit.paid, audit.failed_payments), (2, 0, 0));
+}
+
+/// Sends `requests` at most `at_once` at a time.
+async fn in_waves<F: std::future::Future>(requests: impl Iterator<Item = F>, at_once: usize) -> Vec<F::Output> {
+    use futures::StreamExt as _;
+    futures::stream::iter(requests).buffer_unordered(at_once).collect().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_retried_after_six_hundred_later_ledger_entries_gets_its_first_answer() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10000.00")]).await;
+    app.seed_products(1, "10.00", 100).await;
+    let order = order_id(&app, json!({"userId": 1, "products": [{"productId": 1, "quantity": 2}]})).await;
+    let body = json!({"userId": 1, "orderId": order}).to_string();
+    let (status, first) = app.post("/api/v1/payment", &body, Some("pay-late")).await;
+    assert_eq!(status, 200, "{first}");
+
+    // The payment's ledger entry sinks below the 600 newest history rows.
+    let charges = (0..600).map(|_| app.post("/api/v1/users/1/balance/charge", r#"{"amount": "0.01"}"#, None));
+    assert!(in_waves(charges, 50).await.iter().all(|(status, _)| *status == 200));
+
+    let (status, again) = app.post("/api/v1/payment", &body, Some("pay-late")).await;
+    assert_eq!((status, &again), (200, &first), "the retry is answered from the entry's key, not a search");
+    assert_eq!(app.balance(1).await, "9986.00");
+    let audit = audit(&app).await;
+    assert_eq!((audit.orders, audit.paid), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_thousand_refused_payments_leave_the_order_one_small_item_and_it_can_still_be_paid() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "5.00")]).await;
+    app.seed_products(1, "10.00", 100).await;
+    let order = order_id(&app, json!({"userId": 1, "products": [{"productId": 1, "quantity": 1}]})).await;
+
+    let refused = in_waves((0..2000).map(|_| pay(&app, 1, &order)), 50).await;
+    assert!(refused.iter().all(|(status, body)| *status == 409 && body["code"] == "INSUFFICIENT_BALANCE"));
+
+    let (status, read) = app.get(&format!("/api/v1/orders/{order}")).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["failedAttempts"], 2000, "every refusal is counted, exactly");
+    let kept = read["payments"].as_array().unwrap();
+    assert_eq!(kept.len(), 5, "the latest five are kept: {read}");
+    assert!(kept.iter().all(|p| p["status"] == "FAILED" && p["reason"] == "INSUFFICIENT_BALANCE"));
+    let item = app
+        .client()
+        .get_item()
+        .table_name(app.table())
+        .key("pk", rushcart::adapters::dynamodb::s(format!("ORDER#{order}")))
+        .key("sk", rushcart::adapters::dynamodb::s("ORDER"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let size: usize = item.iter().map(|(name, value)| name.len() + format!("{value:?}").len()).sum();
+    assert!(size < 4096, "the order item stays small: about {size} bytes");
+
+    assert_eq!(app.post("/api/v1/users/1/balance/charge", r#"{"amount": "5.00"}"#, None).await.0, 200);
+    let (status, paid) = pay(&app, 1, &order).await;
+    assert_eq!(status, 200, "{paid}");
+    let (_, read) = app.get(&format!("/api/v1/orders/{order}")).await;
+    assert_eq!((read["status"].as_str(), read["failedAttempts"].as_u64()), (Some("PAID"), Some(2000)));
+    let payments = read["payments"].as_array().unwrap();
+    assert_eq!(payments.last().unwrap()["paymentId"], paid["paymentId"], "the success is listed last: {read}");
+    assert_eq!(app.balance(1).await, "0.00");
+    let audit = audit(&app).await;
+    assert_eq!((audit.orders, audit.paid, audit.failed_payments), (1, 1, 2000));
 }

@@ -77,6 +77,21 @@ fn every_template_function_has_a_crate_and_every_function_crate_is_deployed() {
 }
 
 #[test]
+fn every_http_function_runs_the_handler_of_its_own_route() {
+    for route in ROUTES {
+        let main = std::fs::read_to_string(root().join("functions").join(route.function).join("src/main.rs")).unwrap();
+        let named = main
+            .split("rushcart::http_lambda!(")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("functions/{}/src/main.rs runs no route", route.function));
+        // The route type's name is the function's name in CamelCase.
+        let camel: String = route.function.split('-').map(|word| word[..1].to_uppercase() + &word[1..]).collect();
+        assert_eq!(named, camel, "functions/{} runs the route {named}", route.function);
+    }
+}
+
+#[test]
 fn every_table_spec_matches_its_template_table() {
     let template = template();
     let tables = resources_of_type(&template, "AWS::DynamoDB::Table");

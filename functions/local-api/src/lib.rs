@@ -29,7 +29,9 @@ use axum::Router;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
@@ -38,19 +40,33 @@ use rushcart::http::{ApiError, MAX_BODY_BYTES};
 use rushcart::Deps;
 use tokio::net::TcpListener;
 
-/// How long a client may take to send its request line and headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send its body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// API Gateway's integration timeout for an HTTP API.
-const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client and a function may take, as API Gateway bounds them.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For the request line and headers.
+    pub header_read: Duration,
+    /// For the body, once the headers are in.
+    pub body_read: Duration,
+    /// For the function's answer: API Gateway's integration timeout for an HTTP API.
+    pub integration: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(10),
+            integration: Duration::from_secs(30),
+        }
+    }
+}
 
 /// The header API Gateway answers with the request's id.
 pub const REQUEST_ID_HEADER: &str = "apigw-requestid";
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
 /// layers that stand for what it does in front of every function.
-pub fn router(deps: Arc<Deps<DynamoStore>>) -> Router {
+pub fn router(deps: Arc<Deps<DynamoStore>>, timeouts: Timeouts) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let deps = deps.clone();
@@ -68,8 +84,8 @@ pub fn router(deps: Arc<Deps<DynamoStore>>) -> Router {
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-        .layer(axum::middleware::from_fn(gateway))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
+        .layer(axum::middleware::from_fn(move |request, next| gateway(request, next, timeouts.integration)))
 }
 
 /// API Gateway's answer to a method or path no route takes.
@@ -85,10 +101,10 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
 /// What API Gateway does around every request: give it an id (in the request's
 /// extensions for the function, and in the `apigw-requestid` answer header), and cut
 /// it off after the integration timeout.
-async fn gateway(mut request: Request, next: axum::middleware::Next) -> Response {
+async fn gateway(mut request: Request, next: axum::middleware::Next, integration: Duration) -> Response {
     let id = RequestId(ulid::Ulid::new().to_string());
     request.extensions_mut().insert(id.clone());
-    let mut response = match tokio::time::timeout(INTEGRATION_TIMEOUT, next.run(request)).await {
+    let mut response = match tokio::time::timeout(integration, next.run(request)).await {
         Ok(response) => response,
         Err(_) => gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
     };
@@ -109,13 +125,16 @@ async fn invoke(function: &'static str, params: RawPathParams, request: Request,
     // body is never buffered whole.
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => {
+        Err(err) if caused_by::<LengthLimitError>(err.as_ref()) => {
             let error = ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 format!("the body must be at most {MAX_BODY_BYTES} bytes"),
             );
             return from_lambda(error.into_response());
+        }
+        Err(err) if caused_by::<tower_http::timeout::TimeoutError>(err.as_ref()) => {
+            return gateway_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout");
         }
         Err(err) => {
             tracing::debug!(error = %err, "reading a request body failed");
@@ -166,6 +185,18 @@ async fn invoke(function: &'static str, params: RawPathParams, request: Request,
     }
 }
 
+/// Whether `T` is anywhere in the error's chain of causes.
+fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.is::<T>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
 fn from_lambda(response: lambda_http::Response<Body>) -> Response {
     let (parts, body) = response.into_parts();
     let bytes = match body {
@@ -191,10 +222,19 @@ pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Dura
     }
 }
 
-/// Serves until `shutdown` completes. A client must send its headers within
-/// [`HEADER_READ_TIMEOUT`]; connections are kept alive between requests.
+/// Serves until `shutdown` completes, with API Gateway's timeouts.
 pub async fn serve(listener: TcpListener, deps: Arc<Deps<DynamoStore>>, shutdown: impl Future<Output = ()>) {
-    let service = hyper_util::service::TowerToHyperService::new(router(deps));
+    serve_with(listener, deps, Timeouts::default(), shutdown).await
+}
+
+/// [`serve`] with other timeouts. Connections are kept alive between requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    deps: Arc<Deps<DynamoStore>>,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(router(deps, timeouts));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -213,7 +253,7 @@ pub async fn serve(listener: TcpListener, deps: Arc<Deps<DynamoStore>>, shutdown
         tokio::spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(timeouts.header_read)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

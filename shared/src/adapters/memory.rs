@@ -331,7 +331,9 @@ impl OrderPayer for MemoryStore {
                 let first = world.payments[first].clone();
                 let account = &world.accounts[&order.user];
                 let balance_after = match first.entry {
-                    Some(id) => account.entries.iter().find(|e| e.id == id).map_or(account.balance, |e| e.balance_after),
+                    Some(id) => {
+                        account.entries.iter().find(|e| e.id == id).map_or(account.balance, |e| e.balance_after)
+                    }
                     None => account.balance,
                 };
                 return Ok(Paid { payment: first, balance_after, replayed: true });
@@ -354,7 +356,8 @@ impl OrderPayer for MemoryStore {
             return Err(OrderError::InsufficientBalance);
         }
         if let Some(coupon) = order.coupon {
-            let usable = world.copies.get(&(order.user, coupon)).is_some_and(|c| c.used_at.is_none() && now < c.expires_at);
+            let usable =
+                world.copies.get(&(order.user, coupon)).is_some_and(|c| c.used_at.is_none() && now < c.expires_at);
             if !usable {
                 return Err(OrderError::CouponUnavailable);
             }
@@ -387,7 +390,9 @@ impl OrderPayer for MemoryStore {
         };
         world.payments.insert(payment, record.clone());
         if let Some(key) = key {
-            world.keys.insert((order.user, key.as_str().to_owned()), (order.payment_fingerprint(), Keyed::Payment(payment)));
+            world
+                .keys
+                .insert((order.user, key.as_str().to_owned()), (order.payment_fingerprint(), Keyed::Payment(payment)));
         }
         let balance_after = world.accounts[&order.user].balance;
         Ok(Paid { payment: record, balance_after, replayed: false })

@@ -25,7 +25,8 @@ pub fn call_timeout_from_env() -> anyhow::Result<Duration> {
     match std::env::var("REDIS_TIMEOUT_MS") {
         Err(_) => Ok(DEFAULT_CALL_TIMEOUT),
         Ok(text) => {
-            let millis: u64 = text.parse().map_err(|_| anyhow::anyhow!("REDIS_TIMEOUT_MS must be milliseconds, not {text:?}"))?;
+            let millis: u64 =
+                text.parse().map_err(|_| anyhow::anyhow!("REDIS_TIMEOUT_MS must be milliseconds, not {text:?}"))?;
             Ok(Duration::from_millis(millis.max(1)))
         }
     }

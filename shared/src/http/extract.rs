@@ -41,11 +41,7 @@ pub fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
 pub fn acting_user(request: &Request, from_body: Option<UserId>) -> Result<UserId, ApiError> {
     let from_path = request.path_parameters_ref().and_then(|params| params.first("userId")).map(parse_user);
     let from_query = request.query_string_parameters_ref().and_then(|q| q.first("userId")).map(parse_user);
-    let named = [
-        ("the path", from_path.transpose()?),
-        ("the query", from_query.transpose()?),
-        ("the body", from_body),
-    ];
+    let named = [("the path", from_path.transpose()?), ("the query", from_query.transpose()?), ("the body", from_body)];
     let mut found: Option<(&str, UserId)> = None;
     for (place, user) in named {
         let Some(user) = user else { continue };
@@ -216,7 +212,8 @@ mod tests {
         assert_eq!((code, message.as_str()), ("INVALID_AMOUNT", "amount must have at most 2 fractional digits"));
         let (code, message) = refused(r#"{"amount": 1e3}"#);
         assert_eq!(code, "INVALID_AMOUNT", "{message}");
-        let (code, message) = refused(r#"{"products": [{"productId": 1, "quantity": 1}, {"productId": "x", "quantity": 1}]}"#);
+        let (code, message) =
+            refused(r#"{"products": [{"productId": 1, "quantity": 1}, {"productId": "x", "quantity": 1}]}"#);
         assert_eq!(code, "INVALID_PRODUCT_ID");
         assert!(message.starts_with("products[1].productId "), "{message}");
         let (code, _) = refused(r#"{"products": [{"productId": 1, "quantity": -2}]}"#);

@@ -56,6 +56,10 @@ macro_rules! routes {
             $(RouteInfo { method: Method::$method, path: $path, function: $function },)*
         ];
 
+        /// Each route type's name with its function's (a test holds them to one naming).
+        #[cfg(test)]
+        const NAMES: &[(&str, &str)] = &[$((stringify!($route), $function),)*];
+
         /// Calls the handler of `function` exactly as that function's `main` does;
         /// `None` for a function that serves no route.
         pub async fn dispatch(
@@ -98,6 +102,14 @@ mod tests {
                 assert!(!(a.method == b.method && a.path == b.path), "{a:?} twice");
                 assert_ne!(a.function, b.function, "{} serves two routes", a.function);
             }
+        }
+    }
+
+    #[test]
+    fn a_route_type_is_named_after_its_function() {
+        for (route, function) in NAMES {
+            let camel: String = function.split('-').map(|word| word[..1].to_uppercase() + &word[1..]).collect();
+            assert_eq!(*route, camel, "{function} is served by {route}");
         }
     }
 

@@ -1,6 +1,9 @@
 //! Create, read and pay orders.
 
-use super::{Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, PaymentFailure, Placed};
+use super::{
+    Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, PaymentFailure,
+    Placed,
+};
 use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
 use crate::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
@@ -97,5 +100,136 @@ pub async fn pay<S: OrderStore + OrderPayer>(
             }
             Err(refusal)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::adapters::memory::MemoryStore;
+    use crate::balance::BalanceReader;
+    use crate::catalog::Product;
+    use crate::clock::ManualClock;
+    use crate::coupons::{Coupon, CouponIssuer};
+    use crate::ids::{CouponId, ProductId, Quantity};
+    use crate::orders::{OrderStatus, KEPT_FAILURES};
+
+    fn user(id: u64) -> UserId {
+        UserId::new(id).unwrap()
+    }
+
+    fn money(text: &str) -> Money {
+        Money::parse(text).unwrap()
+    }
+
+    fn p(id: u64) -> ProductId {
+        ProductId::new(id).unwrap()
+    }
+
+    /// User 1 with 100.00, user 2 with nothing; products 1 and 2 at 10.00 with stock 5;
+    /// coupon 1 taking 15.00 off, held by user 1.
+    async fn shop() -> (MemoryStore, ManualClock) {
+        let clock = ManualClock::at(datetime!(2026-11-24 10:00 UTC));
+        let store = MemoryStore::new();
+        store.add_user(user(1), money("100.00"));
+        store.add_user(user(2), Money::ZERO);
+        for id in 1..=2 {
+            store.add_product(Product {
+                product_id: p(id),
+                name: format!("Product {id}"),
+                price: money("10.00"),
+                stock: 5,
+            });
+        }
+        let coupon = CouponId::new(1).unwrap();
+        store.add_coupon(Coupon {
+            id: coupon,
+            name: "Welcome".into(),
+            discount: money("15.00"),
+            total: 10,
+            issued: 0,
+            ends_at: datetime!(2026-12-24 00:00 UTC),
+        });
+        store.issue(coupon, user(1), clock.now()).await.unwrap();
+        (store, clock)
+    }
+
+    fn request(user_id: u64, lines: &[(u64, u64)], coupon: Option<u64>) -> OrderRequest {
+        OrderRequest {
+            user: user(user_id),
+            lines: lines.iter().map(|(id, q)| (p(*id), Quantity::new(*q).unwrap())).collect(),
+            coupon: coupon.map(|c| CouponId::new(c).unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_order_is_priced_now_and_its_coupon_discount_is_capped_at_the_subtotal() {
+        let (store, clock) = shop().await;
+        let placed = create_order(&store, &clock, request(1, &[(1, 2), (2, 1)], Some(1)), None).await.unwrap();
+        let order = placed.order;
+        assert_eq!((order.subtotal, order.discount, order.total), (money("30.00"), money("15.00"), money("15.00")));
+        assert_eq!(order.status, OrderStatus::PendingPayment);
+        let small = create_order(&store, &clock, request(1, &[(1, 1)], Some(1)), None).await.unwrap().order;
+        assert_eq!((small.discount, small.total), (money("10.00"), Money::ZERO));
+    }
+
+    #[tokio::test]
+    async fn paying_takes_stock_balance_and_coupon_at_once_and_only_once() {
+        let (store, clock) = shop().await;
+        let order = create_order(&store, &clock, request(1, &[(1, 2)], Some(1)), None).await.unwrap().order;
+        let paid = pay(&store, &clock, user(1), order.id, None).await.unwrap();
+        assert_eq!((paid.payment.amount, paid.balance_after), (money("5.00"), money("95.00")));
+        assert_eq!(store.stock(p(1)), Some(3));
+        assert!(store.copy(user(1), CouponId::new(1).unwrap()).unwrap().used_at.is_some());
+        assert!(matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::AlreadyPaid)));
+        assert_eq!(store.balance(user(1)).await.unwrap(), money("95.00"));
+    }
+
+    #[tokio::test]
+    async fn someone_elses_order_is_not_found() {
+        let (store, clock) = shop().await;
+        let order = create_order(&store, &clock, request(1, &[(1, 1)], None), None).await.unwrap().order;
+        assert!(matches!(pay(&store, &clock, user(2), order.id, None).await, Err(OrderError::UnknownOrder)));
+        assert!(matches!(get_order(&store, order.id, Some(user(2))).await, Err(OrderError::UnknownOrder)));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_changes_nothing_but_the_orders_bounded_failure_record() {
+        let (store, clock) = shop().await;
+        let order = create_order(&store, &clock, request(2, &[(1, 1)], None), None).await.unwrap().order;
+        for _ in 0..KEPT_FAILURES + 3 {
+            let refused = pay(&store, &clock, user(2), order.id, None).await;
+            assert!(matches!(refused, Err(OrderError::InsufficientBalance)));
+        }
+        let read = get_order(&store, order.id, None).await.unwrap();
+        assert_eq!(read.failures.count, KEPT_FAILURES as u64 + 3);
+        assert_eq!(read.failures.latest.len(), KEPT_FAILURES);
+        assert!(read.failures.latest.iter().all(|f| f.reason == "INSUFFICIENT_BALANCE"));
+        assert_eq!((read.status, store.stock(p(1))), (OrderStatus::PendingPayment, Some(5)));
+    }
+
+    #[tokio::test]
+    async fn the_stock_refusal_names_the_first_product_short() {
+        let (store, clock) = shop().await;
+        let order = create_order(&store, &clock, request(1, &[(1, 1), (2, 6)], None), None).await.unwrap().order;
+        assert!(
+            matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::OutOfStock(id)) if id == p(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_keyed_retry_gets_the_first_payment_and_another_request_cannot_reuse_the_key() {
+        let (store, clock) = shop().await;
+        let key = IdempotencyKey::parse("pay-1").unwrap();
+        let order = create_order(&store, &clock, request(1, &[(1, 1)], None), None).await.unwrap().order;
+        let first = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
+        let again = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
+        assert!(again.replayed && again.payment == first.payment && again.balance_after == first.balance_after);
+        let other = create_order(&store, &clock, request(1, &[(2, 1)], None), None).await.unwrap().order;
+        let reused = pay(&store, &clock, user(1), other.id, Some(key)).await;
+        assert!(matches!(reused, Err(OrderError::IdempotencyKeyReused)));
+        assert_eq!(store.balance(user(1)).await.unwrap(), money("90.00"));
     }
 }

@@ -230,10 +230,13 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     let mut paid_by_user: HashMap<UserId, Decimal> = HashMap::new();
     for order in &orders {
         let succeeded: Vec<_> = payments.iter().filter(|p| p.order == order.id).collect();
-        if order.failures.latest.len() > KEPT_FAILURES
-            || order.failures.latest.len() as u64 > order.failures.count
-        {
-            bail!("order {}: {} kept failures of {} counted", order.id, order.failures.latest.len(), order.failures.count);
+        if order.failures.latest.len() > KEPT_FAILURES || order.failures.latest.len() as u64 > order.failures.count {
+            bail!(
+                "order {}: {} kept failures of {} counted",
+                order.id,
+                order.failures.latest.len(),
+                order.failures.count
+            );
         }
         match order.status {
             OrderStatus::Paid => {

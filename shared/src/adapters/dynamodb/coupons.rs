@@ -21,9 +21,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckF
 use time::OffsetDateTime;
 
 use super::transaction::{Refusal, Transaction};
-use super::{
-    db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
-};
+use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::clock::rfc3339;
 use crate::coupons::{
     cursor_after, cursor_coupon, Coupon, CouponError, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons,
@@ -167,7 +165,11 @@ impl DynamoStore {
     }
 
     /// The transaction that issues `copy`.
-    pub fn issue_transaction(&self, copy: &IssuedCoupon, now: OffsetDateTime) -> Result<Transaction<IssueItem>, DbError> {
+    pub fn issue_transaction(
+        &self,
+        copy: &IssuedCoupon,
+        now: OffsetDateTime,
+    ) -> Result<Transaction<IssueItem>, DbError> {
         let (coupon, user) = (copy.coupon_id, copy.user_id);
         let mut transaction = Transaction::new(format!("issue coupon {coupon} to user {user}"));
         let count = Update::builder()

@@ -282,13 +282,15 @@ impl DynamoStore {
                 Err(err) => err,
             };
             match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(Attempt::Done(match failed.item() {
-                    // An SDK retry of an attempt that did commit: the entry is there.
-                    Some(old) if old.contains_key(&format!("pe_{}", change.id)) => {
-                        Ok(pending_entry(old, change.id).map_err(DbError::Other)?)
-                    }
-                    old => Err(refused(change, old.is_some_and(|item| item.contains_key("pk")))),
-                })),
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Attempt::Done(match failed.item() {
+                        // An SDK retry of an attempt that did commit: the entry is there.
+                        Some(old) if old.contains_key(&format!("pe_{}", change.id)) => {
+                            Ok(pending_entry(old, change.id).map_err(DbError::Other)?)
+                        }
+                        old => Err(refused(change, old.is_some_and(|item| item.contains_key("pk")))),
+                    }))
+                }
                 Some(UpdateItemError::TransactionConflictException(_)) => Ok(Attempt::Conflict),
                 _ => Err(db_error(err, what)),
             }

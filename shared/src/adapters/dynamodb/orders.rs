@@ -14,9 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue};
 
 use super::idempotency::{Record, Target};
 use super::transaction::Transaction;
-use super::{
-    db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
-};
+use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::balance::BalanceError;
 use crate::clock::rfc3339;
 use crate::coupons::IssuedCoupon;
@@ -318,7 +316,12 @@ mod tests {
     }
 
     fn failure(minute: u8) -> PaymentFailure {
-        PaymentFailure { payment: PaymentId::generate(), reason: "OUT_OF_STOCK", amount: money("20.00"), at: at(minute) }
+        PaymentFailure {
+            payment: PaymentId::generate(),
+            reason: "OUT_OF_STOCK",
+            amount: money("20.00"),
+            at: at(minute),
+        }
     }
 
     fn order() -> Order {

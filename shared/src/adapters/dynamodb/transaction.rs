@@ -211,9 +211,7 @@ impl DynamoStore {
             match cancelled {
                 Cancelled::Refused(refusal) => Ok(Attempt::Done(Err(refusal))),
                 Cancelled::Conflict => Ok(Attempt::Conflict),
-                Cancelled::Other(codes) => {
-                    Err(DbError::Other(anyhow!("{} was cancelled: {codes}", transaction.what)))
-                }
+                Cancelled::Other(codes) => Err(DbError::Other(anyhow!("{} was cancelled: {codes}", transaction.what))),
             }
         })
         .await
@@ -246,10 +244,9 @@ mod tests {
 
     #[test]
     fn failed_conditions_come_back_as_their_roles_in_order() {
-        let Cancelled::Refused(refusal) = read_cancellation(
-            &ROLES,
-            &reasons(["None", "None", "ConditionalCheckFailed", "ConditionalCheckFailed"]),
-        ) else {
+        let Cancelled::Refused(refusal) =
+            read_cancellation(&ROLES, &reasons(["None", "None", "ConditionalCheckFailed", "ConditionalCheckFailed"]))
+        else {
             panic!("a failed condition is a refusal")
         };
         assert!(refusal.failed(Role::Stock(2)) && refusal.failed(Role::Balance));
@@ -283,16 +280,17 @@ mod tests {
 
     #[test]
     fn a_failed_condition_is_decisive_even_beside_a_conflict() {
-        let cancelled = read_cancellation(
-            &ROLES,
-            &reasons(["TransactionConflict", "ConditionalCheckFailed", "None", "None"]),
-        );
+        let cancelled =
+            read_cancellation(&ROLES, &reasons(["TransactionConflict", "ConditionalCheckFailed", "None", "None"]));
         assert!(matches!(cancelled, Cancelled::Refused(r) if r.failed(Role::Stock(1))));
     }
 
     #[test]
     fn conflicts_alone_are_retried_and_anything_else_is_reported_by_role() {
-        assert_eq!(read_cancellation(&ROLES, &reasons(["None", "TransactionConflict", "None", "None"])), Cancelled::Conflict);
+        assert_eq!(
+            read_cancellation(&ROLES, &reasons(["None", "TransactionConflict", "None", "None"])),
+            Cancelled::Conflict
+        );
         let Cancelled::Other(codes) = read_cancellation(&ROLES, &reasons(["None", "None", "ValidationError", "None"]))
         else {
             panic!("reported")

@@ -1,0 +1,51 @@
+//! What the build is made of: rustls has exactly one crypto provider (aws-lc-rs, which
+//! the AWS SDK brings), so `ClientConfig::builder()` never has to choose between two
+//! and panic — as it did for every `rediss://` connection when reqwest brought ring.
+
+use std::process::Command;
+
+/// `cargo tree --invert <package>` over the workspace (with `features`): the packages
+/// that pull it in, or `None` when the build does not contain it at all.
+fn dependents(package: &str, features: &[&str]) -> Option<String> {
+    let mut command = Command::new(env!("CARGO"));
+    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).args([
+        "tree",
+        "--workspace",
+        "--offline",
+        "--edges",
+        "normal,build",
+        "--invert",
+        package,
+    ]);
+    for feature in features {
+        command.args(["--features", feature]);
+    }
+    let output = command.output().expect("run cargo tree");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        assert!(stderr.contains("did not match any packages"), "cargo tree failed: {stderr}");
+        return None;
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (!stdout.trim().is_empty()).then_some(stdout)
+}
+
+#[test]
+fn rustls_has_one_crypto_provider_and_it_is_aws_lc() {
+    for features in [&[][..], &["rushcart-tests/testcontainers"][..]] {
+        if let Some(tree) = dependents("ring", features) {
+            panic!("ring is built (features {features:?}), beside aws-lc-rs:\n{tree}");
+        }
+        assert!(dependents("aws-lc-rs", features).is_some(), "aws-lc-rs provides rustls's crypto");
+    }
+}
+
+#[test]
+fn one_http_stack_only() {
+    // The AWS SDK's default features added hyper 0.14 and rustls 0.21 beside hyper 1.
+    for old in ["hyper@0.14", "rustls@0.21", "h2@0.3"] {
+        if let Some(tree) = dependents(old, &[]) {
+            panic!("{old} is built:\n{tree}");
+        }
+    }
+}

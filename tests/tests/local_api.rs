@@ -1,0 +1,136 @@
+//! The local API stands in for API Gateway: what API Gateway answers itself, it
+//! answers the same way; what it does in front of every function (request ids,
+//! timeouts, the body limit) it does too. Against the real local stack.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use rushcart_local_api::Timeouts;
+use rushcart_tests::TestApp;
+
+#[tokio::test]
+async fn what_no_route_takes_is_api_gateways_not_found() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        ("GET", "/api/v1/nowhere"),
+        ("DELETE", "/api/v1/users/1/balance"),
+        ("PUT", "/api/v1/payment"),
+        ("GET", "/api/v1/users/1/balance/extra"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"message": "Not Found"}), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_its_own_request_id() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10.00")]).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for path in ["/api/v1/users/1/balance", "/api/v1/users/999/balance", "/api/v1/nowhere"] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        let id = response.headers()["apigw-requestid"].to_str().unwrap().to_owned();
+        assert!(!id.is_empty(), "{path}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 3, "one id per request: {ids:?}");
+}
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_refused_without_reading_it_all() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10.00")]).await;
+    // Five megabytes, announced, and again streamed without a length.
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    let response = app
+        .http
+        .post(app.url("/api/v1/users/1/balance/charge"))
+        .header("content-type", "application/json")
+        .body(huge.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
+    let streamed = tokio::task::spawn_blocking({
+        let mut stream = connect(&app);
+        move || {
+            let head = "POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            stream.write_all(head.as_bytes()).unwrap();
+            let chunk = [b' '; 64 * 1024];
+            for _ in 0..80 {
+                // The server answers once it has seen too much, and may stop reading.
+                let sent = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).and_then(|()| {
+                    stream.write_all(&chunk)?;
+                    stream.write_all(b"\r\n")
+                });
+                if sent.is_err() {
+                    break;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+            read_to_close(stream)
+        }
+    });
+    let answer = streamed.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", &answer[..answer.len().min(200)]);
+    assert_eq!(app.balance(1).await, "10.00");
+}
+
+/// Opens a raw connection to the app.
+fn connect(app: &TestApp) -> TcpStream {
+    let address = app.base_url.trim_start_matches("http://");
+    let stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; what it said, if anything.
+fn read_to_close(mut stream: TcpStream) -> String {
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_is_cut_off() {
+    let timeouts = Timeouts {
+        header_read: Duration::from_millis(500),
+        body_read: Duration::from_millis(500),
+        integration: Duration::from_secs(30),
+    };
+    let app = TestApp::spawn_with_timeouts(timeouts).await;
+    app.seed_users(&[(1, "10.00")]).await;
+
+    let stalled_headers = tokio::task::spawn_blocking({
+        let mut stream = connect(&app);
+        move || {
+            stream.write_all(b"GET /api/v1/users/1/balance HTTP/1.1\r\nHost: x\r\n").unwrap();
+            let started = Instant::now();
+            let answer = read_to_close(stream);
+            (started.elapsed(), answer)
+        }
+    });
+    let stalled_body = tokio::task::spawn_blocking({
+        let mut stream = connect(&app);
+        move || {
+            let head = "POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"amount\"";
+            stream.write_all(head.as_bytes()).unwrap();
+            let started = Instant::now();
+            let answer = read_to_close(stream);
+            (started.elapsed(), answer)
+        }
+    });
+    let (waited, answer) = stalled_headers.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "headers that never end are cut off ({waited:?}): {answer}");
+    let (waited, answer) = stalled_body.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "a body that never ends is cut off ({waited:?})");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(app.balance(1).await, "10.00", "nothing was charged");
+}
