@@ -1,7 +1,7 @@
 """`make bench`: the whole load report, from a fresh `make run`.
 
 Starts `localstack/run.sh` (a fresh in-memory stack, provisioned and seeded with the demo
-data), runs every k6 scenario against it, checks the DESIGN invariants from the database,
+data), runs every k6 scenario against it, checks the invariants (docs/architecture.md) from the database,
 times the emulator's own round trip for each kind of DynamoDB call, and writes
 docs/benchmarks.md with PNG charts in docs/bench/. Raw k6 output goes to .local/bench/.
 
@@ -39,7 +39,7 @@ CHECKOUT_RATE = int(os.environ.get("CHECKOUT_RATE", "50"))
 WARM_UP = int(os.environ.get("WARM_UP_SECONDS", "20"))
 PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104}
 
-# The baseline's figures (DESIGN.md), in req/s and milliseconds; None where not given.
+# The baseline's figures (its own k6 runs, docs/architecture.md), in req/s and milliseconds; None where not given.
 BASELINE = {
     "balance": {"rate": 13.5, "avg": 5320, "p90": None, "p99": 7340},
     "coupon-100-off": {"rate": 16.2, "avg": 2760, "p90": None, "p99": 5100},
@@ -416,7 +416,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series):
         "## Figures beside the baseline",
         "",
         "Rate: requests/s (payment: payments/s; flow and checkout: completed flows/s). The",
-        "baseline's figures are from DESIGN.md, its k6 runs at 100 virtual users.",
+        "baseline's figures are from its own k6 runs at 100 virtual users (docs/architecture.md).",
         "",
         "| scenario | rate | avg | p50 | p90 | p99 | errors | baseline rate | baseline avg | baseline p90 / p99 |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -6,9 +6,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# The size verdict of package.sh does not matter here, only the binaries.
-[ -x target/lambda-x86_64/get-balance/bootstrap ] || ARCH=x86_64 "$ROOT/tools/package.sh" >/dev/null || true
-[ -x target/lambda-x86_64/get-balance/bootstrap ] || { echo "no x86_64 release build" >&2; exit 1; }
+# The size verdict of package.sh does not matter here, only the binaries, which are
+# taken out of their zips.
+[ -f target/lambda-x86_64/get-balance/bootstrap.zip ] || ARCH=x86_64 "$ROOT/tools/package.sh" >/dev/null || true
+[ -f target/lambda-x86_64/get-balance/bootstrap.zip ] || { echo "no x86_64 release build" >&2; exit 1; }
+for zip in target/lambda-x86_64/*/bootstrap.zip; do
+  python3 -c 'import sys, zipfile, os; d=os.path.dirname(sys.argv[1]); zipfile.ZipFile(sys.argv[1]).extract("bootstrap", d); os.chmod(os.path.join(d, "bootstrap"), 0o755)' "$zip"
+done
 cargo build --quiet --profile local -p rushcart-coldstart -p rushcart-admin
 exec "$ROOT/localstack/with-stack.sh" bash -c '
   set -euo pipefail

@@ -66,14 +66,14 @@ struct SeedArgs {
     #[arg(long, default_value_t = 1000)]
     users: u64,
     #[arg(long, default_value = "1000000.00")]
-    balance: String,
+    balance: Money,
     #[arg(long, default_value_t = 20)]
     products: u64,
     /// Products get ids first-product, first-product + 1, …
     #[arg(long, default_value_t = 1)]
     first_product: u64,
     #[arg(long, default_value = "1000.00")]
-    price: String,
+    price: Money,
     #[arg(long, default_value_t = 1000)]
     stock: u64,
     #[arg(long, default_value_t = 1)]
@@ -84,7 +84,7 @@ struct SeedArgs {
     #[arg(long, default_value_t = 100)]
     coupon_quantity: u64,
     #[arg(long, default_value = "1000.00")]
-    coupon_discount: String,
+    coupon_discount: Money,
     #[arg(long, default_value_t = 30)]
     coupon_days: i64,
 }
@@ -132,9 +132,7 @@ async fn main() -> anyhow::Result<()> {
 async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedArgs) -> anyhow::Result<()> {
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let now = time::OffsetDateTime::now_utc();
-    let balance = Money::parse(&args.balance).map_err(|e| anyhow::anyhow!("--balance {e}"))?;
-    let price = Money::parse(&args.price).map_err(|e| anyhow::anyhow!("--price {e}"))?;
-    let discount = Money::parse(&args.coupon_discount).map_err(|e| anyhow::anyhow!("--coupon-discount {e}"))?;
+    let (balance, price, discount) = (args.balance, args.price, args.coupon_discount);
 
     let users = (1..=args.users)
         .map(|id| Ok((UserId::new(id)?, balance)))

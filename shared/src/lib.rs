@@ -2,10 +2,16 @@
 //!
 //! # Layout
 //!
+//! A request goes route → function → handler → use case → port → adapter
+//! (docs/architecture.md draws it):
+//!
 //! - [`money`], [`ids`], [`clock`], [`pagination`]: domain values, built only by parsing.
-//! - [`balance`]: the customer balance — entries, ports (traits) and use cases.
-//! - [`adapters`]: DynamoDB implementations of the ports, and in-memory ones for tests.
-//! - [`http`]: extractors, the error → HTTP mapping, one handler per route.
+//! - [`balance`], [`catalog`], [`coupons`], [`orders`], [`top`], [`feed`]: the domain —
+//!   each its types, its ports (traits) and its use cases.
+//! - [`adapters`]: the ports on DynamoDB, Redis, SQS and Kinesis, and in memory for
+//!   unit tests.
+//! - [`http`]: the route table, extractors, the one error → response mapping, one
+//!   handler per route.
 //! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).
 //! - [`retry`]: bounded jittered backoff for transaction conflicts.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda), and the TLS crypto provider.

@@ -1,5 +1,5 @@
-//! Adapters: the only code that sees DynamoDB attribute values (and later Redis
-//! commands, SQS and Kinesis types). `memory` backs unit tests only.
+//! Adapters: the only code that sees DynamoDB attribute values, Redis commands, and
+//! SQS and Kinesis types. `memory` backs unit tests only.
 
 pub mod dynamodb;
 pub mod feed_aws;

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,23 +72,17 @@ impl TableSpec {
 
     /// Creates the table if it is missing and waits until it is active. Idempotent.
     pub async fn provision(&self, client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
-        let exists = client.describe_table().table_name(name).send().await;
-        if exists.is_err() {
+        if client.describe_table().table_name(name).send().await.is_err() {
             self.create(client, name).await?;
         }
-        for _ in 0..300 {
-            let described = client
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .with_context(|| format!("describe table {name}"))?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        anyhow::bail!("table {name} did not become active")
+        client
+            .wait_until_table_exists()
+            .table_name(name)
+            .wait(Duration::from_secs(30))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            .with_context(|| format!("wait for table {name} to become active"))?;
+        Ok(())
     }
 
     async fn create(&self, client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
