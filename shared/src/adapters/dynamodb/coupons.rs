@@ -305,6 +305,23 @@ mod tests {
     }
 
     #[test]
+    fn a_coupon_round_trips_from_its_seeded_item() {
+        use crate::adapters::dynamodb::seed::{coupon_item, CouponSeed};
+        let seed = CouponSeed {
+            id: CouponId::new(4).unwrap(),
+            name: "Rush".into(),
+            discount: crate::money::Money::parse("1000.00").unwrap(),
+            total: 100,
+            ends_at: NOW + time::Duration::days(30),
+        };
+        let item = coupon_item(&seed);
+        assert_eq!((item["pk"].clone(), item["sk"].clone()), (s("COUPON#4"), s("COUPON")));
+        let coupon = coupon_from_item(&item).unwrap();
+        assert_eq!((coupon.id, coupon.total, coupon.issued, coupon.ends_at), (seed.id, 100, 0, seed.ends_at));
+        assert_eq!((coupon.name.as_str(), coupon.discount), ("Rush", seed.discount));
+    }
+
+    #[test]
     fn a_users_copy_round_trips_and_keeps_its_end_apart_from_the_ttl() {
         let copy = IssuedCoupon {
             coupon_id: CouponId::new(3).unwrap(),

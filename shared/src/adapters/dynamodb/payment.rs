@@ -45,10 +45,10 @@ pub enum PayItem {
     Key,
 }
 
-/// What a refused payment means: `None` when its key already paid (replay it),
-/// otherwise the refusal a customer can act on first — the order's state, stock,
-/// balance, coupon.
-pub fn refusal(refused: &Refusal<PayItem>) -> Option<OrderError> {
+/// What a refused payment of `order` means: `None` when its key already paid (replay
+/// it), otherwise the refusal a customer can act on first — the order's state, stock,
+/// balance (or a profile that is gone), coupon.
+pub fn refusal(refused: &Refusal<PayItem>, order: &Order) -> Option<OrderError> {
     if refused.failed(PayItem::Key) {
         return None;
     }
@@ -57,6 +57,8 @@ pub fn refusal(refused: &Refusal<PayItem>) -> Option<OrderError> {
         OrderError::AlreadyPaid
     } else if let Some(product) = stock() {
         OrderError::OutOfStock(product)
+    } else if refused.failed(PayItem::Balance) && !refused.existed(PayItem::Balance) {
+        OrderError::UnknownUser(order.user)
     } else if refused.failed(PayItem::Balance) {
         OrderError::InsufficientBalance
     } else if refused.failed(PayItem::Coupon) {
@@ -78,7 +80,7 @@ impl OrderPayer for DynamoStore {
         let record = succeeded(order, payment, entry, now);
         let transaction = self.payment_transaction(order, &record, key.as_ref())?;
         if let Err(refused) = self.transact(&transaction).await? {
-            return match (refusal(&refused), &key) {
+            return match (refusal(&refused, order), &key) {
                 (Some(refusal), _) => Err(refusal),
                 (None, Some(key)) => self.replay_payment(order, key).await,
                 (None, None) => Err(OrderError::Unexpected(anyhow!("a key refusal without a key"))),
@@ -312,11 +314,13 @@ mod tests {
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "shop-main")
     }
 
+    /// The refusal in which the items at `failed` failed their conditions, each with
+    /// the old image of an item that exists.
     fn refused(roles: &[PayItem], failed: &[usize]) -> Refusal<PayItem> {
         let reasons: Vec<CancellationReason> = (0..roles.len())
-            .map(|i| {
-                let code = if failed.contains(&i) { "ConditionalCheckFailed" } else { "None" };
-                CancellationReason::builder().code(code).build()
+            .map(|i| match failed.contains(&i) {
+                true => CancellationReason::builder().code("ConditionalCheckFailed").item("pk", s("existing")).build(),
+                false => CancellationReason::builder().code("None").build(),
             })
             .collect();
         match read_cancellation(roles, &reasons) {
@@ -400,24 +404,37 @@ mod tests {
         ]
     }
 
+    fn refusal_of(refused: &Refusal<PayItem>) -> Option<OrderError> {
+        refusal(refused, &order(false))
+    }
+
     #[test]
     fn each_failed_condition_maps_to_its_refusal() {
-        assert!(matches!(refusal(&refused(&roles(), &[0])), Some(OrderError::AlreadyPaid)));
-        assert!(matches!(refusal(&refused(&roles(), &[2])), Some(OrderError::OutOfStock(id)) if id == p(2)));
-        assert!(matches!(refusal(&refused(&roles(), &[5])), Some(OrderError::InsufficientBalance)));
-        assert!(matches!(refusal(&refused(&roles(), &[6])), Some(OrderError::CouponUnavailable)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[0])), Some(OrderError::AlreadyPaid)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[2])), Some(OrderError::OutOfStock(id)) if id == p(2)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[5])), Some(OrderError::InsufficientBalance)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[6])), Some(OrderError::CouponUnavailable)));
     }
 
     #[test]
     fn the_refusal_a_customer_can_act_on_first_wins() {
-        assert!(matches!(refusal(&refused(&roles(), &[1, 5])), Some(OrderError::OutOfStock(id)) if id == p(1)));
-        assert!(matches!(refusal(&refused(&roles(), &[0, 1])), Some(OrderError::AlreadyPaid)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[1, 5])), Some(OrderError::OutOfStock(id)) if id == p(1)));
+        assert!(matches!(refusal_of(&refused(&roles(), &[0, 1])), Some(OrderError::AlreadyPaid)));
+    }
+
+    #[test]
+    fn a_balance_whose_profile_is_gone_means_an_unknown_user() {
+        let reasons: Vec<CancellationReason> = (0..roles().len())
+            .map(|i| CancellationReason::builder().code(if i == 5 { "ConditionalCheckFailed" } else { "None" }).build())
+            .collect();
+        let Cancelled::Refused(refused) = read_cancellation(&roles(), &reasons) else { panic!("refused") };
+        assert!(matches!(refusal_of(&refused), Some(OrderError::UnknownUser(_))));
     }
 
     #[test]
     fn an_existing_key_record_means_replay() {
         let mut roles = roles();
         roles.push(PayItem::Key);
-        assert!(refusal(&refused(&roles, &[0, 9])).is_none());
+        assert!(refusal_of(&refused(&roles, &[0, 9])).is_none());
     }
 }
