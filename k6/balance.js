@@ -7,12 +7,12 @@
 //   VUS (default 100) · PAIRS (charge/use pairs per virtual user, default 10)
 import http from 'k6/http';
 import { check, fail } from 'k6';
+import { as, mintTokens } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const USER = __ENV.USER_ID || '1';
 const VUS = parseInt(__ENV.VUS || '100', 10);
 const PAIRS = parseInt(__ENV.PAIRS || '10', 10);
-const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 
 export const options = {
   scenarios: {
@@ -22,26 +22,28 @@ export const options = {
   thresholds: { http_req_failed: ['rate==0'] },
 };
 
-function balance() {
-  const response = http.get(`${BASE}/api/v1/users/${USER}/balance`);
+function balance(tokens) {
+  const response = http.get(`${BASE}/api/v1/users/${USER}/balance`, as(tokens, USER));
   if (response.status !== 200) fail(`balance: ${response.status} ${response.body}`);
   return response.json('balance');
 }
 
 export function setup() {
-  return { before: balance() };
+  const tokens = mintTokens(BASE, [USER]);
+  return { tokens, before: balance(tokens) };
 }
 
-export default function () {
+export default function (data) {
   const body = JSON.stringify({ amount: '1000.00' });
-  const charged = http.post(`${BASE}/api/v1/users/${USER}/balance/charge`, body, PARAMS);
+  const params = as(data.tokens, USER);
+  const charged = http.post(`${BASE}/api/v1/users/${USER}/balance/charge`, body, params);
   check(charged, { 'charge 200': (r) => r.status === 200 });
-  const used = http.post(`${BASE}/api/v1/users/${USER}/balance/use`, body, PARAMS);
+  const used = http.post(`${BASE}/api/v1/users/${USER}/balance/use`, body, params);
   check(used, { 'use 200': (r) => r.status === 200 });
 }
 
 export function teardown(data) {
-  const after = balance();
+  const after = balance(data.tokens);
   if (after !== data.before) fail(`balance drifted: ${data.before} before, ${after} after`);
   console.log(`balance before ${data.before}, after ${after}: unchanged as expected`);
 }

@@ -6,13 +6,13 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
+import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const COUPON = parseInt(__ENV.COUPON_ID || '1', 10);
 const PRODUCT = parseInt(__ENV.PRODUCT_ID || '1', 10);
 const USERS = parseInt(__ENV.USERS || '100', 10);
 const FIRST = parseInt(__ENV.FIRST_USER || '1', 10);
-const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 const flow = new Trend('flow', true);
 const completed = new Counter('flows_completed');
@@ -24,17 +24,22 @@ export const options = {
   thresholds: { flows_broken: ['count==0'] },
 };
 
-export default function () {
+export function setup() {
+  return { tokens: mintTokens(BASE, users(FIRST, USERS)) };
+}
+
+export default function (data) {
   const user = FIRST + __VU - 1;
+  const params = as(data.tokens, user);
   const started = Date.now();
-  const coupon = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null);
+  const coupon = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null, params);
   const order = http.post(
     `${BASE}/api/v1/orders`,
     JSON.stringify({ userId: user, products: [{ productId: PRODUCT, quantity: 1 }], couponId: COUPON }),
-    JSON_HEADERS,
+    params,
   );
   const paid = order.status === 201
-    ? http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), JSON_HEADERS)
+    ? http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), params)
     : order;
   flow.add(Date.now() - started);
   const ok = check(null, {

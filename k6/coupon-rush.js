@@ -8,6 +8,7 @@
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Counter } from 'k6/metrics';
+import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const COUPON = __ENV.COUPON_ID || '1';
@@ -29,16 +30,16 @@ export const options = {
 export function setup() {
   const coupon = http.get(`${BASE}/api/v1/coupons/${COUPON}`);
   if (coupon.status !== 200) fail(`coupon ${COUPON}: ${coupon.status} ${coupon.body}`);
-  return { before: coupon.json() };
+  return { before: coupon.json(), tokens: mintTokens(BASE, users(FIRST, USERS)) };
 }
 
 // 409 sold out is the right answer for most of a rush, not a failure (only for the
 // issue request: setup's and teardown's reads must still be 200).
 const ISSUE = { responseCallback: http.expectedStatuses(201, 409) };
 
-export default function () {
+export default function (data) {
   const user = FIRST + __VU - 1;
-  const response = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null, ISSUE);
+  const response = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null, as(data.tokens, user, ISSUE));
   if (response.status === 201) issued.add(1);
   else if (response.status === 409 && response.json('code') === 'COUPON_SOLD_OUT') soldOut.add(1);
   else other.add(1);

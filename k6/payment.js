@@ -8,12 +8,12 @@
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
+import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const PRODUCTS = (__ENV.PRODUCTS || '1,2,3').split(',').map(Number);
 const USERS = parseInt(__ENV.USERS || '100', 10);
 const FIRST = parseInt(__ENV.FIRST_USER || '1', 10);
-const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 const payment = new Trend('payment', true);
 const paid = new Counter('payments_succeeded');
@@ -27,22 +27,23 @@ export const options = {
 };
 
 export function setup() {
+  const tokens = mintTokens(BASE, users(FIRST, USERS));
   const products = PRODUCTS.map((productId) => ({ productId, quantity: 10 }));
   const requests = [];
   for (let i = 0; i < USERS; i++) {
-    requests.push(['POST', `${BASE}/api/v1/orders`, JSON.stringify({ userId: FIRST + i, products }), JSON_HEADERS]);
+    requests.push(['POST', `${BASE}/api/v1/orders`, JSON.stringify({ userId: FIRST + i, products }), as(tokens, FIRST + i)]);
   }
   const orders = http.batch(requests).map((r) => {
     if (r.status !== 201) fail(`create order: ${r.status} ${r.body}`);
     return r.json('orderId');
   });
-  return { orders };
+  return { orders, tokens };
 }
 
 export default function (data) {
   const user = FIRST + __VU - 1;
   const order = data.orders[__VU - 1];
-  const response = http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order }), JSON_HEADERS);
+  const response = http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order }), as(data.tokens, user));
   payment.add(response.timings.duration);
   if (response.status === 200) paid.add(1);
   else refused.add(1);

@@ -11,13 +11,13 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
+import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const DURATION = __ENV.DURATION || '60s';
 const PRODUCTS = (__ENV.PRODUCTS || '1').split(',').map(Number);
 const USERS = parseInt(__ENV.USERS || '1000', 10);
 const CATALOGUE = parseInt(__ENV.CATALOGUE || '20', 10);
-const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 const browseTime = new Trend('browse', true);
 const checkoutTime = new Trend('checkout', true);
@@ -38,7 +38,12 @@ export const options = {
   },
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
   thresholds: { http_req_failed: ['rate==0'], checkouts_broken: ['count==0'] },
+  setupTimeout: '120s',
 };
+
+export function setup() {
+  return { tokens: mintTokens(BASE, users(1, USERS)) };
+}
 
 const pick = (n) => 1 + Math.floor(Math.random() * n);
 
@@ -52,18 +57,18 @@ export function browse() {
   check(response, { 'browse 200': (r) => r.status === 200 });
 }
 
-export function checkout() {
+export function checkout(data) {
   const user = pick(USERS);
   const product = PRODUCTS[pick(PRODUCTS.length) - 1];
   const started = Date.now();
   const order = http.post(
     `${BASE}/api/v1/orders`,
     JSON.stringify({ userId: user, products: [{ productId: product, quantity: 1 }] }),
-    { ...JSON_HEADERS, tags: { name: 'create-order' } },
+    as(data.tokens, user, { tags: { name: 'create-order' } }),
   );
   const paid = order.status === 201
     ? http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }),
-      { ...JSON_HEADERS, tags: { name: 'pay-order' } })
+      as(data.tokens, user, { tags: { name: 'pay-order' } }))
     : order;
   checkoutTime.add(Date.now() - started);
   if (check(paid, { 'checkout paid': (r) => r.status === 200 })) checkouts.add(1);

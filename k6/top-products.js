@@ -5,9 +5,9 @@
 //   BASE_URL · DURATION (default 20s) · VUS (default 100) · SEED_SALES (default 1)
 import http from 'k6/http';
 import { check, fail } from 'k6';
+import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
-const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 export const options = {
   scenarios: {
@@ -21,11 +21,12 @@ export const options = {
 export function setup() {
   if ((__ENV.SEED_SALES || '1') !== '1') return;
   // Users 901..920 buy product i, i times: a known ranking (20, 19, 18, 17, 16).
+  const tokens = mintTokens(BASE, users(901, 20));
   for (let i = 1; i <= 20; i++) {
     const user = 900 + i;
-    const order = http.post(`${BASE}/api/v1/orders`, JSON.stringify({ userId: user, products: [{ productId: i, quantity: i }] }), JSON_HEADERS);
+    const order = http.post(`${BASE}/api/v1/orders`, JSON.stringify({ userId: user, products: [{ productId: i, quantity: i }] }), as(tokens, user));
     if (order.status !== 201) fail(`order: ${order.status} ${order.body}`);
-    const paid = http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), JSON_HEADERS);
+    const paid = http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), as(tokens, user));
     if (paid.status !== 200) fail(`pay: ${paid.status} ${paid.body}`);
   }
 }

@@ -43,6 +43,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo
-echo "rushcart is ready: http://127.0.0.1:$PORT  (try: curl http://127.0.0.1:$PORT/api/v1/users/1/balance)"
+if [ "${AUTH:-on}" = off ]; then
+  echo "rushcart is ready: http://127.0.0.1:$PORT  (AUTH=off: no sign-in; try: curl http://127.0.0.1:$PORT/api/v1/users/1/balance)"
+else
+  echo "rushcart is ready: http://127.0.0.1:$PORT  (try: curl -H \"Authorization: Bearer \$(target/$PROFILE/rushcart-admin token --user 1)\" http://127.0.0.1:$PORT/api/v1/users/1/balance)"
+fi
 echo "stack endpoints: $DIR/stack.env · Ctrl-C stops everything"
 wait "$api_pid"

@@ -37,7 +37,7 @@ SUSTAINED = int(os.environ.get("SUSTAINED_SECONDS", "60"))
 BROWSE_RATE = int(os.environ.get("BROWSE_RATE", "300"))
 CHECKOUT_RATE = int(os.environ.get("CHECKOUT_RATE", "50"))
 WARM_UP = int(os.environ.get("WARM_UP_SECONDS", "20"))
-PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104}
+PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104, "auth-off": 3105}
 
 # The baseline's figures (its own k6 runs, docs/architecture.md), in req/s and milliseconds; None where not given.
 BASELINE = {
@@ -207,7 +207,7 @@ def main():
 
     first = int(time.time()) % 100000 * 10 + 1000
     coupons = [1] + [first + i for i in range(5)]
-    admin("seed", "--users", "0", "--products", "4", "--first-product", str(first), "--stock", "1000",
+    admin("seed", "--users", "0", "--products", "8", "--first-product", str(first), "--stock", "1000",
           "--coupons", "5", "--first-coupon", str(first), "--coupon-quantity", "100")
     admin("seed", "--users", "0", "--products", "10", "--first-product", str(first + 100),
           "--stock", "10000000", "--coupons", "0")
@@ -252,6 +252,22 @@ def main():
     scenario("top-cached", "top 5: 100 users, Redis cache",
              k6("top-cached", "top-products.js", PORTS["cached"], {"SEED_SALES": "0"}), ["products-top"])
 
+    # The cost of sign-in: the balance and payment scenarios again, without tokens.
+    start_api(PORTS["auth-off"], AUTH="off")
+    auth_off = []
+    log("balance without sign-in (AUTH=off)")
+    off = k6("balance-auth-off", "balance.js", PORTS["auth-off"])
+    auth_off.append((rows[0], row_from("balance-auth-off", "balance, AUTH=off", *off, ["charge-balance", "use-balance"],
+                                       None, "http_req_duration", off[0]["http_reqs"]["rate"])))
+    log("payment without sign-in (AUTH=off)")
+    off = k6("payment-auth-off", "payment.js", PORTS["auth-off"],
+             {"PRODUCTS": f"{first + 5},{first + 6},{first + 7}", "FIRST_USER": "201"})
+    payment_row = next(r for r in rows if r["key"] == "payment")
+    auth_off.append((payment_row, row_from("payment-auth-off", "payment, AUTH=off", *off, ["pay-order"], None,
+                                           "payment", off[0]["iterations"]["rate"])))
+    for _, row in auth_off:
+        log(f"{row['label']}: {row['rate']:.1f}/s p50 {row['p50']:.1f} ms p99 {row['p99']:.1f} ms")
+
     log(f"sustained mix: {BROWSE_RATE} browse/s + {CHECKOUT_RATE} checkouts/s for {SUSTAINED} s")
     buy = ",".join(str(first + 100 + i) for i in range(10))
     metrics, made, ok = k6("sustained", "sustained-mix.js", PORT,
@@ -280,7 +296,7 @@ def main():
 
     series = sustained_series(OUT / "sustained.csv")
     charts(rows, series)
-    write_report(rows, machine, audit_text, audit.returncode, floor, dropped, series)
+    write_report(rows, machine, audit_text, audit.returncode, floor, dropped, series, auth_off)
     (OUT / "rows.json").write_text(json.dumps(rows, indent=1))
     log(f"wrote {DOCS / 'benchmarks.md'} and charts in {CHARTS}")
     if audit.returncode != 0:
@@ -396,7 +412,7 @@ def ms(value):
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
 
 
-def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series):
+def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, auth_off):
     failed = [r["label"] for r in rows if not r["thresholds"]]
     lines = [
         "# Load report",
@@ -412,6 +428,10 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series):
         "",
         "k6, the API and the emulators share these cores, so the figures compare runs on this",
         "machine; they do not predict AWS.",
+        "",
+        "Sign-in is on for every figure below but the last section's: each request carries a",
+        "bearer token from the local issuer (minted in k6's setup), verified (RS256) by the local",
+        "API as API Gateway's JWT authorizer would before the function runs.",
         "",
         "## Figures beside the baseline",
         "",
@@ -434,6 +454,17 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series):
         f"taken): {'all passed' if not failed else 'FAILED in ' + ', '.join(failed)}. Sustained run:",
         f"{int(dropped)} arrivals dropped (k6 had no free virtual user to start them). Errors are",
         "answers k6 did not expect (a coupon rush expects 201 and 409 sold out).",
+        "",
+        "## What sign-in costs",
+        "",
+        "The same scenarios against an API with `AUTH=off` (no token, the client names the",
+        "user), on the same stack right after the signed-in runs:",
+        "",
+        "| scenario | sign-in on: rate, p50, p99 | AUTH=off: rate, p50, p99 |",
+        "|---|---|---|",
+        *[f"| {on['label']} | {on['rate']:.1f}/s, {ms(on['p50'])}, {ms(on['p99'])} "
+          f"| {off['rate']:.1f}/s, {ms(off['p50'])}, {ms(off['p99'])} |"
+          for on, off in auth_off],
         "",
         "## How close to the storage's floor",
         "",

@@ -6,6 +6,7 @@
 //!   ending in 30 days); any size by flags, with a progress bar for large sets.
 //! - `audit`: check the invariants from the table after a load run.
 //! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`.
+//! - `token`: a token from the running local API's issuer (`make run`), to sign in.
 
 mod floor;
 
@@ -58,6 +59,19 @@ enum Command {
         /// Transaction sizes (items) to time.
         #[arg(long, value_delimiter = ',', default_values_t = [2])]
         transact_sizes: Vec<usize>,
+    },
+    /// Print a token from the running local API's issuer (`make run`): the same as
+    /// `POST /_local/token`.
+    Token {
+        /// The shop user the token acts for.
+        #[arg(long)]
+        user: UserId,
+        /// An operator's token (the `operators` group).
+        #[arg(long)]
+        admin: bool,
+        /// The local API.
+        #[arg(long, env = "RUSHCART_API", default_value = "http://127.0.0.1:3000")]
+        api: String,
     },
 }
 
@@ -125,8 +139,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Floor { samples, transact_sizes } => {
             floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
         }
+        Command::Token { user, admin, api } => println!("{}", token(&api, user, admin).await?),
     }
     Ok(())
+}
+
+/// A token minted by the local API's issuer at `api`.
+async fn token(api: &str, user: UserId, admin: bool) -> anyhow::Result<String> {
+    rushcart::install_crypto_provider();
+    let url = format!("{}/_local/token", api.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({ "userId": user.get(), "admin": admin }))
+        .send()
+        .await
+        .with_context(|| format!("reach the local API at {api} (is `make run` up, with sign-in on?)"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.with_context(|| format!("read the answer of {url}"))?;
+    match body["token"].as_str() {
+        Some(token) if status.is_success() => Ok(token.to_owned()),
+        _ => anyhow::bail!("{url} answered {status}: {body} (sign-in is off under AUTH=off)"),
+    }
 }
 
 async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedArgs) -> anyhow::Result<()> {
@@ -147,31 +180,27 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     println!("users: {created} new of {}", users.len());
 
     let products = (args.first_product..args.first_product + args.products)
-        .map(|id| {
-            Ok(seed::product_item(&ProductSeed {
-                id: ProductId::new(id)?,
-                name: format!("Product {id}"),
-                price,
-                stock: args.stock,
-            }))
-        })
+        .map(|id| Ok(ProductSeed { id: ProductId::new(id)?, name: format!("Product {id}"), price, stock: args.stock }))
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = products.len();
-    println!("products: {} new of {count}", seed::seed_items(client, &table, products).await.context("seed products")?);
+    println!(
+        "products: {} new of {count}",
+        seed::seed_products(client, &table, &products).await.context("seed products")?
+    );
 
     let coupons = (args.first_coupon..args.first_coupon + args.coupons)
         .map(|id| {
-            Ok(seed::coupon_item(&CouponSeed {
+            Ok(CouponSeed {
                 id: CouponId::new(id)?,
                 name: format!("Coupon {id}"),
                 discount,
                 total: args.coupon_quantity,
                 ends_at: now + time::Duration::days(args.coupon_days),
-            }))
+            })
         })
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = coupons.len();
-    println!("coupons: {} new of {count}", seed::seed_items(client, &table, coupons).await.context("seed coupons")?);
+    println!("coupons: {} new of {count}", seed::seed_coupons(client, &table, &coupons).await.context("seed coupons")?);
     Ok(())
 }
 

@@ -1,9 +1,10 @@
-//! The product catalogue: products with a price and a stock, read-only for now
-//! (stock is taken by payment).
+//! The product catalogue: products with a price and a stock. Customers read it;
+//! payment takes stock; operators create products, change their name and price, and
+//! restock them ([`CatalogAdmin`]).
 
 use std::future::Future;
 
-use crate::ids::ProductId;
+use crate::ids::{IdempotencyKey, ProductId};
 use crate::money::Money;
 use crate::pagination::{Cursor, Page, PageRequest};
 
@@ -16,10 +17,84 @@ pub struct Product {
     pub stock: u64,
 }
 
+/// A name shown to customers (a product's, a coupon's): 1 to 200 characters, no
+/// control characters, no blank edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(text: &str) -> Result<DisplayName, &'static str> {
+        if text.trim().is_empty() {
+            return Err("must not be empty");
+        }
+        if text.trim() != text {
+            return Err("must not start or end with spaces");
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err("must be at most 200 characters");
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not hold control characters");
+        }
+        Ok(DisplayName(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DisplayName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DisplayName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How much one restock may add (and a new product start with).
+pub const MAX_STOCK_CHANGE: u64 = 1_000_000;
+/// The most stock a product may hold.
+pub const MAX_STOCK: u64 = 1_000_000_000;
+
+/// A product an operator creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: DisplayName,
+    pub price: Money,
+    pub stock: u64,
+}
+
+impl NewProduct {
+    /// What an idempotent retry must repeat for its key to be honoured.
+    pub fn fingerprint(&self) -> String {
+        format!("PRODUCT:{}:{}:{}", self.name.as_str(), self.price, self.stock)
+    }
+}
+
+/// A change of a product's name or price (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductChange {
+    pub name: Option<DisplayName>,
+    pub price: Option<Money>,
+}
+
+/// An operator's answer that may come from an earlier request with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("product {0} does not exist")]
     UnknownProduct(ProductId),
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("product {0} would hold more stock than it can count")]
+    StockLimitExceeded(ProductId),
     #[error("cursor is not one this API issued")]
     BadCursor,
     #[error("a dependency is unavailable")]
@@ -34,6 +109,32 @@ pub trait ProductCatalog: Send + Sync {
     fn products(&self, page: PageRequest) -> impl Future<Output = Result<Page<Product>, CatalogError>> + Send;
 }
 
+/// What operators do to the catalogue. Restocking is one atomic `ADD`, exact while
+/// payments take stock from the same item at the same moment.
+pub trait CatalogAdmin: Send + Sync {
+    /// Creates a product with the next free id; with a key, a retry returns the first.
+    fn create_product(
+        &self,
+        product: NewProduct,
+        key: Option<IdempotencyKey>,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<Keyed<Product>, CatalogError>> + Send;
+    fn change_product(
+        &self,
+        id: ProductId,
+        change: ProductChange,
+    ) -> impl Future<Output = Result<Product, CatalogError>> + Send;
+    /// Adds `add` to the stock; the product as it is afterwards. With a key the stock
+    /// is added once; a retry answers the product as it is then.
+    fn restock(
+        &self,
+        id: ProductId,
+        add: u64,
+        key: Option<IdempotencyKey>,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<Keyed<Product>, CatalogError>> + Send;
+}
+
 /// The cursor of a product page that ended at `id`.
 pub fn cursor_after(id: ProductId) -> Cursor {
     Cursor::encode(&format!("p:{id}"))
@@ -42,4 +143,19 @@ pub fn cursor_after(id: ProductId) -> Cursor {
 /// The product id a cursor points after.
 pub fn cursor_product(cursor: &Cursor) -> Option<ProductId> {
     cursor.position().strip_prefix("p:").and_then(|id| id.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_short_printable_and_trimmed() {
+        assert_eq!(DisplayName::parse("Kettle, 1.7 l").unwrap().as_str(), "Kettle, 1.7 l");
+        for bad in ["", "   ", " Kettle", "Kettle ", "a\u{0}b", "line\nbreak"] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(DisplayName::parse(&"é".repeat(200)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(201)).is_err());
+    }
 }

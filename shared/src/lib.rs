@@ -25,6 +25,7 @@ pub mod clock;
 pub mod coupons;
 pub mod feed;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod money;
 pub mod orders;
@@ -41,21 +42,35 @@ use anyhow::Context as _;
 use clock::{Clock, SystemClock};
 
 /// What a handler needs: the store (any type implementing the ports it uses), the
-/// clock, and the optional coupon admission gate. Built once per process.
+/// clock, how it learns who is acting, the shop's settings, and the optional coupon
+/// admission gate and top-5 cache. Built once per process.
 pub struct Deps<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
+    pub identity: identity::Identity,
+    /// Whether customers may charge their own balance (`SELF_SERVICE_TOP_UP`, default
+    /// on); when off, only an operator credits balances.
+    pub self_service_top_up: bool,
     pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
     pub top_cache: Option<Arc<dyn top::TopProductsCache>>,
 }
 
 impl<S> Deps<S> {
+    /// Dependencies over `store` that read the acting user from verified claims with
+    /// the default claim names.
     pub fn new(store: S) -> Deps<S> {
-        Deps { store, clock: Arc::new(SystemClock), coupon_gate: None, top_cache: None }
+        Deps::with_clock(store, Arc::new(SystemClock))
     }
 
     pub fn with_clock(store: S, clock: Arc<dyn Clock>) -> Deps<S> {
-        Deps { store, clock, coupon_gate: None, top_cache: None }
+        Deps {
+            store,
+            clock,
+            identity: identity::Identity::Claims(identity::ClaimNames::default()),
+            self_service_top_up: true,
+            coupon_gate: None,
+            top_cache: None,
+        }
     }
 
     pub fn with_coupon_gate(mut self, gate: Arc<dyn coupons::AdmissionGate>) -> Deps<S> {
@@ -104,6 +119,12 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             (Ok(other), _) => anyhow::bail!("TOP5_CACHE must be on or off, not {other:?}"),
         };
         let mut deps = Deps::new(store);
+        deps.identity = identity::Identity::Claims(identity::ClaimNames::from_env());
+        deps.self_service_top_up = match std::env::var("SELF_SERVICE_TOP_UP").as_deref() {
+            Ok("on") | Ok("") | Err(_) => true,
+            Ok("off") => false,
+            Ok(other) => anyhow::bail!("SELF_SERVICE_TOP_UP must be on or off, not {other:?}"),
+        };
         if let Some(gate) = gate {
             tracing::info!("coupon admission gate on");
             deps.coupon_gate = Some(Arc::new(gate));

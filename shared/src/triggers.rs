@@ -8,6 +8,10 @@
 //! - [`consume_sqs_batch`]: SQS → the data platform (`feed-consumer`).
 //! - [`refresh_top_on_schedule`]: EventBridge schedule → the top-5 cache
 //!   (`refresh-top-products`).
+//! - [`sign_up_confirmed`]: Cognito post-confirmation → the new user's number and empty
+//!   balance (`user-signup`).
+//! - [`token_claims`]: Cognito pre-token-generation (V2) → the shop's user id in the
+//!   access and ID tokens (`token-claims`).
 //!
 //! The stream and SQS handlers never fail the whole batch: a record that could not be
 //! handled is named in `batchItemFailures` (the template turns on
@@ -21,6 +25,7 @@ use crate::feed::{
     batch_response, consume, events_from_stream_event, messages_from_sqs_event, relay, sweep, DataPlatform,
     DeliveryLog, EventPublisher, Outbox, SWEEP_GRACE,
 };
+use crate::identity::UserRegistry;
 use crate::top::{refresh, SalesReader, TopError, TopProductsCache};
 
 /// `feed-relay`: publishes each INSERT of the outbox stream batch and marks it
@@ -69,4 +74,50 @@ pub async fn refresh_top_on_schedule<S: SalesReader + ProductCatalog>(
     let value = refresh(store, cache, clock).await?;
     tracing::info!(items = value.items.len(), "top 5 refreshed");
     Ok(json!({"items": value.items.len(), "generatedAt": value.generated_at}))
+}
+
+/// The identity provider's subject a Cognito trigger event is about.
+fn subject_of(event: &Value) -> anyhow::Result<String> {
+    let attributes = &event["request"]["userAttributes"];
+    attributes["sub"]
+        .as_str()
+        .filter(|sub| !sub.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the Cognito event names no subject (request.userAttributes.sub)"))
+}
+
+/// `user-signup`, Cognito's post-confirmation trigger: a confirmed user gets the next
+/// shop user id and an empty balance (once, however often Cognito retries). Cognito
+/// expects the event back unchanged.
+pub async fn sign_up_confirmed<R: UserRegistry>(
+    registry: &R,
+    clock: &dyn Clock,
+    event: Value,
+) -> anyhow::Result<Value> {
+    let subject = subject_of(&event)?;
+    registry.user_for(&subject, clock.now()).await.map_err(anyhow::Error::new)?;
+    Ok(event)
+}
+
+/// `token-claims`, Cognito's pre-token-generation trigger (event version 2): puts the
+/// shop's user id into the access token (which clients send) and the ID token as the
+/// claim `claim` (`USER_ID_CLAIM`), a string as API Gateway passes claims on. A user
+/// Cognito knows but the shop not yet (made by an administrator, say) is registered
+/// here.
+pub async fn token_claims<R: UserRegistry>(
+    registry: &R,
+    clock: &dyn Clock,
+    claim: &str,
+    mut event: Value,
+) -> anyhow::Result<Value> {
+    let subject = subject_of(&event)?;
+    let user = registry.user_for(&subject, clock.now()).await.map_err(anyhow::Error::new)?;
+    let claims = Value::Object([(claim.to_owned(), json!(user.to_string()))].into_iter().collect());
+    event["response"] = json!({
+        "claimsAndScopeOverrideDetails": {
+            "idTokenGeneration": { "claimsToAddOrOverride": claims },
+            "accessTokenGeneration": { "claimsToAddOrOverride": claims },
+        }
+    });
+    Ok(event)
 }

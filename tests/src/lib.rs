@@ -24,6 +24,7 @@ use rushcart::adapters::dynamodb::{DynamoStore, MAIN_TABLE};
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
 use rushcart::Deps;
+use rushcart_local_api::issuer::LocalIssuer;
 
 /// The DynamoDB endpoint of the chosen backend.
 pub async fn dynamodb_endpoint() -> String {
@@ -83,11 +84,19 @@ pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
-/// One test's world: a fresh table, a local API serving it, an HTTP client.
+/// One test's world: a fresh table, a local API serving it with sign-in on (its own
+/// local issuer), an HTTP client.
+///
+/// [`TestApp::get`] and [`TestApp::post`] sign their requests with a token of the app's
+/// issuer for the user they name (`/users/{id}/…`, `?userId=`, or the body's `userId`),
+/// or for user 1 when they name none (or no valid id), so every request goes through
+/// the authorizer as a signed-in customer's would. [`TestApp::get_as`] and
+/// [`TestApp::post_as`] send exactly the token they are given, or none.
 pub struct TestApp {
     pub base_url: String,
     pub http: reqwest::Client,
     pub store: DynamoStore,
+    pub issuer: Arc<LocalIssuer>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -165,21 +174,41 @@ impl TestApp {
         TestApp::serve_with(store, deps, rushcart_local_api::Timeouts::default()).await
     }
 
+    /// A test app with sign-in off (`AUTH=off`): the client names the user.
+    pub async fn spawn_trusting_the_client() -> TestApp {
+        let (store, _) = TestApp::fresh_store().await;
+        let mut deps = Deps::new(store.clone());
+        deps.identity = rushcart::identity::Identity::TrustClient;
+        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false).await
+    }
+
     async fn serve_with(
         store: DynamoStore,
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
     ) -> TestApp {
+        TestApp::serve_checking(store, deps, timeouts, true).await
+    }
+
+    /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not.
+    async fn serve_checking(
+        store: DynamoStore,
+        deps: Deps<DynamoStore>,
+        timeouts: rushcart_local_api::Timeouts,
+        sign_in: bool,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
+        let issuer = Arc::new(LocalIssuer::generate(format!("{base_url}/_local")).expect("a local issuer"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let deps = Arc::new(deps);
-        tokio::spawn(rushcart_local_api::serve_with(listener, deps, timeouts, async {
+        let settings = rushcart_local_api::Settings { timeouts, issuer: sign_in.then(|| issuer.clone()) };
+        tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));
         rushcart::install_crypto_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
-        TestApp { base_url, http, store, shutdown: Some(shutdown) }
+        TestApp { base_url, http, store, issuer, shutdown: Some(shutdown) }
     }
 
     pub fn table(&self) -> &str {
@@ -201,47 +230,92 @@ impl TestApp {
 
     /// Seeds products 1..=count with a price and a stock.
     pub async fn seed_products(&self, count: u64, price: &str, stock: u64) {
-        let items = (1..=count)
-            .map(|id| {
-                seed::product_item(&seed::ProductSeed {
-                    id: ProductId::new(id).unwrap(),
-                    name: format!("Product {id}"),
-                    price: Money::parse(price).unwrap(),
-                    stock,
-                })
+        let products: Vec<seed::ProductSeed> = (1..=count)
+            .map(|id| seed::ProductSeed {
+                id: ProductId::new(id).unwrap(),
+                name: format!("Product {id}"),
+                price: Money::parse(price).unwrap(),
+                stock,
             })
             .collect();
-        seed::seed_items(self.client(), self.table(), items).await.expect("seed products");
+        seed::seed_products(self.client(), self.table(), &products).await.expect("seed products");
     }
 
     /// Seeds one coupon.
     pub async fn seed_coupon(&self, id: u64, total: u64, discount: &str, ends_at: time::OffsetDateTime) {
-        let item = seed::coupon_item(&seed::CouponSeed {
+        let coupon = seed::CouponSeed {
             id: CouponId::new(id).unwrap(),
             name: format!("Coupon {id}"),
             discount: Money::parse(discount).unwrap(),
             total,
             ends_at,
-        });
-        seed::seed_items(self.client(), self.table(), vec![item]).await.expect("seed coupon");
+        };
+        seed::seed_coupons(self.client(), self.table(), &[coupon]).await.expect("seed coupon");
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self.http.get(self.url(path)).send().await.expect("GET");
-        read(response).await
+    /// A customer's token for `user`.
+    pub fn token(&self, user: u64) -> String {
+        self.issuer.mint(UserId::new(user).expect("a user id"), false).expect("a token")
     }
 
+    /// An operator's token (operator `user`).
+    pub fn operator_token(&self, user: u64) -> String {
+        self.issuer.mint(UserId::new(user).expect("a user id"), true).expect("a token")
+    }
+
+    /// GET as the user the path names, or user 1.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.get_as(path, Some(&self.token(named_user(path, "").unwrap_or(1)))).await
+    }
+
+    /// GET with exactly `token` (or none).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("GET")).await
+    }
+
+    /// POST as the user the path or body names, or user 1.
     pub async fn post(&self, path: &str, body: &str, idempotency_key: Option<&str>) -> (u16, serde_json::Value) {
+        let token = self.token(named_user(path, body).unwrap_or(1));
+        self.post_as(path, body, idempotency_key, Some(&token)).await
+    }
+
+    /// POST with exactly `token` (or none).
+    pub async fn post_as(
+        &self,
+        path: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        self.send_as(reqwest::Method::POST, path, body, idempotency_key, token).await
+    }
+
+    /// Any method with a JSON body and exactly `token` (or none).
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut request =
-            self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_owned());
+            self.http.request(method, self.url(path)).header("content-type", "application/json").body(body.to_owned());
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
-        read(request.send().await.expect("POST")).await
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("request")).await
     }
 
     /// The balance as the API reports it.
@@ -258,6 +332,21 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// The user a request names: `/users/{id}/…` in the path, `?userId=`, or the JSON
+/// body's `userId` — if it is a valid user id.
+fn named_user(path: &str, body: &str) -> Option<u64> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut segments = path.split('/');
+    let in_path = segments.by_ref().find(|s| *s == "users").and_then(|_| segments.next()).and_then(|s| s.parse().ok());
+    let in_query = query.split('&').find_map(|pair| pair.strip_prefix("userId=")).and_then(|id| id.parse().ok());
+    let in_body = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|body| match &body["userId"] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    in_path.or(in_query).or(in_body).filter(|id| UserId::new(*id).is_ok())
 }
 
 async fn read(response: reqwest::Response) -> (u16, serde_json::Value) {

@@ -144,13 +144,14 @@ async fn a_reservation_refused_by_dynamodb_is_released() {
     assert_eq!(gate.bypassed(), 0);
 }
 
+/// The recorded issue event, as `user` signed in asks it.
 fn issue_event(user: u64) -> lambda_http::Request {
     let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));
-    let request = lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    lambda_http::RequestExt::with_query_string_parameters(
-        request,
-        std::collections::HashMap::from([("userId".to_owned(), user.to_string())]),
-    )
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["shop_user_id"] = user.to_string().into();
+    event["queryStringParameters"] = serde_json::json!({ "userId": user.to_string() });
+    event["rawQueryString"] = format!("userId={user}").into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -240,3 +240,84 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     let delivered: BTreeSet<String> = receiver.accepted().keys().cloned().collect();
     assert_eq!(delivered, BTreeSet::from([id, RECORDED_ORDER.to_owned()]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_operator_events_run_through_their_handlers_with_the_operators_claims() {
+    let app = demo_shop().await;
+    let deps = Deps::new(app.store.clone());
+
+    let (status, product) = run(&deps, http_event("create-product")).await;
+    assert_eq!((status, product["productId"].as_u64()), (201, Some(21)), "after the 20 seeded: {product}");
+    let (status, again) = run(&deps, http_event("create-product")).await;
+    assert_eq!((status, &again), (201, &product), "the recorded key makes a retry the first answer");
+    let (status, changed) = run(&deps, http_event("change-product")).await;
+    assert_eq!((status, changed["price"].as_str()), (200, Some("1100.00")), "{changed}");
+    let (status, restocked) = run(&deps, http_event("restock-product")).await;
+    assert_eq!((status, restocked["stock"].as_u64()), (200, Some(1100)), "{restocked}");
+    let (status, coupon) = run(&deps, http_event("create-coupon")).await;
+    assert_eq!((status, coupon["couponId"].as_u64(), coupon["total"].as_u64()), (201, Some(2), Some(50)), "{coupon}");
+    let (status, credited) = run(&deps, http_event("charge-user-balance")).await;
+    assert_eq!((status, credited["balance"].as_str()), (200, Some("1000250.00")), "{credited}");
+
+    // A customer's claims on an operator route: refused, nothing written.
+    let mut customer = json_event("create-product");
+    let claims = customer["requestContext"]["authorizer"]["jwt"]["claims"].as_object_mut().expect("claims");
+    assert!(claims.remove("cognito:groups").is_some(), "the recorded operator is in the group");
+    let request = lambda_http::request::from_str(&customer.to_string()).expect("the event without the group");
+    let (status, refused) = run(&deps, request).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("FORBIDDEN")), "{refused}");
+    let unmade = rushcart::ids::ProductId::new(22).expect("an id");
+    let lookup = rushcart::catalog::ProductCatalog::product(&app.store, unmade).await;
+    assert!(matches!(lookup, Err(rushcart::catalog::CatalogError::UnknownProduct(_))), "no product was made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_cognito_events_sign_a_user_up_once_and_put_their_id_in_the_tokens() {
+    let app = demo_shop().await;
+    let clock = SystemClock;
+
+    // Post-confirmation: the next id after the seeded user, an empty balance, the event
+    // returned as Cognito expects it. Cognito may call it again: same user.
+    let event = json_event("user-signup");
+    let answered = triggers::sign_up_confirmed(&app.store, &clock, event.clone()).await.expect("sign up");
+    assert_eq!(answered, event);
+    assert_eq!(triggers::sign_up_confirmed(&app.store, &clock, event).await.expect("again"), answered);
+    assert_eq!(app.balance(2).await, "0.00", "user 2 exists with an empty balance");
+
+    // Pre-token generation: the user's id as a string claim in both tokens.
+    let answered =
+        triggers::token_claims(&app.store, &clock, "shop_user_id", json_event("token-claims")).await.expect("claims");
+    let details = &answered["response"]["claimsAndScopeOverrideDetails"];
+    assert_eq!(details["accessTokenGeneration"]["claimsToAddOrOverride"]["shop_user_id"], "2", "{answered}");
+    assert_eq!(details["idTokenGeneration"]["claimsToAddOrOverride"]["shop_user_id"], "2");
+
+    // A subject Cognito knows but the shop not yet (made by an administrator) is
+    // registered when it first gets a token.
+    let mut stranger = json_event("token-claims");
+    stranger["request"]["userAttributes"]["sub"] = "0f0e0d0c-admin-made".into();
+    let answered = triggers::token_claims(&app.store, &clock, "shop_user_id", stranger).await.expect("claims");
+    assert_eq!(
+        answered["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
+            ["shop_user_id"],
+        "3"
+    );
+
+    // Many confirmations of new subjects at once: distinct ids, each with a profile.
+    let subjects: Vec<String> = (0..50).map(|i| format!("rush-{i}")).collect();
+    let ids = futures::future::join_all(subjects.iter().map(|subject| {
+        let mut event = json_event("token-claims");
+        event["request"]["userAttributes"]["sub"] = subject.clone().into();
+        let store = &app.store;
+        async move {
+            let answered = triggers::token_claims(store, &SystemClock, "shop_user_id", event).await.expect("claims");
+            answered["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
+                ["shop_user_id"]
+                .as_str()
+                .expect("an id")
+                .to_owned()
+        }
+    }))
+    .await;
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 50, "{ids:?}");
+}

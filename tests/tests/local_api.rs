@@ -47,9 +47,11 @@ async fn a_body_past_the_limit_is_refused_without_reading_it_all() {
     app.seed_users(&[(1, "10.00")]).await;
     // Five megabytes, announced, and again streamed without a length.
     let huge = vec![b' '; 5 * 1024 * 1024];
+    let token = app.token(1);
     let response = app
         .http
         .post(app.url("/api/v1/users/1/balance/charge"))
+        .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(huge.clone())
         .send()
@@ -61,7 +63,7 @@ async fn a_body_past_the_limit_is_refused_without_reading_it_all() {
     let streamed = tokio::task::spawn_blocking({
         let mut stream = connect(&app);
         move || {
-            let head = "POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let head = format!("POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
             stream.write_all(head.as_bytes()).unwrap();
             let chunk = [b' '; 64 * 1024];
             for _ in 0..80 {
@@ -117,10 +119,11 @@ async fn a_client_that_stalls_is_cut_off() {
             (started.elapsed(), answer)
         }
     });
+    let token = app.token(1);
     let stalled_body = tokio::task::spawn_blocking({
         let mut stream = connect(&app);
         move || {
-            let head = "POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"amount\"";
+            let head = format!("POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\"");
             stream.write_all(head.as_bytes()).unwrap();
             let started = Instant::now();
             let answer = read_to_close(stream);

@@ -77,6 +77,63 @@ fn every_template_function_has_a_crate_and_every_function_crate_is_deployed() {
 }
 
 #[test]
+fn every_route_but_the_public_ones_has_the_authorizer_and_operator_routes_are_the_functions_to_check() {
+    use rushcart::http::routes::Access;
+    let template = template();
+    let api = &template["Resources"]["HttpApi"]["Properties"]["Auth"];
+    let default = api["DefaultAuthorizer"].as_str().expect("a default authorizer");
+    let jwt = &api["Authorizers"][default]["JwtConfiguration"];
+    assert!(!jwt["issuer"].is_null() && !jwt["audience"].is_null(), "a JWT authorizer: {jwt:?}");
+    assert_eq!(api["Authorizers"][default]["IdentitySource"].as_str(), Some("$request.header.Authorization"));
+    for (_, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        for (_, event) in function["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let path = event["Properties"]["Path"].as_str().unwrap();
+            let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
+            let route = ROUTES.iter().find(|r| r.path == path && r.method.as_str() == method).expect("a route");
+            let public = event["Properties"]["Auth"]["Authorizer"].as_str() == Some("NONE");
+            assert_eq!(
+                public,
+                route.access == Access::Public,
+                "{method} {path}: public in the template = public in code"
+            );
+        }
+    }
+    let public: Vec<&str> = ROUTES.iter().filter(|r| r.access == Access::Public).map(|r| r.path).collect();
+    assert_eq!(
+        public,
+        ["/api/v1/products", "/api/v1/products/top", "/api/v1/products/{productId}", "/api/v1/coupons/{couponId}"]
+    );
+}
+
+#[test]
+fn the_deployed_api_has_no_local_routes_and_no_way_to_turn_sign_in_off() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    assert!(!text.contains("/_local"), "the local issuer and counters are never deployed");
+    let template = template();
+    for (name, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let variables = &function["Properties"]["Environment"]["Variables"];
+        assert!(variables["AUTH"].is_null(), "{name} has an AUTH switch");
+    }
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"]["AUTH"].is_null());
+}
+
+#[test]
+fn cognito_runs_the_sign_up_and_token_claims_triggers_and_has_the_operators_group() {
+    let template = template();
+    let resources = &template["Resources"];
+    let pool = &resources["UserPool"]["Properties"];
+    assert!(!pool["LambdaConfig"]["PostConfirmation"].is_null());
+    assert_eq!(pool["LambdaConfig"]["PreTokenGenerationConfig"]["LambdaVersion"].as_str(), Some("V2_0"));
+    assert_eq!(resources["OperatorsGroup"]["Type"].as_str(), Some("AWS::Cognito::UserPoolGroup"));
+    for function in ["UserSignupFunction", "TokenClaimsFunction"] {
+        assert_eq!(resources[function]["Type"].as_str(), Some("AWS::Serverless::Function"), "{function}");
+    }
+}
+
+#[test]
 fn every_http_function_runs_the_handler_of_its_own_route() {
     for route in ROUTES {
         let main = std::fs::read_to_string(root().join("functions").join(route.function).join("src/main.rs")).unwrap();

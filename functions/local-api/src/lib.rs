@@ -4,11 +4,15 @@
 //! The routes come from the one route table, [`rushcart::http::routes::ROUTES`]. Each
 //! request becomes a `lambda_http::Request` as API Gateway would hand it over: path and
 //! query parameters filled in, and a request context with the request id (also sent
-//! back as `apigw-requestid`). What API Gateway does in front of every function is a
-//! layer here: request ids, header-read, body and whole-request timeouts, the body
-//! limit, and its own answers (`{"message": "Not Found"}` for what no route takes).
-//! `GET /_local/dynamodb-calls` (local only, never deployed) reports the DynamoDB calls
-//! each route made ([`calls`]).
+//! back as `apigw-requestid`) and the verified token's claims. What API Gateway does in
+//! front of every function is a layer here: the JWT authorizer on every route that is
+//! not public ([`issuer`]), request ids, header-read, body and whole-request timeouts,
+//! the body limit, and its own answers (`{"message": "Not Found"}` for what no route
+//! takes, `{"message": "Unauthorized"}` for a missing or bad token).
+//!
+//! Local only, never deployed: `/_local/token` (mint a token), the issuer's
+//! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`, and
+//! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]).
 
 // Counting each request's DynamoDB calls wraps the handler futures once more, past
 // the compiler's default depth for computing their layout.
@@ -16,6 +20,7 @@
 
 pub mod calls;
 pub mod feed;
+pub mod issuer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,13 +34,15 @@ use axum::Router;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use issuer::LocalIssuer;
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::routes::{dispatch, ROUTES};
+use rushcart::http::routes::{dispatch, Access, ROUTES};
 use rushcart::http::{ApiError, MAX_BODY_BYTES};
 use rushcart::Deps;
 use tokio::net::TcpListener;
@@ -64,22 +71,50 @@ impl Default for Timeouts {
 /// The header API Gateway answers with the request's id.
 pub const REQUEST_ID_HEADER: &str = "apigw-requestid";
 
+/// How the local API stands in for API Gateway.
+#[derive(Clone, Default)]
+pub struct Settings {
+    pub timeouts: Timeouts,
+    /// The issuer whose tokens the authorizer accepts; `None` is `AUTH=off`, the
+    /// baseline's trust-the-client mode (the functions then take the user the client
+    /// names).
+    pub issuer: Option<Arc<LocalIssuer>>,
+}
+
 /// The whole local API: every route of the table, API Gateway's own answers, and the
 /// layers that stand for what it does in front of every function.
-pub fn router(deps: Arc<Deps<DynamoStore>>, timeouts: Timeouts) -> Router {
+pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let deps = deps.clone();
         let function = route.function;
+        let authorizer = settings.issuer.clone().filter(|_| route.access != Access::Public);
         let method = MethodFilter::try_from(route.method.clone()).expect("the route table uses standard methods");
         router = router.route(
             route.path,
             on(method, move |params: RawPathParams, request: Request| {
-                let deps = deps.clone();
-                async move { invoke(function, params, request, &deps).await }
+                let (deps, authorizer) = (deps.clone(), authorizer.clone());
+                async move {
+                    let claims = match &authorizer {
+                        None => None,
+                        Some(issuer) => {
+                            let header =
+                                request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                            match issuer.verify(header) {
+                                Ok(claims) => Some(claims),
+                                Err(why) => return from_lambda(ApiError::unauthorized(&why).into_response()),
+                            }
+                        }
+                    };
+                    invoke(function, params, request, claims, &deps).await
+                }
             }),
         );
     }
+    if let Some(issuer) = settings.issuer.clone() {
+        router = router.merge(issuer_routes(issuer));
+    }
+    let timeouts = settings.timeouts;
     router
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
         .fallback(not_found)
@@ -118,8 +153,61 @@ async fn gateway(mut request: Request, next: axum::middleware::Next, integration
 #[derive(Debug, Clone)]
 struct RequestId(String);
 
-/// Hands one request to `function` as API Gateway would.
-async fn invoke(function: &'static str, params: RawPathParams, request: Request, deps: &Deps<DynamoStore>) -> Response {
+/// The local issuer's own routes: tokens, discovery, keys.
+fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
+    let minting = issuer.clone();
+    let discovery = issuer.clone();
+    Router::new()
+        .route(
+            "/_local/token",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let issuer = minting.clone();
+                async move { mint(&issuer, &body) }
+            }),
+        )
+        .route(
+            "/_local/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(discovery.discovery()) }),
+        )
+        .route("/_local/jwks.json", axum::routing::get(move || async move { axum::Json(issuer.jwks()) }))
+}
+
+/// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`.
+fn mint(issuer: &LocalIssuer, body: &[u8]) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct TokenRequest {
+        user_id: rushcart::ids::UserId,
+        #[serde(default)]
+        admin: bool,
+    }
+    let request: TokenRequest = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(err) => {
+            let message = format!(r#"expected {{"userId": n, "admin"?: true}}: {err}"#);
+            return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+        }
+    };
+    match issuer.mint(request.user_id, request.admin) {
+        Ok(token) => axum::Json(serde_json::json!({
+            "token": token,
+            "tokenType": "Bearer",
+            "expiresIn": issuer::TOKEN_LIFETIME.as_secs(),
+        }))
+        .into_response(),
+        Err(err) => from_lambda(ApiError::internal(err).into_response()),
+    }
+}
+
+/// Hands one request to `function` as API Gateway would, with the claims its
+/// authorizer verified.
+async fn invoke(
+    function: &'static str,
+    params: RawPathParams,
+    request: Request,
+    claims: Option<issuer::Claims>,
+    deps: &Deps<DynamoStore>,
+) -> Response {
     let (parts, body) = request.into_parts();
     // The function refuses bodies past its limit; read no more than that, so a large
     // body is never buffered whole.
@@ -168,6 +256,13 @@ async fn invoke(function: &'static str, params: RawPathParams, request: Request,
     context.stage = Some("$default".to_owned());
     context.http = http;
     context.time_epoch = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    if let Some(claims) = claims {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = claims;
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        context.authorizer = Some(authorizer);
+    }
     let path = parts.uri.path().to_owned();
     let mut lambda_request = lambda_http::Request::new(body);
     *lambda_request.method_mut() = parts.method;
@@ -222,19 +317,15 @@ pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Dura
     }
 }
 
-/// Serves until `shutdown` completes, with API Gateway's timeouts.
-pub async fn serve(listener: TcpListener, deps: Arc<Deps<DynamoStore>>, shutdown: impl Future<Output = ()>) {
-    serve_with(listener, deps, Timeouts::default(), shutdown).await
-}
-
-/// [`serve`] with other timeouts. Connections are kept alive between requests.
-pub async fn serve_with(
+/// Serves until `shutdown` completes. Connections are kept alive between requests.
+pub async fn serve(
     listener: TcpListener,
     deps: Arc<Deps<DynamoStore>>,
-    timeouts: Timeouts,
+    settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let service = hyper_util::service::TowerToHyperService::new(router(deps, timeouts));
+    let timeouts = settings.timeouts;
+    let service = hyper_util::service::TowerToHyperService::new(router(deps, settings));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {

@@ -1,10 +1,18 @@
 //! `rushcart-local-api`: serves every HTTP route on 127.0.0.1:$PORT (default 3000)
 //! against the tables named in the environment, until SIGINT or SIGTERM.
+//!
+//! Every route that is not public needs a token from the local issuer (as API Gateway's
+//! authorizer requires one from Cognito), unless `AUTH=off`: the baseline's
+//! trust-the-client mode, where the client names the user.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use rushcart::adapters::dynamodb::DynamoStore;
+use rushcart::identity::{ClaimNames, Identity};
+use rushcart::ids::UserId;
+use rushcart_local_api::issuer::LocalIssuer;
+use rushcart_local_api::Settings;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -21,17 +29,44 @@ async fn main() -> anyhow::Result<()> {
         .interceptor(rushcart_local_api::calls::CallCounter)
         .build();
     let store = DynamoStore::from_env_with(aws_sdk_dynamodb::Client::from_conf(config))?;
-    let deps = Arc::new(rushcart::Deps::from_store(store).await?);
+    let mut deps = rushcart::Deps::from_store(store).await?;
+    let issuer = match std::env::var("AUTH").as_deref() {
+        Ok("off") => {
+            deps.identity = Identity::TrustClient;
+            None
+        }
+        Ok("on") | Ok("") | Err(_) => {
+            let issuer = LocalIssuer::generate(format!("http://127.0.0.1:{port}/_local"))?;
+            deps.identity = Identity::Claims(ClaimNames::default());
+            Some(Arc::new(issuer))
+        }
+        Ok(other) => anyhow::bail!("AUTH must be on or off, not {other:?}"),
+    };
+    let deps = Arc::new(deps);
     let listener = TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind 127.0.0.1:{port}"))?;
     tracing::info!("rushcart local API ready on http://127.0.0.1:{port}");
     println!("rushcart local API ready on http://127.0.0.1:{port}");
+    match &issuer {
+        Some(issuer) => {
+            let token = issuer.mint(UserId::new(1)?, false)?;
+            println!("sign-in is on: every route but the catalogue, the top 5 and coupon terms needs a token");
+            println!("  a token for user 1 (an hour): {token}");
+            println!("  more: POST /_local/token {{\"userId\": 42}} (add \"admin\": true for an operator)");
+        }
+        None => {
+            println!("!!! AUTH=off: NO SIGN-IN. The client names the user; anyone may act as anyone. !!!");
+            println!("!!! This is the baseline's trust-the-client mode, for its load client only.       !!!");
+            tracing::warn!("AUTH=off: requests are not authenticated");
+        }
+    }
     tokio::spawn(rushcart_local_api::run_refresher(deps.clone(), rushcart::top_refresh_period()));
     // The feed runs where its queue is configured (make run provisions it); FEED=off
     // serves the API alone.
     if std::env::var("FEED").as_deref() != Ok("off") && std::env::var_os("FEED_QUEUE_URL").is_some() {
         rushcart_local_api::feed::start(deps.clone()).await?;
     }
-    rushcart_local_api::serve(listener, deps, shutdown_signal()).await;
+    let settings = Settings { issuer, ..Settings::default() };
+    rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

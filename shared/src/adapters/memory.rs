@@ -12,8 +12,13 @@ use crate::balance::{
     cursor_after, cursor_seq, Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader,
     EntryKind, LedgerEntry,
 };
-use crate::catalog::{CatalogError, Product, ProductCatalog};
-use crate::coupons::{Coupon, CouponError, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons};
+use crate::catalog::{
+    CatalogAdmin, CatalogError, Keyed, NewProduct, Product, ProductCatalog, ProductChange, MAX_STOCK,
+};
+use crate::coupons::{
+    Coupon, CouponAdmin, CouponError, CouponIssuer, CouponReader, IssuedCoupon, NewCoupon, UserCoupons,
+};
+use crate::identity::{SignUpError, UserRegistry};
 use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::Money;
 use crate::orders::{
@@ -28,9 +33,9 @@ struct Account {
     entries: Vec<LedgerEntry>,
 }
 
-/// What an idempotency key committed.
+/// What a user's idempotency key committed.
 #[derive(Debug, Clone)]
-enum Keyed {
+enum UserKeyed {
     Entry(usize),
     Order(OrderId),
     Payment(PaymentId),
@@ -45,7 +50,16 @@ struct World {
     orders: HashMap<OrderId, Order>,
     payments: HashMap<PaymentId, Payment>,
     sales: HashMap<(Date, ProductId), u64>,
-    keys: HashMap<(UserId, String), (String, Keyed)>,
+    keys: HashMap<(UserId, String), (String, UserKeyed)>,
+    operator_keys: HashMap<String, (String, OperatorKeyed)>,
+    subjects: HashMap<String, UserId>,
+}
+
+/// What an operator's idempotency key committed.
+#[derive(Debug, Clone, Copy)]
+enum OperatorKeyed {
+    Product(ProductId),
+    Coupon(CouponId),
 }
 
 #[derive(Debug, Default)]
@@ -103,7 +117,7 @@ fn keyed<'a>(
     user: UserId,
     key: Option<&IdempotencyKey>,
     fingerprint: &str,
-) -> Result<Option<&'a Keyed>, ()> {
+) -> Result<Option<&'a UserKeyed>, ()> {
     let Some(key) = key else { return Ok(None) };
     match world.keys.get(&(user, key.as_str().to_owned())) {
         None => Ok(None),
@@ -147,7 +161,7 @@ impl BalanceLedger for MemoryStore {
         let account = world.accounts.get(&change.user).ok_or(BalanceError::UnknownUser(change.user))?;
         match keyed(&world, change.user, change.idempotency_key.as_ref(), &change.fingerprint()) {
             Err(()) => return Err(BalanceError::IdempotencyKeyReused),
-            Ok(Some(Keyed::Entry(index))) => {
+            Ok(Some(UserKeyed::Entry(index))) => {
                 return Ok(Applied { entry: account.entries[*index].clone(), replayed: true })
             }
             Ok(Some(_)) => return Err(BalanceError::IdempotencyKeyReused),
@@ -162,7 +176,7 @@ impl BalanceLedger for MemoryStore {
         let index = account.entries.len();
         let entry = world.post(change.user, change.id, change.kind, amount, change.at);
         if let Some(key) = &change.idempotency_key {
-            world.keys.insert((change.user, key.as_str().to_owned()), (change.fingerprint(), Keyed::Entry(index)));
+            world.keys.insert((change.user, key.as_str().to_owned()), (change.fingerprint(), UserKeyed::Entry(index)));
         }
         Ok(Applied { entry, replayed: false })
     }
@@ -295,16 +309,16 @@ impl OrderStore for MemoryStore {
         let mut world = self.lock();
         if let Some((key, fingerprint)) = &key {
             match keyed(&world, order.user, Some(key), fingerprint) {
-                Err(()) | Ok(Some(Keyed::Entry(_) | Keyed::Payment(_))) => {
+                Err(()) | Ok(Some(UserKeyed::Entry(_) | UserKeyed::Payment(_))) => {
                     return Err(OrderError::IdempotencyKeyReused)
                 }
-                Ok(Some(Keyed::Order(first))) => {
+                Ok(Some(UserKeyed::Order(first))) => {
                     let first = world.orders[first].clone();
                     return Ok(Placed { order: first, replayed: true });
                 }
                 Ok(None) => {}
             }
-            world.keys.insert((order.user, key.as_str().to_owned()), (fingerprint.clone(), Keyed::Order(order.id)));
+            world.keys.insert((order.user, key.as_str().to_owned()), (fingerprint.clone(), UserKeyed::Order(order.id)));
         }
         world.orders.insert(order.id, order.clone());
         Ok(Placed { order, replayed: false })
@@ -326,8 +340,10 @@ impl OrderPayer for MemoryStore {
         let mut world = self.lock();
         let world = &mut *world;
         match keyed(world, order.user, key.as_ref(), &order.payment_fingerprint()) {
-            Err(()) | Ok(Some(Keyed::Entry(_) | Keyed::Order(_))) => return Err(OrderError::IdempotencyKeyReused),
-            Ok(Some(Keyed::Payment(first))) => {
+            Err(()) | Ok(Some(UserKeyed::Entry(_) | UserKeyed::Order(_))) => {
+                return Err(OrderError::IdempotencyKeyReused)
+            }
+            Ok(Some(UserKeyed::Payment(first))) => {
                 let first = world.payments[first].clone();
                 let account = &world.accounts[&order.user];
                 let balance_after = match first.entry {
@@ -390,9 +406,10 @@ impl OrderPayer for MemoryStore {
         };
         world.payments.insert(payment, record.clone());
         if let Some(key) = key {
-            world
-                .keys
-                .insert((order.user, key.as_str().to_owned()), (order.payment_fingerprint(), Keyed::Payment(payment)));
+            world.keys.insert(
+                (order.user, key.as_str().to_owned()),
+                (order.payment_fingerprint(), UserKeyed::Payment(payment)),
+            );
         }
         let balance_after = world.accounts[&order.user].balance;
         Ok(Paid { payment: record, balance_after, replayed: false })
@@ -419,5 +436,130 @@ impl SalesReader for MemoryStore {
             }
         }
         Ok(sold)
+    }
+}
+
+impl CatalogAdmin for MemoryStore {
+    async fn create_product(
+        &self,
+        product: NewProduct,
+        key: Option<IdempotencyKey>,
+        _now: OffsetDateTime,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        let mut world = self.lock();
+        if let Some(key) = &key {
+            match world.operator_keys.get(key.as_str()) {
+                Some((fingerprint, OperatorKeyed::Product(id))) if *fingerprint == product.fingerprint() => {
+                    let value = world.products[id].clone();
+                    return Ok(Keyed { value, replayed: true });
+                }
+                Some(_) => return Err(CatalogError::IdempotencyKeyReused),
+                None => {}
+            }
+        }
+        let next = world.products.keys().last().map_or(1, |id| id.get() + 1);
+        let product_id = ProductId::new(next).map_err(|e| anyhow::anyhow!("product id {next}: {e}"))?;
+        let value =
+            Product { product_id, name: product.name.as_str().to_owned(), price: product.price, stock: product.stock };
+        world.products.insert(product_id, value.clone());
+        if let Some(key) = key {
+            world
+                .operator_keys
+                .insert(key.as_str().to_owned(), (product.fingerprint(), OperatorKeyed::Product(product_id)));
+        }
+        Ok(Keyed { value, replayed: false })
+    }
+
+    async fn change_product(&self, id: ProductId, change: ProductChange) -> Result<Product, CatalogError> {
+        let mut world = self.lock();
+        let product = world.products.get_mut(&id).ok_or(CatalogError::UnknownProduct(id))?;
+        if let Some(name) = change.name {
+            product.name = name.as_str().to_owned();
+        }
+        if let Some(price) = change.price {
+            product.price = price;
+        }
+        Ok(product.clone())
+    }
+
+    async fn restock(
+        &self,
+        id: ProductId,
+        add: u64,
+        key: Option<IdempotencyKey>,
+        _now: OffsetDateTime,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        let mut world = self.lock();
+        let fingerprint = format!("RESTOCK:{id}:{add}");
+        if let Some(key) = &key {
+            match world.operator_keys.get(key.as_str()) {
+                Some((stored, OperatorKeyed::Product(p))) if *stored == fingerprint && *p == id => {
+                    let value = world.products.get(&id).cloned().ok_or(CatalogError::UnknownProduct(id))?;
+                    return Ok(Keyed { value, replayed: true });
+                }
+                Some(_) => return Err(CatalogError::IdempotencyKeyReused),
+                None => {}
+            }
+        }
+        let product = world.products.get_mut(&id).ok_or(CatalogError::UnknownProduct(id))?;
+        if product.stock > MAX_STOCK.saturating_sub(add) {
+            return Err(CatalogError::StockLimitExceeded(id));
+        }
+        product.stock += add;
+        let value = product.clone();
+        if let Some(key) = key {
+            world.operator_keys.insert(key.as_str().to_owned(), (fingerprint, OperatorKeyed::Product(id)));
+        }
+        Ok(Keyed { value, replayed: false })
+    }
+}
+
+impl CouponAdmin for MemoryStore {
+    async fn create_coupon(
+        &self,
+        coupon: NewCoupon,
+        key: Option<IdempotencyKey>,
+        _now: OffsetDateTime,
+    ) -> Result<Keyed<Coupon>, CouponError> {
+        let mut world = self.lock();
+        if let Some(key) = &key {
+            match world.operator_keys.get(key.as_str()) {
+                Some((fingerprint, OperatorKeyed::Coupon(id))) if *fingerprint == coupon.fingerprint() => {
+                    let value = world.coupons[id].clone();
+                    return Ok(Keyed { value, replayed: true });
+                }
+                Some(_) => return Err(CouponError::IdempotencyKeyReused),
+                None => {}
+            }
+        }
+        let next = world.coupons.keys().map(|id| id.get()).max().map_or(1, |max| max + 1);
+        let id = CouponId::new(next).map_err(|e| anyhow::anyhow!("coupon id {next}: {e}"))?;
+        let value = Coupon {
+            id,
+            name: coupon.name.as_str().to_owned(),
+            discount: coupon.discount,
+            total: coupon.total,
+            issued: 0,
+            ends_at: coupon.ends_at,
+        };
+        world.coupons.insert(id, value.clone());
+        if let Some(key) = key {
+            world.operator_keys.insert(key.as_str().to_owned(), (coupon.fingerprint(), OperatorKeyed::Coupon(id)));
+        }
+        Ok(Keyed { value, replayed: false })
+    }
+}
+
+impl UserRegistry for MemoryStore {
+    async fn user_for(&self, subject: &str, _now: OffsetDateTime) -> Result<UserId, SignUpError> {
+        let mut world = self.lock();
+        if let Some(user) = world.subjects.get(subject) {
+            return Ok(*user);
+        }
+        let next = world.accounts.keys().map(|u| u.get()).max().map_or(1, |max| max + 1);
+        let user = UserId::new(next).map_err(|e| anyhow::anyhow!("user id {next}: {e}"))?;
+        world.accounts.insert(user, Account::default());
+        world.subjects.insert(subject.to_owned(), user);
+        Ok(user)
     }
 }

@@ -69,6 +69,26 @@ impl IssuedCoupon {
     }
 }
 
+/// How many copies one coupon may offer.
+pub const MAX_TOTAL: u64 = 10_000_000;
+
+/// A coupon an operator creates: customers can then issue it as any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCoupon {
+    pub name: crate::catalog::DisplayName,
+    pub discount: Money,
+    pub total: u64,
+    pub ends_at: OffsetDateTime,
+}
+
+impl NewCoupon {
+    /// What an idempotent retry must repeat for its key to be honoured.
+    pub fn fingerprint(&self) -> String {
+        let ends = crate::clock::rfc3339(self.ends_at);
+        format!("COUPON:{}:{}:{}:{ends}", self.name.as_str(), self.discount, self.total)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CouponError {
     #[error("coupon {0} does not exist")]
@@ -83,6 +103,8 @@ pub enum CouponError {
     Expired(CouponId),
     #[error("cursor is not one this API issued")]
     BadCursor,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
     #[error("a dependency is unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -106,6 +128,17 @@ pub trait CouponIssuer: Send + Sync {
         user: UserId,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<IssuedCoupon, CouponError>> + Send;
+}
+
+/// Creates coupons (operators).
+pub trait CouponAdmin: Send + Sync {
+    /// Creates a coupon with the next free id; with a key, a retry returns the first.
+    fn create_coupon(
+        &self,
+        coupon: NewCoupon,
+        key: Option<crate::ids::IdempotencyKey>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<crate::catalog::Keyed<Coupon>, CouponError>> + Send;
 }
 
 /// A boxed future, so the gate can live behind `dyn` in [`crate::Deps`].

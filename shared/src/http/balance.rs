@@ -5,7 +5,7 @@ use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{acting_user, idempotency_key, json_body, page_request};
-use super::{json, replayed, Handled};
+use super::{json, replayed, ApiError, Handled};
 use crate::balance::{use_cases, Applied, BalanceHistory, BalanceLedger, BalanceReader, LedgerEntry};
 use crate::ids::UserId;
 use crate::money::{Amount, Money};
@@ -44,16 +44,20 @@ struct HistoryBody<'a> {
 
 /// `GET /api/v1/users/{userId}/balance`
 pub async fn get_balance<S: BalanceReader>(request: Request, deps: &Deps<S>) -> Handled {
-    let user = acting_user(&request, None)?;
+    let user = acting_user(&request, &deps.identity, None)?;
     let balance = use_cases::get_balance(&deps.store, user).await?;
     json(StatusCode::OK, &BalanceBody { user_id: user, balance })
 }
 
-/// `POST /api/v1/users/{userId}/balance/charge`
+/// `POST /api/v1/users/{userId}/balance/charge`: the customer's own top-up, unless the
+/// shop turned self-service top-up off (then an operator credits balances).
 pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handled {
+    if !deps.self_service_top_up {
+        return Err(ApiError::forbidden("this shop credits balances itself; top-up is not self-service"));
+    }
     let key = idempotency_key(&request)?;
     let body: ChangeRequest = json_body(&request)?;
-    let user = acting_user(&request, body.user_id)?;
+    let user = acting_user(&request, &deps.identity, body.user_id)?;
     let applied = use_cases::charge(&deps.store, deps.clock.as_ref(), user, body.amount, key).await?;
     change_response(user, &applied)
 }
@@ -62,20 +66,20 @@ pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handl
 pub async fn use_balance<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let body: ChangeRequest = json_body(&request)?;
-    let user = acting_user(&request, body.user_id)?;
+    let user = acting_user(&request, &deps.identity, body.user_id)?;
     let applied = use_cases::use_balance(&deps.store, deps.clock.as_ref(), user, body.amount, key).await?;
     change_response(user, &applied)
 }
 
 /// `GET /api/v1/users/{userId}/balance/history?limit=&cursor=`
 pub async fn history<S: BalanceHistory>(request: Request, deps: &Deps<S>) -> Handled {
-    let user = acting_user(&request, None)?;
+    let user = acting_user(&request, &deps.identity, None)?;
     let page = use_cases::history(&deps.store, deps.clock.as_ref(), user, page_request(&request)?).await?;
     let body = HistoryBody { user_id: user, items: &page.items, next_cursor: page.next.as_ref().map(|c| c.as_str()) };
     json(StatusCode::OK, &body)
 }
 
-fn change_response(user: UserId, applied: &Applied) -> Handled {
+pub(super) fn change_response(user: UserId, applied: &Applied) -> Handled {
     let body = ChangeBody { user_id: user, balance: applied.entry.balance_after, entry: &applied.entry };
     Ok(replayed(json(StatusCode::OK, &body)?, applied.replayed))
 }

@@ -22,7 +22,7 @@ struct IssueRequest {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CouponBody<'a> {
+pub(super) struct CouponBody<'a> {
     coupon_id: CouponId,
     name: &'a str,
     discount: Money,
@@ -86,14 +86,14 @@ pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Ha
 pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Handled {
     let coupon: CouponId = path_id(&request, "couponId")?;
     let body: IssueRequest = optional_json_body(&request)?.unwrap_or_default();
-    let user = acting_user(&request, body.user_id)?;
+    let user = acting_user(&request, &deps.identity, body.user_id)?;
     let copy = use_cases::issue(&deps.store, deps.coupon_gate.as_deref(), deps.clock.as_ref(), coupon, user).await?;
     json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now()))
 }
 
 /// `GET /api/v1/users/{userId}/coupons?limit=&cursor=`
 pub async fn user_coupons<S: UserCoupons>(request: Request, deps: &Deps<S>) -> Handled {
-    let user = acting_user(&request, None)?;
+    let user = acting_user(&request, &deps.identity, None)?;
     let page = use_cases::user_coupons(&deps.store, user, page_request(&request)?).await?;
     let now = deps.clock.now();
     let items: Vec<CopyBody<'_>> = page.items.iter().map(|c| copy_body(c, now)).collect();

@@ -17,7 +17,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The `WWW-Authenticate` challenge of a 401.
+    challenge: Option<String>,
 }
+
+/// The code of a 401, whose body has API Gateway's shape (no code).
+const UNAUTHORIZED: &str = "UNAUTHORIZED";
 
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {
@@ -27,7 +32,25 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), challenge: None }
+    }
+
+    /// No token, or one the authorizer would not accept: answered exactly as API
+    /// Gateway's JWT authorizer answers (`{"message":"Unauthorized"}` with a bearer
+    /// challenge), whether the authorizer or a function says it.
+    pub fn unauthorized(description: &str) -> ApiError {
+        let challenge = format!(r#"Bearer scope="" error="invalid_token" error_description="{description}""#);
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: UNAUTHORIZED,
+            message: "Unauthorized".to_owned(),
+            challenge: Some(challenge),
+        }
+    }
+
+    /// The token is fine but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -51,11 +74,19 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let body = ErrorBody { code: self.code, message: &self.message };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
+        let bytes = if self.code == UNAUTHORIZED {
+            serde_json::to_vec(&serde_json::json!({ "message": self.message }))
+        } else {
+            serde_json::to_vec(&ErrorBody { code: self.code, message: &self.message })
+        };
+        let bytes = bytes.unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
         let mut response = Response::new(Body::Binary(bytes));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        if let Some(challenge) = self.challenge.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+            headers.insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
         response
     }
 }
@@ -85,6 +116,10 @@ impl From<CatalogError> for ApiError {
         match err {
             CatalogError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", message),
             CatalogError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            CatalogError::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message)
+            }
+            CatalogError::StockLimitExceeded(_) => ApiError::new(StatusCode::CONFLICT, "STOCK_LIMIT_EXCEEDED", message),
             CatalogError::Unavailable(cause) => ApiError::unavailable(cause),
             CatalogError::Unexpected(cause) => ApiError::internal(cause),
         }
@@ -101,6 +136,7 @@ impl From<CouponError> for ApiError {
             CouponError::AlreadyIssued(..) => ApiError::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", message),
             CouponError::Expired(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_EXPIRED", message),
             CouponError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            CouponError::IdempotencyKeyReused => ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message),
             CouponError::Unavailable(cause) => ApiError::unavailable(cause),
             CouponError::Unexpected(cause) => ApiError::internal(cause),
         }

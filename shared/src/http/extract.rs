@@ -5,24 +5,29 @@
 //! refused, and an error names the field it is about with that field's code
 //! (`INVALID_AMOUNT` for `amount`, `INVALID_PRODUCT_ID` for `products[2].productId` …).
 //!
-//! [`acting_user`] is the single place that decides who is acting. Today the client
-//! names the user, as in the baseline; every place a request can name one (the
-//! `{userId}` path segment, `?userId=`, the body's `userId`) must agree.
+//! [`acting_user`] is the single place that decides who is acting (see
+//! [`crate::identity`]): the verified token's user, whom every place a request can
+//! name a user (the `{userId}` path segment, `?userId=`, the body's `userId`) must
+//! match — or, in the local trust-the-client mode, the user the request names.
 
+use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt as _};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, MAX_BODY_BYTES};
+use crate::identity::{Caller, ClaimNames, Identity};
 use crate::ids::{IdempotencyKey, UserId};
 use crate::pagination::PageRequest;
 
 /// The error code of a request field, by its name: one vocabulary for every route.
 fn field_code(field: &str) -> &'static str {
     match field {
-        "amount" => "INVALID_AMOUNT",
+        "amount" | "price" | "discount" => "INVALID_AMOUNT",
         "userId" => "INVALID_USER_ID",
         "productId" => "INVALID_PRODUCT_ID",
-        "quantity" => "INVALID_QUANTITY",
+        "quantity" | "stock" | "add" | "total" => "INVALID_QUANTITY",
+        "name" => "INVALID_NAME",
+        "endsAt" => "INVALID_DATE",
         "couponId" => "INVALID_COUPON_ID",
         "orderId" => "INVALID_ORDER_ID",
         "products" => "INVALID_PRODUCTS",
@@ -35,24 +40,68 @@ pub fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(field_code(field), format!("{field} {problem}"))
 }
 
-/// The user the request acts for. Every place the request names a user — the
-/// `{userId}` path segment, `?userId=`, the body's `userId` (`from_body`) — must name
-/// the same one; at least one must.
-pub fn acting_user(request: &Request, from_body: Option<UserId>) -> Result<UserId, ApiError> {
+/// The user the request acts for.
+///
+/// With verified claims: the token's user. A request that names a user anywhere —
+/// the `{userId}` path segment, `?userId=`, the body's `userId` (`from_body`) — must
+/// name that one (403 otherwise, nothing done); naming none means the token's user.
+///
+/// Trusting the client (local `AUTH=off`): the user the request names; every place
+/// that names one must agree, and one must.
+pub fn acting_user(request: &Request, identity: &Identity, from_body: Option<UserId>) -> Result<UserId, ApiError> {
+    let named = named_users(request, from_body)?;
+    match identity {
+        Identity::Claims(names) => {
+            let caller = caller(request, names)?;
+            let user = caller.user.ok_or_else(|| ApiError::forbidden("the token names no shop user"))?;
+            match named.iter().find(|(_, other)| *other != user) {
+                Some((place, other)) => {
+                    Err(ApiError::forbidden(format!("this token acts for user {user}, not user {other} ({place})")))
+                }
+                None => Ok(user),
+            }
+        }
+        Identity::TrustClient => {
+            let mut named = named.into_iter();
+            let (first, user) =
+                named.next().ok_or_else(|| invalid("userId", "is required, as ?userId= or in the JSON body"))?;
+            match named.find(|(_, other)| *other != user) {
+                Some((place, other)) => {
+                    Err(invalid("userId", format!("{user} in {first} and {other} in {place} disagree")))
+                }
+                None => Ok(user),
+            }
+        }
+    }
+}
+
+/// The users a request names, and where.
+fn named_users(request: &Request, from_body: Option<UserId>) -> Result<Vec<(&'static str, UserId)>, ApiError> {
     let from_path = request.path_parameters_ref().and_then(|params| params.first("userId")).map(parse_user);
     let from_query = request.query_string_parameters_ref().and_then(|q| q.first("userId")).map(parse_user);
     let named = [("the path", from_path.transpose()?), ("the query", from_query.transpose()?), ("the body", from_body)];
-    let mut found: Option<(&str, UserId)> = None;
-    for (place, user) in named {
-        let Some(user) = user else { continue };
-        match found {
-            Some((first, seen)) if seen != user => {
-                return Err(invalid("userId", format!("{seen} in {first} and {user} in {place} disagree")))
-            }
-            _ => found = found.or(Some((place, user))),
-        }
+    Ok(named.into_iter().filter_map(|(place, user)| user.map(|user| (place, user))).collect())
+}
+
+/// The caller the authorizer verified; 401 when no verified token reached the
+/// function (API Gateway would not have let the request through).
+pub fn caller(request: &Request, names: &ClaimNames) -> Result<Caller, ApiError> {
+    let claims = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()),
+        _ => None,
+    };
+    let claims = claims.map(|jwt| &jwt.claims).filter(|claims| !claims.is_empty());
+    claims.map(|claims| Caller::from_claims(claims, names)).ok_or_else(|| ApiError::unauthorized("no verified token"))
+}
+
+/// Operator routes: the caller must hold the operator role (anyone may, when the
+/// client is trusted locally).
+pub fn require_operator(request: &Request, identity: &Identity) -> Result<(), ApiError> {
+    match identity {
+        Identity::TrustClient => Ok(()),
+        Identity::Claims(names) if caller(request, names)?.operator => Ok(()),
+        Identity::Claims(names) => Err(ApiError::forbidden(format!("this needs the {} role", names.operator_role))),
     }
-    found.map(|(_, user)| user).ok_or_else(|| invalid("userId", "is required, as ?userId= or in the JSON body"))
 }
 
 fn parse_user(raw: &str) -> Result<UserId, ApiError> {

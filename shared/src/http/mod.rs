@@ -3,6 +3,7 @@
 //! respond, returning `Result<Response, ApiError>`; [`instrumented`] is the one place
 //! an error becomes a response.
 
+pub mod admin;
 pub mod balance;
 pub mod catalog;
 pub mod coupons;

@@ -11,13 +11,25 @@ use std::future::Future;
 use http::Method;
 use lambda_http::{Body, Request, Response};
 
-use super::{balance, catalog, coupons, instrumented, orders, top, Handled};
+use super::{admin, balance, catalog, coupons, instrumented, orders, top, Handled};
 use crate::adapters::dynamodb::DynamoStore;
 use crate::Deps;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with no token: the catalogue, the top 5, a coupon's terms.
+    Public,
+    /// A signed-in customer, acting for themself.
+    Customer,
+    /// A signed-in operator (the operator role).
+    Operator,
+}
 
 /// One HTTP route and the handler its Lambda runs.
 pub trait Route {
     const METHOD: Method;
+    const ACCESS: Access;
     /// The API Gateway path template, e.g. `/api/v1/users/{userId}/balance`.
     const PATH: &'static str;
     /// The function's folder under `functions/` and its name in `template.yaml`.
@@ -32,16 +44,20 @@ pub struct RouteInfo {
     pub method: Method,
     pub path: &'static str,
     pub function: &'static str,
+    /// Whether API Gateway's authorizer stands in front of it (all but `Public`), and
+    /// whether the function asks for the operator role.
+    pub access: Access,
 }
 
 macro_rules! routes {
-    ($($route:ident: $method:ident $path:literal => $function:literal, $handler:path;)*) => {
+    ($($route:ident: $access:ident $method:ident $path:literal => $function:literal, $handler:path;)*) => {
         $(
             #[doc = concat!("`", stringify!($method), " ", $path, "`, served by `", $function, "`.")]
             pub struct $route;
 
             impl Route for $route {
                 const METHOD: Method = Method::$method;
+                const ACCESS: Access = Access::$access;
                 const PATH: &'static str = $path;
                 const FUNCTION: &'static str = $function;
 
@@ -53,7 +69,7 @@ macro_rules! routes {
 
         /// Every HTTP route, in the order API Gateway lists them.
         pub const ROUTES: &[RouteInfo] = &[
-            $(RouteInfo { method: Method::$method, path: $path, function: $function },)*
+            $(RouteInfo { method: Method::$method, path: $path, function: $function, access: Access::$access },)*
         ];
 
         /// Each route type's name with its function's (a test holds them to one naming).
@@ -76,19 +92,24 @@ macro_rules! routes {
 }
 
 routes! {
-    GetBalance: GET "/api/v1/users/{userId}/balance" => "get-balance", balance::get_balance;
-    ChargeBalance: POST "/api/v1/users/{userId}/balance/charge" => "charge-balance", balance::charge;
-    UseBalance: POST "/api/v1/users/{userId}/balance/use" => "use-balance", balance::use_balance;
-    BalanceHistory: GET "/api/v1/users/{userId}/balance/history" => "balance-history", balance::history;
-    ListProducts: GET "/api/v1/products" => "list-products", catalog::list_products;
-    ProductsTop: GET "/api/v1/products/top" => "products-top", top::top;
-    GetProduct: GET "/api/v1/products/{productId}" => "get-product", catalog::get_product;
-    GetCoupon: GET "/api/v1/coupons/{couponId}" => "get-coupon", coupons::get_coupon;
-    IssueCoupon: POST "/api/v1/coupons/{couponId}" => "issue-coupon", coupons::issue_coupon;
-    UserCoupons: GET "/api/v1/users/{userId}/coupons" => "user-coupons", coupons::user_coupons;
-    CreateOrder: POST "/api/v1/orders" => "create-order", orders::create_order;
-    GetOrder: GET "/api/v1/orders/{orderId}" => "get-order", orders::get_order;
-    PayOrder: POST "/api/v1/payment" => "pay-order", orders::pay;
+    GetBalance: Customer GET "/api/v1/users/{userId}/balance" => "get-balance", balance::get_balance;
+    ChargeBalance: Customer POST "/api/v1/users/{userId}/balance/charge" => "charge-balance", balance::charge;
+    UseBalance: Customer POST "/api/v1/users/{userId}/balance/use" => "use-balance", balance::use_balance;
+    BalanceHistory: Customer GET "/api/v1/users/{userId}/balance/history" => "balance-history", balance::history;
+    ListProducts: Public GET "/api/v1/products" => "list-products", catalog::list_products;
+    ProductsTop: Public GET "/api/v1/products/top" => "products-top", top::top;
+    GetProduct: Public GET "/api/v1/products/{productId}" => "get-product", catalog::get_product;
+    GetCoupon: Public GET "/api/v1/coupons/{couponId}" => "get-coupon", coupons::get_coupon;
+    IssueCoupon: Customer POST "/api/v1/coupons/{couponId}" => "issue-coupon", coupons::issue_coupon;
+    UserCoupons: Customer GET "/api/v1/users/{userId}/coupons" => "user-coupons", coupons::user_coupons;
+    CreateOrder: Customer POST "/api/v1/orders" => "create-order", orders::create_order;
+    GetOrder: Customer GET "/api/v1/orders/{orderId}" => "get-order", orders::get_order;
+    PayOrder: Customer POST "/api/v1/payment" => "pay-order", orders::pay;
+    CreateProduct: Operator POST "/api/v1/admin/products" => "create-product", admin::create_product;
+    ChangeProduct: Operator PUT "/api/v1/admin/products/{productId}" => "change-product", admin::change_product;
+    RestockProduct: Operator POST "/api/v1/admin/products/{productId}/stock" => "restock-product", admin::restock;
+    CreateCoupon: Operator POST "/api/v1/admin/coupons" => "create-coupon", admin::create_coupon;
+    ChargeUserBalance: Operator POST "/api/v1/admin/users/{userId}/balance/charge" => "charge-user-balance", admin::charge_user_balance;
 }
 
 #[cfg(test)]
@@ -114,10 +135,24 @@ mod tests {
     }
 
     #[test]
+    fn exactly_the_catalogue_the_top_5_and_a_coupons_terms_are_public() {
+        let public: Vec<&str> = ROUTES.iter().filter(|r| r.access == Access::Public).map(|r| r.function).collect();
+        assert_eq!(public, ["list-products", "products-top", "get-product", "get-coupon"]);
+        for route in ROUTES {
+            assert_eq!(route.path.starts_with("/api/v1/admin/"), route.access == Access::Operator, "{route:?}");
+        }
+    }
+
+    #[test]
     fn a_route_type_and_its_row_agree() {
         assert_eq!(
             ROUTES.iter().find(|r| r.function == PayOrder::FUNCTION),
-            Some(&RouteInfo { method: PayOrder::METHOD, path: PayOrder::PATH, function: "pay-order" })
+            Some(&RouteInfo {
+                method: PayOrder::METHOD,
+                path: PayOrder::PATH,
+                function: "pay-order",
+                access: Access::Customer
+            })
         );
     }
 }

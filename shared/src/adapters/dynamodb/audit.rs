@@ -184,7 +184,7 @@ pub struct OrdersAudit {
 }
 
 /// Invariants 3–5 (docs/architecture.md), from the table (a full scan: for tests and
-/// offline audits): stock ≥ 0 and initial stock = stock + quantity sold in paid orders
+/// offline audits): stock ≥ 0 and initial stock + restocked = stock + quantity sold in paid orders
 /// (and the per-day sales add up to the same); a paid order has exactly one payment
 /// record, the one it names, whose amount is its total and equals the PAYMENT entries
 /// in its user's ledger; an unpaid order has none; a refused payment left nothing but
@@ -265,9 +265,10 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     for product in items.iter().filter(|i| pk(i).starts_with("PRODUCT#") && sk(i) == "PRODUCT") {
         let id = get_u64(product, "productId")?;
         let (stock, initial) = (get_u64(product, "stock")?, get_u64(product, "initialStock")?);
+        let restocked = if product.contains_key("restocked") { get_u64(product, "restocked")? } else { 0 };
         let sold_here = sold.get(&id).copied().unwrap_or(0);
-        if stock + sold_here != initial {
-            bail!("product {id}: stock {stock} + sold {sold_here} ≠ initial {initial}");
+        if stock + sold_here != initial + restocked {
+            bail!("product {id}: stock {stock} + sold {sold_here} ≠ initial {initial} + restocked {restocked}");
         }
         let counted: u64 = items
             .iter()

@@ -2,11 +2,20 @@
 //! listed in id order through `gsi1` (keys in [`super::keys`]).
 
 use anyhow::anyhow;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 
-use super::keys::{self, PRODUCTS_GSI1PK};
-use super::{db_error, get_money, get_s, get_u64, s, DbError, DynamoStore, Item};
-use crate::catalog::{cursor_after, cursor_product, CatalogError, Product, ProductCatalog};
-use crate::ids::ProductId;
+use super::counters::{Created, NumberedKey};
+use super::idempotency::{KeyReused, Record, Target};
+use super::keys::{self, KeyScope, PRODUCTS_GSI1PK};
+use super::transaction::Transaction;
+use super::{db_error, get_money, get_s, get_u64, n, s, DbError, DynamoStore, Item};
+use crate::catalog::{
+    cursor_after, cursor_product, CatalogAdmin, CatalogError, Keyed, NewProduct, Product, ProductCatalog,
+    ProductChange, MAX_STOCK,
+};
+use crate::ids::{IdempotencyKey, ProductId};
+use crate::money::Money;
 use crate::pagination::{Page, PageRequest};
 
 impl From<DbError> for CatalogError {
@@ -54,6 +63,174 @@ impl ProductCatalog for DynamoStore {
         let next = items.last().filter(|_| has_more).map(|p| cursor_after(p.product_id));
         Ok(Page { items, next })
     }
+}
+
+impl CatalogAdmin for DynamoStore {
+    async fn create_product(
+        &self,
+        product: NewProduct,
+        key: Option<IdempotencyKey>,
+        now: time::OffsetDateTime,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        let numbered = key.as_ref().map(|key| NumberedKey {
+            scope: KeyScope::Operators,
+            key,
+            fingerprint: product.fingerprint(),
+            target: |number| ProductId::new(number).ok().map(Target::Product),
+            at: now,
+        });
+        let build = |number| {
+            let id = ProductId::new(number).map_err(|e| DbError::Other(anyhow!("product id {number}: {e}")))?;
+            Ok(product_item(id, product.name.as_str(), product.price, product.stock))
+        };
+        match self.create_numbered("products", build, numbered.as_ref()).await? {
+            Err(KeyReused) => Err(CatalogError::IdempotencyKeyReused),
+            Ok(Created::New(number)) => {
+                let product_id = ProductId::new(number).map_err(|e| anyhow!("product id {number}: {e}"))?;
+                let name = product.name.as_str().to_owned();
+                Ok(Keyed {
+                    value: Product { product_id, name, price: product.price, stock: product.stock },
+                    replayed: false,
+                })
+            }
+            Ok(Created::Replayed(stored)) => match stored.target {
+                Target::Product(id) => Ok(Keyed { value: self.product(id).await?, replayed: true }),
+                _ => Err(CatalogError::IdempotencyKeyReused),
+            },
+        }
+    }
+
+    async fn change_product(&self, id: ProductId, change: ProductChange) -> Result<Product, CatalogError> {
+        let mut sets = Vec::new();
+        let mut request = self.client.update_item().table_name(&self.table).set_key(Some(keys::product(id).item()));
+        if let Some(name) = &change.name {
+            sets.push("#name = :name");
+            request = request
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name.as_str()));
+        }
+        if let Some(price) = change.price {
+            sets.push("price = :price");
+            request = request.expression_attribute_values(":price", n(price));
+        }
+        let updated = request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated {
+            Ok(output) => Ok(product_from_item(&output.attributes.unwrap_or_default())?),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Err(CatalogError::UnknownProduct(id))
+            }
+            Err(err) => Err(db_error(err, || format!("change product {id}")).into()),
+        }
+    }
+
+    async fn restock(
+        &self,
+        id: ProductId,
+        add: u64,
+        key: Option<IdempotencyKey>,
+        now: time::OffsetDateTime,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        // One atomic ADD: exact beside the payments that take stock at the same time.
+        // `restocked` keeps the sum of every restock, for the stock invariant.
+        let room = MAX_STOCK.saturating_sub(add);
+        let Some(key) = key else {
+            let updated = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(id).item()))
+                .update_expression(RESTOCK)
+                .condition_expression(RESTOCK_CONDITION)
+                .expression_attribute_values(":add", n(add))
+                .expression_attribute_values(":room", n(room))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            return match updated {
+                Ok(output) => {
+                    Ok(Keyed { value: product_from_item(&output.attributes.unwrap_or_default())?, replayed: false })
+                }
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        Err(restock_refused(id, failed.item().is_some()))
+                    }
+                    _ => Err(db_error(err, || format!("restock product {id} with {add}")).into()),
+                },
+            };
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::product(id).item()))
+            .update_expression(RESTOCK)
+            .condition_expression(RESTOCK_CONDITION)
+            .expression_attribute_values(":add", n(add))
+            .expression_attribute_values(":room", n(room))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| anyhow!("build the restock: {e}"))?;
+        let record = Record {
+            scope: KeyScope::Operators,
+            key: &key,
+            fingerprint: format!("RESTOCK:{id}:{add}"),
+            target: Target::Product(id),
+            entry: None,
+            at: now,
+        };
+        let mut transaction = Transaction::new(format!("restock product {id} with {add}"));
+        transaction.update(RestockItem::Product, update);
+        transaction.put(RestockItem::Key, record.put(&self.table)?);
+        let replayed = match self.transact(&transaction).await? {
+            Ok(()) => false,
+            Err(refusal) if refusal.failed(RestockItem::Key) => {
+                let stored = self.idempotency_record(KeyScope::Operators, &key, &record.fingerprint).await?;
+                match stored {
+                    Ok(stored) if stored.target == Target::Product(id) => true,
+                    _ => return Err(CatalogError::IdempotencyKeyReused),
+                }
+            }
+            Err(refusal) => return Err(restock_refused(id, refusal.existed(RestockItem::Product))),
+        };
+        Ok(Keyed { value: self.product(id).await?, replayed })
+    }
+}
+
+/// Adds to the stock and to the sum of restocks, together.
+const RESTOCK: &str = "ADD stock :add, restocked :add";
+const RESTOCK_CONDITION: &str = "attribute_exists(pk) AND stock <= :room";
+
+/// The items of a keyed restock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestockItem {
+    Product,
+    Key,
+}
+
+fn restock_refused(id: ProductId, existed: bool) -> CatalogError {
+    if existed {
+        CatalogError::StockLimitExceeded(id)
+    } else {
+        CatalogError::UnknownProduct(id)
+    }
+}
+
+/// A new product: listed through `gsi1`, its starting stock kept as `initialStock`
+/// for the stock invariant (initial + restocked = stock + sold).
+pub fn product_item(id: ProductId, name: &str, price: Money, stock: u64) -> Item {
+    let mut item = keys::product(id).item();
+    item.insert("productId".to_owned(), n(id));
+    item.insert("name".to_owned(), s(name));
+    item.insert("price".to_owned(), n(price));
+    item.insert("stock".to_owned(), n(stock));
+    item.insert("initialStock".to_owned(), n(stock));
+    item.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
+    item.insert("gsi1sk".to_owned(), s(keys::product_gsi1sk(id)));
+    item
 }
 
 pub fn product_from_item(item: &Item) -> anyhow::Result<Product> {

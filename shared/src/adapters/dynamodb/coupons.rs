@@ -20,13 +20,18 @@ use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
 
+use super::counters::{Created, NumberedKey};
+use super::idempotency::{KeyReused, Target};
+use super::keys::KeyScope;
 use super::transaction::{Refusal, Transaction};
 use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
+use crate::catalog::Keyed;
 use crate::clock::rfc3339;
 use crate::coupons::{
-    cursor_after, cursor_coupon, Coupon, CouponError, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons,
+    cursor_after, cursor_coupon, Coupon, CouponAdmin, CouponError, CouponIssuer, CouponReader, IssuedCoupon, NewCoupon,
+    UserCoupons,
 };
-use crate::ids::{CouponId, UserId};
+use crate::ids::{CouponId, IdempotencyKey, UserId};
 use crate::pagination::{Page, PageRequest};
 
 impl From<DbError> for CouponError {
@@ -203,6 +208,55 @@ impl DynamoStore {
         transaction.put(IssueItem::Copy, put);
         Ok(transaction)
     }
+}
+
+impl CouponAdmin for DynamoStore {
+    async fn create_coupon(
+        &self,
+        coupon: NewCoupon,
+        key: Option<IdempotencyKey>,
+        now: OffsetDateTime,
+    ) -> Result<Keyed<Coupon>, CouponError> {
+        let numbered = key.as_ref().map(|key| NumberedKey {
+            scope: KeyScope::Operators,
+            key,
+            fingerprint: coupon.fingerprint(),
+            target: |number| CouponId::new(number).ok().map(Target::Coupon),
+            at: now,
+        });
+        let made = |number| {
+            let id = CouponId::new(number).map_err(|e| anyhow!("coupon id {number}: {e}"))?;
+            Ok::<_, anyhow::Error>(Coupon {
+                id,
+                name: coupon.name.as_str().to_owned(),
+                discount: coupon.discount,
+                total: coupon.total,
+                issued: 0,
+                ends_at: coupon.ends_at,
+            })
+        };
+        let build = |number| made(number).map(|c| coupon_item(&c)).map_err(DbError::Other);
+        match self.create_numbered("coupons", build, numbered.as_ref()).await? {
+            Err(KeyReused) => Err(CouponError::IdempotencyKeyReused),
+            Ok(Created::New(number)) => Ok(Keyed { value: made(number)?, replayed: false }),
+            Ok(Created::Replayed(stored)) => match stored.target {
+                Target::Coupon(id) => Ok(Keyed { value: self.coupon(id).await?, replayed: true }),
+                _ => Err(CouponError::IdempotencyKeyReused),
+            },
+        }
+    }
+}
+
+/// A coupon as it is stored: its terms and how many are issued.
+pub fn coupon_item(coupon: &Coupon) -> Item {
+    let mut item = keys::coupon(coupon.id).item();
+    item.insert("couponId".to_owned(), n(coupon.id));
+    item.insert("name".to_owned(), s(&coupon.name));
+    item.insert("discount".to_owned(), n(coupon.discount));
+    item.insert("total".to_owned(), n(coupon.total));
+    item.insert("issued".to_owned(), n(coupon.issued));
+    item.insert("endsAt".to_owned(), s(rfc3339(coupon.ends_at)));
+    item
 }
 
 pub fn copy_item(copy: &IssuedCoupon) -> Item {

@@ -13,9 +13,10 @@ use anyhow::anyhow;
 use aws_sdk_dynamodb::types::Put;
 use time::OffsetDateTime;
 
+use super::keys::KeyScope;
 use super::{get_s, get_u64, keys, n, s, DbError, DynamoStore};
 use crate::clock::rfc3339;
-use crate::ids::{EntryId, IdempotencyKey, OrderId, PaymentId, UserId};
+use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 
 /// How long a key is remembered.
 pub const TTL: time::Duration = time::Duration::hours(24);
@@ -26,12 +27,14 @@ pub enum Target {
     Entry(EntryId),
     Order(OrderId),
     Payment(PaymentId),
+    Product(ProductId),
+    Coupon(CouponId),
 }
 
 /// A record to write with the change it guards.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
-    pub user: UserId,
+    pub scope: KeyScope,
     pub key: &'a IdempotencyKey,
     pub fingerprint: String,
     pub target: Target,
@@ -56,12 +59,14 @@ pub struct KeyReused;
 impl Record<'_> {
     /// The transaction item: a put that fails when the key was used before.
     pub fn put(&self, table: &str) -> Result<Put, DbError> {
-        let mut item = keys::idempotency_record(self.user, self.key).item();
+        let mut item = keys::idempotency_record(self.scope, self.key).item();
         item.insert("fingerprint".to_owned(), s(&self.fingerprint));
         let (field, id) = match self.target {
             Target::Entry(id) => ("entryId", id.to_string()),
             Target::Order(id) => ("orderId", id.to_string()),
             Target::Payment(id) => ("paymentId", id.to_string()),
+            Target::Product(id) => ("productId", id.to_string()),
+            Target::Coupon(id) => ("couponId", id.to_string()),
         };
         item.insert(field.to_owned(), s(id));
         if let Some(entry) = self.entry {
@@ -82,14 +87,15 @@ impl DynamoStore {
     /// The record of `key`, if the request matches the one that first used it.
     pub async fn idempotency_record(
         &self,
-        user: UserId,
+        scope: impl Into<KeyScope>,
         key: &IdempotencyKey,
         fingerprint: &str,
     ) -> Result<Result<Stored, KeyReused>, DbError> {
+        let scope = scope.into();
         let item = self
-            .get(&keys::idempotency_record(user, key), || format!("read an idempotency key of user {user}"))
+            .get(&keys::idempotency_record(scope, key), || format!("read an idempotency key of {scope}"))
             .await?
-            .ok_or_else(|| DbError::Other(anyhow!("the idempotency record of user {user} vanished")))?;
+            .ok_or_else(|| DbError::Other(anyhow!("the idempotency record of {scope} vanished")))?;
         let read = || -> anyhow::Result<Result<Stored, KeyReused>> {
             if get_s(&item, "fingerprint")? != fingerprint {
                 return Ok(Err(KeyReused));
@@ -97,12 +103,16 @@ impl DynamoStore {
             let id = |field: &str| -> anyhow::Result<Option<String>> {
                 Ok(item.get(field).map(|_| get_s(&item, field)).transpose()?.map(str::to_owned))
             };
-            let bad = |field: &str| anyhow!("bad {field} on the idempotency record of user {user}");
+            let bad = |field: &str| anyhow!("bad {field} on the idempotency record of {scope}");
             let entry = id("entryId")?.map(|text| text.parse().map_err(|_| bad("entryId"))).transpose()?;
             let target = if let Some(order) = id("orderId")? {
                 Target::Order(order.parse().map_err(|_| bad("orderId"))?)
             } else if let Some(payment) = id("paymentId")? {
                 Target::Payment(payment.parse().map_err(|_| bad("paymentId"))?)
+            } else if let Some(product) = id("productId")? {
+                Target::Product(product.parse().map_err(|_| bad("productId"))?)
+            } else if let Some(coupon) = id("couponId")? {
+                Target::Coupon(coupon.parse().map_err(|_| bad("couponId"))?)
             } else {
                 Target::Entry(entry.ok_or_else(|| bad("target"))?)
             };
@@ -140,7 +150,7 @@ mod tests {
         let payment = PaymentId::generate();
         let entry = EntryId::generate();
         let record = Record {
-            user: UserId::new(7).unwrap(),
+            scope: UserId::new(7).unwrap().into(),
             key: &key,
             fingerprint: "PAY:7:x".to_owned(),
             target: Target::Payment(payment),

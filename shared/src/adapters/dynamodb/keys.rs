@@ -10,7 +10,7 @@
 //! |---|---|---|---|---|---|
 //! | user profile and balance, pending ledger entries | `USER#<userId>` | `PROFILE` | | seed, every balance change | balance, history, replay |
 //! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | | balance changes (materialised) | history (Query, newest first), replay (by seq) |
-//! | idempotency record | `USER#<userId>` | `IDEM#<key>` | | keyed changes, orders, payments | retries with the same key |
+//! | idempotency record | `USER#<userId>` (operators: `OPERATORS`) | `IDEM#<key>` | | keyed changes, orders, payments, operator writes | retries with the same key |
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use) | user's coupons, create order, payment |
 //! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, payment (stock) | catalogue |
 //! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, issue (count) | get coupon, issue |
@@ -18,6 +18,8 @@
 //! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment | replay, audit |
 //! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`) | top 5 (Query per day) |
 //! | the platform consumer's delivery mark | `DELIVERY#<orderId>` | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
+//! | the next id of a kind | `COUNTER#<users, products, coupons>` | `COUNTER` | | sign-up, operators, seeding (`ADD next`) | the same |
+//! | a signed-up identity's user | `IDENTITY#<sub>` | `IDENTITY` | | sign-up triggers | the token-claims trigger |
 //!
 //! # The outbox table
 //!
@@ -74,8 +76,45 @@ pub fn ledger_entry(user: UserId, seq: u64) -> Key {
     Key::new(user_partition(user), format!("{HISTORY_PREFIX}{seq:020}"))
 }
 
-pub fn idempotency_record(user: UserId, key: &IdempotencyKey) -> Key {
-    Key::new(user_partition(user), format!("IDEM#{}", key.as_str()))
+/// Whose idempotency keys a key is among: one user's, or the operators' (shared by
+/// every operator, so two operators must not send one key for different requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    User(UserId),
+    Operators,
+}
+
+impl From<UserId> for KeyScope {
+    fn from(user: UserId) -> KeyScope {
+        KeyScope::User(user)
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyScope::User(user) => write!(f, "user {user}"),
+            KeyScope::Operators => f.write_str("the operators"),
+        }
+    }
+}
+
+pub fn idempotency_record(scope: impl Into<KeyScope>, key: &IdempotencyKey) -> Key {
+    let partition = match scope.into() {
+        KeyScope::User(user) => user_partition(user),
+        KeyScope::Operators => "OPERATORS".to_owned(),
+    };
+    Key::new(partition, format!("IDEM#{}", key.as_str()))
+}
+
+/// A counter that hands out the next id of a kind (`users`, `products`, `coupons`).
+pub fn counter(kind: &str) -> Key {
+    Key::new(format!("COUNTER#{kind}"), "COUNTER")
+}
+
+/// Which shop user an identity provider's subject (`sub`) is.
+pub fn identity(subject: &str) -> Key {
+    Key::new(format!("IDENTITY#{subject}"), "IDENTITY")
 }
 
 pub fn coupon_copy(user: UserId, coupon: CouponId) -> Key {

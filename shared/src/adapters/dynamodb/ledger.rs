@@ -234,7 +234,7 @@ impl DynamoStore {
         let mut transaction = Transaction::new(describe(change)).with_token(change.id);
         transaction.update(ChangeItem::Balance, BalanceUpdate::new(change).transaction_item(&self.table)?);
         let record = Record {
-            user: change.user,
+            scope: change.user.into(),
             key,
             fingerprint: change.fingerprint(),
             target: Target::Entry(change.id),

@@ -8,14 +8,18 @@
 //! - [`transaction`]: running a transaction — conflict retries, refusals by item.
 //! - [`idempotency`]: the records behind `Idempotency-Key`.
 //! - [`ledger`]: balances and their history; a balance change as a transaction item.
-//! - [`catalog`], [`coupons`], [`orders`], [`payment`], [`sales`], [`feed`]: the ports.
+//! - [`counters`]: numeric ids for new users, products and coupons.
+//! - [`catalog`], [`coupons`], [`orders`], [`payment`], [`sales`], [`feed`],
+//!   [`identity`]: the ports.
 //! - [`seed`] and [`audit`]: bulk data and the invariant audits, for tools and tests.
 
 pub mod audit;
 pub mod catalog;
+pub mod counters;
 pub mod coupons;
 pub mod feed;
 pub mod idempotency;
+pub mod identity;
 pub mod keys;
 pub mod ledger;
 pub mod orders;

@@ -74,7 +74,7 @@ impl OrderStore for DynamoStore {
         let mut transaction = Transaction::new(format!("save order {} with its key", order.id)).with_token(order.id);
         transaction.put(PlaceItem::Order, self.new_item(order_item(&order))?);
         let record = Record {
-            user: order.user,
+            scope: order.user.into(),
             key: &key,
             fingerprint,
             target: Target::Order(order.id),

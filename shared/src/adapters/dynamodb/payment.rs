@@ -197,7 +197,7 @@ impl DynamoStore {
 
         if let Some(key) = key {
             let record = Record {
-                user: order.user,
+                scope: order.user.into(),
                 key,
                 fingerprint: order.payment_fingerprint(),
                 target: Target::Payment(payment.id),

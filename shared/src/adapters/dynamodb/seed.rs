@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use time::OffsetDateTime;
 
-use super::keys::{self, PRODUCTS_GSI1PK};
+use super::keys;
 use super::ledger::ledger_row;
 use super::{n, s, Item};
 use crate::balance::{EntryKind, LedgerEntry};
@@ -64,7 +64,46 @@ pub async fn seed_users(
         }
         progress(done * USERS_PER_TRANSACTION + chunk.len());
     }
+    raise_counter_to(client, table, "users", users.iter().map(|(user, _)| user.get())).await?;
     Ok(created)
+}
+
+/// Writes products unless they exist; returns how many were new. New products made
+/// by operators get ids above these.
+pub async fn seed_products(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    products: &[ProductSeed],
+) -> anyhow::Result<usize> {
+    let created = seed_items(client, table, products.iter().map(product_item).collect()).await?;
+    raise_counter_to(client, table, "products", products.iter().map(|p| p.id.get())).await?;
+    Ok(created)
+}
+
+/// Writes coupons unless they exist; returns how many were new. New coupons made by
+/// operators get ids above these.
+pub async fn seed_coupons(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    coupons: &[CouponSeed],
+) -> anyhow::Result<usize> {
+    let created = seed_items(client, table, coupons.iter().map(coupon_item).collect()).await?;
+    raise_counter_to(client, table, "coupons", coupons.iter().map(|c| c.id.get())).await?;
+    Ok(created)
+}
+
+async fn raise_counter_to(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    kind: &str,
+    ids: impl Iterator<Item = u64>,
+) -> anyhow::Result<()> {
+    if let Some(max) = ids.max() {
+        super::counters::raise_counter(client, table, kind, max)
+            .await
+            .with_context(|| format!("raise the {kind} counter"))?;
+    }
+    Ok(())
 }
 
 pub struct ProductSeed {
@@ -75,15 +114,7 @@ pub struct ProductSeed {
 }
 
 pub fn product_item(product: &ProductSeed) -> Item {
-    let mut item = keys::product(product.id).item();
-    item.insert("productId".to_owned(), n(product.id));
-    item.insert("name".to_owned(), s(&product.name));
-    item.insert("price".to_owned(), n(product.price));
-    item.insert("stock".to_owned(), n(product.stock));
-    item.insert("initialStock".to_owned(), n(product.stock));
-    item.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
-    item.insert("gsi1sk".to_owned(), s(keys::product_gsi1sk(product.id)));
-    item
+    super::catalog::product_item(product.id, &product.name, product.price, product.stock)
 }
 
 pub struct CouponSeed {
@@ -95,14 +126,14 @@ pub struct CouponSeed {
 }
 
 pub fn coupon_item(coupon: &CouponSeed) -> Item {
-    let mut item = keys::coupon(coupon.id).item();
-    item.insert("couponId".to_owned(), n(coupon.id));
-    item.insert("name".to_owned(), s(&coupon.name));
-    item.insert("discount".to_owned(), n(coupon.discount));
-    item.insert("total".to_owned(), n(coupon.total));
-    item.insert("issued".to_owned(), n(0));
-    item.insert("endsAt".to_owned(), s(rfc3339(coupon.ends_at)));
-    item
+    super::coupons::coupon_item(&crate::coupons::Coupon {
+        id: coupon.id,
+        name: coupon.name.clone(),
+        discount: coupon.discount,
+        total: coupon.total,
+        issued: 0,
+        ends_at: coupon.ends_at,
+    })
 }
 
 /// Writes items one transaction at a time (≤ 100 each) unless they exist; returns how
