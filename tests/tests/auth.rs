@@ -152,6 +152,9 @@ async fn every_token_the_authorizer_would_reject_is_401() {
         ("not yet valid", signed_with(&app, |c| c["nbf"] = json!(now() + 600))),
         ("wrong issuer", signed_with(&app, |c| c["iss"] = json!("https://issuer.example.com"))),
         ("wrong audience", signed_with(&app, |c| c["client_id"] = json!("another-client"))),
+        ("an aud that is not ours beside our client_id", signed_with(&app, |c| c["aud"] = json!("another-api"))),
+        ("issued in the future", signed_with(&app, |c| c["iat"] = json!(now() + 600))),
+        ("two issuers", signed_with(&app, |c| c["iss"] = json!([c["iss"].clone(), "https://issuer.example.com"]))),
         (
             "no expiry",
             signed_with(&app, |c| {
@@ -282,6 +285,14 @@ async fn operators_run_the_catalogue_and_coupons_and_credit_balances() {
     let (status, credited) =
         app.post_as("/api/v1/admin/users/2/balance/charge", r#"{"amount": "100.00"}"#, None, op).await;
     assert_eq!((status, credited["balance"].as_str()), (200, Some("1100.00")), "{credited}");
+    assert_eq!(credited["entry"]["type"], "CREDIT");
+    // A key the customer used is not the operators': it cannot swallow their credit.
+    assert_eq!(app.post("/api/v1/users/2/balance/charge", r#"{"amount": "1.00"}"#, Some("pay-in-7")).await.0, 200);
+    let credit = r#"{"amount": "1.00"}"#;
+    let (status, credited) = app.post_as("/api/v1/admin/users/2/balance/charge", credit, Some("pay-in-7"), op).await;
+    assert_eq!((status, credited["balance"].as_str()), (200, Some("1102.00")), "{credited}");
+    let (_, again) = app.post_as("/api/v1/admin/users/2/balance/charge", credit, Some("pay-in-7"), op).await;
+    assert_eq!(again, credited, "the operators' retry is their first answer");
 
     let before = app.get("/api/v1/products?limit=100").await.1;
     let invalid = [

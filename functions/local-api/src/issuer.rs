@@ -62,10 +62,6 @@ impl LocalIssuer {
         Ok(LocalIssuer { issuer: issuer.into(), kid, encoding, jwk, decoding, claim_names: ClaimNames::default() })
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -121,7 +117,7 @@ impl LocalIssuer {
     pub fn verify(&self, authorization: Option<&str>) -> Result<Claims, String> {
         let header = authorization.ok_or("no token")?;
         let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
-        let head = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let head = jsonwebtoken::decode_header(token).map_err(|_| "the token is malformed")?;
         if head.kid.as_deref() != Some(self.kid.as_str()) {
             return Err("no key with the token's kid".to_owned());
         }
@@ -135,16 +131,36 @@ impl LocalIssuer {
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation)
-            .map_err(|e| format!("the token is not valid: {e}"))?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                    jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet".to_owned(),
+                    jsonwebtoken::errors::ErrorKind::InvalidIssuer => "the token is from another issuer".to_owned(),
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => "the signature does not verify".to_owned(),
+                    jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim}"),
+                    _ => "the token is not valid".to_owned(),
+                }
+            })?;
         let claims = data.claims;
+        // As API Gateway: `aud` decides when the token has one; `client_id` otherwise.
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => aud == LOCAL_AUDIENCE,
             Some(Value::Array(auds)) => auds.iter().any(|aud| aud == LOCAL_AUDIENCE),
-            _ => false,
-        } || claims.get("client_id").and_then(Value::as_str) == Some(LOCAL_AUDIENCE);
+            Some(_) => false,
+            None => claims.get("client_id").and_then(Value::as_str) == Some(LOCAL_AUDIENCE),
+        };
         if !audience_ok {
             return Err("the token is for another audience".to_owned());
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err("the token is from another issuer".to_owned());
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match claims.get("iat").map(Value::as_i64) {
+            Some(Some(issued)) if issued <= now + LEEWAY_SECONDS as i64 => {}
+            Some(_) => return Err("the token was issued in the future".to_owned()),
+            None => {}
         }
         Ok(claims.into_iter().map(|(name, value)| (name, as_gateway_string(&value))).collect())
     }

@@ -159,7 +159,12 @@ impl BalanceLedger for MemoryStore {
     async fn apply(&self, change: BalanceChange) -> Result<Applied, BalanceError> {
         let mut world = self.lock();
         let account = world.accounts.get(&change.user).ok_or(BalanceError::UnknownUser(change.user))?;
-        match keyed(&world, change.user, change.idempotency_key.as_ref(), &change.fingerprint()) {
+        // An operator's credit keeps its key among the operators', apart from the customer's.
+        let key = match (&change.idempotency_key, change.kind) {
+            (Some(key), EntryKind::Credit) => IdempotencyKey::parse(&format!("operators/{}", key.as_str())).ok(),
+            (key, _) => key.clone(),
+        };
+        match keyed(&world, change.user, key.as_ref(), &change.fingerprint()) {
             Err(()) => return Err(BalanceError::IdempotencyKeyReused),
             Ok(Some(UserKeyed::Entry(index))) => {
                 return Ok(Applied { entry: account.entries[*index].clone(), replayed: true })
@@ -175,7 +180,7 @@ impl BalanceLedger for MemoryStore {
         }
         let index = account.entries.len();
         let entry = world.post(change.user, change.id, change.kind, amount, change.at);
-        if let Some(key) = &change.idempotency_key {
+        if let Some(key) = &key {
             world.keys.insert((change.user, key.as_str().to_owned()), (change.fingerprint(), UserKeyed::Entry(index)));
         }
         Ok(Applied { entry, replayed: false })

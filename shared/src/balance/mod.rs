@@ -21,6 +21,9 @@ use crate::pagination::{Cursor, Page, PageRequest};
 pub enum EntryKind {
     /// Money added by the customer (also the opening balance of seeded users).
     Charge,
+    /// Money an operator credits a customer with (a shop whose payment provider tops
+    /// balances up); its `Idempotency-Key` is among the operators', not the customer's.
+    Credit,
     /// Money spent directly from the balance.
     Use,
     /// An order paid from the balance.
@@ -31,6 +34,7 @@ impl EntryKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Charge => "CHARGE",
+            EntryKind::Credit => "CREDIT",
             EntryKind::Use => "USE",
             EntryKind::Payment => "PAYMENT",
         }
@@ -39,6 +43,7 @@ impl EntryKind {
     pub fn parse(text: &str) -> Option<EntryKind> {
         match text {
             "CHARGE" => Some(EntryKind::Charge),
+            "CREDIT" => Some(EntryKind::Credit),
             "USE" => Some(EntryKind::Use),
             "PAYMENT" => Some(EntryKind::Payment),
             _ => None,
@@ -47,7 +52,7 @@ impl EntryKind {
 
     /// Whether the entry adds to the balance (`true`) or takes from it.
     pub fn is_credit(self) -> bool {
-        matches!(self, EntryKind::Charge)
+        matches!(self, EntryKind::Charge | EntryKind::Credit)
     }
 }
 

@@ -23,6 +23,17 @@ pub async fn charge(
     change(store, clock, user, EntryKind::Charge, amount, idempotency_key).await
 }
 
+/// An operator credits `user` (`Idempotency-Key` among the operators').
+pub async fn credit(
+    store: &impl BalanceLedger,
+    clock: &dyn Clock,
+    user: UserId,
+    amount: Amount,
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<Applied, BalanceError> {
+    change(store, clock, user, EntryKind::Credit, amount, idempotency_key).await
+}
+
 pub async fn use_balance(
     store: &impl BalanceLedger,
     clock: &dyn Clock,

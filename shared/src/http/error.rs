@@ -39,6 +39,9 @@ impl ApiError {
     /// Gateway's JWT authorizer answers (`{"message":"Unauthorized"}` with a bearer
     /// challenge), whether the authorizer or a function says it.
     pub fn unauthorized(description: &str) -> ApiError {
+        // A quoted-string: nothing that could end it or break the header.
+        let description: String =
+            description.chars().map(|c| if c == '"' || c == '\\' || c.is_control() { ' ' } else { c }).collect();
         let challenge = format!(r#"Bearer scope="" error="invalid_token" error_description="{description}""#);
         ApiError {
             status: StatusCode::UNAUTHORIZED,

@@ -2,6 +2,7 @@
 //!
 //! Each route is a type implementing [`Route`]: its method, its API Gateway path
 //! template, the function (folder under `functions/`) that serves it, and its handler.
+//! Operator routes check the operator role here, before their handler runs.
 //! A function's `main` names its route (`rushcart::http_lambda!(GetBalance)`); the
 //! local API serves [`ROUTES`] through [`dispatch`]; tests compare [`ROUTES`] with
 //! `template.yaml` and with the function crates, so none of them can drift.
@@ -11,6 +12,7 @@ use std::future::Future;
 use http::Method;
 use lambda_http::{Body, Request, Response};
 
+use super::extract::require_operator;
 use super::{admin, balance, catalog, coupons, instrumented, orders, top, Handled};
 use crate::adapters::dynamodb::DynamoStore;
 use crate::Deps;
@@ -62,7 +64,13 @@ macro_rules! routes {
                 const FUNCTION: &'static str = $function;
 
                 fn handle(request: Request, deps: &Deps<DynamoStore>) -> impl Future<Output = Handled> + Send + '_ {
-                    $handler(request, deps)
+                    async move {
+                        // The table, not each handler, holds the operator routes to the role.
+                        if Self::ACCESS == Access::Operator {
+                            require_operator(&request, &deps.identity)?;
+                        }
+                        $handler(request, deps).await
+                    }
                 }
             }
         )*

@@ -94,7 +94,8 @@ pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
         if entry.amount <= Decimal::ZERO {
             bail!("user {user}: entry {seq} has amount {}", entry.amount);
         }
-        running += if entry.kind == "CHARGE" { entry.amount } else { -entry.amount };
+        let credit = crate::balance::EntryKind::parse(&entry.kind).is_some_and(|kind| kind.is_credit());
+        running += if credit { entry.amount } else { -entry.amount };
         if running != entry.balance_after {
             bail!("user {user}: entry {seq} says balance {} but the entries sum to {running}", entry.balance_after);
         }

@@ -70,6 +70,12 @@ impl DynamoStore {
         build: impl Fn(u64) -> Result<Item, DbError>,
         key: Option<&NumberedKey<'_>>,
     ) -> Result<Result<Created, KeyReused>, DbError> {
+        // A retry whose key already made something takes no number.
+        if let Some(key) = key {
+            if let Some(found) = self.find_idempotency_record(key.scope, key.key, &key.fingerprint).await? {
+                return Ok(found.map(Created::Replayed));
+            }
+        }
         for _ in 0..SKIPS {
             let number = self.next_id(kind).await?;
             let mut transaction = Transaction::new(format!("create {kind} {number}"));

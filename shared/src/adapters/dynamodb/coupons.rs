@@ -150,7 +150,8 @@ impl DynamoStore {
         if let Some(terms) = self.coupon_terms.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(terms.clone());
         }
-        let item = self.get_eventually(&keys::coupon(id), || format!("get coupon {id}")).await?;
+        // Consistent: a coupon an operator just made must be found by the first issue.
+        let item = self.get(&keys::coupon(id), || format!("get coupon {id}")).await?;
         let terms = coupon_from_item(&item.ok_or(CouponError::UnknownCoupon(id))?)?;
         self.coupon_terms.write().unwrap_or_else(|p| p.into_inner()).insert(id, terms.clone());
         Ok(terms)

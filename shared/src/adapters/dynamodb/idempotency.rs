@@ -1,5 +1,6 @@
-//! Idempotency records (`USER#<userId>` / `IDEM#<key>`): how a retry with the same
-//! `Idempotency-Key` finds the first outcome instead of making a second one.
+//! Idempotency records (`USER#<userId>` / `IDEM#<key>`, and `OPERATORS` / `IDEM#<key>`
+//! for the operators' writes): how a retry with the same `Idempotency-Key` finds the
+//! first outcome instead of making a second one.
 //!
 //! A record is put under `attribute_not_exists(pk)` in the same transaction as the
 //! change it guards, so one key commits at most one change. It keeps the request's
@@ -16,7 +17,7 @@ use time::OffsetDateTime;
 use super::keys::KeyScope;
 use super::{get_s, get_u64, keys, n, s, DbError, DynamoStore};
 use crate::clock::rfc3339;
-use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
+use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId};
 
 /// How long a key is remembered.
 pub const TTL: time::Duration = time::Duration::hours(24);
@@ -84,7 +85,8 @@ impl Record<'_> {
 }
 
 impl DynamoStore {
-    /// The record of `key`, if the request matches the one that first used it.
+    /// The record of a key that committed a change, if the request matches the one
+    /// that first used it.
     pub async fn idempotency_record(
         &self,
         scope: impl Into<KeyScope>,
@@ -92,10 +94,21 @@ impl DynamoStore {
         fingerprint: &str,
     ) -> Result<Result<Stored, KeyReused>, DbError> {
         let scope = scope.into();
-        let item = self
-            .get(&keys::idempotency_record(scope, key), || format!("read an idempotency key of {scope}"))
+        self.find_idempotency_record(scope, key, fingerprint)
             .await?
-            .ok_or_else(|| DbError::Other(anyhow!("the idempotency record of {scope} vanished")))?;
+            .ok_or_else(|| DbError::Other(anyhow!("the idempotency record of {scope} vanished")))
+    }
+
+    /// The record of `key` if it was used, checked against the request's fingerprint.
+    pub async fn find_idempotency_record(
+        &self,
+        scope: KeyScope,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Option<Result<Stored, KeyReused>>, DbError> {
+        let item =
+            self.get(&keys::idempotency_record(scope, key), || format!("read an idempotency key of {scope}")).await?;
+        let Some(item) = item else { return Ok(None) };
         let read = || -> anyhow::Result<Result<Stored, KeyReused>> {
             if get_s(&item, "fingerprint")? != fingerprint {
                 return Ok(Err(KeyReused));
@@ -119,22 +132,27 @@ impl DynamoStore {
             let seq = item.get("seq").map(|_| get_u64(&item, "seq")).transpose()?;
             Ok(Ok(Stored { target, entry, seq }))
         };
-        read().map_err(DbError::Other)
+        read().map(Some).map_err(DbError::Other)
     }
 
-    /// Records the seq of the entry a key's change wrote, once it is materialised.
-    pub async fn record_entry_seq(&self, user: UserId, key: &IdempotencyKey, seq: u64) -> Result<(), DbError> {
-        self.client
+    /// Records the seq of the entry a key's change wrote, once it is materialised. A
+    /// record that expired meanwhile (TTL) needs no seq: nothing can replay it.
+    pub async fn record_entry_seq(&self, scope: KeyScope, key: &IdempotencyKey, seq: u64) -> Result<(), DbError> {
+        let recorded = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::idempotency_record(user, key).item()))
+            .set_key(Some(keys::idempotency_record(scope, key).item()))
             .update_expression("SET seq = :seq")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":seq", n(seq))
             .send()
-            .await
-            .map_err(|e| super::db_error(e, || format!("record seq {seq} on an idempotency key of user {user}")))?;
-        Ok(())
+            .await;
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(super::db_error(err, || format!("record seq {seq} on an idempotency key of {scope}"))),
+        }
     }
 }
 
@@ -142,6 +160,7 @@ impl DynamoStore {
 mod tests {
     use super::*;
     use crate::adapters::dynamodb::get_n;
+    use crate::ids::UserId;
 
     #[test]
     fn a_record_expires_a_day_after_it_was_made_and_is_put_only_once() {

@@ -12,13 +12,13 @@
 //! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | | balance changes (materialised) | history (Query, newest first), replay (by seq) |
 //! | idempotency record | `USER#<userId>` (operators: `OPERATORS`) | `IDEM#<key>` | | keyed changes, orders, payments, operator writes | retries with the same key |
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use) | user's coupons, create order, payment |
-//! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, payment (stock) | catalogue |
-//! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, issue (count) | get coupon, issue |
+//! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, operators, payment (stock) | catalogue |
+//! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count) | get coupon, issue |
 //! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | | create order, payment | get order, payment |
 //! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment | replay, audit |
 //! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`) | top 5 (Query per day) |
 //! | the platform consumer's delivery mark | `DELIVERY#<orderId>` | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
-//! | the next id of a kind | `COUNTER#<users, products, coupons>` | `COUNTER` | | sign-up, operators, seeding (`ADD next`) | the same |
+//! | the next id of a kind | `COUNTER#<users, products, coupons>` | `COUNTER` | | sign-up and operators (`ADD next`), seeding (raises it) | the same |
 //! | a signed-up identity's user | `IDENTITY#<sub>` | `IDENTITY` | | sign-up triggers | the token-claims trigger |
 //!
 //! # The outbox table

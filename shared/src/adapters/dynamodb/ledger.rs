@@ -40,6 +40,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use time::OffsetDateTime;
 
 use super::idempotency::{KeyReused, Record, Stored, Target};
+use super::keys::KeyScope;
 use super::transaction::{with_conflict_retries, Attempt, Transaction};
 use super::{db_error, get_money, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::balance::{
@@ -234,7 +235,7 @@ impl DynamoStore {
         let mut transaction = Transaction::new(describe(change)).with_token(change.id);
         transaction.update(ChangeItem::Balance, BalanceUpdate::new(change).transaction_item(&self.table)?);
         let record = Record {
-            scope: change.user.into(),
+            scope: key_scope(change.user, change.kind),
             key,
             fingerprint: change.fingerprint(),
             target: Target::Entry(change.id),
@@ -246,7 +247,7 @@ impl DynamoStore {
             Ok(()) => Ok(Applied { entry: self.committed_entry(change.user, change.id).await?, replayed: false }),
             Err(refusal) if refusal.failed(ChangeItem::Key) => {
                 let (_, entry) = self
-                    .entry_of_key(change.user, key, &change.fingerprint())
+                    .entry_of_key(change.user, key_scope(change.user, change.kind), key, &change.fingerprint())
                     .await?
                     .map_err(|KeyReused| BalanceError::IdempotencyKeyReused)?;
                 let entry = entry.ok_or_else(|| anyhow!("the key of a balance change names no entry"))?;
@@ -366,7 +367,7 @@ impl DynamoStore {
             .await
             .map_err(|e| db_error(e, || format!("write history row {} of user {user}", entry.seq)))?;
         if let Some(key) = key {
-            self.record_entry_seq(user, key, entry.seq).await?;
+            self.record_entry_seq(key_scope(user, entry.kind), key, entry.seq).await?;
         }
         let id = entry.id;
         self.client
@@ -389,13 +390,14 @@ impl DynamoStore {
     pub async fn entry_of_key(
         &self,
         user: UserId,
+        scope: KeyScope,
         key: &IdempotencyKey,
         fingerprint: &str,
     ) -> Result<Result<(Stored, Option<LedgerEntry>), KeyReused>, BalanceError> {
         // The materialiser writes the row, then the record's seq, then clears the
         // pending entry: a few passes find the entry wherever it is at the moment.
         for _ in 0..5 {
-            let stored = match self.idempotency_record(user, key, fingerprint).await? {
+            let stored = match self.idempotency_record(scope, key, fingerprint).await? {
                 Ok(stored) => stored,
                 Err(reused) => return Ok(Err(reused)),
             };
@@ -415,6 +417,15 @@ impl DynamoStore {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(BalanceError::Unexpected(anyhow!("the entry of an idempotency key of user {user} was not found")))
+    }
+}
+
+/// Whose keys a balance change's key is among: an operator's credit is the operators',
+/// everything else the customer's own.
+fn key_scope(user: UserId, kind: EntryKind) -> KeyScope {
+    match kind {
+        EntryKind::Credit => KeyScope::Operators,
+        _ => KeyScope::User(user),
     }
 }
 

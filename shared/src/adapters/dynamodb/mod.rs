@@ -116,32 +116,24 @@ impl DynamoStore {
         &self.table
     }
 
+    /// A put of a new item into the main table, refused if its key exists.
+    pub(crate) fn new_item(&self, item: Item) -> Result<aws_sdk_dynamodb::types::Put, DbError> {
+        aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| DbError::Other(anyhow!("build a put: {e}")))
+    }
+
     /// A strongly consistent `GetItem` on the main table; `doing` names it in errors.
     pub(crate) async fn get(&self, key: &keys::Key, doing: impl FnOnce() -> String) -> Result<Option<Item>, DbError> {
-        self.get_item(key, true, doing).await
-    }
-
-    /// An eventually consistent `GetItem`, for what does not change.
-    pub(crate) async fn get_eventually(
-        &self,
-        key: &keys::Key,
-        doing: impl FnOnce() -> String,
-    ) -> Result<Option<Item>, DbError> {
-        self.get_item(key, false, doing).await
-    }
-
-    async fn get_item(
-        &self,
-        key: &keys::Key,
-        consistent: bool,
-        doing: impl FnOnce() -> String,
-    ) -> Result<Option<Item>, DbError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key.item()))
-            .consistent_read(consistent)
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| db_error(e, doing))?;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::idempotency::{Record, Target};
 use super::transaction::Transaction;
@@ -103,16 +103,6 @@ impl OrderStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// A put of a new item (refused if its key exists).
-    pub(super) fn new_item(&self, item: Item) -> Result<Put, DbError> {
-        Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| DbError::Other(anyhow!("build a put: {e}")))
-    }
-
     pub(super) async fn load_order(&self, id: OrderId) -> Result<Option<Order>, DbError> {
         let item = self.get(&keys::order(id), || format!("read order {id}")).await?;
         item.as_ref().map(order_from_item).transpose().map_err(DbError::Other)

@@ -212,7 +212,7 @@ impl DynamoStore {
     /// The first payment made under `key`, answered as it was then.
     async fn replay_payment(&self, order: &Order, key: &IdempotencyKey) -> Result<Paid, OrderError> {
         let (stored, entry) = self
-            .entry_of_key(order.user, key, &order.payment_fingerprint())
+            .entry_of_key(order.user, order.user.into(), key, &order.payment_fingerprint())
             .await?
             .map_err(|KeyReused| OrderError::IdempotencyKeyReused)?;
         let Target::Payment(first) = stored.target else { return Err(OrderError::IdempotencyKeyReused) };
