@@ -11,4 +11,5 @@ if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.7,<4"
 fi
 cargo build --profile "${RUSHCART_PROFILE:-local}" -p rushcart-local-api -p rushcart-admin
+cargo build --profile "${RUSHCART_PROFILE:-local}" -p rushcart-local-api --example verify_cost
 exec .venv/bin/python tools/bench.py
