@@ -318,6 +318,24 @@ impl TestApp {
         read(request.send().await.expect("request")).await
     }
 
+    /// An order's item as it is stored.
+    pub async fn order_item(
+        &self,
+        order: &str,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        self.client()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", rushcart::adapters::dynamodb::s(format!("ORDER#{order}")))
+            .key("sk", rushcart::adapters::dynamodb::s("ORDER"))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read the order")
+            .item
+            .expect("the order exists")
+    }
+
     /// The balance as the API reports it.
     pub async fn balance(&self, user: u64) -> String {
         let (status, body) = self.get(&format!("/api/v1/users/{user}/balance")).await;

@@ -34,17 +34,7 @@ async fn snapshot(app: &TestApp, order: &str) -> Value {
     let stock: Vec<Value> = products["items"].as_array().unwrap().iter().map(|p| p["stock"].clone()).collect();
     let (_, coupon) = app.get("/api/v1/coupons/1").await;
     let (status_2, _) = app.get("/api/v1/coupons/2").await;
-    let item = app
-        .client()
-        .get_item()
-        .table_name(app.table())
-        .key("pk", rushcart::adapters::dynamodb::s(format!("ORDER#{order}")))
-        .key("sk", rushcart::adapters::dynamodb::s("ORDER"))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = app.order_item(order).await;
     json!({
         "balances": balances,
         "stock": stock,

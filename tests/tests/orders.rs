@@ -326,17 +326,7 @@ async fn two_thousand_refused_payments_leave_the_order_one_small_item_and_it_can
     let kept = read["payments"].as_array().unwrap();
     assert_eq!(kept.len(), 5, "the latest five are kept: {read}");
     assert!(kept.iter().all(|p| p["status"] == "FAILED" && p["reason"] == "INSUFFICIENT_BALANCE"));
-    let item = app
-        .client()
-        .get_item()
-        .table_name(app.table())
-        .key("pk", rushcart::adapters::dynamodb::s(format!("ORDER#{order}")))
-        .key("sk", rushcart::adapters::dynamodb::s("ORDER"))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = app.order_item(&order).await;
     let size: usize = item.iter().map(|(name, value)| name.len() + format!("{value:?}").len()).sum();
     assert!(size < 4096, "the order item stays small: about {size} bytes");
 
