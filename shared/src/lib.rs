@@ -51,6 +51,8 @@ pub struct Deps<S> {
     /// Whether customers may charge their own balance (`SELF_SERVICE_TOP_UP`, default
     /// on); when off, only an operator credits balances.
     pub self_service_top_up: bool,
+    /// How long an order waits for its payment (`ORDER_PAYMENT_WINDOW` seconds).
+    pub order_windows: orders::OrderWindows,
     pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
     pub top_cache: Option<Arc<dyn top::TopProductsCache>>,
 }
@@ -68,6 +70,7 @@ impl<S> Deps<S> {
             clock,
             identity: identity::Identity::Claims(identity::ClaimNames::default()),
             self_service_top_up: true,
+            order_windows: orders::OrderWindows::default(),
             coupon_gate: None,
             top_cache: None,
         }
@@ -125,6 +128,7 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             Ok("off") => false,
             Ok(other) => anyhow::bail!("SELF_SERVICE_TOP_UP must be on or off, not {other:?}"),
         };
+        deps.order_windows = order_windows_from_env()?;
         if let Some(gate) = gate {
             tracing::info!("coupon admission gate on");
             deps.coupon_gate = Some(Arc::new(gate));
@@ -134,6 +138,20 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         }
         Ok(deps)
     }
+}
+
+/// The order windows from `ORDER_PAYMENT_WINDOW` (seconds, at least 1; unset or empty:
+/// 30 minutes).
+pub fn order_windows_from_env() -> anyhow::Result<orders::OrderWindows> {
+    let mut windows = orders::OrderWindows::default();
+    match std::env::var("ORDER_PAYMENT_WINDOW").as_deref() {
+        Err(_) | Ok("") => {}
+        Ok(text) => match text.parse::<u32>() {
+            Ok(seconds) if seconds > 0 => windows.payment = time::Duration::seconds(seconds.into()),
+            _ => anyhow::bail!("ORDER_PAYMENT_WINDOW must be a positive number of seconds, not {text:?}"),
+        },
+    }
+    Ok(windows)
 }
 
 /// Makes aws-lc-rs the process's one rustls crypto provider. Every TLS client of the

@@ -74,6 +74,17 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` items read in list order: the extra one only says
+    /// that another page follows, which then starts after the page's last item.
+    pub fn from_lookahead(mut items: Vec<T>, limit: u32, cursor_after: impl Fn(&T) -> Cursor) -> Page<T> {
+        let has_more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = items.last().filter(|_| has_more).map(cursor_after);
+        Page { items, next }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

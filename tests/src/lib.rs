@@ -389,7 +389,6 @@ mod testcontainers_backend {
 /// LocalStack through testcontainers, shared by every test of a binary.
 #[cfg(feature = "testcontainers")]
 mod testcontainers_backend {
-    use super::*;
     use testcontainers_modules::localstack::LocalStack;
     use testcontainers_modules::testcontainers::runners::AsyncRunner as _;
     use testcontainers_modules::testcontainers::ContainerAsync;

@@ -187,6 +187,7 @@ async fn a_customer_acts_for_themself_only() {
         ("GET", "/api/v1/users/2/balance", ""),
         ("GET", "/api/v1/users/2/balance/history", ""),
         ("GET", "/api/v1/users/2/coupons", ""),
+        ("GET", "/api/v1/users/2/orders", ""),
         ("POST", "/api/v1/users/2/balance/use", r#"{"amount": "1.00"}"#),
         ("POST", "/api/v1/users/2/balance/charge", r#"{"amount": "1.00"}"#),
         ("POST", "/api/v1/users/1/balance/use", r#"{"amount": "1.00", "userId": 2}"#),
@@ -217,6 +218,9 @@ async fn a_customer_acts_for_themself_only() {
     let pay_mine = json!({"orderId": order["orderId"]}).to_string();
     assert_eq!(app.post_as("/api/v1/payment", &pay_mine, None, me).await.0, 200);
     assert_eq!(app.get_as(&format!("/api/v1/orders/{}", order["orderId"].as_str().unwrap()), me).await.0, 200);
+    let (status, listed) = app.get_as("/api/v1/users/1/orders", me).await;
+    let listed: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|o| o["orderId"].as_str()).collect();
+    assert_eq!((status, listed), (200, vec![order["orderId"].as_str().unwrap()]), "only my own orders");
     assert_eq!(app.get_as("/api/v1/users/1/balance", me).await.1["balance"], "990.00");
 }
 

@@ -151,6 +151,15 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
     assert_eq!(paid["balanceAfter"].as_str(), Some("998000.00"), "{paid}");
     let (status, fetched) = run(&deps, http_event_for("get-order", &id)).await;
     assert_eq!((status, fetched["status"].as_str()), (200, Some("PAID")), "{fetched}");
+    let (status, listed) = run(&deps, http_event("user-orders")).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<(&str, &str)> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| (o["orderId"].as_str().unwrap_or_default(), o["status"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(listed, [(id.as_str(), "PAID")]);
 
     // The schedule event fills the cache with the answer the top route then serves.
     let _ = json_event("refresh-top-products");
@@ -258,6 +267,14 @@ async fn the_recorded_operator_events_run_through_their_handlers_with_the_operat
     assert_eq!((status, coupon["couponId"].as_u64(), coupon["total"].as_u64()), (201, Some(2), Some(50)), "{coupon}");
     let (status, credited) = run(&deps, http_event("charge-user-balance")).await;
     assert_eq!((status, credited["balance"].as_str()), (200, Some("1000250.00")), "{credited}");
+    let (status, missing) = run(&deps, http_event("get-any-order")).await;
+    assert_eq!((status, missing["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "as recorded: {missing}");
+    let customers = Deps::new(app.store.clone());
+    run(&customers, http_event("issue-coupon")).await;
+    let (_, order) = run(&customers, http_event("create-order")).await;
+    let id = order["orderId"].as_str().expect("the customer's order");
+    let (status, read) = run(&deps, http_event_for("get-any-order", id)).await;
+    assert_eq!((status, read["userId"].as_u64(), read["status"].as_str()), (200, Some(1), Some("PENDING_PAYMENT")));
 
     // A customer's claims on an operator route: refused, nothing written.
     let mut customer = json_event("create-product");

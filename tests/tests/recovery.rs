@@ -15,6 +15,7 @@ fn change(kind: EntryKind, amount: &str, key: Option<&str>, age: time::Duration)
         user: UserId::new(1).unwrap(),
         kind,
         amount: Amount::parse(amount).unwrap(),
+        order: None,
         at: time::OffsetDateTime::now_utc() - age,
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
     }

@@ -22,7 +22,7 @@ use crate::identity::{SignUpError, UserRegistry};
 use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::Money;
 use crate::orders::{
-    Order, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure, Placed, KEPT_FAILURES,
+    self, Order, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure, Placed, KEPT_FAILURES,
 };
 use crate::pagination::{Page, PageRequest};
 use crate::top::{SalesReader, TopError};
@@ -82,6 +82,7 @@ impl MemoryStore {
                 kind: EntryKind::Charge,
                 amount: balance,
                 balance_after: balance,
+                order: None,
                 created_at: OffsetDateTime::UNIX_EPOCH,
             });
         }
@@ -128,7 +129,14 @@ fn keyed<'a>(
 
 impl World {
     /// Appends a ledger entry; the caller has checked the bounds.
-    fn post(&mut self, user: UserId, id: EntryId, kind: EntryKind, amount: Money, at: OffsetDateTime) -> LedgerEntry {
+    fn post(
+        &mut self,
+        user: UserId,
+        id: EntryId,
+        (kind, order): (EntryKind, Option<OrderId>),
+        amount: Money,
+        at: OffsetDateTime,
+    ) -> LedgerEntry {
         let account = self.accounts.get_mut(&user).expect("the caller checked the user");
         let balance_after = if kind.is_credit() {
             account.balance.checked_add(amount).expect("the caller checked the bound")
@@ -141,6 +149,7 @@ impl World {
             kind,
             amount,
             balance_after,
+            order,
             created_at: at,
         };
         account.balance = balance_after;
@@ -179,7 +188,7 @@ impl BalanceLedger for MemoryStore {
             account.balance.checked_sub(amount).map_err(|_| BalanceError::InsufficientBalance)?;
         }
         let index = account.entries.len();
-        let entry = world.post(change.user, change.id, change.kind, amount, change.at);
+        let entry = world.post(change.user, change.id, (change.kind, change.order), amount, change.at);
         if let Some(key) = &key {
             world.keys.insert((change.user, key.as_str().to_owned()), (change.fingerprint(), UserKeyed::Entry(index)));
         }
@@ -202,18 +211,11 @@ impl BalanceHistory for MemoryStore {
         let account = world.accounts.get(&user).ok_or(BalanceError::UnknownUser(user))?;
         let items: Vec<LedgerEntry> =
             account.entries.iter().rev().filter(|e| e.seq < before).take(page.limit as usize + 1).cloned().collect();
-        Ok(paged(items, page.limit, |e| cursor_after(e.seq)))
+        Ok(Page::from_lookahead(items, page.limit, |e| cursor_after(e.seq)))
     }
 }
 
 /// Cuts a list fetched one past the limit into a page.
-fn paged<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> crate::pagination::Cursor) -> Page<T> {
-    let has_more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = items.last().filter(|_| has_more).map(cursor);
-    Page { items, next }
-}
-
 impl ProductCatalog for MemoryStore {
     async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
         self.lock().products.get(&id).cloned().ok_or(CatalogError::UnknownProduct(id))
@@ -232,7 +234,7 @@ impl ProductCatalog for MemoryStore {
             .take(page.limit as usize + 1)
             .cloned()
             .collect();
-        Ok(paged(items, page.limit, |p| crate::catalog::cursor_after(p.product_id)))
+        Ok(Page::from_lookahead(items, page.limit, |p| crate::catalog::cursor_after(p.product_id)))
     }
 }
 
@@ -297,7 +299,7 @@ impl UserCoupons for MemoryStore {
             .take(page.limit as usize + 1)
             .map(|(_, copy)| copy.clone())
             .collect();
-        Ok(paged(items, page.limit, |c| cursor_after(c.coupon_id)))
+        Ok(Page::from_lookahead(items, page.limit, |c| cursor_after(c.coupon_id)))
     }
 }
 
@@ -331,6 +333,24 @@ impl OrderStore for MemoryStore {
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>, OrderError> {
         Ok(self.lock().orders.get(&id).cloned())
+    }
+
+    async fn orders_of(&self, user: UserId, page: PageRequest) -> Result<Page<Order>, OrderError> {
+        let before = match &page.cursor {
+            None => None,
+            Some(cursor) => Some(orders::cursor_position(cursor).ok_or(OrderError::BadCursor)?),
+        };
+        let world = self.lock();
+        let mut theirs: Vec<(String, &Order)> = world
+            .orders
+            .values()
+            .filter(|order| order.user == user)
+            .map(|order| (orders::list_position(order.created_at, order.id), order))
+            .filter(|(position, _)| before.as_ref().is_none_or(|before| position < before))
+            .collect();
+        theirs.sort_by(|a, b| b.0.cmp(&a.0));
+        let items = theirs.into_iter().take(page.limit as usize + 1).map(|(_, order)| order.clone()).collect();
+        Ok(Page::from_lookahead(items, page.limit, orders::cursor_after))
     }
 }
 
@@ -366,6 +386,9 @@ impl OrderPayer for MemoryStore {
         if current.status != OrderStatus::PendingPayment {
             return Err(OrderError::AlreadyPaid);
         }
+        if now >= current.pay_by {
+            return Err(OrderError::Expired);
+        }
         for line in &order.lines {
             let stock = world.products.get(&line.product_id).map_or(0, |p| p.stock);
             if stock < u64::from(line.quantity.get()) {
@@ -391,8 +414,9 @@ impl OrderPayer for MemoryStore {
             }
             *world.sales.entry((now.date(), line.product_id)).or_default() += quantity;
         }
-        let entry = (order.total > Money::ZERO)
-            .then(|| world.post(order.user, EntryId::generate(), EntryKind::Payment, order.total, now));
+        let entry = (order.total > Money::ZERO).then(|| {
+            world.post(order.user, EntryId::generate(), (EntryKind::Payment, Some(order.id)), order.total, now)
+        });
         if let Some(copy) = order.coupon.and_then(|coupon| world.copies.get_mut(&(order.user, coupon))) {
             copy.used_at = Some(now);
         }

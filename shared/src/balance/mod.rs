@@ -11,7 +11,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
-use crate::ids::{EntryId, IdempotencyKey, UserId};
+use crate::ids::{EntryId, IdempotencyKey, OrderId, UserId};
 use crate::money::{Amount, Money};
 use crate::pagination::{Cursor, Page, PageRequest};
 
@@ -68,6 +68,9 @@ pub struct LedgerEntry {
     /// Always positive; `kind` gives the direction.
     pub amount: Money,
     pub balance_after: Money,
+    /// The order a payment paid (absent for other kinds).
+    #[serde(rename = "orderId", skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderId>,
     #[serde(with = "crate::clock::rfc3339_millis")]
     pub created_at: OffsetDateTime,
 }
@@ -79,6 +82,8 @@ pub struct BalanceChange {
     pub user: UserId,
     pub kind: EntryKind,
     pub amount: Amount,
+    /// The order a payment pays.
+    pub order: Option<OrderId>,
     pub at: OffsetDateTime,
     pub idempotency_key: Option<IdempotencyKey>,
 }

@@ -61,6 +61,7 @@ async fn change(
     amount: Amount,
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<Applied, BalanceError> {
-    let change = BalanceChange { id: EntryId::generate(), user, kind, amount, at: clock.now(), idempotency_key };
+    let change =
+        BalanceChange { id: EntryId::generate(), user, kind, amount, order: None, at: clock.now(), idempotency_key };
     store.apply(change).await
 }

@@ -158,6 +158,8 @@ impl From<OrderError> for ApiError {
             OrderError::OutOfStock(_) => conflict("OUT_OF_STOCK"),
             OrderError::InsufficientBalance => conflict("INSUFFICIENT_BALANCE"),
             OrderError::AlreadyPaid => conflict("ALREADY_PAID"),
+            OrderError::Expired => conflict("ORDER_EXPIRED"),
+            OrderError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
             OrderError::IdempotencyKeyReused => conflict("IDEMPOTENCY_KEY_REUSED"),
             OrderError::TooLarge => ApiError::bad_request("ORDER_TOO_LARGE", message),
             OrderError::Unavailable(cause) => ApiError::unavailable(cause),

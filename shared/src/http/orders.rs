@@ -7,7 +7,7 @@ use lambda_http::{Request, RequestExt as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::extract::{acting_user, idempotency_key, invalid, json_body, path_id};
+use super::extract::{acting_user, idempotency_key, invalid, json_body, page_request, path_id};
 use super::{json, replayed, Handled};
 use crate::catalog::ProductCatalog;
 use crate::clock::rfc3339_millis;
@@ -56,6 +56,9 @@ struct OrderBody<'a> {
     coupon_id: Option<CouponId>,
     #[serde(with = "rfc3339_millis")]
     created_at: OffsetDateTime,
+    /// The payment deadline: unpaid then, the order is `EXPIRED`.
+    #[serde(with = "rfc3339_millis")]
+    pay_by: OffsetDateTime,
     #[serde(with = "rfc3339_millis::option")]
     paid_at: Option<OffsetDateTime>,
     payment_id: Option<PaymentId>,
@@ -76,6 +79,15 @@ struct PaymentBody {
     reason: Option<&'static str>,
     #[serde(with = "rfc3339_millis")]
     created_at: OffsetDateTime,
+}
+
+/// A page of a user's orders, newest first.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrdersBody<'a> {
+    user_id: UserId,
+    items: Vec<OrderBody<'a>>,
+    next_cursor: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +133,7 @@ fn order_body(order: &Order, with_payments: bool) -> OrderBody<'_> {
         total: order.total,
         coupon_id: order.coupon,
         created_at: order.created_at,
+        pay_by: order.pay_by,
         paid_at: order.paid_at,
         payment_id: order.payment,
         failed_attempts: with_payments.then_some(order.failures.count),
@@ -162,7 +175,7 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
 pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let order = order_request(&request, &deps.identity)?;
-    let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), order, key).await?;
+    let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), deps.order_windows, order, key).await?;
     Ok(replayed(json(StatusCode::CREATED, &order_body(&placed.order, false))?, placed.replayed))
 }
 
@@ -175,8 +188,28 @@ pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handl
         Identity::TrustClient if !named => None,
         _ => Some(acting_user(&request, &deps.identity, None)?),
     };
-    let order = use_cases::get_order(&deps.store, id, user).await?;
+    let order = use_cases::get_order(&deps.store, deps.clock.as_ref(), id, user).await?;
     json(StatusCode::OK, &order_body(&order, true))
+}
+
+/// `GET /api/v1/admin/orders/{orderId}`: any customer's order, for an operator (the
+/// route table checks the role).
+pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
+    let id: OrderId = path_id(&request, "orderId")?;
+    let order = use_cases::get_order(&deps.store, deps.clock.as_ref(), id, None).await?;
+    json(StatusCode::OK, &order_body(&order, true))
+}
+
+/// `GET /api/v1/users/{userId}/orders?limit=&cursor=`: the caller's orders, newest first.
+pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
+    let user = acting_user(&request, &deps.identity, None)?;
+    let page = use_cases::orders_of(&deps.store, deps.clock.as_ref(), user, page_request(&request)?).await?;
+    let body = OrdersBody {
+        user_id: user,
+        items: page.items.iter().map(|order| order_body(order, false)).collect(),
+        next_cursor: page.next.as_ref().map(|c| c.as_str()),
+    };
+    json(StatusCode::OK, &body)
 }
 
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`

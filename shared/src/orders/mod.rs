@@ -5,6 +5,11 @@
 //! the payment record, the outbox event and the per-day sales figures. A business
 //! refusal changes nothing but the order's bounded failure record (a count and the
 //! latest few refusals with their reasons).
+//!
+//! An unpaid order can be paid until its `payBy` (created + the payment window); after
+//! that it reads as `EXPIRED` and paying it is refused. Nothing sweeps expired orders:
+//! the status is decided when an order is read or paid (the payment transaction itself
+//! checks the deadline), so an expired order is never paid, however late a retry.
 
 pub mod use_cases;
 
@@ -15,6 +20,7 @@ use time::OffsetDateTime;
 use crate::coupons::IssuedCoupon;
 use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, Quantity, UserId};
 use crate::money::Money;
+use crate::pagination::{Cursor, Page, PageRequest};
 
 /// At most this many distinct products per order: paying one takes two transaction
 /// items per product (stock, sales) plus six others, within DynamoDB's 100.
@@ -25,6 +31,8 @@ pub const MAX_LINES: usize = 40;
 pub enum OrderStatus {
     PendingPayment,
     Paid,
+    /// Unpaid past its `payBy`: decided when read, never stored.
+    Expired,
 }
 
 impl OrderStatus {
@@ -32,9 +40,11 @@ impl OrderStatus {
         match self {
             OrderStatus::PendingPayment => "PENDING_PAYMENT",
             OrderStatus::Paid => "PAID",
+            OrderStatus::Expired => "EXPIRED",
         }
     }
 
+    /// A stored status (`EXPIRED` is never stored).
     pub fn parse(text: &str) -> Option<OrderStatus> {
         match text {
             "PENDING_PAYMENT" => Some(OrderStatus::PendingPayment),
@@ -66,6 +76,8 @@ pub struct Order {
     pub total: Money,
     pub coupon: Option<CouponId>,
     pub created_at: OffsetDateTime,
+    /// The end of the payment window: an order still unpaid then is expired.
+    pub pay_by: OffsetDateTime,
     pub paid_at: Option<OffsetDateTime>,
     pub payment: Option<PaymentId>,
     /// Refused payment attempts: how many, and the latest few.
@@ -73,6 +85,14 @@ pub struct Order {
 }
 
 impl Order {
+    /// The order as it stands at `now`: an unpaid order past its deadline is expired.
+    pub fn as_of(mut self, now: OffsetDateTime) -> Order {
+        if self.status == OrderStatus::PendingPayment && now >= self.pay_by {
+            self.status = OrderStatus::Expired;
+        }
+        self
+    }
+
     /// What a payment retry must repeat for its key to be honoured.
     pub fn payment_fingerprint(&self) -> String {
         format!("PAY:{}:{}", self.user, self.id)
@@ -168,6 +188,10 @@ pub enum OrderError {
     InsufficientBalance,
     #[error("the order is already paid")]
     AlreadyPaid,
+    #[error("the order's payment window has closed")]
+    Expired,
+    #[error("cursor is not one this API issued")]
+    BadCursor,
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("the order's total must not exceed 10000000.00")]
@@ -207,6 +231,45 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<Placed, OrderError>> + Send;
     /// The order, with its bounded failure record.
     fn order(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
+    /// A user's orders, newest first. A just-placed order may take a moment to be
+    /// listed (DynamoDB's index is eventually consistent); reading it by id is exact.
+    fn orders_of(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Order>, OrderError>> + Send;
+}
+
+/// How long an order may wait for its payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderWindows {
+    /// From creation to `payBy` (`ORDER_PAYMENT_WINDOW` seconds; 30 minutes by default).
+    pub payment: time::Duration,
+}
+
+impl Default for OrderWindows {
+    fn default() -> OrderWindows {
+        OrderWindows { payment: time::Duration::minutes(30) }
+    }
+}
+
+/// The cursor of an order page that ended at `order`; the next page holds older ones.
+pub fn cursor_after(order: &Order) -> Cursor {
+    Cursor::encode(&format!("o:{}", list_position(order.created_at, order.id)))
+}
+
+/// Where an order stands in its user's list: creation time, then id (newest last).
+/// Fixed-width text, so it sorts as the pair does.
+pub fn list_position(created_at: OffsetDateTime, id: OrderId) -> String {
+    format!("{}#{id}", crate::clock::rfc3339(created_at))
+}
+
+/// The position a cursor points past, if it is one this API issued.
+pub fn cursor_position(cursor: &Cursor) -> Option<String> {
+    let position = cursor.position();
+    let (at, id) = position.strip_prefix("o:")?.split_once('#')?;
+    let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(list_position(at, id.parse().ok()?))
 }
 
 /// Pays orders all or nothing.

@@ -1,18 +1,21 @@
-//! Create, read and pay orders.
+//! Create, read, list and pay orders.
 
 use super::{
-    Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, Paid, PaymentFailure,
-    Placed,
+    Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, OrderWindows, Paid,
+    PaymentFailure, Placed,
 };
 use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
 use crate::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
 use crate::money::{Money, MAX_AMOUNT};
+use crate::pagination::{Page, PageRequest};
 
-/// Prices the lines at current prices, applies the user's coupon, saves the order.
+/// Prices the lines at current prices, applies the user's coupon, saves the order with
+/// its payment deadline. Prices are fixed here: a later price change does not touch it.
 pub async fn create_order<S: OrderStore + ProductCatalog>(
     store: &S,
     clock: &dyn Clock,
+    windows: OrderWindows,
     request: OrderRequest,
     key: Option<IdempotencyKey>,
 ) -> Result<Placed, OrderError> {
@@ -61,20 +64,44 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(
         total: subtotal.saturating_sub(discount),
         coupon: request.coupon,
         created_at: now,
+        pay_by: now + windows.payment,
         paid_at: None,
         payment: None,
         failures: Failures::default(),
     };
     let key = key.map(|key| (key, request.fingerprint()));
-    store.place(order, key).await
+    let placed = store.place(order, key).await?;
+    Ok(Placed { order: placed.order.as_of(now), ..placed })
 }
 
-/// The order; `user`, when given, must own it.
-pub async fn get_order(store: &impl OrderStore, id: OrderId, user: Option<UserId>) -> Result<Order, OrderError> {
+/// The order as it stands now; `user`, when given, must own it.
+pub async fn get_order(
+    store: &impl OrderStore,
+    clock: &dyn Clock,
+    id: OrderId,
+    user: Option<UserId>,
+) -> Result<Order, OrderError> {
     match store.order(id).await? {
-        Some(order) if user.is_none_or(|u| u == order.user) => Ok(order),
+        Some(order) if user.is_none_or(|u| u == order.user) => Ok(order.as_of(clock.now())),
         _ => Err(OrderError::UnknownOrder),
     }
+}
+
+/// A user's orders as they stand now, newest first. A user with no orders gets an
+/// empty list; one who does not exist, "not found".
+pub async fn orders_of(
+    store: &impl OrderStore,
+    clock: &dyn Clock,
+    user: UserId,
+    page: PageRequest,
+) -> Result<Page<Order>, OrderError> {
+    let first = page.cursor.is_none();
+    let found = store.orders_of(user, page).await?;
+    if first && found.items.is_empty() && !store.user_exists(user).await? {
+        return Err(OrderError::UnknownUser(user));
+    }
+    let now = clock.now();
+    Ok(Page { items: found.items.into_iter().map(|order| order.as_of(now)).collect(), next: found.next })
 }
 
 /// Pays `user`'s order. Someone else's order is "not found", never "forbidden", so its
@@ -86,7 +113,10 @@ pub async fn pay<S: OrderStore + OrderPayer>(
     id: OrderId,
     key: Option<IdempotencyKey>,
 ) -> Result<Paid, OrderError> {
-    let order = get_order(store, id, Some(user)).await?;
+    let order = get_order(store, clock, id, Some(user)).await?;
+    if order.status == OrderStatus::Expired {
+        return Err(OrderError::Expired);
+    }
     let payment = PaymentId::generate();
     let now = clock.now();
     match store.pay(&order, payment, now, key).await {
@@ -167,18 +197,27 @@ mod tests {
     #[tokio::test]
     async fn an_order_is_priced_now_and_its_coupon_discount_is_capped_at_the_subtotal() {
         let (store, clock) = shop().await;
-        let placed = create_order(&store, &clock, request(1, &[(1, 2), (2, 1)], Some(1)), None).await.unwrap();
+        let placed =
+            create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 2), (2, 1)], Some(1)), None)
+                .await
+                .unwrap();
         let order = placed.order;
         assert_eq!((order.subtotal, order.discount, order.total), (money("30.00"), money("15.00"), money("15.00")));
         assert_eq!(order.status, OrderStatus::PendingPayment);
-        let small = create_order(&store, &clock, request(1, &[(1, 1)], Some(1)), None).await.unwrap().order;
+        let small = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], Some(1)), None)
+            .await
+            .unwrap()
+            .order;
         assert_eq!((small.discount, small.total), (money("10.00"), Money::ZERO));
     }
 
     #[tokio::test]
     async fn paying_takes_stock_balance_and_coupon_at_once_and_only_once() {
         let (store, clock) = shop().await;
-        let order = create_order(&store, &clock, request(1, &[(1, 2)], Some(1)), None).await.unwrap().order;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 2)], Some(1)), None)
+            .await
+            .unwrap()
+            .order;
         let paid = pay(&store, &clock, user(1), order.id, None).await.unwrap();
         assert_eq!((paid.payment.amount, paid.balance_after), (money("5.00"), money("95.00")));
         assert_eq!(store.stock(p(1)), Some(3));
@@ -190,20 +229,26 @@ mod tests {
     #[tokio::test]
     async fn someone_elses_order_is_not_found() {
         let (store, clock) = shop().await;
-        let order = create_order(&store, &clock, request(1, &[(1, 1)], None), None).await.unwrap().order;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
+            .await
+            .unwrap()
+            .order;
         assert!(matches!(pay(&store, &clock, user(2), order.id, None).await, Err(OrderError::UnknownOrder)));
-        assert!(matches!(get_order(&store, order.id, Some(user(2))).await, Err(OrderError::UnknownOrder)));
+        assert!(matches!(get_order(&store, &clock, order.id, Some(user(2))).await, Err(OrderError::UnknownOrder)));
     }
 
     #[tokio::test]
     async fn a_refusal_changes_nothing_but_the_orders_bounded_failure_record() {
         let (store, clock) = shop().await;
-        let order = create_order(&store, &clock, request(2, &[(1, 1)], None), None).await.unwrap().order;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(2, &[(1, 1)], None), None)
+            .await
+            .unwrap()
+            .order;
         for _ in 0..KEPT_FAILURES + 3 {
             let refused = pay(&store, &clock, user(2), order.id, None).await;
             assert!(matches!(refused, Err(OrderError::InsufficientBalance)));
         }
-        let read = get_order(&store, order.id, None).await.unwrap();
+        let read = get_order(&store, &clock, order.id, None).await.unwrap();
         assert_eq!(read.failures.count, KEPT_FAILURES as u64 + 3);
         assert_eq!(read.failures.latest.len(), KEPT_FAILURES);
         assert!(read.failures.latest.iter().all(|f| f.reason == "INSUFFICIENT_BALANCE"));
@@ -211,9 +256,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unpaid_order_expires_at_its_deadline_and_cannot_be_paid_after_it() {
+        let (store, clock) = shop().await;
+        let windows = OrderWindows { payment: time::Duration::minutes(30) };
+        let order = create_order(&store, &clock, windows, request(1, &[(1, 1)], None), None).await.unwrap().order;
+        assert_eq!(order.pay_by, clock.now() + time::Duration::minutes(30));
+        clock.advance(time::Duration::minutes(30) - time::Duration::milliseconds(1));
+        assert_eq!(get_order(&store, &clock, order.id, None).await.unwrap().status, OrderStatus::PendingPayment);
+        clock.advance(time::Duration::milliseconds(1));
+        assert_eq!(get_order(&store, &clock, order.id, None).await.unwrap().status, OrderStatus::Expired);
+        assert!(matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::Expired)));
+        assert_eq!((store.stock(p(1)), store.balance(user(1)).await.unwrap()), (Some(5), money("100.00")));
+        let read = get_order(&store, &clock, order.id, None).await.unwrap();
+        assert_eq!(read.failures.count, 0, "an expired order's refusal is not a payment attempt");
+    }
+
+    #[tokio::test]
+    async fn a_paid_order_never_expires_and_its_ledger_entry_names_it() {
+        let (store, clock) = shop().await;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
+            .await
+            .unwrap()
+            .order;
+        pay(&store, &clock, user(1), order.id, None).await.unwrap();
+        clock.advance(time::Duration::days(30));
+        assert_eq!(get_order(&store, &clock, order.id, None).await.unwrap().status, OrderStatus::Paid);
+        let history = crate::balance::use_cases::history(&store, &clock, user(1), PageRequest::first(1)).await.unwrap();
+        assert_eq!(
+            (history.items[0].kind, history.items[0].order),
+            (crate::balance::EntryKind::Payment, Some(order.id))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_users_orders_are_listed_newest_first_in_pages_and_only_theirs() {
+        let (store, clock) = shop().await;
+        let mut placed = Vec::new();
+        for _ in 0..5 {
+            let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None);
+            placed.push(order.await.unwrap().order.id);
+            clock.advance(time::Duration::seconds(1));
+        }
+        create_order(&store, &clock, OrderWindows::default(), request(2, &[(1, 1)], None), None).await.unwrap();
+        let first = orders_of(&store, &clock, user(1), PageRequest::first(3)).await.unwrap();
+        let next = PageRequest { limit: 3, cursor: first.next.clone() };
+        let second = orders_of(&store, &clock, user(1), next).await.unwrap();
+        let listed: Vec<OrderId> = first.items.iter().chain(&second.items).map(|o| o.id).collect();
+        placed.reverse();
+        assert_eq!(listed, placed);
+        assert!(second.next.is_none());
+        let unknown = orders_of(&store, &clock, user(9), PageRequest::first(3)).await;
+        assert!(matches!(unknown, Err(OrderError::UnknownUser(_))));
+    }
+
+    #[tokio::test]
     async fn the_stock_refusal_names_the_first_product_short() {
         let (store, clock) = shop().await;
-        let order = create_order(&store, &clock, request(1, &[(1, 1), (2, 6)], None), None).await.unwrap().order;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1), (2, 6)], None), None)
+            .await
+            .unwrap()
+            .order;
         assert!(
             matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::OutOfStock(id)) if id == p(2))
         );
@@ -223,11 +325,17 @@ mod tests {
     async fn a_keyed_retry_gets_the_first_payment_and_another_request_cannot_reuse_the_key() {
         let (store, clock) = shop().await;
         let key = IdempotencyKey::parse("pay-1").unwrap();
-        let order = create_order(&store, &clock, request(1, &[(1, 1)], None), None).await.unwrap().order;
+        let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
+            .await
+            .unwrap()
+            .order;
         let first = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
         let again = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
         assert!(again.replayed && again.payment == first.payment && again.balance_after == first.balance_after);
-        let other = create_order(&store, &clock, request(1, &[(2, 1)], None), None).await.unwrap().order;
+        let other = create_order(&store, &clock, OrderWindows::default(), request(1, &[(2, 1)], None), None)
+            .await
+            .unwrap()
+            .order;
         let reused = pay(&store, &clock, user(1), other.id, Some(key)).await;
         assert!(matches!(reused, Err(OrderError::IdempotencyKeyReused)));
         assert_eq!(store.balance(user(1)).await.unwrap(), money("90.00"));

@@ -248,6 +248,14 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                 if Some(payment.id) != order.payment || payment.amount != order.total {
                     bail!("paid order {}: payment {} of {} does not match", order.id, payment.id, payment.amount);
                 }
+                if order.paid_at.is_none_or(|at| at >= order.pay_by) {
+                    bail!(
+                        "order {} was paid at {:?}, not before its deadline {}",
+                        order.id,
+                        order.paid_at,
+                        order.pay_by
+                    );
+                }
                 if order.total != order.subtotal.saturating_sub(order.discount) {
                     bail!("order {}: total {} is not subtotal − discount", order.id, order.total);
                 }
@@ -256,7 +264,8 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                 }
                 *paid_by_user.entry(order.user).or_default() += order.total.as_decimal();
             }
-            OrderStatus::PendingPayment => {
+            // Stored orders are pending or paid; expiry is decided when read.
+            OrderStatus::PendingPayment | OrderStatus::Expired => {
                 if !succeeded.is_empty() {
                     bail!("unpaid order {} has a successful payment", order.id);
                 }

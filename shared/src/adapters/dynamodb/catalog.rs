@@ -57,11 +57,8 @@ impl ProductCatalog for DynamoStore {
             .send()
             .await
             .map_err(|e| db_error(e, || "list products".to_owned()))?;
-        let mut items: Vec<Product> = output.items().iter().map(product_from_item).collect::<anyhow::Result<_>>()?;
-        let has_more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = items.last().filter(|_| has_more).map(|p| cursor_after(p.product_id));
-        Ok(Page { items, next })
+        let items: Vec<Product> = output.items().iter().map(product_from_item).collect::<anyhow::Result<_>>()?;
+        Ok(Page::from_lookahead(items, page.limit, |p| cursor_after(p.product_id)))
     }
 }
 

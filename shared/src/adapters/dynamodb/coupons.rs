@@ -136,11 +136,8 @@ impl UserCoupons for DynamoStore {
             .send()
             .await
             .map_err(|e| db_error(e, || format!("list coupons of user {user}")))?;
-        let mut items: Vec<IssuedCoupon> = output.items().iter().map(copy_from_item).collect::<anyhow::Result<_>>()?;
-        let has_more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        let next = items.last().filter(|_| has_more).map(|c| cursor_after(c.coupon_id));
-        Ok(Page { items, next })
+        let items: Vec<IssuedCoupon> = output.items().iter().map(copy_from_item).collect::<anyhow::Result<_>>()?;
+        Ok(Page::from_lookahead(items, page.limit, |c| cursor_after(c.coupon_id)))
     }
 }
 

@@ -14,7 +14,7 @@
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use) | user's coupons, create order, payment |
 //! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, operators, payment (stock) | catalogue |
 //! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count) | get coupon, issue |
-//! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | | create order, payment | get order, payment |
+//! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | `ORDERS#<userId>` / `<createdAt>#<orderId>` | create order, payment | get order, payment, a user's orders (gsi1, newest first) |
 //! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment | replay, audit |
 //! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`) | top 5 (Query per day) |
 //! | the platform consumer's delivery mark | `DELIVERY#<orderId>` | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
@@ -128,6 +128,11 @@ pub fn coupon_copy_sk(coupon: CouponId) -> String {
 
 pub fn product(id: ProductId) -> Key {
     Key::new(format!("PRODUCT#{id}"), "PRODUCT")
+}
+
+/// `gsi1pk` of a user's orders.
+pub fn user_orders_gsi1pk(user: UserId) -> String {
+    format!("ORDERS#{user}")
 }
 
 /// `gsi1sk` of a product: its id, zero-padded, so the index lists in id order.

@@ -42,7 +42,9 @@ use time::OffsetDateTime;
 use super::idempotency::{KeyReused, Record, Stored, Target};
 use super::keys::KeyScope;
 use super::transaction::{with_conflict_retries, Attempt, Transaction};
-use super::{db_error, get_money, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
+use super::{
+    db_error, get_money, get_optional_parsed, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
+};
 use crate::balance::{
     Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry,
 };
@@ -124,13 +126,7 @@ impl BalanceHistory for DynamoStore {
         entries.retain(|entry| entry.seq < before);
         entries.sort_by_key(|entry| std::cmp::Reverse(entry.seq));
         entries.dedup_by_key(|entry| entry.seq);
-        let has_more = entries.len() > page.limit as usize;
-        entries.truncate(page.limit as usize);
-        let next = match entries.last() {
-            Some(last) if has_more => Some(crate::balance::cursor_after(last.seq)),
-            _ => None,
-        };
-        Ok(Page { items: entries, next })
+        Ok(Page::from_lookahead(entries, page.limit, |entry| crate::balance::cursor_after(entry.seq)))
     }
 }
 
@@ -171,6 +167,9 @@ impl BalanceUpdate {
         ]);
         if let Some(key) = &change.idempotency_key {
             pending.insert("idem".to_owned(), s(key.as_str()));
+        }
+        if let Some(order) = change.order {
+            pending.insert("orderId".to_owned(), s(order.to_string()));
         }
         let id = change.id;
         BalanceUpdate {
@@ -441,6 +440,9 @@ pub fn ledger_row(user: UserId, entry: &LedgerEntry) -> Item {
     row.insert("kind".to_owned(), s(entry.kind.as_str()));
     row.insert("amount".to_owned(), n(entry.amount));
     row.insert("balanceAfter".to_owned(), n(entry.balance_after));
+    if let Some(order) = entry.order {
+        row.insert("orderId".to_owned(), s(order.to_string()));
+    }
     row.insert("createdAt".to_owned(), s(rfc3339(entry.created_at)));
     row
 }
@@ -452,6 +454,7 @@ pub fn entry_from_row(row: &Item) -> anyhow::Result<LedgerEntry> {
         kind: EntryKind::parse(get_s(row, "kind")?).ok_or_else(|| anyhow!("unknown entry kind"))?,
         amount: get_money(row, "amount")?,
         balance_after: get_money(row, "balanceAfter")?,
+        order: get_optional_parsed(row, "orderId")?,
         created_at: get_time(row, "createdAt")?,
     })
 }
@@ -477,6 +480,7 @@ pub fn pending_entries(profile: &Item) -> anyhow::Result<Vec<(LedgerEntry, Optio
             kind: EntryKind::parse(get_s(fields, "kind")?).ok_or_else(|| anyhow!("unknown entry kind"))?,
             amount: get_money(fields, "amount")?,
             balance_after: get_money(profile, &format!("pb_{id}"))?,
+            order: get_optional_parsed(fields, "orderId")?,
             created_at: get_time(fields, "at")?,
         };
         let key = match fields.get("idem") {
@@ -499,6 +503,7 @@ mod tests {
             user: UserId::new(7).unwrap(),
             kind,
             amount: Amount::parse("250.50").unwrap(),
+            order: None,
             at: time::macros::datetime!(2026-11-24 10:00 UTC),
             idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
         }
@@ -535,6 +540,21 @@ mod tests {
     }
 
     #[test]
+    fn a_payments_pending_entry_names_its_order_and_reads_back_with_it() {
+        let order = crate::ids::OrderId::generate();
+        let payment = BalanceChange { order: Some(order), ..change(EntryKind::Payment, None) };
+        let update = BalanceUpdate::new(&payment).transaction_item("t").unwrap();
+        let values = update.expression_attribute_values().unwrap();
+        let profile = Item::from([
+            (format!("pe_{}", payment.id), values[":entry"].clone()),
+            (format!("pb_{}", payment.id), n("10")),
+            (format!("ps_{}", payment.id), n(3)),
+        ]);
+        let (entry, _) = pending_entries(&profile).unwrap().pop().unwrap();
+        assert_eq!((entry.kind, entry.order, entry.seq), (EntryKind::Payment, Some(order), 3));
+    }
+
+    #[test]
     fn a_failed_balance_condition_means_an_unknown_user_or_the_balance_said_no() {
         assert!(matches!(refused(&change(EntryKind::Use, None), false), BalanceError::UnknownUser(_)));
         assert!(matches!(refused(&change(EntryKind::Use, None), true), BalanceError::InsufficientBalance));
@@ -550,6 +570,7 @@ mod tests {
             kind: EntryKind::Payment,
             amount: Money::parse("10.50").unwrap(),
             balance_after: Money::parse("89.50").unwrap(),
+            order: Some(crate::ids::OrderId::generate()),
             created_at: time::macros::datetime!(2026-11-24 10:00 UTC),
         };
         let row = ledger_row(UserId::new(7).unwrap(), &entry);

@@ -240,6 +240,16 @@ pub fn get_optional_time(item: &Item, name: &str) -> anyhow::Result<Option<time:
     item.get(name).map(|_| get_time(item, name)).transpose()
 }
 
+/// An optional string attribute parsed as `T` (an id): absent is `None`, present must parse.
+pub fn get_optional_parsed<T: std::str::FromStr>(item: &Item, name: &str) -> anyhow::Result<Option<T>> {
+    item.get(name)
+        .map(|_| {
+            let text = get_s(item, name)?;
+            text.parse().map_err(|_| anyhow!("attribute {name} = {text} is not a valid id"))
+        })
+        .transpose()
+}
+
 pub fn get_money(item: &Item, name: &str) -> anyhow::Result<crate::money::Money> {
     let value = get_n(item, name)?;
     crate::money::Money::from_decimal(value).map_err(|e| anyhow!("attribute {name} = {value}: {e}"))

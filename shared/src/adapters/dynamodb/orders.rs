@@ -14,14 +14,19 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::idempotency::{Record, Target};
 use super::transaction::Transaction;
-use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
+use super::{
+    db_error, get_money, get_optional_parsed, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError,
+    DynamoStore, Item,
+};
 use crate::balance::BalanceError;
 use crate::clock::rfc3339;
 use crate::coupons::IssuedCoupon;
 use crate::ids::{CouponId, IdempotencyKey, OrderId, ProductId, Quantity, UserId};
 use crate::orders::{
-    Failures, Order, OrderError, OrderLine, OrderStatus, OrderStore, Payment, PaymentFailure, Placed, KEPT_FAILURES,
+    self, Failures, Order, OrderError, OrderLine, OrderStatus, OrderStore, Payment, PaymentFailure, Placed,
+    KEPT_FAILURES,
 };
+use crate::pagination::{Page, PageRequest};
 
 impl From<DbError> for OrderError {
     fn from(err: DbError) -> OrderError {
@@ -100,6 +105,32 @@ impl OrderStore for DynamoStore {
     async fn order(&self, id: OrderId) -> Result<Option<Order>, OrderError> {
         Ok(self.load_order(id).await?)
     }
+
+    /// One `Query` of gsi1 (`ORDERS#<user>`, newest first), one more item than the page
+    /// to learn whether another page follows.
+    async fn orders_of(&self, user: UserId, page: PageRequest) -> Result<Page<Order>, OrderError> {
+        let before = match &page.cursor {
+            None => None,
+            Some(cursor) => Some(orders::cursor_position(cursor).ok_or(OrderError::BadCursor)?),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .expression_attribute_values(":pk", s(keys::user_orders_gsi1pk(user)))
+            .scan_index_forward(false)
+            .limit(page.limit as i32 + 1);
+        query = match before {
+            None => query.key_condition_expression("gsi1pk = :pk"),
+            Some(before) => query
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :before")
+                .expression_attribute_values(":before", s(before)),
+        };
+        let found = query.send().await.map_err(|e| db_error(e, || format!("list the orders of user {user}")))?;
+        let items: Vec<Order> = found.items().iter().map(order_from_item).collect::<anyhow::Result<_>>()?;
+        Ok(Page::from_lookahead(items, page.limit, orders::cursor_after))
+    }
 }
 
 impl DynamoStore {
@@ -145,6 +176,8 @@ pub fn order_item(order: &Order) -> Item {
     let mut item = keys::order(order.id).item();
     item.insert("orderId".to_owned(), s(order.id.to_string()));
     item.insert("userId".to_owned(), n(order.user));
+    item.insert("gsi1pk".to_owned(), s(keys::user_orders_gsi1pk(order.user)));
+    item.insert("gsi1sk".to_owned(), s(orders::list_position(order.created_at, order.id)));
     item.insert("status".to_owned(), s(order.status.as_str()));
     let lines = order
         .lines
@@ -167,6 +200,7 @@ pub fn order_item(order: &Order) -> Item {
         item.insert("couponId".to_owned(), n(coupon));
     }
     item.insert("createdAt".to_owned(), s(rfc3339(order.created_at)));
+    item.insert("payBy".to_owned(), s(rfc3339(order.pay_by)));
     if let Some(paid_at) = order.paid_at {
         item.insert("paidAt".to_owned(), s(rfc3339(paid_at)));
     }
@@ -254,11 +288,9 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
             None => None,
         },
         created_at: get_time(item, "createdAt")?,
+        pay_by: get_time(item, "payBy")?,
         paid_at: get_optional_time(item, "paidAt")?,
-        payment: match item.get("paymentId") {
-            Some(_) => Some(get_s(item, "paymentId")?.parse().map_err(|_| anyhow!("bad paymentId"))?),
-            None => None,
-        },
+        payment: get_optional_parsed(item, "paymentId")?,
         failures: failures_from_item(item)?,
     })
 }
@@ -283,10 +315,7 @@ pub fn payment_from_item(item: &Item) -> anyhow::Result<Payment> {
         order: get_s(item, "orderId")?.parse().map_err(|_| anyhow!("bad orderId"))?,
         user: UserId::new(get_u64(item, "userId")?).map_err(|e| anyhow!("userId: {e}"))?,
         amount: get_money(item, "amount")?,
-        entry: match item.get("entryId") {
-            Some(_) => Some(get_s(item, "entryId")?.parse().map_err(|_| anyhow!("bad entryId"))?),
-            None => None,
-        },
+        entry: get_optional_parsed(item, "entryId")?,
         at: get_time(item, "createdAt")?,
     })
 }
@@ -331,6 +360,7 @@ mod tests {
             total: money("15.00"),
             coupon: Some(CouponId::new(1).unwrap()),
             created_at: at(0),
+            pay_by: at(30),
             paid_at: Some(at(9)),
             payment: Some(PaymentId::generate()),
             failures: Failures { count: 7, latest: (2..7).map(failure).collect() },
@@ -343,6 +373,8 @@ mod tests {
         let item = order_item(&order);
         assert_eq!(item["pk"], s(format!("ORDER#{}", order.id)));
         assert_eq!(item["sk"], s("ORDER"));
+        assert_eq!(item["gsi1pk"], s("ORDERS#7"));
+        assert_eq!(item["gsi1sk"], s(format!("2026-11-24T10:00:00.000Z#{}", order.id)));
         assert_eq!(order_from_item(&item).unwrap(), order);
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | item | write | condition → refusal |
 //! |---|---|---|
-//! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID` |
+//! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID`; `payBy > now` → `ORDER_EXPIRED` |
 //! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
 //! | `SALES#<day>` / `PRODUCT#p`, each line | `ADD quantity q` | — |
 //! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE` |
@@ -18,14 +18,14 @@
 //! payment is only counted on its order ([`DynamoStore::count_failure`]).
 
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::{Put, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
 
 use super::idempotency::{KeyReused, Record, Target};
 use super::ledger::BalanceUpdate;
 use super::orders::{payment_from_item, payment_item};
 use super::transaction::{Refusal, Transaction};
-use super::{keys, n, s, DbError, DynamoStore, Item};
+use super::{get_s, keys, n, s, DbError, DynamoStore, Item};
 use crate::balance::{BalanceChange, BalanceReader, EntryKind};
 use crate::clock::rfc3339;
 use crate::ids::{EntryId, IdempotencyKey, PaymentId, ProductId};
@@ -54,7 +54,7 @@ pub fn refusal(refused: &Refusal<PayItem>, order: &Order) -> Option<OrderError> 
     }
     let stock = || refused.find(|item| if let PayItem::Stock(product) = item { Some(product) } else { None });
     Some(if refused.failed(PayItem::Order) {
-        OrderError::AlreadyPaid
+        order_refusal(refused.old_item(PayItem::Order))
     } else if let Some(product) = stock() {
         OrderError::OutOfStock(product)
     } else if refused.failed(PayItem::Balance) && !refused.existed(PayItem::Balance) {
@@ -66,6 +66,16 @@ pub fn refusal(refused: &Refusal<PayItem>, order: &Order) -> Option<OrderError> 
     } else {
         OrderError::Unexpected(anyhow!("a payment was refused by items that cannot refuse: {refused:?}"))
     })
+}
+
+/// Why the order item refused a payment, from the item as it was: paid already, or
+/// still pending but past its deadline (the transaction checks both).
+fn order_refusal(old: Option<&Item>) -> OrderError {
+    match old.map(|item| get_s(item, "status")) {
+        None => OrderError::UnknownOrder,
+        Some(Ok(status)) if status == OrderStatus::PendingPayment.as_str() => OrderError::Expired,
+        Some(_) => OrderError::AlreadyPaid,
+    }
 }
 
 impl OrderPayer for DynamoStore {
@@ -130,7 +140,8 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(keys::order(order.id).item()))
             .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
-            .condition_expression("#status = :pending")
+            .condition_expression("#status = :pending AND payBy > :at")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
             .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
@@ -169,6 +180,7 @@ impl DynamoStore {
                 user: order.user,
                 kind: EntryKind::Payment,
                 amount,
+                order: Some(order.id),
                 at: now,
                 idempotency_key: key.cloned(),
             };
@@ -300,6 +312,7 @@ mod tests {
             total: if coupon { money("45.00") } else { money("50.00") },
             coupon: coupon.then(|| CouponId::new(9).unwrap()),
             created_at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            pay_by: time::macros::datetime!(2026-11-24 10:30 UTC),
             paid_at: None,
             payment: None,
             failures: Failures::default(),
@@ -358,7 +371,8 @@ mod tests {
         let items = transaction.items();
         let status = update(&items[0]);
         assert_eq!(status.key()["pk"], s(format!("ORDER#{}", order.id)));
-        assert_eq!(status.condition_expression(), Some("#status = :pending"));
+        assert_eq!(status.condition_expression(), Some("#status = :pending AND payBy > :at"));
+        assert_eq!(status.expression_attribute_values().unwrap()[":at"], s("2026-11-24T10:00:00.000Z"));
         let stock = update(&items[2]);
         assert_eq!(stock.key()["pk"], s("PRODUCT#2"));
         assert_eq!(stock.expression_attribute_values().unwrap()[":q"], n(3));
@@ -414,6 +428,28 @@ mod tests {
         assert!(matches!(refusal_of(&refused(&roles(), &[2])), Some(OrderError::OutOfStock(id)) if id == p(2)));
         assert!(matches!(refusal_of(&refused(&roles(), &[5])), Some(OrderError::InsufficientBalance)));
         assert!(matches!(refusal_of(&refused(&roles(), &[6])), Some(OrderError::CouponUnavailable)));
+    }
+
+    #[test]
+    fn the_order_item_says_whether_it_was_paid_already_or_expired() {
+        let order_refused = |old: Option<&str>| {
+            let reasons: Vec<CancellationReason> = (0..roles().len())
+                .map(|i| match (i, old) {
+                    (0, Some(status)) => CancellationReason::builder()
+                        .code("ConditionalCheckFailed")
+                        .item("pk", s("ORDER#o"))
+                        .item("status", s(status))
+                        .build(),
+                    (0, None) => CancellationReason::builder().code("ConditionalCheckFailed").build(),
+                    _ => CancellationReason::builder().code("None").build(),
+                })
+                .collect();
+            let Cancelled::Refused(refused) = read_cancellation(&roles(), &reasons) else { panic!("refused") };
+            refusal_of(&refused)
+        };
+        assert!(matches!(order_refused(Some("PAID")), Some(OrderError::AlreadyPaid)));
+        assert!(matches!(order_refused(Some("PENDING_PAYMENT")), Some(OrderError::Expired)));
+        assert!(matches!(order_refused(None), Some(OrderError::UnknownOrder)));
     }
 
     #[test]

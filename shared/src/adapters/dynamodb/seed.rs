@@ -34,6 +34,7 @@ pub fn user_items(user: UserId, balance: Money, at: OffsetDateTime) -> Vec<Item>
         kind: EntryKind::Charge,
         amount: balance,
         balance_after: balance,
+        order: None,
         created_at: at,
     };
     vec![profile, ledger_row(user, &opening)]
