@@ -14,6 +14,7 @@
 
 pub mod feed;
 pub mod invariants;
+pub mod policy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,6 +218,14 @@ impl TestApp {
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
         self.store.client()
+    }
+
+    /// This app's tables through a client that records every call made inside
+    /// [`policy::with_calls`], to hold a function's calls to its IAM policy.
+    pub fn recording_store(&self) -> DynamoStore {
+        let config = self.client().config().to_builder().interceptor(policy::CallRecorder).build();
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), self.table())
+            .with_outbox(self.store.outbox_table())
     }
 
     /// Seeds users with opening balances, as the admin CLI does.

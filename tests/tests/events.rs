@@ -3,9 +3,13 @@
 //! through `lambda_http`'s parser into the route handlers, the stream, SQS and schedule
 //! events into `rushcart::triggers`. Where a recorded event names an order that only
 //! exists once the test has made it, the test swaps in the real order id and says so.
+//!
+//! Every DynamoDB call each function makes here is held to the IAM policy
+//! `template.yaml` gives that function ([`rushcart_tests::policy`]), so a call the
+//! deployed function would be denied fails here first.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,6 +22,7 @@ use rushcart::http::routes::{dispatch, ROUTES};
 use rushcart::top::{Cached, TopProductsCache};
 use rushcart::{triggers, Deps};
 use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, Behaviour, Receiver};
+use rushcart_tests::policy::{with_calls, Policies};
 use rushcart_tests::{redis_url, TestApp};
 use serde_json::Value;
 
@@ -39,6 +44,23 @@ fn http_event_for(name: &str, order: &str) -> Request {
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
 
+static POLICIES: LazyLock<Policies> = LazyLock::new(Policies::from_template);
+
+/// Runs `work` as `function` would on AWS: every DynamoDB call it makes must be one
+/// the function's policy allows (its store must be a [`TestApp::recording_store`]).
+async fn as_function<T>(function: &str, work: impl std::future::Future<Output = T>) -> T {
+    let (output, calls) = with_calls(work).await;
+    POLICIES.assert_allowed(function, &calls);
+    output
+}
+
+/// The recorded HTTP event with an `Idempotency-Key` header.
+fn keyed_event_for(name: &str, order: &str, key: &str) -> Request {
+    let mut event: Value = serde_json::from_str(&recorded(name).replace(RECORDED_ORDER, order)).expect("JSON");
+    event["headers"]["idempotency-key"] = key.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
+
 fn json_event(name: &str) -> Value {
     serde_json::from_str(&recorded(name)).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
@@ -56,7 +78,10 @@ async fn run(deps: &Deps<DynamoStore>, request: Request) -> (u16, Value) {
         .iter()
         .find(|r| format!("{} {}", r.method, r.path) == route_key)
         .unwrap_or_else(|| panic!("no route for {route_key}"));
-    let response = dispatch(route.function, request, deps).await.expect("the route's function serves it");
+    // Boxed: the route table's future is too deep a type to nest in another.
+    let response = as_function(route.function, Box::pin(dispatch(route.function, request, deps)))
+        .await
+        .expect("the route's function serves it");
     let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
     (response.status().as_u16(), body)
 }
@@ -96,7 +121,7 @@ fn cached_deps(store: &DynamoStore, clock: Arc<dyn Clock>) -> (Deps<DynamoStore>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_handlers() {
     let app = demo_shop().await;
-    let deps = Deps::new(app.store.clone());
+    let deps = Deps::new(app.recording_store());
 
     let (status, charged) = run(&deps, http_event("charge-balance")).await;
     assert_eq!((status, charged["balance"].as_str()), (200, Some("1001000.00")), "{charged}");
@@ -108,6 +133,15 @@ async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_hand
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["items"].as_array().map(Vec::len), Some(2), "limit=2: {history}");
     assert!(history["nextCursor"].is_string(), "the seed entry is on the next page: {history}");
+
+    // The keyed path, its replay and a refusal, each within the function's policy.
+    let (status, used) = run(&deps, keyed_event_for("use-balance", RECORDED_ORDER, "use-1")).await;
+    assert_eq!((status, used["balance"].as_str()), (200, Some("999000.00")), "{used}");
+    let (status, again) = run(&deps, keyed_event_for("use-balance", RECORDED_ORDER, "use-1")).await;
+    assert_eq!((status, &again), (200, &used), "a replay");
+    let (status, charged) = run(&deps, http_event("charge-balance")).await;
+    let first = Some("1001000.00");
+    assert_eq!((status, charged["balance"].as_str()), (200, first), "the recorded key replays: {charged}");
 
     let (status, listed) = run(&deps, http_event("list-products")).await;
     assert_eq!(status, 200, "{listed}");
@@ -128,7 +162,7 @@ async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_hand
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_handlers() {
     let app = demo_shop().await;
-    let (deps, cache) = cached_deps(&app.store, Arc::new(SystemClock));
+    let (deps, cache) = cached_deps(&app.recording_store(), Arc::new(SystemClock));
     assert!(cache.ready(Duration::from_secs(5)).await, "Redis answers");
     run(&deps, http_event("issue-coupon")).await;
 
@@ -146,9 +180,31 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
     let (status, fetched) = run(&deps, http_event_for("get-order", &id)).await;
     assert_eq!((status, fetched["status"].as_str()), (200, Some("PENDING_PAYMENT")), "{fetched}");
 
-    let (status, paid) = run(&deps, http_event_for("pay-order", &id)).await;
+    // A refused payment is counted: a second order of the same lines, paid with 1.00 left.
+    let (status, big) = run(&deps, keyed_event_for("create-order", RECORDED_ORDER, "big-1")).await;
+    assert_eq!(status, 201, "{big}");
+    let (status, replayed) = run(&deps, keyed_event_for("create-order", RECORDED_ORDER, "big-1")).await;
+    assert_eq!((status, &replayed["orderId"]), (201, &big["orderId"]), "a keyed retry: {replayed}");
+    let mut broke = json_event("use-balance");
+    broke["body"] = r#"{"amount": "999999.00"}"#.into();
+    let request = lambda_http::request::from_str(&broke.to_string()).expect("the event with another amount");
+    assert_eq!(run(&deps, request).await.0, 200, "user 1 keeps 1.00");
+    let big = big["orderId"].as_str().expect("orderId").to_owned();
+    let (status, refused) = run(&deps, http_event_for("pay-order", &big)).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("INSUFFICIENT_BALANCE")), "{refused}");
+    let (status, read) = run(&deps, http_event_for("get-order", &big)).await;
+    assert_eq!((status, read["failedAttempts"].as_u64()), (200, Some(1)), "{read}");
+    let mut refill = json_event("charge-balance");
+    refill["headers"]["idempotency-key"] = "refill-1".into();
+    refill["body"] = r#"{"amount": "999999.00"}"#.into();
+    let request = lambda_http::request::from_str(&refill.to_string()).expect("the event with another amount");
+    assert_eq!(run(&deps, request).await.0, 200);
+
+    let (status, paid) = run(&deps, keyed_event_for("pay-order", &id, "pay-1")).await;
     assert_eq!((status, paid["amount"].as_str()), (200, Some("2000.00")), "{paid}");
     assert_eq!(paid["balanceAfter"].as_str(), Some("998000.00"), "{paid}");
+    let (status, again) = run(&deps, keyed_event_for("pay-order", &id, "pay-1")).await;
+    assert_eq!((status, &again), (200, &paid), "a replay answers as the first");
     let (status, fetched) = run(&deps, http_event_for("get-order", &id)).await;
     assert_eq!((status, fetched["status"].as_str()), (200, Some("PAID")), "{fetched}");
     let (status, listed) = run(&deps, http_event("user-orders")).await;
@@ -159,12 +215,12 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
         .iter()
         .map(|o| (o["orderId"].as_str().unwrap_or_default(), o["status"].as_str().unwrap_or_default()))
         .collect();
-    assert_eq!(listed, [(id.as_str(), "PAID")]);
+    assert_eq!(listed, [(big.as_str(), "PENDING_PAYMENT"), (id.as_str(), "PAID")], "newest first");
 
     // The schedule event fills the cache with the answer the top route then serves.
     let _ = json_event("refresh-top-products");
-    let refreshed =
-        triggers::refresh_top_on_schedule(&deps.store, cache.as_ref(), deps.clock.as_ref()).await.expect("refresh");
+    let refresh = triggers::refresh_top_on_schedule(&deps.store, cache.as_ref(), deps.clock.as_ref());
+    let refreshed = as_function("refresh-top-products", refresh).await.expect("refresh");
     assert_eq!(refreshed["items"], 2, "{refreshed}");
     let Cached::Hit(cached) = cache.get().await else { panic!("the refresh wrote the cache") };
     let ranked: Vec<(u64, u64)> = cached.items.iter().map(|i| (i.product_id, i.sold_quantity)).collect();
@@ -179,7 +235,7 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_platform_once() {
     let app = demo_shop().await;
-    let deps = Deps::new(app.store.clone());
+    let deps = Deps::new(app.recording_store());
     let moto = moto_endpoint();
     let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
     let prefix = app.table().trim_end_matches("-main").to_owned();
@@ -204,7 +260,9 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     record["NewImage"]["orderId"]["S"] = id.clone().into();
     record["NewImage"]["eventId"]["S"] = format!("{id}:ORDER_PAID").into();
     record["NewImage"]["payload"]["S"] = payload.clone().into();
-    let response = triggers::relay_stream_batch(&publisher, &app.store, &SystemClock, &stream_event).await;
+    let store = app.recording_store();
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &stream_event);
+    let response = as_function("feed-relay", relay).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let item = outbox_item(&app, &id).await;
     assert!(item.contains_key("publishedAt"), "the relay marked the event published");
@@ -212,7 +270,8 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     // Nothing is left for the sweeper, even once the grace period has passed.
     let later = ManualClock::at(SystemClock.now() + time::Duration::minutes(5));
     let _ = json_event("feed-sweeper");
-    let swept = triggers::sweep_on_schedule(&publisher, &app.store, &later).await.expect("sweep");
+    let swept =
+        as_function("feed-sweeper", triggers::sweep_on_schedule(&publisher, &store, &later)).await.expect("sweep");
     assert_eq!(swept, serde_json::json!({"republished": 0, "failed": 0}));
 
     // The message the relay put on SQS, delivered in the recorded SQS event's shape.
@@ -231,7 +290,8 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     sqs_event["Records"][0]["messageId"] = messages[0].message_id.clone().expect("message id").into();
     sqs_event["Records"][0]["body"] = payload.into();
     for _ in 0..2 {
-        let response = triggers::consume_sqs_batch(&app.store, &platform, &SystemClock, &sqs_event).await;
+        let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, &sqs_event);
+        let response = as_function("feed-consumer", consume).await;
         assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     }
     assert_eq!(receiver.accepted().get(&id), Some(&1), "delivered once though consumed twice");
@@ -239,12 +299,15 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     // As recorded, the stream record names an order whose outbox item this table does
     // not hold: the relay reports it as a failed batch item (for the stream to retry)
     // instead of failing the batch or claiming success.
-    let response = triggers::relay_stream_batch(&publisher, &app.store, &SystemClock, &json_event("feed-relay")).await;
+    let recorded_relay = json_event("feed-relay");
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &recorded_relay);
+    let response = as_function("feed-relay", relay).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([{"itemIdentifier": "111"}]), "{response}");
 
     // The recorded SQS event as is: its order goes to the platform once.
     let recorded_sqs = json_event("feed-consumer");
-    let response = triggers::consume_sqs_batch(&app.store, &platform, &SystemClock, &recorded_sqs).await;
+    let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, &recorded_sqs);
+    let response = as_function("feed-consumer", consume).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let delivered: BTreeSet<String> = receiver.accepted().keys().cloned().collect();
     assert_eq!(delivered, BTreeSet::from([id, RECORDED_ORDER.to_owned()]));
@@ -253,7 +316,7 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recorded_operator_events_run_through_their_handlers_with_the_operators_claims() {
     let app = demo_shop().await;
-    let deps = Deps::new(app.store.clone());
+    let deps = Deps::new(app.recording_store());
 
     let (status, product) = run(&deps, http_event("create-product")).await;
     assert_eq!((status, product["productId"].as_u64()), (201, Some(21)), "after the 20 seeded: {product}");
@@ -267,9 +330,28 @@ async fn the_recorded_operator_events_run_through_their_handlers_with_the_operat
     assert_eq!((status, coupon["couponId"].as_u64(), coupon["total"].as_u64()), (201, Some(2), Some(50)), "{coupon}");
     let (status, credited) = run(&deps, http_event("charge-user-balance")).await;
     assert_eq!((status, credited["balance"].as_str()), (200, Some("1000250.00")), "{credited}");
+    let (status, again) = run(&deps, http_event("charge-user-balance")).await;
+    assert_eq!((status, &again), (200, &credited), "the recorded key replays");
+    let (status, restocked) = run(&deps, http_event("restock-product")).await;
+    assert_eq!((status, restocked["stock"].as_u64()), (200, Some(1100)), "the recorded key replays: {restocked}");
+
+    // An operator's keyed credit whose writer died before finishing it: the customer's
+    // history read finishes it, recording its seq among the operators' keys.
+    let abandoned = rushcart::balance::BalanceChange {
+        id: rushcart::ids::EntryId::generate(),
+        user: rushcart::ids::UserId::new(1).expect("an id"),
+        kind: rushcart::balance::EntryKind::Credit,
+        amount: rushcart::money::Amount::parse("5.00").expect("an amount"),
+        order: None,
+        at: time::OffsetDateTime::now_utc() - time::Duration::minutes(5),
+        idempotency_key: Some(rushcart::ids::IdempotencyKey::parse("credit-abandoned").expect("a key")),
+    };
+    app.store.commit_change(&abandoned).await.expect("committed, left pending");
+    let (status, history) = run(&Deps::new(app.recording_store()), http_event("balance-history")).await;
+    assert_eq!((status, history["items"][0]["type"].as_str()), (200, Some("CREDIT")), "{history}");
     let (status, missing) = run(&deps, http_event("get-any-order")).await;
     assert_eq!((status, missing["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "as recorded: {missing}");
-    let customers = Deps::new(app.store.clone());
+    let customers = Deps::new(app.recording_store());
     run(&customers, http_event("issue-coupon")).await;
     let (_, order) = run(&customers, http_event("create-order")).await;
     let id = order["orderId"].as_str().expect("the customer's order");
@@ -295,15 +377,18 @@ async fn the_recorded_cognito_events_sign_a_user_up_once_and_put_their_id_in_the
 
     // Post-confirmation: the next id after the seeded user, an empty balance, the event
     // returned as Cognito expects it. Cognito may call it again: same user.
+    let store = app.recording_store();
     let event = json_event("user-signup");
-    let answered = triggers::sign_up_confirmed(&app.store, &clock, event.clone()).await.expect("sign up");
+    let sign_up = triggers::sign_up_confirmed(&store, &clock, event.clone());
+    let answered = as_function("user-signup", sign_up).await.expect("sign up");
     assert_eq!(answered, event);
-    assert_eq!(triggers::sign_up_confirmed(&app.store, &clock, event).await.expect("again"), answered);
+    let again = as_function("user-signup", triggers::sign_up_confirmed(&store, &clock, event)).await;
+    assert_eq!(again.expect("again"), answered);
     assert_eq!(app.balance(2).await, "0.00", "user 2 exists with an empty balance");
 
     // Pre-token generation: the user's id as a string claim in both tokens.
-    let answered =
-        triggers::token_claims(&app.store, &clock, "shop_user_id", json_event("token-claims")).await.expect("claims");
+    let claims = triggers::token_claims(&store, &clock, "shop_user_id", json_event("token-claims"));
+    let answered = as_function("token-claims", claims).await.expect("claims");
     let details = &answered["response"]["claimsAndScopeOverrideDetails"];
     assert_eq!(details["accessTokenGeneration"]["claimsToAddOrOverride"]["shop_user_id"], "2", "{answered}");
     assert_eq!(details["idTokenGeneration"]["claimsToAddOrOverride"]["shop_user_id"], "2");
@@ -312,7 +397,8 @@ async fn the_recorded_cognito_events_sign_a_user_up_once_and_put_their_id_in_the
     // registered when it first gets a token.
     let mut stranger = json_event("token-claims");
     stranger["request"]["userAttributes"]["sub"] = "0f0e0d0c-admin-made".into();
-    let answered = triggers::token_claims(&app.store, &clock, "shop_user_id", stranger).await.expect("claims");
+    let claims = triggers::token_claims(&store, &clock, "shop_user_id", stranger);
+    let answered = as_function("token-claims", claims).await.expect("claims");
     assert_eq!(
         answered["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
             ["shop_user_id"],
@@ -324,9 +410,10 @@ async fn the_recorded_cognito_events_sign_a_user_up_once_and_put_their_id_in_the
     let ids = futures::future::join_all(subjects.iter().map(|subject| {
         let mut event = json_event("token-claims");
         event["request"]["userAttributes"]["sub"] = subject.clone().into();
-        let store = &app.store;
+        let store = &store;
         async move {
-            let answered = triggers::token_claims(store, &SystemClock, "shop_user_id", event).await.expect("claims");
+            let claims = triggers::token_claims(store, &SystemClock, "shop_user_id", event);
+            let answered = as_function("token-claims", claims).await.expect("claims");
             answered["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
                 ["shop_user_id"]
                 .as_str()
