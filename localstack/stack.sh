@@ -43,7 +43,8 @@ start() {
   (cd "$DDB_HOME" && exec java -Xms256m -Xmx2g -Djava.library.path=./DynamoDBLocal_lib \
       -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port "$ddb_port") >"$DIR/dynamodb.log" 2>&1 &
   echo "dynamodb $!" >>"$DIR/pids"
-  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 &
+  # moto's own server, with its Kinesis puts made safe for concurrency (see the file).
+  "$ROOT/.venv/bin/python" "$ROOT/localstack/moto_server.py" -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 &
   echo "moto $!" >>"$DIR/pids"
   redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
       --protected-mode yes --daemonize no >"$DIR/redis.log" 2>&1 &

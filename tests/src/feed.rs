@@ -116,8 +116,9 @@ pub struct OwnMoto(crate::OwnServer);
 impl OwnMoto {
     pub fn start() -> OwnMoto {
         OwnMoto(crate::OwnServer::start("moto_server", |port| {
-            let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-            let mut command = std::process::Command::new(binary);
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut command = std::process::Command::new(root.join(".venv/bin/python"));
+            command.arg(root.join("localstack/moto_server.py"));
             command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
             command
         }))
