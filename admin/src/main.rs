@@ -235,8 +235,8 @@ async fn audit(
     if orders {
         match check_orders(client, &table).await {
             Ok(found) => println!(
-                "orders: {} ({} paid, {} failed payment attempts): invariants 3-5 hold",
-                found.orders, found.paid, found.failed_payments
+                "orders: {} ({} paid, {} refunded, {} cancelled unpaid, {} failed payment attempts): invariants 3-5 and 8 hold",
+                found.orders, found.paid, found.refunded, found.cancelled, found.failed_payments
             ),
             Err(violation) => violations.push(violation),
         }

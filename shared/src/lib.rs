@@ -51,7 +51,8 @@ pub struct Deps<S> {
     /// Whether customers may charge their own balance (`SELF_SERVICE_TOP_UP`, default
     /// on); when off, only an operator credits balances.
     pub self_service_top_up: bool,
-    /// How long an order waits for its payment (`ORDER_PAYMENT_WINDOW` seconds).
+    /// How long an order waits for its payment and a paid one for its refund
+    /// (`ORDER_PAYMENT_WINDOW`, `ORDER_REFUND_WINDOW` seconds).
     pub order_windows: orders::OrderWindows,
     pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
     pub top_cache: Option<Arc<dyn top::TopProductsCache>>,
@@ -140,18 +141,25 @@ impl Deps<adapters::dynamodb::DynamoStore> {
     }
 }
 
-/// The order windows from `ORDER_PAYMENT_WINDOW` (seconds, at least 1; unset or empty:
-/// 30 minutes).
+/// The order windows from `ORDER_PAYMENT_WINDOW` and `ORDER_REFUND_WINDOW` (seconds,
+/// at least 1; unset or empty: 30 minutes and 7 days).
 pub fn order_windows_from_env() -> anyhow::Result<orders::OrderWindows> {
-    let mut windows = orders::OrderWindows::default();
-    match std::env::var("ORDER_PAYMENT_WINDOW").as_deref() {
-        Err(_) | Ok("") => {}
+    let defaults = orders::OrderWindows::default();
+    Ok(orders::OrderWindows {
+        payment: seconds_from_env("ORDER_PAYMENT_WINDOW")?.unwrap_or(defaults.payment),
+        refund: seconds_from_env("ORDER_REFUND_WINDOW")?.unwrap_or(defaults.refund),
+    })
+}
+
+/// A positive number of seconds from the environment; `None` when unset or empty.
+fn seconds_from_env(name: &str) -> anyhow::Result<Option<time::Duration>> {
+    match std::env::var(name).as_deref() {
+        Err(_) | Ok("") => Ok(None),
         Ok(text) => match text.parse::<u32>() {
-            Ok(seconds) if seconds > 0 => windows.payment = time::Duration::seconds(seconds.into()),
-            _ => anyhow::bail!("ORDER_PAYMENT_WINDOW must be a positive number of seconds, not {text:?}"),
+            Ok(seconds) if seconds > 0 => Ok(Some(time::Duration::seconds(seconds.into()))),
+            _ => anyhow::bail!("{name} must be a positive number of seconds, not {text:?}"),
         },
     }
-    Ok(windows)
 }
 
 /// Makes aws-lc-rs the process's one rustls crypto provider. Every TLS client of the

@@ -50,9 +50,9 @@ pub enum Behaviour {
 /// A data platform on a free loopback port.
 pub struct Receiver {
     pub url: String,
-    /// Accepted deliveries: order id → how many times accepted.
+    /// Accepted deliveries: event id (`<orderId>:<TYPE>`) → how many times accepted.
     pub accepted: Arc<Mutex<HashMap<String, u32>>>,
-    /// Every delivery attempt: order id → attempts.
+    /// Every delivery attempt: event id → attempts.
     pub attempts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
@@ -74,9 +74,10 @@ impl Receiver {
                             let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                             let order = event["orderId"].as_str().unwrap_or_default().to_owned();
+                            let event_id = event["eventId"].as_str().unwrap_or_default().to_owned();
                             let attempt = {
                                 let mut attempts = att.lock().unwrap();
-                                let n = attempts.entry(order.clone()).or_default();
+                                let n = attempts.entry(event_id.clone()).or_default();
                                 *n += 1;
                                 *n
                             };
@@ -88,7 +89,7 @@ impl Receiver {
                             let status = if refuse {
                                 503
                             } else {
-                                *acc.lock().unwrap().entry(order).or_default() += 1;
+                                *acc.lock().unwrap().entry(event_id).or_default() += 1;
                                 202
                             };
                             let mut response = hyper::Response::new(Full::new(Bytes::new()));
@@ -105,8 +106,27 @@ impl Receiver {
         Receiver { url, accepted, attempts }
     }
 
+    /// Accepted deliveries by event id.
     pub fn accepted(&self) -> HashMap<String, u32> {
         self.accepted.lock().unwrap().clone()
+    }
+
+    /// Accepted ORDER_PAID events: order id → how many times accepted.
+    pub fn paid(&self) -> HashMap<String, u32> {
+        self.of_type("ORDER_PAID")
+    }
+
+    /// Accepted ORDER_REFUNDED events: order id → how many times accepted.
+    pub fn refunded(&self) -> HashMap<String, u32> {
+        self.of_type("ORDER_REFUNDED")
+    }
+
+    fn of_type(&self, kind: &str) -> HashMap<String, u32> {
+        let suffix = format!(":{kind}");
+        self.accepted()
+            .into_iter()
+            .filter_map(|(event, n)| Some((event.strip_suffix(&suffix)?.to_owned(), n)))
+            .collect()
     }
 }
 

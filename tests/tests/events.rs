@@ -230,6 +230,21 @@ async fn the_recorded_order_payment_top_and_refresh_events_run_through_their_han
     let products: Vec<u64> =
         answered["items"].as_array().expect("items").iter().filter_map(|i| i["productId"].as_u64()).collect();
     assert_eq!(products, [1, 2], "{answered}");
+
+    // The customer's cancel refunds the paid order (a keyed retry replays it), the
+    // operator's cancels the unpaid one; each within its function's policy.
+    let (status, refunded) = run(&deps, keyed_event_for("cancel-order", &id, "cancel-1")).await;
+    assert_eq!((status, refunded["status"].as_str()), (200, Some("REFUNDED")), "{refunded}");
+    let (status, again) = run(&deps, keyed_event_for("cancel-order", &id, "cancel-1")).await;
+    assert_eq!((status, &again), (200, &refunded), "a replay answers as the first");
+    let (status, got) = run(&deps, http_event("get-balance")).await;
+    assert_eq!((status, got["balance"].as_str()), (200, Some("1000000.00")), "the 2000.00 came back: {got}");
+    let (status, missing) = run(&deps, http_event("cancel-order")).await;
+    assert_eq!((status, missing["code"].as_str()), (404, Some("ORDER_NOT_FOUND")), "as recorded: {missing}");
+    let (status, cancelled) = run(&deps, keyed_event_for("cancel-any-order", &big, "op-cancel-1")).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("CANCELLED")), "{cancelled}");
+    let (status, paid_late) = run(&deps, http_event_for("pay-order", &big)).await;
+    assert_eq!((status, paid_late["code"].as_str()), (409, Some("ORDER_CANCELLED")), "{paid_late}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +309,7 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
         let response = as_function("feed-consumer", consume).await;
         assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     }
-    assert_eq!(receiver.accepted().get(&id), Some(&1), "delivered once though consumed twice");
+    assert_eq!(receiver.paid().get(&id), Some(&1), "delivered once though consumed twice");
 
     // As recorded, the stream record names an order whose outbox item this table does
     // not hold: the relay reports it as a failed batch item (for the stream to retry)
@@ -309,7 +324,7 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, &recorded_sqs);
     let response = as_function("feed-consumer", consume).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
-    let delivered: BTreeSet<String> = receiver.accepted().keys().cloned().collect();
+    let delivered: BTreeSet<String> = receiver.paid().keys().cloned().collect();
     assert_eq!(delivered, BTreeSet::from([id, RECORDED_ORDER.to_owned()]));
 }
 

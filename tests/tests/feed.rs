@@ -114,14 +114,14 @@ async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
     let (paid, unpaid) = orders(&app, 1..=60, |u| u <= 55).await;
     assert_eq!((paid.len(), unpaid.len()), (50, 10));
 
-    feed.pump(&app, || receiver.accepted().len() >= 50).await;
+    feed.pump(&app, || receiver.paid().len() >= 50).await;
     // Let any stray duplicate show up before judging.
     for _ in 0..3 {
         let _ = feed.relay(&app).await;
         feed.consume(&app).await;
     }
 
-    let accepted = receiver.accepted();
+    let accepted = receiver.paid();
     assert_eq!(accepted.keys().cloned().collect::<BTreeSet<_>>(), paid);
     assert!(accepted.values().all(|n| *n == 1), "each order accepted once: {accepted:?}");
 
@@ -204,6 +204,49 @@ async fn the_local_kinesis_keeps_every_one_of_a_thousand_concurrent_puts() {
     assert_eq!(kept, (0..1000).map(|i| i.to_string()).collect());
 }
 
+/// ORDER_REFUNDED travels the same way as ORDER_PAID and is recorded once beside it:
+/// the consumer dedups by event id, not order id. On Kinesis, one order's events keep
+/// their order (partition key = order id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_reaches_the_platform_once_after_its_payment_and_in_order_on_the_stream() {
+    let app = shop(|_| "1000.00", 10).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, _) = orders(&app, 1..=10, |_| true).await;
+    let refunded: BTreeSet<String> = paid.iter().step_by(2).cloned().collect();
+    for order in &refunded {
+        let (status, body) = app
+            .post_as(&format!("/api/v1/admin/orders/{order}/cancel"), "", None, Some(&app.operator_token(900)))
+            .await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("REFUNDED")), "{body}");
+    }
+
+    feed.pump(&app, || receiver.paid().len() >= 10 && receiver.refunded().len() >= 5).await;
+    for _ in 0..3 {
+        let _ = feed.relay(&app).await;
+        feed.consume(&app).await;
+    }
+    assert_eq!(receiver.paid().keys().cloned().collect::<BTreeSet<_>>(), paid);
+    assert_eq!(receiver.refunded().keys().cloned().collect::<BTreeSet<_>>(), refunded);
+    assert!(receiver.accepted().values().all(|n| *n == 1), "each event recorded once: {:?}", receiver.accepted());
+
+    sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
+    let mut per_order: HashMap<String, Vec<String>> = HashMap::new();
+    for record in stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name).await {
+        let event: serde_json::Value = serde_json::from_slice(record.data().as_ref()).unwrap();
+        assert_eq!(record.partition_key(), event["orderId"].as_str());
+        per_order
+            .entry(event["orderId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(event["type"].as_str().unwrap().to_owned());
+    }
+    for order in &paid {
+        let expected: &[&str] =
+            if refunded.contains(order) { &["ORDER_PAID", "ORDER_REFUNDED"] } else { &["ORDER_PAID"] };
+        assert_eq!(per_order[order], expected, "order {order}'s events on the stream, in order");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_order_the_platform_refuses_at_first_arrives_later_once() {
     let app = shop(|_| "1000.00", 10).await;
@@ -211,9 +254,9 @@ async fn an_order_the_platform_refuses_at_first_arrives_later_once() {
     let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
     let (paid, _) = orders(&app, 1..=10, |_| true).await;
 
-    feed.pump(&app, || receiver.accepted().len() >= 10).await;
+    feed.pump(&app, || receiver.paid().len() >= 10).await;
 
-    let accepted = receiver.accepted();
+    let accepted = receiver.paid();
     assert_eq!(accepted.keys().cloned().collect::<BTreeSet<_>>(), paid);
     assert!(accepted.values().all(|n| *n == 1));
     assert!(receiver.attempts.lock().unwrap().values().all(|n| *n >= 2), "each was refused once first");
@@ -246,8 +289,8 @@ async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_onc
     let (republished, failed) =
         sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
     assert_eq!((republished, failed), (10, 0));
-    feed.pump(&app, || receiver.accepted().len() >= 10).await;
-    assert_eq!(receiver.accepted().keys().cloned().collect::<BTreeSet<_>>(), paid);
+    feed.pump(&app, || receiver.paid().len() >= 10).await;
+    assert_eq!(receiver.paid().keys().cloned().collect::<BTreeSet<_>>(), paid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,7 +307,7 @@ async fn a_message_the_platform_always_refuses_ends_in_the_dead_letter_queue_wit
     let dlq = feed.publisher.channels.dead_letter_queue_url.clone();
     let mut in_dlq: HashMap<String, u32> = HashMap::new();
     let started = std::time::Instant::now();
-    while in_dlq.len() < doomed.len() || receiver.accepted().len() < fine.len() {
+    while in_dlq.len() < doomed.len() || receiver.paid().len() < fine.len() {
         assert!(started.elapsed() < Duration::from_secs(40), "dead-lettered {in_dlq:?} of {doomed:?}");
         let _ = feed.relay(&app).await;
         feed.consume(&app).await;
@@ -275,9 +318,13 @@ async fn a_message_the_platform_always_refuses_ends_in_the_dead_letter_queue_wit
         }
     }
     assert_eq!(in_dlq.keys().cloned().collect::<BTreeSet<_>>(), doomed);
-    assert_eq!(receiver.accepted().keys().cloned().collect::<BTreeSet<_>>(), fine);
+    assert_eq!(receiver.paid().keys().cloned().collect::<BTreeSet<_>>(), fine);
     let attempts = receiver.attempts.lock().unwrap().clone();
     for order in &doomed {
-        assert_eq!(attempts[order], rushcart::adapters::feed_aws::MAX_RECEIVES, "{order} was tried once per receive");
+        assert_eq!(
+            attempts[&format!("{order}:ORDER_PAID")],
+            rushcart::adapters::feed_aws::MAX_RECEIVES,
+            "{order} was tried once per receive"
+        );
     }
 }

@@ -22,7 +22,8 @@ use crate::identity::{SignUpError, UserRegistry};
 use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::Money;
 use crate::orders::{
-    self, Order, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure, Placed, KEPT_FAILURES,
+    self, Canceller, Order, OrderCanceller, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment,
+    PaymentFailure, Placed, KEPT_FAILURES,
 };
 use crate::pagination::{Page, PageRequest};
 use crate::top::{SalesReader, TopError};
@@ -60,6 +61,7 @@ struct World {
 enum OperatorKeyed {
     Product(ProductId),
     Coupon(CouponId),
+    Cancel(OrderId),
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +102,11 @@ impl MemoryStore {
     /// A product's stock now.
     pub fn stock(&self, product: ProductId) -> Option<u64> {
         self.lock().products.get(&product).map(|p| p.stock)
+    }
+
+    /// The quantity of a product counted as sold on a day.
+    pub fn sold(&self, day: Date, product: ProductId) -> u64 {
+        self.lock().sales.get(&(day, product)).copied().unwrap_or(0)
     }
 
     /// A user's copy of a coupon, as stored.
@@ -383,8 +390,8 @@ impl OrderPayer for MemoryStore {
         }
         // Every condition of the DynamoDB transaction, in the order its refusals rank.
         let current = world.orders.get(&order.id).ok_or(OrderError::UnknownOrder)?;
-        if current.status != OrderStatus::PendingPayment {
-            return Err(OrderError::AlreadyPaid);
+        if let Some(refusal) = current.status.payment_refusal() {
+            return Err(refusal);
         }
         if now >= current.pay_by {
             return Err(OrderError::Expired);
@@ -452,6 +459,109 @@ impl OrderPayer for MemoryStore {
         let excess = stored.failures.latest.len().saturating_sub(KEPT_FAILURES);
         stored.failures.latest.drain(..excess);
         Ok(())
+    }
+}
+
+impl World {
+    /// Whether `key` is unused (`None`), cancelled this order (`Some(true)`) or did
+    /// something else (`Some(false)`), in the canceller's scope.
+    fn cancel_key(&self, by: Canceller, order: &Order, key: &IdempotencyKey) -> Option<bool> {
+        let this = |fingerprint: &String, id: Option<OrderId>| {
+            *fingerprint == order.cancel_fingerprint() && id == Some(order.id)
+        };
+        match by {
+            Canceller::Customer(_) => match self.keys.get(&(order.user, key.as_str().to_owned()))? {
+                (fingerprint, UserKeyed::Order(id)) => Some(this(fingerprint, Some(*id))),
+                (fingerprint, _) => Some(this(fingerprint, None)),
+            },
+            Canceller::Operator => match self.operator_keys.get(key.as_str())? {
+                (fingerprint, OperatorKeyed::Cancel(id)) => Some(this(fingerprint, Some(*id))),
+                (fingerprint, _) => Some(this(fingerprint, None)),
+            },
+        }
+    }
+
+    fn keep_cancel_key(&mut self, by: Canceller, order: &Order, key: Option<&IdempotencyKey>) {
+        let Some(key) = key else { return };
+        let fingerprint = order.cancel_fingerprint();
+        match by {
+            Canceller::Customer(_) => {
+                self.keys.insert((order.user, key.as_str().to_owned()), (fingerprint, UserKeyed::Order(order.id)));
+            }
+            Canceller::Operator => {
+                self.operator_keys.insert(key.as_str().to_owned(), (fingerprint, OperatorKeyed::Cancel(order.id)));
+            }
+        }
+    }
+}
+
+impl OrderCanceller for MemoryStore {
+    async fn cancel_key_used(&self, by: Canceller, key: &IdempotencyKey, order: &Order) -> Result<bool, OrderError> {
+        match self.lock().cancel_key(by, order, key) {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(OrderError::IdempotencyKeyReused),
+        }
+    }
+
+    async fn cancel_unpaid(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Order>, OrderError> {
+        let mut world = self.lock();
+        let Some(stored) = world.orders.get_mut(&order.id) else { return Err(OrderError::UnknownOrder) };
+        if stored.status != OrderStatus::PendingPayment {
+            return Ok(None);
+        }
+        stored.status = OrderStatus::Cancelled;
+        stored.cancelled_at = Some(now);
+        let cancelled = stored.clone();
+        world.keep_cancel_key(by, order, key);
+        Ok(Some(cancelled))
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Order>, OrderError> {
+        let mut world = self.lock();
+        let world = &mut *world;
+        let Some(stored) = world.orders.get(&order.id) else { return Err(OrderError::UnknownOrder) };
+        let Some(paid_at) = stored.paid_at.filter(|_| stored.status == OrderStatus::Paid) else { return Ok(None) };
+        let account = world.accounts.get(&order.user).ok_or(OrderError::UnknownUser(order.user))?;
+        if account.balance.checked_add(order.total).is_err() {
+            return Err(OrderError::BalanceLimitExceeded);
+        }
+        for line in &order.lines {
+            let quantity = u64::from(line.quantity.get());
+            if let Some(product) = world.products.get_mut(&line.product_id) {
+                product.stock += quantity;
+            }
+            if let Some(sold) = world.sales.get_mut(&(paid_at.date(), line.product_id)) {
+                *sold -= quantity;
+            }
+        }
+        let entry = (order.total > Money::ZERO).then(|| {
+            world.post(order.user, EntryId::generate(), (EntryKind::Refund, Some(order.id)), order.total, now).id
+        });
+        if let Some(copy) = order.coupon.and_then(|coupon| world.copies.get_mut(&(order.user, coupon))) {
+            if now < copy.expires_at {
+                copy.used_at = None;
+            }
+        }
+        let stored = world.orders.get_mut(&order.id).expect("read above");
+        stored.status = OrderStatus::Refunded;
+        stored.cancelled_at = Some(now);
+        stored.refund_entry = entry;
+        let refunded = stored.clone();
+        world.keep_cancel_key(by, order, key);
+        Ok(Some(refunded))
     }
 }
 

@@ -28,6 +28,8 @@ pub enum EntryKind {
     Use,
     /// An order paid from the balance.
     Payment,
+    /// A paid order's total given back when it was cancelled.
+    Refund,
 }
 
 impl EntryKind {
@@ -37,6 +39,7 @@ impl EntryKind {
             EntryKind::Credit => "CREDIT",
             EntryKind::Use => "USE",
             EntryKind::Payment => "PAYMENT",
+            EntryKind::Refund => "REFUND",
         }
     }
 
@@ -46,13 +49,14 @@ impl EntryKind {
             "CREDIT" => Some(EntryKind::Credit),
             "USE" => Some(EntryKind::Use),
             "PAYMENT" => Some(EntryKind::Payment),
+            "REFUND" => Some(EntryKind::Refund),
             _ => None,
         }
     }
 
     /// Whether the entry adds to the balance (`true`) or takes from it.
     pub fn is_credit(self) -> bool {
-        matches!(self, EntryKind::Charge | EntryKind::Credit)
+        matches!(self, EntryKind::Charge | EntryKind::Credit | EntryKind::Refund)
     }
 }
 
@@ -68,7 +72,7 @@ pub struct LedgerEntry {
     /// Always positive; `kind` gives the direction.
     pub amount: Money,
     pub balance_after: Money,
-    /// The order a payment paid (absent for other kinds).
+    /// The order a payment paid or a refund gave back (absent for other kinds).
     #[serde(rename = "orderId", skip_serializing_if = "Option::is_none")]
     pub order: Option<OrderId>,
     #[serde(with = "crate::clock::rfc3339_millis")]
@@ -82,7 +86,7 @@ pub struct BalanceChange {
     pub user: UserId,
     pub kind: EntryKind,
     pub amount: Amount,
-    /// The order a payment pays.
+    /// The order a payment pays or a refund gives back.
     pub order: Option<OrderId>,
     pub at: OffsetDateTime,
     pub idempotency_key: Option<IdempotencyKey>,

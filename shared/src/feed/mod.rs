@@ -1,15 +1,16 @@
-//! The data-platform feed: the payment transaction writes one ORDER_PAID event to the
-//! outbox table; the relay publishes each new event to SQS and Kinesis (partition key:
-//! order id) and marks it published; the sweeper republishes events still unpublished
-//! after a grace period; the consumer forwards SQS messages to the data platform over
-//! HTTP, once in effect per order. Payment never waits for any of it.
+//! The data-platform feed: the payment transaction writes an ORDER_PAID event to the
+//! outbox table, a refund an ORDER_REFUNDED one; the relay publishes each new event to
+//! SQS and Kinesis (partition key: order id, so one order's events keep their order)
+//! and marks it published; the sweeper republishes events still unpublished after a
+//! grace period; the consumer forwards SQS messages to the data platform over HTTP,
+//! once in effect per event. Payment and refund never wait for any of it.
 //!
 //! Delivery is at least once everywhere (a relay that dies between publishing and
-//! marking publishes again), so the consumer dedups by order id: it claims the order in
-//! a delivery log (a lease), posts, and marks the order delivered; a duplicate of a
-//! delivered order is acknowledged without posting. Each post also carries the event id
-//! as `Idempotency-Key`, so a platform that honours it stays exact even when a consumer
-//! dies after posting and before marking.
+//! marking publishes again), so the consumer dedups by event id (`<orderId>:<TYPE>`):
+//! it claims the event in a delivery log (a lease), posts, and marks it delivered; a
+//! duplicate of a delivered event is acknowledged without posting. Each post also
+//! carries the event id as `Idempotency-Key`, so a platform that honours it stays exact
+//! even when a consumer dies after posting and before marking.
 
 pub mod local;
 
@@ -23,9 +24,31 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub order_id: String,
+    /// `<orderId>:<TYPE>`, unique per event.
     pub event_id: String,
-    /// The ORDER_PAID JSON (docs/events.md).
+    /// The event's JSON (docs/events.md).
     pub payload: String,
+}
+
+/// What happened to an order, as the data platform hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    OrderPaid,
+    OrderRefunded,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::OrderPaid => "ORDER_PAID",
+            EventType::OrderRefunded => "ORDER_REFUNDED",
+        }
+    }
+
+    /// The id of this event of `order`: an order has at most one of each type.
+    pub fn event_id(self, order: impl std::fmt::Display) -> String {
+        format!("{order}:{}", self.as_str())
+    }
 }
 
 /// How long an event may stay unpublished before the sweeper takes it over from the
@@ -45,7 +68,11 @@ pub trait EventPublisher: Send + Sync {
 
 /// The outbox's publication state.
 pub trait Outbox: Send + Sync {
-    fn mark_published(&self, order_id: &str, at: OffsetDateTime) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn mark_published(
+        &self,
+        event: &OutboxEvent,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Events written before `cutoff` and not published yet, oldest first.
     fn unpublished_before(
         &self,
@@ -65,11 +92,11 @@ pub enum Claim {
     Busy,
 }
 
-/// Which orders reached the platform.
+/// Which events reached the platform, by event id.
 pub trait DeliveryLog: Send + Sync {
-    fn claim(&self, order_id: &str, now: OffsetDateTime) -> impl Future<Output = anyhow::Result<Claim>> + Send;
-    fn delivered(&self, order_id: &str, now: OffsetDateTime) -> impl Future<Output = anyhow::Result<()>> + Send;
-    fn release(&self, order_id: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn claim(&self, event_id: &str, now: OffsetDateTime) -> impl Future<Output = anyhow::Result<Claim>> + Send;
+    fn delivered(&self, event_id: &str, now: OffsetDateTime) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn release(&self, event_id: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// The external data platform.
@@ -79,6 +106,11 @@ pub trait DataPlatform: Send + Sync {
 
 /// Publishes `events` and marks each published; returns the ids (`(id, event)` as given)
 /// of those that failed, for a partial batch response.
+///
+/// Different orders' events go out concurrently; one order's events go out one after
+/// another in the order given (the stream's), and after one fails the rest of that
+/// order's are not tried but failed with it, so no consumer sees a refund before its
+/// payment.
 pub async fn relay<P: EventPublisher, O: Outbox>(
     publisher: &P,
     outbox: &O,
@@ -86,23 +118,36 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
     now: OffsetDateTime,
 ) -> Vec<String> {
     use futures::StreamExt as _;
-    // Events are independent (no ordering is promised), so a batch goes out concurrently.
-    futures::stream::iter(events)
-        .map(|(id, event)| async move {
-            let outcome = async {
-                publisher.publish(&event).await?;
-                outbox.mark_published(&event.order_id, now).await
-            };
-            match outcome.await {
-                Ok(()) => None,
-                Err(err) => {
-                    tracing::warn!(order = %event.order_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
-                    Some(id)
+    let mut by_order: Vec<Vec<(String, OutboxEvent)>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (id, event) in events {
+        let slot = *index.entry(event.order_id.clone()).or_insert_with(|| {
+            by_order.push(Vec::new());
+            by_order.len() - 1
+        });
+        by_order[slot].push((id, event));
+    }
+    futures::stream::iter(by_order)
+        .map(|events| async move {
+            let mut failed = Vec::new();
+            for (id, event) in events {
+                if !failed.is_empty() {
+                    failed.push(id);
+                    continue;
+                }
+                let outcome = async {
+                    publisher.publish(&event).await?;
+                    outbox.mark_published(&event, now).await
+                };
+                if let Err(err) = outcome.await {
+                    tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
+                    failed.push(id);
                 }
             }
+            failed
         })
         .buffer_unordered(CONCURRENCY)
-        .filter_map(|failed| async move { failed })
+        .flat_map(futures::stream::iter)
         .collect()
         .await
 }
@@ -157,21 +202,20 @@ async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let event: Value = serde_json::from_str(body)?;
-    let order_id = event["orderId"].as_str().ok_or_else(|| anyhow::anyhow!("event without orderId"))?;
-    let event_id = event["eventId"].as_str().unwrap_or(order_id);
-    match log.claim(order_id, now).await? {
+    let event_id = event["eventId"].as_str().ok_or_else(|| anyhow::anyhow!("event without eventId"))?;
+    match log.claim(event_id, now).await? {
         Claim::Delivered => {
-            tracing::info!(order = order_id, "duplicate event acknowledged without posting");
+            tracing::info!(event = event_id, "duplicate event acknowledged without posting");
             return Ok(());
         }
-        Claim::Busy => anyhow::bail!("order {order_id} is being delivered by another consumer"),
+        Claim::Busy => anyhow::bail!("event {event_id} is being delivered by another consumer"),
         Claim::Claimed => {}
     }
     match platform.deliver(event_id, body).await {
-        Ok(()) => log.delivered(order_id, now).await,
+        Ok(()) => log.delivered(event_id, now).await,
         Err(err) => {
-            if let Err(release) = log.release(order_id).await {
-                tracing::warn!(order = order_id, error = %release, "releasing a delivery claim failed; its lease will expire");
+            if let Err(release) = log.release(event_id).await {
+                tracing::warn!(event = event_id, error = %release, "releasing a delivery claim failed; its lease will expire");
             }
             Err(err)
         }
@@ -235,5 +279,58 @@ mod tests {
             serde_json::json!({"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "b"}]})
         );
         assert_eq!(batch_response(&[]), serde_json::json!({"batchItemFailures": []}));
+    }
+
+    /// Publishes into a log, refusing the event ids in `refuse`.
+    #[derive(Default)]
+    struct Recorder {
+        refuse: Vec<&'static str>,
+        published: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl EventPublisher for Recorder {
+        async fn publish(&self, event: &OutboxEvent) -> anyhow::Result<()> {
+            // Let the other orders' publishes interleave with this one.
+            tokio::task::yield_now().await;
+            if self.refuse.contains(&event.event_id.as_str()) {
+                anyhow::bail!("refused {}", event.event_id);
+            }
+            self.published.lock().unwrap().push(event.event_id.clone());
+            Ok(())
+        }
+    }
+
+    impl Outbox for Recorder {
+        async fn mark_published(&self, _: &OutboxEvent, _: OffsetDateTime) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        async fn unpublished_before(&self, _: OffsetDateTime, _: u32) -> anyhow::Result<Vec<OutboxEvent>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn event(order: &str, kind: EventType) -> (String, OutboxEvent) {
+        let event_id = kind.event_id(order);
+        (event_id.clone(), OutboxEvent { order_id: order.to_owned(), event_id, payload: "{}".to_owned() })
+    }
+
+    #[tokio::test]
+    async fn one_orders_events_go_out_in_order_and_stop_at_its_first_failure() {
+        let recorder = Recorder { refuse: vec!["b:ORDER_PAID"], ..Recorder::default() };
+        let events = vec![
+            event("a", EventType::OrderPaid),
+            event("b", EventType::OrderPaid),
+            event("c", EventType::OrderPaid),
+            event("a", EventType::OrderRefunded),
+            event("b", EventType::OrderRefunded),
+        ];
+        let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+        let failed = relay(&recorder, &recorder, events, now).await;
+        assert_eq!(failed, ["b:ORDER_PAID", "b:ORDER_REFUNDED"], "b's refund waits for its payment");
+        let published = recorder.published.lock().unwrap().clone();
+        let position = |id: &str| published.iter().position(|p| p == id);
+        assert!(position("a:ORDER_PAID") < position("a:ORDER_REFUNDED"), "{published:?}");
+        assert_eq!((published.len(), position("b:ORDER_REFUNDED")), (3, None), "{published:?}");
     }
 }

@@ -7,7 +7,7 @@ use lambda_http::{Request, RequestExt as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::extract::{acting_user, idempotency_key, invalid, json_body, page_request, path_id};
+use super::extract::{acting_user, idempotency_key, invalid, json_body, optional_json_body, page_request, path_id};
 use super::{json, replayed, Handled};
 use crate::catalog::ProductCatalog;
 use crate::clock::rfc3339_millis;
@@ -15,7 +15,8 @@ use crate::identity::Identity;
 use crate::ids::{CouponId, OrderId, PaymentId, ProductId, Quantity, UserId};
 use crate::money::Money;
 use crate::orders::{
-    use_cases, Order, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, PaymentStatus, MAX_LINES,
+    use_cases, Canceller, Order, OrderCanceller, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore,
+    PaymentStatus, MAX_LINES,
 };
 use crate::Deps;
 
@@ -33,6 +34,13 @@ struct CreateRequest {
 struct LineRequest {
     product_id: ProductId,
     quantity: u64,
+}
+
+/// A cancel's optional body: `{"userId"}` (or `?userId=`), as for coupon issue.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CancelRequest {
+    user_id: Option<UserId>,
 }
 
 /// `{"userId", "orderId"}`
@@ -62,6 +70,9 @@ struct OrderBody<'a> {
     #[serde(with = "rfc3339_millis::option")]
     paid_at: Option<OffsetDateTime>,
     payment_id: Option<PaymentId>,
+    /// When it was cancelled (unpaid) or refunded.
+    #[serde(with = "rfc3339_millis::option", skip_serializing_if = "Option::is_none")]
+    cancelled_at: Option<OffsetDateTime>,
     /// On a read: every refused payment counted, and the latest few with the one that
     /// succeeded, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +147,7 @@ fn order_body(order: &Order, with_payments: bool) -> OrderBody<'_> {
         pay_by: order.pay_by,
         paid_at: order.paid_at,
         payment_id: order.payment,
+        cancelled_at: order.cancelled_at,
         failed_attempts: with_payments.then_some(order.failures.count),
         payments,
     }
@@ -198,6 +210,35 @@ pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> H
     let id: OrderId = path_id(&request, "orderId")?;
     let order = use_cases::get_order(&deps.store, deps.clock.as_ref(), id, None).await?;
     json(StatusCode::OK, &order_body(&order, true))
+}
+
+/// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
+/// own order cancelled, or refunded if paid; 200 with the order as it now is.
+pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
+    let id: OrderId = path_id(&request, "orderId")?;
+    let key = idempotency_key(&request)?;
+    let body: CancelRequest = optional_json_body(&request)?.unwrap_or_default();
+    let user = acting_user(&request, &deps.identity, body.user_id)?;
+    cancelled(deps, Canceller::Customer(user), id, key).await
+}
+
+/// `POST /api/v1/admin/orders/{orderId}/cancel`: an operator cancels or refunds any
+/// customer's order for them (the route table checks the role).
+pub async fn cancel_any_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
+    let id: OrderId = path_id(&request, "orderId")?;
+    let key = idempotency_key(&request)?;
+    let _: Option<CancelRequest> = optional_json_body(&request)?;
+    cancelled(deps, Canceller::Operator, id, key).await
+}
+
+async fn cancelled<S: OrderStore + OrderCanceller>(
+    deps: &Deps<S>,
+    by: Canceller,
+    id: OrderId,
+    key: Option<crate::ids::IdempotencyKey>,
+) -> Handled {
+    let outcome = use_cases::cancel(&deps.store, deps.clock.as_ref(), deps.order_windows, by, id, key).await?;
+    Ok(replayed(json(StatusCode::OK, &order_body(&outcome.order, false))?, outcome.replayed))
 }
 
 /// `GET /api/v1/users/{userId}/orders?limit=&cursor=`: the caller's orders, newest first.

@@ -114,12 +114,14 @@ routes! {
     GetOrder: Customer GET "/api/v1/orders/{orderId}" => "get-order", orders::get_order;
     PayOrder: Customer POST "/api/v1/payment" => "pay-order", orders::pay;
     UserOrders: Customer GET "/api/v1/users/{userId}/orders" => "user-orders", orders::user_orders;
+    CancelOrder: Customer POST "/api/v1/orders/{orderId}/cancel" => "cancel-order", orders::cancel_order;
     CreateProduct: Operator POST "/api/v1/admin/products" => "create-product", admin::create_product;
     ChangeProduct: Operator PUT "/api/v1/admin/products/{productId}" => "change-product", admin::change_product;
     RestockProduct: Operator POST "/api/v1/admin/products/{productId}/stock" => "restock-product", admin::restock;
     CreateCoupon: Operator POST "/api/v1/admin/coupons" => "create-coupon", admin::create_coupon;
     ChargeUserBalance: Operator POST "/api/v1/admin/users/{userId}/balance/charge" => "charge-user-balance", admin::charge_user_balance;
     GetAnyOrder: Operator GET "/api/v1/admin/orders/{orderId}" => "get-any-order", orders::get_any_order;
+    CancelAnyOrder: Operator POST "/api/v1/admin/orders/{orderId}/cancel" => "cancel-any-order", orders::cancel_any_order;
 }
 
 #[cfg(test)]

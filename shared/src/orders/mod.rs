@@ -10,6 +10,13 @@
 //! that it reads as `EXPIRED` and paying it is refused. Nothing sweeps expired orders:
 //! the status is decided when an order is read or paid (the payment transaction itself
 //! checks the deadline), so an expired order is never paid, however late a retry.
+//!
+//! Cancelling an unpaid (pending or expired) order only moves its status to
+//! `CANCELLED`. Cancelling a paid order refunds it within the refund window: one
+//! transaction that inverts the payment (see the DynamoDB adapter's `payment` module,
+//! where both directions sit side by side). A cancel that finds the order changed under
+//! it (a payment committed first) reads it again and acts on what it now is; a second
+//! cancel of a cancelled or refunded order answers it as it is and moves nothing.
 
 pub mod use_cases;
 
@@ -33,6 +40,10 @@ pub enum OrderStatus {
     Paid,
     /// Unpaid past its `payBy`: decided when read, never stored.
     Expired,
+    /// Cancelled before it was paid (pending or expired then).
+    Cancelled,
+    /// Paid, then cancelled: the payment was given back.
+    Refunded,
 }
 
 impl OrderStatus {
@@ -41,6 +52,8 @@ impl OrderStatus {
             OrderStatus::PendingPayment => "PENDING_PAYMENT",
             OrderStatus::Paid => "PAID",
             OrderStatus::Expired => "EXPIRED",
+            OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Refunded => "REFUNDED",
         }
     }
 
@@ -49,7 +62,20 @@ impl OrderStatus {
         match text {
             "PENDING_PAYMENT" => Some(OrderStatus::PendingPayment),
             "PAID" => Some(OrderStatus::Paid),
+            "CANCELLED" => Some(OrderStatus::Cancelled),
+            "REFUNDED" => Some(OrderStatus::Refunded),
             _ => None,
+        }
+    }
+
+    /// Why an order in this status cannot be paid (none for a pending one).
+    pub fn payment_refusal(self) -> Option<OrderError> {
+        match self {
+            OrderStatus::PendingPayment => None,
+            OrderStatus::Paid => Some(OrderError::AlreadyPaid),
+            OrderStatus::Expired => Some(OrderError::Expired),
+            OrderStatus::Cancelled => Some(OrderError::Cancelled),
+            OrderStatus::Refunded => Some(OrderError::Refunded),
         }
     }
 }
@@ -80,6 +106,10 @@ pub struct Order {
     pub pay_by: OffsetDateTime,
     pub paid_at: Option<OffsetDateTime>,
     pub payment: Option<PaymentId>,
+    /// When it was cancelled unpaid, or refunded.
+    pub cancelled_at: Option<OffsetDateTime>,
+    /// The ledger entry that gave a refunded order's total back (none for a free order).
+    pub refund_entry: Option<EntryId>,
     /// Refused payment attempts: how many, and the latest few.
     pub failures: Failures,
 }
@@ -96,6 +126,11 @@ impl Order {
     /// What a payment retry must repeat for its key to be honoured.
     pub fn payment_fingerprint(&self) -> String {
         format!("PAY:{}:{}", self.user, self.id)
+    }
+
+    /// What a cancel retry must repeat for its key to be honoured.
+    pub fn cancel_fingerprint(&self) -> String {
+        format!("CANCEL:{}", self.id)
     }
 }
 
@@ -190,6 +225,14 @@ pub enum OrderError {
     AlreadyPaid,
     #[error("the order's payment window has closed")]
     Expired,
+    #[error("the order is cancelled")]
+    Cancelled,
+    #[error("the order is refunded")]
+    Refunded,
+    #[error("the order was paid too long ago to be refunded")]
+    RefundWindowClosed,
+    #[error("the refund would take the balance past its maximum of 1000000000.00")]
+    BalanceLimitExceeded,
     #[error("cursor is not one this API issued")]
     BadCursor,
     #[error("this Idempotency-Key was already used with a different request")]
@@ -240,16 +283,19 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<Page<Order>, OrderError>> + Send;
 }
 
-/// How long an order may wait for its payment.
+/// How long an order may wait for its payment, and a paid one for its refund.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderWindows {
     /// From creation to `payBy` (`ORDER_PAYMENT_WINDOW` seconds; 30 minutes by default).
     pub payment: time::Duration,
+    /// From `paidAt` to the last moment a cancel refunds (`ORDER_REFUND_WINDOW`
+    /// seconds; 7 days by default).
+    pub refund: time::Duration,
 }
 
 impl Default for OrderWindows {
     fn default() -> OrderWindows {
-        OrderWindows { payment: time::Duration::minutes(30) }
+        OrderWindows { payment: time::Duration::minutes(30), refund: time::Duration::days(7) }
     }
 }
 
@@ -270,6 +316,53 @@ pub fn cursor_position(cursor: &Cursor) -> Option<String> {
     let (at, id) = position.strip_prefix("o:")?.split_once('#')?;
     let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
     Some(list_position(at, id.parse().ok()?))
+}
+
+/// Who cancels an order: its customer, or an operator for them. Their
+/// `Idempotency-Key`s are kept apart (the operators share theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canceller {
+    Customer(UserId),
+    Operator,
+}
+
+/// A cancelled or refunded order, and whether an idempotent retry found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelOutcome {
+    pub order: Order,
+    pub replayed: bool,
+}
+
+/// Cancels and refunds orders. Each change is conditional on the order being as it was
+/// read: `Ok(None)` means it was not (read it again and decide anew).
+pub trait OrderCanceller: Send + Sync {
+    /// Whether `key` already cancelled this order (`true`: answer the order as it is
+    /// now), or `IdempotencyKeyReused` when it was used for another request.
+    fn cancel_key_used(
+        &self,
+        by: Canceller,
+        key: &IdempotencyKey,
+        order: &Order,
+    ) -> impl Future<Output = Result<bool, OrderError>> + Send;
+    /// A pending or expired order → `CANCELLED`; nothing else moves.
+    fn cancel_unpaid(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
+    /// A paid order → `REFUNDED`, all at once: the balance gets the total back (a
+    /// `REFUND` entry naming the order), each line's stock comes back and leaves the
+    /// day's sales it was counted in, the coupon is usable again if unexpired, the
+    /// payment is marked refunded and an `ORDER_REFUNDED` event is written.
+    fn refund(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
 }
 
 /// Pays orders all or nothing.

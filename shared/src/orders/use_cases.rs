@@ -1,8 +1,8 @@
-//! Create, read, list and pay orders.
+//! Create, read, list, pay and cancel orders.
 
 use super::{
-    Failures, Order, OrderError, OrderLine, OrderPayer, OrderRequest, OrderStatus, OrderStore, OrderWindows, Paid,
-    PaymentFailure, Placed,
+    CancelOutcome, Canceller, Failures, Order, OrderCanceller, OrderError, OrderLine, OrderPayer, OrderRequest,
+    OrderStatus, OrderStore, OrderWindows, Paid, PaymentFailure, Placed,
 };
 use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
@@ -67,6 +67,8 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(
         pay_by: now + windows.payment,
         paid_at: None,
         payment: None,
+        cancelled_at: None,
+        refund_entry: None,
         failures: Failures::default(),
     };
     let key = key.map(|key| (key, request.fingerprint()));
@@ -115,6 +117,8 @@ pub async fn pay<S: OrderStore + OrderPayer>(
 ) -> Result<Paid, OrderError> {
     let order = get_order(store, clock, id, Some(user)).await?;
     if order.status == OrderStatus::Expired {
+        // Cancelled, refunded and paid orders are refused by the transaction itself,
+        // which reads their status where it cannot be stale.
         return Err(OrderError::Expired);
     }
     let payment = PaymentId::generate();
@@ -131,6 +135,56 @@ pub async fn pay<S: OrderStore + OrderPayer>(
             Err(refusal)
         }
     }
+}
+
+/// How often a cancel reads the order again when it changed between the read and the
+/// write (a payment committing at the same moment changes it once; more is a bug).
+const CANCEL_ATTEMPTS: usize = 4;
+
+/// Cancels an order for its customer (`by` a customer must own it: someone else's is
+/// "not found") or an operator: a pending or expired order is cancelled, a paid one
+/// refunded within the refund window, a cancelled or refunded one answered as it is.
+/// Whichever of a payment and a cancel commits first wins; if the payment did, the
+/// cancel refunds it.
+pub async fn cancel<S: OrderStore + OrderCanceller>(
+    store: &S,
+    clock: &dyn Clock,
+    windows: OrderWindows,
+    by: Canceller,
+    id: OrderId,
+    key: Option<IdempotencyKey>,
+) -> Result<CancelOutcome, OrderError> {
+    let owner = match by {
+        Canceller::Customer(user) => Some(user),
+        Canceller::Operator => None,
+    };
+    let mut order = get_order(store, clock, id, owner).await?;
+    if let Some(key) = &key {
+        if store.cancel_key_used(by, key, &order).await? {
+            return Ok(CancelOutcome { order, replayed: true });
+        }
+    }
+    for _ in 0..CANCEL_ATTEMPTS {
+        let now = clock.now();
+        let changed = match order.status {
+            OrderStatus::Cancelled | OrderStatus::Refunded => return Ok(CancelOutcome { order, replayed: false }),
+            OrderStatus::PendingPayment | OrderStatus::Expired => {
+                store.cancel_unpaid(&order, by, now, key.as_ref()).await?
+            }
+            OrderStatus::Paid => {
+                let paid_at = order.paid_at.ok_or_else(|| anyhow::anyhow!("paid order {id} has no paidAt"))?;
+                if now >= paid_at + windows.refund {
+                    return Err(OrderError::RefundWindowClosed);
+                }
+                store.refund(&order, by, now, key.as_ref()).await?
+            }
+        };
+        if let Some(changed) = changed {
+            return Ok(CancelOutcome { order: changed.as_of(now), replayed: false });
+        }
+        order = get_order(store, clock, id, owner).await?;
+    }
+    Err(OrderError::Unexpected(anyhow::anyhow!("order {id} changed under {CANCEL_ATTEMPTS} cancels in a row")))
 }
 
 #[cfg(test)]
@@ -258,7 +312,7 @@ mod tests {
     #[tokio::test]
     async fn an_unpaid_order_expires_at_its_deadline_and_cannot_be_paid_after_it() {
         let (store, clock) = shop().await;
-        let windows = OrderWindows { payment: time::Duration::minutes(30) };
+        let windows = OrderWindows { payment: time::Duration::minutes(30), ..OrderWindows::default() };
         let order = create_order(&store, &clock, windows, request(1, &[(1, 1)], None), None).await.unwrap().order;
         assert_eq!(order.pay_by, clock.now() + time::Duration::minutes(30));
         clock.advance(time::Duration::minutes(30) - time::Duration::milliseconds(1));
@@ -339,5 +393,127 @@ mod tests {
         let reused = pay(&store, &clock, user(1), other.id, Some(key)).await;
         assert!(matches!(reused, Err(OrderError::IdempotencyKeyReused)));
         assert_eq!(store.balance(user(1)).await.unwrap(), money("90.00"));
+    }
+
+    async fn placed(store: &MemoryStore, clock: &ManualClock, lines: &[(u64, u64)], coupon: Option<u64>) -> Order {
+        create_order(store, clock, OrderWindows::default(), request(1, lines, coupon), None).await.unwrap().order
+    }
+
+    async fn cancel_as(
+        store: &MemoryStore,
+        clock: &ManualClock,
+        by: Canceller,
+        id: OrderId,
+        key: Option<&str>,
+    ) -> Result<CancelOutcome, OrderError> {
+        let key = key.map(|k| IdempotencyKey::parse(k).unwrap());
+        cancel(store, clock, OrderWindows::default(), by, id, key).await
+    }
+
+    fn owner() -> Canceller {
+        Canceller::Customer(user(1))
+    }
+
+    #[tokio::test]
+    async fn cancelling_an_unpaid_order_moves_nothing_else_and_it_can_no_longer_be_paid() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 2)], Some(1)).await;
+        let cancelled = cancel_as(&store, &clock, owner(), order.id, None).await.unwrap().order;
+        assert_eq!((cancelled.status, cancelled.cancelled_at), (OrderStatus::Cancelled, Some(clock.now())));
+        assert!(matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::Cancelled)));
+        assert_eq!((store.stock(p(1)), store.balance(user(1)).await.unwrap()), (Some(5), money("100.00")));
+        let again = cancel_as(&store, &clock, owner(), order.id, None).await.unwrap().order;
+        assert_eq!(again, cancelled, "a second cancel answers the order as it is");
+    }
+
+    #[tokio::test]
+    async fn an_expired_order_is_cancelled_not_refunded() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 1)], None).await;
+        clock.advance(time::Duration::hours(1));
+        let cancelled = cancel_as(&store, &clock, owner(), order.id, None).await.unwrap().order;
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert_eq!(store.balance(user(1)).await.unwrap(), money("100.00"));
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_paid_order_refunds_money_stock_sales_and_coupon_exactly_once() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 2)], Some(1)).await;
+        pay(&store, &clock, user(1), order.id, None).await.unwrap();
+        let day = clock.now().date();
+        clock.advance(time::Duration::days(1));
+        for _ in 0..3 {
+            let refunded = cancel_as(&store, &clock, owner(), order.id, None).await.unwrap().order;
+            assert_eq!(refunded.status, OrderStatus::Refunded);
+        }
+        assert_eq!((store.stock(p(1)), store.balance(user(1)).await.unwrap()), (Some(5), money("100.00")));
+        assert_eq!(store.sold(day, p(1)), 0, "taken from the day it was sold");
+        assert!(store.copy(user(1), CouponId::new(1).unwrap()).unwrap().used_at.is_none());
+        let history = crate::balance::use_cases::history(&store, &clock, user(1), PageRequest::first(5)).await.unwrap();
+        let kinds: Vec<_> = history.items.iter().map(|e| (e.kind, e.order, e.amount)).collect();
+        assert_eq!(
+            kinds[..2],
+            [
+                (crate::balance::EntryKind::Refund, Some(order.id), money("5.00")),
+                (crate::balance::EntryKind::Payment, Some(order.id), money("5.00"))
+            ]
+        );
+        assert!(matches!(pay(&store, &clock, user(1), order.id, None).await, Err(OrderError::Refunded)));
+    }
+
+    #[tokio::test]
+    async fn a_coupon_that_expired_before_the_refund_stays_used() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 2)], Some(1)).await;
+        pay(&store, &clock, user(1), order.id, None).await.unwrap();
+        let expiry = store.copy(user(1), CouponId::new(1).unwrap()).unwrap().expires_at;
+        clock.advance(expiry - clock.now());
+        let windows = OrderWindows { refund: time::Duration::days(365), ..OrderWindows::default() };
+        cancel(&store, &clock, windows, owner(), order.id, None).await.unwrap();
+        assert!(store.copy(user(1), CouponId::new(1).unwrap()).unwrap().used_at.is_some());
+        assert_eq!(store.balance(user(1)).await.unwrap(), money("100.00"));
+    }
+
+    #[tokio::test]
+    async fn past_the_refund_window_a_paid_order_stays_paid() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 1)], None).await;
+        pay(&store, &clock, user(1), order.id, None).await.unwrap();
+        clock.advance(time::Duration::days(7) - time::Duration::milliseconds(1));
+        let windows = OrderWindows::default();
+        let just_in_time = cancel(&store, &clock, windows, Canceller::Operator, order.id, None).await;
+        assert_eq!(just_in_time.unwrap().order.status, OrderStatus::Refunded);
+
+        let late = placed(&store, &clock, &[(1, 1)], None).await;
+        pay(&store, &clock, user(1), late.id, None).await.unwrap();
+        clock.advance(time::Duration::days(7));
+        assert!(matches!(cancel_as(&store, &clock, owner(), late.id, None).await, Err(OrderError::RefundWindowClosed)));
+        assert_eq!(get_order(&store, &clock, late.id, None).await.unwrap().status, OrderStatus::Paid);
+    }
+
+    #[tokio::test]
+    async fn someone_elses_order_cannot_be_cancelled_but_an_operator_can_cancel_any() {
+        let (store, clock) = shop().await;
+        let order = placed(&store, &clock, &[(1, 1)], None).await;
+        let stranger = Canceller::Customer(user(2));
+        assert!(matches!(cancel_as(&store, &clock, stranger, order.id, None).await, Err(OrderError::UnknownOrder)));
+        assert_eq!(get_order(&store, &clock, order.id, None).await.unwrap().status, OrderStatus::PendingPayment);
+        let by_operator = cancel_as(&store, &clock, Canceller::Operator, order.id, None).await.unwrap();
+        assert_eq!(by_operator.order.status, OrderStatus::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_key_replays_and_cannot_be_reused_for_another_order() {
+        let (store, clock) = shop().await;
+        let first = placed(&store, &clock, &[(1, 1)], None).await;
+        let other = placed(&store, &clock, &[(2, 1)], None).await;
+        let done = cancel_as(&store, &clock, owner(), first.id, Some("c-1")).await.unwrap();
+        assert!(!done.replayed);
+        let again = cancel_as(&store, &clock, owner(), first.id, Some("c-1")).await.unwrap();
+        assert!(again.replayed && again.order == done.order);
+        let reused = cancel_as(&store, &clock, owner(), other.id, Some("c-1")).await;
+        assert!(matches!(reused, Err(OrderError::IdempotencyKeyReused)));
+        assert_eq!(get_order(&store, &clock, other.id, None).await.unwrap().status, OrderStatus::PendingPayment);
     }
 }

@@ -16,6 +16,8 @@ pub struct StoredEntry {
     pub kind: String,
     pub amount: Decimal,
     pub balance_after: Decimal,
+    /// The order a payment or refund names.
+    pub order: Option<String>,
 }
 
 /// A user's ledger as stored: the profile's balance and every entry by seq (history
@@ -58,6 +60,7 @@ pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: U
             kind: get_s(row, "kind")?.to_owned(),
             amount: get_n(row, "amount")?,
             balance_after: get_n(row, "balanceAfter")?,
+            order: row.get("orderId").map(|_| get_s(row, "orderId")).transpose()?.map(str::to_owned),
         };
         if entries.insert(seq, entry).is_some() {
             bail!("user {user}: two history rows with seq {seq}");
@@ -68,6 +71,7 @@ pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: U
             kind: entry.kind.as_str().to_owned(),
             amount: entry.amount.as_decimal(),
             balance_after: entry.balance_after.as_decimal(),
+            order: entry.order.map(|o| o.to_string()),
         };
         if let Some(row) = entries.get(&entry.seq) {
             if *row != stored {
@@ -180,17 +184,23 @@ pub async fn check_coupon(
 pub struct OrdersAudit {
     pub orders: usize,
     pub paid: usize,
+    pub refunded: usize,
+    pub cancelled: usize,
     /// Refused payment attempts, summed over the orders' counts.
     pub failed_payments: u64,
 }
 
-/// Invariants 3–5 (docs/architecture.md), from the table (a full scan: for tests and
-/// offline audits): stock ≥ 0 and initial stock + restocked = stock + quantity sold in paid orders
-/// (and the per-day sales add up to the same); a paid order has exactly one payment
-/// record, the one it names, whose amount is its total and equals the PAYMENT entries
-/// in its user's ledger; an unpaid order has none; a refused payment left nothing but
-/// its order's bounded failure record; a used coupon copy belongs to a paid order of
-/// its owner that names it.
+/// Invariants 3–5 and 8 (docs/architecture.md), from the table (a full scan: for tests
+/// and offline audits): stock ≥ 0 and initial stock + restocked = stock + quantity sold
+/// in paid orders − quantity refunded (and the per-day sales add up to the same); a
+/// paid or refunded order has exactly one payment record, the one it names, whose
+/// amount is its total, marked refunded exactly when the order is; each user's
+/// PAYMENT entries name their paid or refunded orders and take exactly their totals,
+/// and their REFUND entries name their refunded orders and give exactly those totals
+/// back, one each; an unpaid or cancelled order has no payment; a refused payment left
+/// nothing but its order's bounded failure record; a used coupon copy belongs to a
+/// paid order of its owner that names it, or to a refunded one refunded after the
+/// copy expired.
 pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<OrdersAudit> {
     use std::collections::HashMap;
 
@@ -222,15 +232,19 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
         .filter(|i| pk(i).starts_with("ORDER#") && sk(i) == "ORDER")
         .map(order_from_item)
         .collect::<anyhow::Result<_>>()?;
-    let payments: Vec<_> =
-        items.iter().filter(|i| sk(i).starts_with("PAYMENT#")).map(payment_from_item).collect::<anyhow::Result<_>>()?;
+    let payments: Vec<_> = items
+        .iter()
+        .filter(|i| sk(i).starts_with("PAYMENT#"))
+        .map(|i| Ok((payment_from_item(i)?, get_s(i, "status")? == "REFUNDED")))
+        .collect::<anyhow::Result<_>>()?;
 
     let mut audit = OrdersAudit { orders: orders.len(), ..OrdersAudit::default() };
     audit.failed_payments = orders.iter().map(|order| order.failures.count).sum();
     let mut sold: HashMap<u64, u64> = HashMap::new();
-    let mut paid_by_user: HashMap<UserId, Decimal> = HashMap::new();
+    // Per user: order id → (total paid, refunded?), for the ledger check.
+    let mut paid_by_user: HashMap<UserId, HashMap<String, (Decimal, bool)>> = HashMap::new();
     for order in &orders {
-        let succeeded: Vec<_> = payments.iter().filter(|p| p.order == order.id).collect();
+        let succeeded: Vec<_> = payments.iter().filter(|(p, _)| p.order == order.id).collect();
         if order.failures.latest.len() > KEPT_FAILURES || order.failures.latest.len() as u64 > order.failures.count {
             bail!(
                 "order {}: {} kept failures of {} counted",
@@ -240,13 +254,28 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
             );
         }
         match order.status {
-            OrderStatus::Paid => {
-                audit.paid += 1;
-                let [payment] = succeeded.as_slice() else {
+            OrderStatus::Paid | OrderStatus::Refunded => {
+                let refunded = order.status == OrderStatus::Refunded;
+                if refunded {
+                    audit.refunded += 1;
+                } else {
+                    audit.paid += 1;
+                }
+                let [(payment, payment_refunded)] = succeeded.as_slice() else {
                     bail!("paid order {} has {} successful payments", order.id, succeeded.len());
                 };
                 if Some(payment.id) != order.payment || payment.amount != order.total {
                     bail!("paid order {}: payment {} of {} does not match", order.id, payment.id, payment.amount);
+                }
+                if *payment_refunded != refunded {
+                    bail!(
+                        "order {} is {:?} but its payment is marked refunded: {payment_refunded}",
+                        order.id,
+                        order.status
+                    );
+                }
+                if refunded && order.cancelled_at.zip(order.paid_at).is_none_or(|(refund, paid)| refund < paid) {
+                    bail!("order {} was refunded at {:?}, not after it was paid", order.id, order.cancelled_at);
                 }
                 if order.paid_at.is_none_or(|at| at >= order.pay_by) {
                     bail!(
@@ -259,13 +288,21 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                 if order.total != order.subtotal.saturating_sub(order.discount) {
                     bail!("order {}: total {} is not subtotal − discount", order.id, order.total);
                 }
-                for line in &order.lines {
-                    *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
+                if !refunded {
+                    for line in &order.lines {
+                        *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
+                    }
                 }
-                *paid_by_user.entry(order.user).or_default() += order.total.as_decimal();
+                paid_by_user
+                    .entry(order.user)
+                    .or_default()
+                    .insert(order.id.to_string(), (order.total.as_decimal(), refunded));
             }
-            // Stored orders are pending or paid; expiry is decided when read.
-            OrderStatus::PendingPayment | OrderStatus::Expired => {
+            // Expiry is decided when read, never stored.
+            OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled => {
+                if order.status == OrderStatus::Cancelled {
+                    audit.cancelled += 1;
+                }
                 if !succeeded.is_empty() {
                     bail!("unpaid order {} has a successful payment", order.id);
                 }
@@ -299,7 +336,8 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
             o.id.to_string() == order_id
                 && o.user == used.user_id
                 && o.coupon == Some(used.coupon_id)
-                && o.status == OrderStatus::Paid
+                && (o.status == OrderStatus::Paid
+                    || (o.status == OrderStatus::Refunded && o.cancelled_at.is_some_and(|at| at >= used.expires_at)))
         });
         if !owner_paid {
             bail!(
@@ -312,9 +350,28 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     for (user, paid) in paid_by_user {
         let ledger = read_ledger(client, table, user).await?;
         check_ledger(user, &ledger)?;
-        let taken: Decimal = ledger.entries.values().filter(|e| e.kind == "PAYMENT").map(|e| e.amount).sum();
-        if taken != paid {
-            bail!("user {user}: paid orders total {paid} but PAYMENT entries take {taken}");
+        for (kind, wanted) in [("PAYMENT", false), ("REFUND", true)] {
+            // Order → the amounts its entries of this kind moved.
+            let mut moved: HashMap<&str, Vec<Decimal>> = HashMap::new();
+            for entry in ledger.entries.values().filter(|e| e.kind == kind) {
+                let order =
+                    entry.order.as_deref().ok_or_else(|| anyhow!("user {user}: a {kind} entry names no order"))?;
+                moved.entry(order).or_default().push(entry.amount);
+            }
+            for (order, (total, refunded)) in &paid {
+                let owed = match (wanted, *total > Decimal::ZERO) {
+                    (false, true) => vec![*total],
+                    (true, true) if *refunded => vec![*total],
+                    _ => vec![],
+                };
+                let found = moved.remove(order.as_str()).unwrap_or_default();
+                if found != owed {
+                    bail!("user {user}: order {order} ({total}, refunded: {refunded}) has {kind} entries {found:?}");
+                }
+            }
+            if let Some((order, _)) = moved.into_iter().next() {
+                bail!("user {user}: a {kind} entry names {order}, which is not a paid order of theirs");
+            }
         }
     }
     Ok(audit)

@@ -16,20 +16,19 @@ fn sdk<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
 }
 
 impl Outbox for DynamoStore {
-    async fn mark_published(&self, order_id: &str, at: OffsetDateTime) -> anyhow::Result<()> {
+    async fn mark_published(&self, event: &OutboxEvent, at: OffsetDateTime) -> anyhow::Result<()> {
+        let event_id = &event.event_id;
         self.client
             .update_item()
             .table_name(&self.outbox_table)
-            .set_key(Some(
-                keys::order_paid_event(order_id.parse().map_err(|_| anyhow!("bad order id {order_id}"))?).item(),
-            ))
+            .set_key(Some(keys::outbox_event(event_id).ok_or_else(|| anyhow!("bad event id {event_id}"))?.item()))
             .update_expression("SET publishedAt = :at REMOVE gsi1pk, gsi1sk")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", s(rfc3339(at)))
             .send()
             .await
             .map_err(sdk)
-            .with_context(|| format!("mark the event of order {order_id} published"))?;
+            .with_context(|| format!("mark event {event_id} published"))?;
         Ok(())
     }
 
@@ -62,8 +61,8 @@ impl Outbox for DynamoStore {
 }
 
 impl DeliveryLog for DynamoStore {
-    async fn claim(&self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<Claim> {
-        let mut item = keys::delivery(order_id).item();
+    async fn claim(&self, event_id: &str, now: OffsetDateTime) -> anyhow::Result<Claim> {
+        let mut item = keys::delivery(event_id).item();
         item.insert("status".to_owned(), s("CLAIMED"));
         item.insert("leaseUntil".to_owned(), n((now + DELIVERY_LEASE).unix_timestamp()));
         let put = self
@@ -87,16 +86,16 @@ impl DeliveryLog for DynamoStore {
                     let delivered = failed.item().is_some_and(|old| get_s(old, "status").ok() == Some("DELIVERED"));
                     Ok(if delivered { Claim::Delivered } else { Claim::Busy })
                 }
-                _ => Err(sdk(err)).with_context(|| format!("claim delivery of order {order_id}")),
+                _ => Err(sdk(err)).with_context(|| format!("claim delivery of event {event_id}")),
             },
         }
     }
 
-    async fn delivered(&self, order_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
+    async fn delivered(&self, event_id: &str, now: OffsetDateTime) -> anyhow::Result<()> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(keys::delivery(order_id).item()))
+            .set_key(Some(keys::delivery(event_id).item()))
             .update_expression("SET #status = :delivered, deliveredAt = :at REMOVE leaseUntil")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":delivered", s("DELIVERED"))
@@ -104,22 +103,22 @@ impl DeliveryLog for DynamoStore {
             .send()
             .await
             .map_err(sdk)
-            .with_context(|| format!("mark order {order_id} delivered"))?;
+            .with_context(|| format!("mark event {event_id} delivered"))?;
         Ok(())
     }
 
-    async fn release(&self, order_id: &str) -> anyhow::Result<()> {
+    async fn release(&self, event_id: &str) -> anyhow::Result<()> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(keys::delivery(order_id).item()))
+            .set_key(Some(keys::delivery(event_id).item()))
             .condition_expression("#status = :claimed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":claimed", s("CLAIMED"))
             .send()
             .await
             .map_err(sdk)
-            .with_context(|| format!("release the claim on order {order_id}"))?;
+            .with_context(|| format!("release the claim on event {event_id}"))?;
         Ok(())
     }
 }

@@ -11,13 +11,13 @@
 //! | user profile and balance, pending ledger entries | `USER#<userId>` | `PROFILE` | | seed, every balance change | balance, history, replay |
 //! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | | balance changes (materialised) | history (Query, newest first), replay (by seq) |
 //! | idempotency record | `USER#<userId>` (operators: `OPERATORS`) | `IDEM#<key>` | | keyed changes, orders, payments, operator writes | retries with the same key |
-//! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use) | user's coupons, create order, payment |
+//! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use), refund (unuse) | user's coupons, create order, payment, refund |
 //! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, operators, payment (stock) | catalogue |
 //! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count) | get coupon, issue |
-//! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | `ORDERS#<userId>` / `<createdAt>#<orderId>` | create order, payment | get order, payment, a user's orders (gsi1, newest first) |
-//! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment | replay, audit |
-//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`) | top 5 (Query per day) |
-//! | the platform consumer's delivery mark | `DELIVERY#<orderId>` | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
+//! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | `ORDERS#<userId>` / `<createdAt>#<orderId>` | create order, payment, cancel, refund | get order, payment, cancel, a user's orders (gsi1, newest first) |
+//! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment, refund (marks it) | replay, audit |
+//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`), refund (takes it back from the day paid) | top 5 (Query per day) |
+//! | the platform consumer's delivery mark | `DELIVERY#<orderId>:<TYPE>` (the event id) | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
 //! | the next id of a kind | `COUNTER#<users, products, coupons>` | `COUNTER` | | sign-up and operators (`ADD next`), seeding (raises it) | the same |
 //! | a signed-up identity's user | `IDENTITY#<sub>` | `IDENTITY` | | sign-up triggers | the token-claims trigger |
 //!
@@ -25,13 +25,14 @@
 //!
 //! | item | pk | sk | gsi1 | written by | read by |
 //! |---|---|---|---|---|---|
-//! | an event for the data platform | `ORDER#<orderId>` | `ORDER_PAID` | `PENDING` / `<createdAt>#<orderId>` until published | payment | relay (stream), sweeper (gsi1) |
+//! | an event for the data platform | `ORDER#<orderId>` | `ORDER_PAID`, `ORDER_REFUNDED` | `PENDING` / `<createdAt>#<eventId>` until published | payment, refund | relay (stream), sweeper (gsi1) |
 //!
 //! Numbers in sort keys are zero-padded to 20 digits so that they sort as numbers.
 
 use std::collections::HashMap;
 
 use super::{s, Item};
+use crate::feed::EventType;
 use crate::ids::{CouponId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 
 /// A full primary key.
@@ -60,8 +61,6 @@ pub const COUPON_COPY_PREFIX: &str = "COUPON#";
 pub const PRODUCTS_GSI1PK: &str = "PRODUCTS";
 /// `gsi1pk` of an outbox event not yet published.
 pub const UNPUBLISHED_GSI1PK: &str = "PENDING";
-/// The sort key of an order's outbox event.
-pub const ORDER_PAID_EVENT: &str = "ORDER_PAID";
 
 /// `USER#<userId>`: every item of one user.
 pub fn user_partition(user: UserId) -> String {
@@ -161,14 +160,20 @@ pub fn sales(day: time::Date, product: ProductId) -> Key {
     Key::new(sales_partition(day), format!("PRODUCT#{:020}", product.get()))
 }
 
-/// The ORDER_PAID event of an order, in the outbox table.
-pub fn order_paid_event(order: OrderId) -> Key {
-    Key::new(format!("ORDER#{order}"), ORDER_PAID_EVENT)
+/// An order's event of one type, in the outbox table.
+pub fn order_event(order: OrderId, kind: EventType) -> Key {
+    Key::new(format!("ORDER#{order}"), kind.as_str())
 }
 
-/// The consumer's mark for one order's delivery to the data platform.
-pub fn delivery(order: &str) -> Key {
-    Key::new(format!("DELIVERY#{order}"), "DATA_PLATFORM")
+/// The outbox item of an event id (`<orderId>:<TYPE>`).
+pub fn outbox_event(event_id: &str) -> Option<Key> {
+    let (order, kind) = event_id.split_once(':')?;
+    Some(Key::new(format!("ORDER#{order}"), kind))
+}
+
+/// The consumer's mark for one event's delivery to the data platform.
+pub fn delivery(event_id: &str) -> Key {
+    Key::new(format!("DELIVERY#{event_id}"), "DATA_PLATFORM")
 }
 
 #[cfg(test)]

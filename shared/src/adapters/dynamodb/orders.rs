@@ -207,6 +207,12 @@ pub fn order_item(order: &Order) -> Item {
     if let Some(payment) = order.payment {
         item.insert("paymentId".to_owned(), s(payment.to_string()));
     }
+    if let Some(cancelled_at) = order.cancelled_at {
+        item.insert("cancelledAt".to_owned(), s(rfc3339(cancelled_at)));
+    }
+    if let Some(entry) = order.refund_entry {
+        item.insert("refundEntryId".to_owned(), s(entry.to_string()));
+    }
     item.insert("failedAttempts".to_owned(), n(order.failures.count));
     let slots = order.failures.latest.iter().enumerate().map(|(i, failure)| {
         let number = order.failures.count - (order.failures.latest.len() - 1 - i) as u64;
@@ -291,6 +297,8 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
         pay_by: get_time(item, "payBy")?,
         paid_at: get_optional_time(item, "paidAt")?,
         payment: get_optional_parsed(item, "paymentId")?,
+        cancelled_at: get_optional_time(item, "cancelledAt")?,
+        refund_entry: get_optional_parsed(item, "refundEntryId")?,
         failures: failures_from_item(item)?,
     })
 }
@@ -347,7 +355,7 @@ mod tests {
         Order {
             id: OrderId::generate(),
             user: UserId::new(7).unwrap(),
-            status: OrderStatus::Paid,
+            status: OrderStatus::Refunded,
             lines: vec![OrderLine {
                 product_id: ProductId::new(3).unwrap(),
                 name: "Product 3".to_owned(),
@@ -363,6 +371,8 @@ mod tests {
             pay_by: at(30),
             paid_at: Some(at(9)),
             payment: Some(PaymentId::generate()),
+            cancelled_at: Some(at(12)),
+            refund_entry: Some(EntryId::generate()),
             failures: Failures { count: 7, latest: (2..7).map(failure).collect() },
         }
     }

@@ -1,4 +1,7 @@
-//! Paying an order: one `TransactWriteItems`, all or nothing.
+//! Paying an order, and refunding it: each one `TransactWriteItems`, all or nothing.
+//! The refund is the payment inverted, item by item, so both directions are here.
+//!
+//! # Paying
 //!
 //! | item | write | condition → refusal |
 //! |---|---|---|
@@ -16,21 +19,42 @@
 //! customer can act on them; conflicts are retried by [`super::transaction`]. After the
 //! commit the ledger finishes its entry ([`DynamoStore::finish_entry`]). A refused
 //! payment is only counted on its order ([`DynamoStore::count_failure`]).
+//!
+//! # Refunding (a cancel of a paid order)
+//!
+//! | item | write | condition → meaning |
+//! |---|---|---|
+//! | `ORDER#o` / `ORDER` | status REFUNDED, cancelledAt, refundEntryId | `status = PAID` and the same payment → else the order changed: read it again |
+//! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock + q` | exists |
+//! | `SALES#<day paid>` / `PRODUCT#p`, each line | `ADD quantity −q` | `quantity >= q` (it was counted when paid) |
+//! | `USER#u` / `PROFILE` | the ledger's update (a REFUND entry naming the order) | `balance <= max − total` → `BALANCE_LIMIT_EXCEEDED` |
+//! | `USER#u` / `COUPON#c`, if still usable | REMOVE usedAt, orderId | used by this order, `usableUntil > now` → else read again |
+//! | `ORDER#o` / `PAYMENT#pay` | status REFUNDED, refundedAt | exists |
+//! | outbox `ORDER#o` / `ORDER_REFUNDED` | the event for the data platform | new |
+//! | `USER#u` or `OPERATORS` / `IDEM#k` | with an `Idempotency-Key` | new → the key's order as it is |
+//!
+//! A coupon that expired before the refund stays used: giving back a coupon nobody can
+//! use any more would only make the books disagree. Cancelling an unpaid order is one
+//! conditional status change (`status = PENDING_PAYMENT`, whatever its deadline).
 
 use anyhow::anyhow;
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
 
 use super::idempotency::{KeyReused, Record, Target};
+use super::keys::KeyScope;
 use super::ledger::BalanceUpdate;
 use super::orders::{payment_from_item, payment_item};
 use super::transaction::{Refusal, Transaction};
 use super::{get_s, keys, n, s, DbError, DynamoStore, Item};
 use crate::balance::{BalanceChange, BalanceReader, EntryKind};
 use crate::clock::rfc3339;
+use crate::feed::EventType;
 use crate::ids::{EntryId, IdempotencyKey, PaymentId, ProductId};
 use crate::money::{Amount, Money};
-use crate::orders::{Order, OrderError, OrderPayer, OrderStatus, Paid, Payment, PaymentFailure};
+use crate::orders::{
+    Canceller, Order, OrderCanceller, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure,
+};
 
 /// What each item of a payment transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +92,15 @@ pub fn refusal(refused: &Refusal<PayItem>, order: &Order) -> Option<OrderError> 
     })
 }
 
-/// Why the order item refused a payment, from the item as it was: paid already, or
-/// still pending but past its deadline (the transaction checks both).
+/// Why the order item refused a payment, from the item as it was: paid, cancelled or
+/// refunded already, or still pending but past its deadline (the transaction checks
+/// both).
 fn order_refusal(old: Option<&Item>) -> OrderError {
-    match old.map(|item| get_s(item, "status")) {
-        None => OrderError::UnknownOrder,
-        Some(Ok(status)) if status == OrderStatus::PendingPayment.as_str() => OrderError::Expired,
-        Some(_) => OrderError::AlreadyPaid,
+    let Some(item) = old else { return OrderError::UnknownOrder };
+    match get_s(item, "status").ok().and_then(OrderStatus::parse) {
+        Some(OrderStatus::PendingPayment) => OrderError::Expired,
+        Some(status) => status.payment_refusal().unwrap_or(OrderError::AlreadyPaid),
+        None => OrderError::Unexpected(anyhow!("order item with an unknown status: {item:?}")),
     }
 }
 
@@ -125,6 +151,31 @@ fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, 
 }
 
 impl DynamoStore {
+    /// An order's event as a new outbox item, listed for the sweeper until the relay
+    /// marks it published.
+    fn outbox_put(
+        &self,
+        order: &Order,
+        kind: EventType,
+        event: &serde_json::Value,
+        at: OffsetDateTime,
+    ) -> Result<Put, OrderError> {
+        let event_id = kind.event_id(order.id);
+        let mut item = keys::order_event(order.id, kind).item();
+        item.insert("orderId".to_owned(), s(order.id.to_string()));
+        item.insert("payload".to_owned(), s(event.to_string()));
+        item.insert("createdAt".to_owned(), s(rfc3339(at)));
+        item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
+        item.insert("gsi1sk".to_owned(), s(format!("{}#{event_id}", rfc3339(at))));
+        item.insert("eventId".to_owned(), s(event_id));
+        let put = Put::builder()
+            .table_name(&self.outbox_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build();
+        Ok(built(put)?)
+    }
+
     /// The transaction that pays `order` as `payment` records it.
     pub fn payment_transaction(
         &self,
@@ -200,12 +251,8 @@ impl DynamoStore {
         }
 
         transaction.put(PayItem::PaymentRecord, self.new_item(payment_item(payment))?);
-        let outbox = Put::builder()
-            .table_name(&self.outbox_table)
-            .set_item(Some(outbox_event(order, payment.id, now)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build();
-        transaction.put(PayItem::Outbox, built(outbox)?);
+        let event = paid_event(order, payment.id, now);
+        transaction.put(PayItem::Outbox, self.outbox_put(order, EventType::OrderPaid, &event, now)?);
 
         if let Some(key) = key {
             let record = Record {
@@ -241,12 +288,271 @@ impl DynamoStore {
     }
 }
 
+/// What each item of a refund (or an unpaid order's cancel) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundItem {
+    Order,
+    Stock,
+    Sales(ProductId),
+    Balance,
+    Coupon,
+    PaymentRecord,
+    Outbox,
+    Key,
+}
+
+fn key_scope(by: Canceller, order: &Order) -> KeyScope {
+    match by {
+        Canceller::Customer(_) => KeyScope::User(order.user),
+        Canceller::Operator => KeyScope::Operators,
+    }
+}
+
+impl OrderCanceller for DynamoStore {
+    async fn cancel_key_used(&self, by: Canceller, key: &IdempotencyKey, order: &Order) -> Result<bool, OrderError> {
+        match self.find_idempotency_record(key_scope(by, order), key, &order.cancel_fingerprint()).await? {
+            None => Ok(false),
+            Some(Ok(stored)) if stored.target == Target::Order(order.id) => Ok(true),
+            Some(_) => Err(OrderError::IdempotencyKeyReused),
+        }
+    }
+
+    async fn cancel_unpaid(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Order>, OrderError> {
+        let mut transaction = Transaction::new(format!("cancel order {}", order.id));
+        let cancelled = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::order(order.id).item()))
+            .update_expression("SET #status = :cancelled, cancelledAt = :at")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
+            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .build();
+        transaction.update(RefundItem::Order, built(cancelled)?);
+        self.cancel_key(&mut transaction, order, by, key, None, now)?;
+        if !self.commit_cancel(&transaction, order, by, key).await? {
+            return Ok(None);
+        }
+        Ok(Some(Order { status: OrderStatus::Cancelled, cancelled_at: Some(now), ..order.clone() }))
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        by: Canceller,
+        now: OffsetDateTime,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Order>, OrderError> {
+        // Whether the coupon comes back depends on its expiry, read here and held by
+        // the transaction's condition (an expiry passing in between reads it again).
+        let coupon_back = match order.coupon {
+            Some(coupon) => OrderStore::user_coupon(self, order.user, coupon)
+                .await?
+                .is_some_and(|copy| copy.used_at.is_some() && now < copy.expires_at),
+            None => false,
+        };
+        let entry = (order.total > Money::ZERO).then(EntryId::generate);
+        let transaction = self.refund_transaction(order, now, entry, coupon_back, by, key)?;
+        if !self.commit_cancel(&transaction, order, by, key).await? {
+            return Ok(None);
+        }
+        if let Some(entry) = entry {
+            // Committed: the entry's history row is written now or by a later read.
+            self.finish_entry(order.user, entry, None).await?;
+        }
+        Ok(Some(Order { status: OrderStatus::Refunded, cancelled_at: Some(now), refund_entry: entry, ..order.clone() }))
+    }
+}
+
+impl DynamoStore {
+    /// The transaction that refunds the paid `order` at `now`.
+    pub fn refund_transaction(
+        &self,
+        order: &Order,
+        now: OffsetDateTime,
+        entry: Option<EntryId>,
+        coupon_back: bool,
+        by: Canceller,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Transaction<RefundItem>, OrderError> {
+        let (Some(payment), Some(paid_at)) = (order.payment, order.paid_at) else {
+            return Err(OrderError::Unexpected(anyhow!("order {} is not paid", order.id)));
+        };
+        let at = s(rfc3339(now));
+        // A token of this request's own: concurrent cancels must not pass for one.
+        let token = entry.unwrap_or_else(EntryId::generate);
+        let mut transaction = Transaction::new(format!("refund order {}", order.id)).with_token(token);
+
+        let mut update = "SET #status = :refunded, cancelledAt = :at".to_owned();
+        if entry.is_some() {
+            update.push_str(", refundEntryId = :entry");
+        }
+        let mut refunded = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::order(order.id).item()))
+            .update_expression(update)
+            .condition_expression("#status = :paid AND paymentId = :payment")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
+            .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
+            .expression_attribute_values(":payment", s(payment.to_string()))
+            .expression_attribute_values(":at", at.clone());
+        if let Some(entry) = entry {
+            refunded = refunded.expression_attribute_values(":entry", s(entry.to_string()));
+        }
+        transaction.update(RefundItem::Order, built(refunded.build())?);
+
+        for line in &order.lines {
+            let stock = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(line.product_id).item()))
+                .update_expression("SET stock = stock + :q")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":q", n(line.quantity.get()))
+                .build();
+            transaction.update(RefundItem::Stock, built(stock)?);
+        }
+        for line in &order.lines {
+            // Taken from the day it was sold, which the top 5 reads.
+            let sales = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::sales(paid_at.date(), line.product_id).item()))
+                .update_expression("ADD quantity :minus")
+                .condition_expression("quantity >= :q")
+                .expression_attribute_values(":q", n(line.quantity.get()))
+                .expression_attribute_values(":minus", n(-i64::from(line.quantity.get())))
+                .build();
+            transaction.update(RefundItem::Sales(line.product_id), built(sales)?);
+        }
+
+        if let Some(entry) = entry {
+            let amount = Amount::from_decimal(order.total.as_decimal()).map_err(|_| OrderError::TooLarge)?;
+            let change = BalanceChange {
+                id: entry,
+                user: order.user,
+                kind: EntryKind::Refund,
+                amount,
+                order: Some(order.id),
+                at: now,
+                // The cancel's key guards the refund; the entry is found through the order.
+                idempotency_key: None,
+            };
+            transaction.update(RefundItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?);
+        }
+
+        if let (Some(coupon), true) = (order.coupon, coupon_back) {
+            let unused = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::coupon_copy(order.user, coupon).item()))
+                .update_expression("REMOVE usedAt, orderId")
+                .condition_expression("orderId = :order AND usableUntil > :at")
+                .expression_attribute_values(":order", s(order.id.to_string()))
+                .expression_attribute_values(":at", at.clone())
+                .build();
+            transaction.update(RefundItem::Coupon, built(unused)?);
+        }
+
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::payment(order.id, payment).item()))
+            .update_expression("SET #status = :refunded, refundedAt = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
+            .expression_attribute_values(":at", at)
+            .build();
+        transaction.update(RefundItem::PaymentRecord, built(record)?);
+
+        let event = refunded_event(order, payment, now);
+        transaction.put(RefundItem::Outbox, self.outbox_put(order, EventType::OrderRefunded, &event, now)?);
+        self.cancel_key(&mut transaction, order, by, key, entry, now)?;
+        Ok(transaction)
+    }
+
+    fn cancel_key(
+        &self,
+        transaction: &mut Transaction<RefundItem>,
+        order: &Order,
+        by: Canceller,
+        key: Option<&IdempotencyKey>,
+        entry: Option<EntryId>,
+        now: OffsetDateTime,
+    ) -> Result<(), OrderError> {
+        if let Some(key) = key {
+            let record = Record {
+                scope: key_scope(by, order),
+                key,
+                fingerprint: order.cancel_fingerprint(),
+                target: Target::Order(order.id),
+                entry,
+                at: now,
+            };
+            transaction.put(RefundItem::Key, record.put(&self.table)?);
+        }
+        Ok(())
+    }
+
+    /// Commits a cancel or refund: `true` when it did, `false` when the order (or its
+    /// coupon's expiry) changed since it was read, or when the same key got there
+    /// first — read the order again either way.
+    async fn commit_cancel(
+        &self,
+        transaction: &Transaction<RefundItem>,
+        order: &Order,
+        by: Canceller,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<bool, OrderError> {
+        let Err(refused) = self.transact(transaction).await? else { return Ok(true) };
+        if refused.failed(RefundItem::Key) {
+            if let Some(key) = key {
+                if self.cancel_key_used(by, key, order).await? {
+                    return Ok(false);
+                }
+            }
+            return Err(OrderError::IdempotencyKeyReused);
+        }
+        if refused.failed(RefundItem::Order) || refused.failed(RefundItem::Coupon) {
+            return Ok(false);
+        }
+        if refused.failed(RefundItem::Balance) {
+            return Err(if refused.existed(RefundItem::Balance) {
+                OrderError::BalanceLimitExceeded
+            } else {
+                OrderError::UnknownUser(order.user)
+            });
+        }
+        Err(OrderError::Unexpected(anyhow!("cancelling order {} was refused: {refused:?}", order.id)))
+    }
+}
+
 /// The ORDER_PAID event, schema version 1 (documented in `docs/events.md`).
-pub fn event_payload(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> serde_json::Value {
+pub fn paid_event(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> serde_json::Value {
+    let mut event = event_base(order, EventType::OrderPaid, payment);
+    event["paidAt"] = rfc3339(paid_at).into();
+    event
+}
+
+/// The ORDER_REFUNDED event, schema version 1: the order as paid, and when it was
+/// refunded.
+pub fn refunded_event(order: &Order, payment: PaymentId, refunded_at: OffsetDateTime) -> serde_json::Value {
+    let mut event = event_base(order, EventType::OrderRefunded, payment);
+    event["paidAt"] = order.paid_at.map(rfc3339).into();
+    event["refundedAt"] = rfc3339(refunded_at).into();
+    event
+}
+
+fn event_base(order: &Order, kind: EventType, payment: PaymentId) -> serde_json::Value {
     serde_json::json!({
         "schemaVersion": 1,
-        "eventId": format!("{}:ORDER_PAID", order.id),
-        "type": "ORDER_PAID",
+        "eventId": kind.event_id(order.id),
+        "type": kind.as_str(),
         "orderId": order.id.to_string(),
         "paymentId": payment.to_string(),
         "userId": order.user.get(),
@@ -260,20 +566,7 @@ pub fn event_payload(order: &Order, payment: PaymentId, paid_at: OffsetDateTime)
         "discount": order.discount.to_string(),
         "total": order.total.to_string(),
         "couponId": order.coupon.map(|c| c.get()),
-        "paidAt": rfc3339(paid_at),
     })
-}
-
-fn outbox_event(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> Item {
-    let mut item = keys::order_paid_event(order.id).item();
-    item.insert("eventId".to_owned(), s(format!("{}:ORDER_PAID", order.id)));
-    item.insert("orderId".to_owned(), s(order.id.to_string()));
-    item.insert("payload".to_owned(), s(event_payload(order, payment, paid_at).to_string()));
-    item.insert("createdAt".to_owned(), s(rfc3339(paid_at)));
-    // Listed for the sweeper until the relay marks it published.
-    item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
-    item.insert("gsi1sk".to_owned(), s(format!("{}#{}", rfc3339(paid_at), order.id)));
-    item
 }
 
 #[cfg(test)]
@@ -315,6 +608,8 @@ mod tests {
             pay_by: time::macros::datetime!(2026-11-24 10:30 UTC),
             paid_at: None,
             payment: None,
+            cancelled_at: None,
+            refund_entry: None,
             failures: Failures::default(),
         }
     }
@@ -328,11 +623,15 @@ mod tests {
     }
 
     /// The refusal in which the items at `failed` failed their conditions, each with
-    /// the old image of an item that exists.
+    /// the old image of an item that exists (a paid order, for the order item).
     fn refused(roles: &[PayItem], failed: &[usize]) -> Refusal<PayItem> {
         let reasons: Vec<CancellationReason> = (0..roles.len())
             .map(|i| match failed.contains(&i) {
-                true => CancellationReason::builder().code("ConditionalCheckFailed").item("pk", s("existing")).build(),
+                true => CancellationReason::builder()
+                    .code("ConditionalCheckFailed")
+                    .item("pk", s("existing"))
+                    .item("status", s("PAID"))
+                    .build(),
                 false => CancellationReason::builder().code("None").build(),
             })
             .collect();
@@ -449,6 +748,8 @@ mod tests {
         };
         assert!(matches!(order_refused(Some("PAID")), Some(OrderError::AlreadyPaid)));
         assert!(matches!(order_refused(Some("PENDING_PAYMENT")), Some(OrderError::Expired)));
+        assert!(matches!(order_refused(Some("CANCELLED")), Some(OrderError::Cancelled)));
+        assert!(matches!(order_refused(Some("REFUNDED")), Some(OrderError::Refunded)));
         assert!(matches!(order_refused(None), Some(OrderError::UnknownOrder)));
     }
 

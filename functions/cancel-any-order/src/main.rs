@@ -1,0 +1,2 @@
+//! Lambda `cancel-any-order`: an operator cancels or refunds any order.
+rushcart::http_lambda!(CancelAnyOrder);
