@@ -206,9 +206,9 @@ def main():
             f"errors {row['errors']:.2f}% thresholds {'passed' if ok else 'FAILED'}")
 
     first = int(time.time()) % 100000 * 10 + 1000
-    coupons = [1] + [first + i for i in range(5)]
+    coupons = [1] + [first + i for i in range(6)]
     admin("seed", "--users", "0", "--products", "8", "--first-product", str(first), "--stock", "1000",
-          "--coupons", "5", "--first-coupon", str(first), "--coupon-quantity", "100")
+          "--coupons", "6", "--first-coupon", str(first), "--coupon-quantity", "100")
     admin("seed", "--users", "0", "--products", "10", "--first-product", str(first + 100),
           "--stock", "10000000", "--coupons", "0")
 
@@ -241,6 +241,17 @@ def main():
              k6("flow", "checkout-flow.js", PORT,
                 {"COUPON_ID": str(first + 4), "PRODUCT_ID": str(first + 3), "FIRST_USER": "101"}),
              ["issue-coupon", "create-order", "pay-order"], "pay-order", trend="flow", rate_metric="iterations")
+    log("refund flow: 100 users, coupon → order → pay, every third cancels (a refund)")
+    refund_run = k6("refund-flow", "checkout-flow.js", PORT,
+                    {"COUPON_ID": str(first + 5), "PRODUCT_ID": str(first + 4), "FIRST_USER": "301",
+                     "CANCEL_EVERY": "3"})
+    scenario("refund-flow", "refund flow: 100 users, coupon → order → pay, 1 in 3 then cancel",
+             refund_run, ["issue-coupon", "create-order", "pay-order", "cancel-order"], "pay-order",
+             trend="flow", rate_metric="iterations")
+    metrics, made, ok = refund_run
+    rows.append(row_from("refund", "refund flow: the cancel of a paid order (a refund) alone", metrics, made, ok,
+                         ["cancel-order"], None, "cancel", metrics.get("refunds", {}).get("rate", 0.0)))
+    log(f"{rows[-1]['label']}: {rows[-1]['rate']:.1f}/s p50 {rows[-1]['p50']:.1f} ms p99 {rows[-1]['p99']:.1f} ms")
 
     start_api(PORTS["uncached"], TOP5_CACHE="off")
     log("top 5 without the cache (100 VUs, 20 s)")

@@ -99,11 +99,16 @@ async fn demo_shop() -> TestApp {
 
 /// The ORDER_PAID outbox item of order `id`, which the payment wrote.
 async fn outbox_item(app: &TestApp, id: &str) -> std::collections::HashMap<String, AttributeValue> {
+    outbox_event(app, id, "ORDER_PAID").await
+}
+
+/// The outbox item of order `id`'s event of type `kind`.
+async fn outbox_event(app: &TestApp, id: &str, kind: &str) -> std::collections::HashMap<String, AttributeValue> {
     app.client()
         .get_item()
         .table_name(app.store.outbox_table())
         .key("pk", AttributeValue::S(format!("ORDER#{id}")))
-        .key("sk", AttributeValue::S("ORDER_PAID".into()))
+        .key("sk", AttributeValue::S(kind.into()))
         .send()
         .await
         .expect("read the outbox")
@@ -325,7 +330,22 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     let response = as_function("feed-consumer", consume).await;
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let delivered: BTreeSet<String> = receiver.paid().keys().cloned().collect();
-    assert_eq!(delivered, BTreeSet::from([id, RECORDED_ORDER.to_owned()]));
+    assert_eq!(delivered, BTreeSet::from([id.clone(), RECORDED_ORDER.to_owned()]));
+
+    // A refund's ORDER_REFUNDED in the recorded stream record's shape: the relay looks
+    // up the order's ORDER_PAID first (published already here), within its policy.
+    let (status, refunded) = run(&deps, http_event_for("cancel-order", &id)).await;
+    assert_eq!((status, refunded["status"].as_str()), (200, Some("REFUNDED")), "{refunded}");
+    let item = outbox_event(&app, &id, "ORDER_REFUNDED").await;
+    let mut stream_event = json_event("feed-relay");
+    let record = &mut stream_event["Records"][0]["dynamodb"];
+    record["NewImage"]["orderId"]["S"] = id.clone().into();
+    record["NewImage"]["eventId"]["S"] = format!("{id}:ORDER_REFUNDED").into();
+    record["NewImage"]["payload"]["S"] = item["payload"].as_s().expect("payload").clone().into();
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &stream_event);
+    let response = as_function("feed-relay", relay).await;
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
+    assert!(outbox_event(&app, &id, "ORDER_REFUNDED").await.contains_key("publishedAt"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

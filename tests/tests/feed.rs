@@ -247,6 +247,36 @@ async fn a_refund_reaches_the_platform_once_after_its_payment_and_in_order_on_th
     }
 }
 
+/// The stream gave up on an order's ORDER_PAID (left to the sweeper) and then brings
+/// its ORDER_REFUNDED: the relay publishes the payment's event first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_relayed_while_its_payment_waits_for_the_sweeper_goes_out_after_it() {
+    let app = shop(|_| "1000.00", 1).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, _) = orders(&app, 1..=1, |_| true).await;
+    let order = paid.first().expect("one paid order").clone();
+    let (status, _) =
+        app.post_as(&format!("/api/v1/admin/orders/{order}/cancel"), "", None, Some(&app.operator_token(900))).await;
+    assert_eq!(status, 200);
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+    let pending = rushcart::feed::Outbox::unpublished_before(&app.store, later, 10).await.unwrap();
+    assert_eq!(pending.len(), 2, "neither event was relayed yet");
+    let refund = pending.into_iter().find(|e| e.event_id.ends_with(":ORDER_REFUNDED")).expect("the refund's event");
+    let failed = rushcart::feed::relay(&feed.publisher, &app.store, vec![("1".to_owned(), refund)], later).await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    let types: Vec<String> = stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name)
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(r.data().as_ref()).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(types, [r#""ORDER_PAID""#, r#""ORDER_REFUNDED""#]);
+    let left = rushcart::feed::Outbox::unpublished_before(&app.store, later, 10).await.unwrap();
+    assert!(left.is_empty(), "both are marked published: {left:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_order_the_platform_refuses_at_first_arrives_later_once() {
     let app = shop(|_| "1000.00", 10).await;

@@ -544,7 +544,7 @@ impl OrderCanceller for MemoryStore {
                 product.stock += quantity;
             }
             if let Some(sold) = world.sales.get_mut(&(paid_at.date(), line.product_id)) {
-                *sold -= quantity;
+                *sold = sold.checked_sub(quantity).ok_or_else(|| anyhow::anyhow!("refunding more than was sold"))?;
             }
         }
         let entry = (order.total > Money::ZERO).then(|| {

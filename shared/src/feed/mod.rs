@@ -38,6 +38,9 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every type, in the order one order's events happen.
+    pub const IN_ORDER: [EventType; 2] = [EventType::OrderPaid, EventType::OrderRefunded];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::OrderPaid => "ORDER_PAID",
@@ -48,6 +51,18 @@ impl EventType {
     /// The id of this event of `order`: an order has at most one of each type.
     pub fn event_id(self, order: impl std::fmt::Display) -> String {
         format!("{order}:{}", self.as_str())
+    }
+
+    /// The type an event id names.
+    pub fn of_event(event_id: &str) -> Option<EventType> {
+        let (_, kind) = event_id.rsplit_once(':')?;
+        EventType::IN_ORDER.into_iter().find(|t| t.as_str() == kind)
+    }
+
+    /// The types an order's event of this type comes after.
+    pub fn earlier(self) -> &'static [EventType] {
+        let position = EventType::IN_ORDER.iter().position(|t| *t == self).unwrap_or(0);
+        &EventType::IN_ORDER[..position]
     }
 }
 
@@ -73,6 +88,11 @@ pub trait Outbox: Send + Sync {
         event: &OutboxEvent,
         at: OffsetDateTime,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The same order's earlier events (an ORDER_REFUNDED's ORDER_PAID) still
+    /// unpublished, in order: published first, so the stream keeps the order's order
+    /// even when the relay gave up on an earlier one and left it to the sweeper.
+    fn unpublished_earlier(&self, event: &OutboxEvent)
+        -> impl Future<Output = anyhow::Result<Vec<OutboxEvent>>> + Send;
     /// Events written before `cutoff` and not published yet, oldest first.
     fn unpublished_before(
         &self,
@@ -108,9 +128,9 @@ pub trait DataPlatform: Send + Sync {
 /// of those that failed, for a partial batch response.
 ///
 /// Different orders' events go out concurrently; one order's events go out one after
-/// another in the order given (the stream's), and after one fails the rest of that
-/// order's are not tried but failed with it, so no consumer sees a refund before its
-/// payment.
+/// another in the order given (the stream's), each after any earlier event of its
+/// order still unpublished; after one fails the rest of that order's are not tried but
+/// failed with it. So no consumer sees a refund before its payment.
 pub async fn relay<P: EventPublisher, O: Outbox>(
     publisher: &P,
     outbox: &O,
@@ -136,6 +156,10 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
                     continue;
                 }
                 let outcome = async {
+                    for earlier in outbox.unpublished_earlier(&event).await? {
+                        publisher.publish(&earlier).await?;
+                        outbox.mark_published(&earlier, now).await?;
+                    }
                     publisher.publish(&event).await?;
                     outbox.mark_published(&event, now).await
                 };
@@ -281,10 +305,12 @@ mod tests {
         assert_eq!(batch_response(&[]), serde_json::json!({"batchItemFailures": []}));
     }
 
-    /// Publishes into a log, refusing the event ids in `refuse`.
+    /// Publishes into a log, refusing the event ids in `refuse`; `unpublished` are
+    /// outbox events not yet published.
     #[derive(Default)]
     struct Recorder {
         refuse: Vec<&'static str>,
+        unpublished: std::sync::Mutex<Vec<OutboxEvent>>,
         published: std::sync::Mutex<Vec<String>>,
     }
 
@@ -301,8 +327,15 @@ mod tests {
     }
 
     impl Outbox for Recorder {
-        async fn mark_published(&self, _: &OutboxEvent, _: OffsetDateTime) -> anyhow::Result<()> {
+        async fn mark_published(&self, event: &OutboxEvent, _: OffsetDateTime) -> anyhow::Result<()> {
+            self.unpublished.lock().unwrap().retain(|e| e.event_id != event.event_id);
             Ok(())
+        }
+
+        async fn unpublished_earlier(&self, event: &OutboxEvent) -> anyhow::Result<Vec<OutboxEvent>> {
+            let kind = EventType::of_event(&event.event_id).expect("a known type");
+            let earlier: Vec<String> = kind.earlier().iter().map(|t| t.event_id(&event.order_id)).collect();
+            Ok(self.unpublished.lock().unwrap().iter().filter(|e| earlier.contains(&e.event_id)).cloned().collect())
         }
 
         async fn unpublished_before(&self, _: OffsetDateTime, _: u32) -> anyhow::Result<Vec<OutboxEvent>> {
@@ -332,5 +365,24 @@ mod tests {
         let position = |id: &str| published.iter().position(|p| p == id);
         assert!(position("a:ORDER_PAID") < position("a:ORDER_REFUNDED"), "{published:?}");
         assert_eq!((published.len(), position("b:ORDER_REFUNDED")), (3, None), "{published:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refund_goes_out_after_its_payment_even_when_the_payment_was_left_to_the_sweeper() {
+        let (_, paid) = event("a", EventType::OrderPaid);
+        let recorder = Recorder { unpublished: std::sync::Mutex::new(vec![paid]), ..Recorder::default() };
+        let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+        let failed = relay(&recorder, &recorder, vec![event("a", EventType::OrderRefunded)], now).await;
+        assert!(failed.is_empty());
+        assert_eq!(*recorder.published.lock().unwrap(), ["a:ORDER_PAID", "a:ORDER_REFUNDED"]);
+        assert!(recorder.unpublished.lock().unwrap().is_empty(), "the payment's event is marked published too");
+    }
+
+    #[test]
+    fn an_event_id_names_its_type_and_a_refund_comes_after_a_payment() {
+        assert_eq!(EventType::of_event("01J:ORDER_REFUNDED"), Some(EventType::OrderRefunded));
+        assert_eq!(EventType::of_event("01J:SHIPPED"), None);
+        assert_eq!(EventType::OrderRefunded.earlier(), [EventType::OrderPaid]);
+        assert!(EventType::OrderPaid.earlier().is_empty());
     }
 }

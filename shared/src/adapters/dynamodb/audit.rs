@@ -241,6 +241,8 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     let mut audit = OrdersAudit { orders: orders.len(), ..OrdersAudit::default() };
     audit.failed_payments = orders.iter().map(|order| order.failures.count).sum();
     let mut sold: HashMap<u64, u64> = HashMap::new();
+    // (day paid, product) → quantity: what each day's sales row must hold.
+    let mut sold_on: HashMap<(String, u64), u64> = HashMap::new();
     // Per user: order id → (total paid, refunded?), for the ledger check.
     let mut paid_by_user: HashMap<UserId, HashMap<String, (Decimal, bool)>> = HashMap::new();
     for order in &orders {
@@ -289,8 +291,11 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                     bail!("order {}: total {} is not subtotal − discount", order.id, order.total);
                 }
                 if !refunded {
+                    let day = order.paid_at.map(|at| at.date().to_string()).unwrap_or_default();
                     for line in &order.lines {
-                        *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
+                        let quantity = u64::from(line.quantity.get());
+                        *sold.entry(line.product_id.get()).or_default() += quantity;
+                        *sold_on.entry((day.clone(), line.product_id.get())).or_default() += quantity;
                     }
                 }
                 paid_by_user
@@ -326,8 +331,40 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
             bail!("product {id}: per-day sales add up to {counted}, paid orders to {sold_here}");
         }
     }
+    // Each day's row holds exactly what was sold that day and not refunded since (a
+    // refund takes its quantities off the day they were sold, not the day refunded).
+    for row in items.iter().filter(|i| pk(i).starts_with("SALES#")) {
+        let day = pk(row).trim_start_matches("SALES#").to_owned();
+        let product = get_u64(row, "productId")?;
+        let expected = sold_on.remove(&(day.clone(), product)).unwrap_or(0);
+        let counted = get_u64(row, "quantity")?;
+        if counted != expected {
+            bail!("product {product} on {day}: sales row says {counted}, paid orders of that day {expected}");
+        }
+    }
+    if let Some(((day, product), quantity)) = sold_on.into_iter().next() {
+        bail!("product {product} on {day}: {quantity} sold in paid orders but no sales row");
+    }
     for copy in items.iter().filter(|i| pk(i).starts_with("USER#") && sk(i).starts_with("COUPON#")) {
         let used = copy_from_item(copy)?;
+        let used_by = copy.get("orderId").map(|_| get_s(copy, "orderId")).transpose()?;
+        // A refund gives an unexpired coupon back: a refunded order's copy is no longer
+        // used by it, unless the copy had expired when the order was refunded.
+        for refunded in orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::Refunded && o.user == used.user_id && o.coupon == Some(used.coupon_id))
+        {
+            let expired_then = refunded.cancelled_at.is_some_and(|at| at >= used.expires_at);
+            let still_used = used_by == Some(refunded.id.to_string().as_str());
+            if still_used != expired_then {
+                bail!(
+                    "coupon {} of user {}: refunded order {} (expired then: {expired_then}) still uses it: {still_used}",
+                    used.coupon_id,
+                    used.user_id,
+                    refunded.id
+                );
+            }
+        }
         if used.used_at.is_none() {
             continue;
         }
@@ -346,6 +383,13 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                 used.user_id
             );
         }
+    }
+    // Every user's ledger, those without a paid order too: none may hold a PAYMENT or
+    // REFUND entry then.
+    for profile in items.iter().filter(|i| pk(i).starts_with("USER#") && sk(i) == "PROFILE") {
+        let id = pk(profile).trim_start_matches("USER#").parse::<u64>().map_err(|e| anyhow!("{}: {e}", pk(profile)))?;
+        let user = UserId::new(id).map_err(|e| anyhow!("user {id}: {e}"))?;
+        paid_by_user.entry(user).or_default();
     }
     for (user, paid) in paid_by_user {
         let ledger = read_ledger(client, table, user).await?;

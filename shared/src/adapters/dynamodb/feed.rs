@@ -1,5 +1,5 @@
 //! The feed's state on DynamoDB: the outbox's publication marks (outbox table) and the
-//! consumer's delivery log (main table, `DELIVERY#<orderId>` / `DATA_PLATFORM`: status
+//! consumer's delivery log (main table, `DELIVERY#<eventId>` / `DATA_PLATFORM`: status
 //! `CLAIMED` with a lease, then `DELIVERED`).
 
 use anyhow::{anyhow, Context as _};
@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{get_s, keys, n, s, DynamoStore};
 use crate::clock::rfc3339;
-use crate::feed::{Claim, DeliveryLog, Outbox, OutboxEvent, DELIVERY_LEASE};
+use crate::feed::{Claim, DeliveryLog, EventType, Outbox, OutboxEvent, DELIVERY_LEASE};
 
 fn sdk<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
     err: aws_sdk_dynamodb::error::SdkError<E, R>,
@@ -32,6 +32,30 @@ impl Outbox for DynamoStore {
         Ok(())
     }
 
+    async fn unpublished_earlier(&self, event: &OutboxEvent) -> anyhow::Result<Vec<OutboxEvent>> {
+        let kind = EventType::of_event(&event.event_id).ok_or_else(|| anyhow!("bad event id {}", event.event_id))?;
+        let mut earlier = Vec::new();
+        for before in kind.earlier() {
+            let event_id = before.event_id(&event.order_id);
+            let key = keys::outbox_event(&event_id).ok_or_else(|| anyhow!("bad event id {event_id}"))?;
+            let found = self
+                .client
+                .get_item()
+                .table_name(&self.outbox_table)
+                .set_key(Some(key.item()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk)
+                .with_context(|| format!("read event {event_id}"))?;
+            // Still listed for the sweeper: not published yet.
+            if let Some(item) = found.item.filter(|item| item.contains_key("gsi1pk")) {
+                earlier.push(outbox_event_from_item(&item)?);
+            }
+        }
+        Ok(earlier)
+    }
+
     async fn unpublished_before(&self, cutoff: OffsetDateTime, limit: u32) -> anyhow::Result<Vec<OutboxEvent>> {
         let output = self
             .client
@@ -46,18 +70,16 @@ impl Outbox for DynamoStore {
             .await
             .map_err(sdk)
             .context("list unpublished outbox events")?;
-        output
-            .items()
-            .iter()
-            .map(|item| {
-                Ok(OutboxEvent {
-                    order_id: get_s(item, "orderId")?.to_owned(),
-                    event_id: get_s(item, "eventId")?.to_owned(),
-                    payload: get_s(item, "payload")?.to_owned(),
-                })
-            })
-            .collect()
+        output.items().iter().map(outbox_event_from_item).collect()
     }
+}
+
+fn outbox_event_from_item(item: &super::Item) -> anyhow::Result<OutboxEvent> {
+    Ok(OutboxEvent {
+        order_id: get_s(item, "orderId")?.to_owned(),
+        event_id: get_s(item, "eventId")?.to_owned(),
+        payload: get_s(item, "payload")?.to_owned(),
+    })
 }
 
 impl DeliveryLog for DynamoStore {

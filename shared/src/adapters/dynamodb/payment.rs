@@ -364,8 +364,11 @@ impl OrderCanceller for DynamoStore {
             return Ok(None);
         }
         if let Some(entry) = entry {
-            // Committed: the entry's history row is written now or by a later read.
-            self.finish_entry(order.user, entry, None).await?;
+            // Committed, and the answer does not need the entry: failing to write its
+            // history row now only leaves it pending, for the next history read.
+            if let Err(err) = self.finish_entry(order.user, entry, None).await {
+                tracing::warn!(order = %order.id, entry = %entry, error = %format!("{err:#}"), "the refund's ledger entry stays pending");
+            }
         }
         Ok(Some(Order { status: OrderStatus::Refunded, cancelled_at: Some(now), refund_entry: entry, ..order.clone() }))
     }
