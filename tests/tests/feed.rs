@@ -293,7 +293,7 @@ async fn an_order_the_platform_refuses_at_first_arrives_later_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_once_they_are_back() {
+async fn with_sqs_and_kinesis_down_payments_and_refunds_succeed_and_the_sweeper_delivers_once_they_are_back() {
     let app = shop(|_| "1000.00", 10).await;
     let receiver = Receiver::start(Behaviour::Accept).await;
     let mut moto = OwnMoto::start();
@@ -302,6 +302,12 @@ async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_onc
     moto.stop();
     let (paid, unpaid) = orders(&app, 1..=10, |_| true).await;
     assert_eq!((paid.len(), unpaid.len()), (10, 0), "payment never waits on the feed");
+    let refunded: BTreeSet<String> = paid.iter().take(3).cloned().collect();
+    let operator = app.operator_token(900);
+    for order in &refunded {
+        let (status, _) = app.post_as(&format!("/api/v1/admin/orders/{order}/cancel"), "", None, Some(&operator)).await;
+        assert_eq!(status, 200, "a refund never waits on the feed either");
+    }
     assert!(feed.relay(&app).await.is_ok(), "the relay reads the stream");
     let pending = rushcart::feed::Outbox::unpublished_before(
         &app.store,
@@ -310,7 +316,7 @@ async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_onc
     )
     .await
     .unwrap();
-    assert_eq!(pending.len(), 10, "nothing could be published, nothing is lost");
+    assert_eq!(pending.len(), 13, "nothing could be published, nothing is lost");
 
     moto.restart();
     // moto starts empty: provision the channels again, as the stack would be.
@@ -318,9 +324,14 @@ async fn with_sqs_and_kinesis_down_payments_succeed_and_the_sweeper_delivers_onc
     feed.publisher.channels = provision(&feed.publisher.sqs, &feed.publisher.kinesis, &prefix, 30).await.unwrap();
     let (republished, failed) =
         sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
-    assert_eq!((republished, failed), (10, 0));
-    feed.pump(&app, || receiver.paid().len() >= 10).await;
+    assert_eq!((republished, failed), (13, 0));
+    feed.pump(&app, || receiver.paid().len() >= 10 && receiver.refunded().len() >= 3).await;
+    for _ in 0..2 {
+        feed.consume(&app).await;
+    }
     assert_eq!(receiver.paid().keys().cloned().collect::<BTreeSet<_>>(), paid);
+    assert_eq!(receiver.refunded().keys().cloned().collect::<BTreeSet<_>>(), refunded);
+    assert!(receiver.accepted().values().all(|n| *n == 1), "each event recorded once: {:?}", receiver.accepted());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
