@@ -13,8 +13,11 @@ export RUSHCART_TABLE_PREFIX=rushcart
 BIN="$ROOT/target/${RUSHCART_PROFILE:-local}"
 BASE_URL="${BASE_URL:-http://127.0.0.1:${PORT:-3000}}"
 first=$(( $(date +%s) % 100000 * 10 + 1000 ))
-"$BIN/rushcart-admin" seed --users 1000 --products 5 --first-product "$first" --stock 1000 \
+"$BIN/rushcart-admin" seed --users 1000 --products 4 --first-product "$first" --stock 1000 \
   --coupons 2 --first-coupon "$first" --coupon-quantity 100 >/dev/null
+# The refund flow's product costs more than the coupon takes off: its refunds move money.
+"$BIN/rushcart-admin" seed --users 0 --products 1 --first-product "$((first + 4))" --price 1500.00 \
+  --stock 1000 --coupons 0 >/dev/null
 mkdir -p "$ROOT/k6/results"
 
 figures() { # file metric label

@@ -211,6 +211,10 @@ def main():
           "--coupons", "6", "--first-coupon", str(first), "--coupon-quantity", "100")
     admin("seed", "--users", "0", "--products", "10", "--first-product", str(first + 100),
           "--stock", "10000000", "--coupons", "0")
+    # The refund flow's product costs more than the coupon takes off, so its refunds
+    # move money (the checkout flow's orders, as the baseline's, come to 0.00).
+    admin("seed", "--users", "0", "--products", "1", "--first-product", str(first + 200), "--price", "1500.00",
+          "--stock", "1000", "--coupons", "0")
 
     # DynamoDB Local's JVM is slow until it has compiled its hot paths: warm it (and the
     # API's connection pools) with a short mix whose figures are not reported.
@@ -243,7 +247,7 @@ def main():
              ["issue-coupon", "create-order", "pay-order"], "pay-order", trend="flow", rate_metric="iterations")
     log("refund flow: 100 users, coupon → order → pay, every third cancels (a refund)")
     refund_run = k6("refund-flow", "checkout-flow.js", PORT,
-                    {"COUPON_ID": str(first + 5), "PRODUCT_ID": str(first + 4), "FIRST_USER": "301",
+                    {"COUPON_ID": str(first + 5), "PRODUCT_ID": str(first + 200), "FIRST_USER": "301",
                      "CANCEL_EVERY": "3"})
     scenario("refund-flow", "refund flow: 100 users, coupon → order → pay, 1 in 3 then cancel",
              refund_run, ["issue-coupon", "create-order", "pay-order", "cancel-order"], "pay-order",
