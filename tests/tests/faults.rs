@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::{balance, respond};
+use rushcart::http::{balance, respond_to};
 use rushcart::Deps;
 use rushcart_tests::dynamodb_client;
 
@@ -25,6 +25,11 @@ impl Write for Captured {
 fn event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A handler's result answered as its function answers the recorded event `name`.
+fn answered(name: &str, handled: rushcart::http::Handled) -> lambda_http::Response<lambda_http::Body> {
+    respond_to(rushcart::http::gateway_request_id(&event(name)).as_deref(), handled)
 }
 
 /// A loopback port with nothing listening.
@@ -47,18 +52,20 @@ fn an_unreachable_dynamodb_gives_an_opaque_503_and_logs_the_cause() {
             let endpoint = dead_endpoint();
             let deps = Deps::new(DynamoStore::new(dynamodb_client(&endpoint).await, "rushcart-main"));
             vec![
-                respond(balance::charge(event("charge-balance"), &deps).await),
-                respond(balance::use_balance(event("use-balance"), &deps).await),
-                respond(balance::get_balance(event("get-balance"), &deps).await),
-                respond(balance::history(event("balance-history"), &deps).await),
+                answered("charge-balance", balance::charge(event("charge-balance"), &deps).await),
+                answered("use-balance", balance::use_balance(event("use-balance"), &deps).await),
+                answered("get-balance", balance::get_balance(event("get-balance"), &deps).await),
+                answered("balance-history", balance::history(event("balance-history"), &deps).await),
             ]
         })
     });
 
     for response in responses {
         assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1", "a 503 says when to retry");
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+        assert!(body["requestId"].as_str().is_some_and(|id| id.starts_with("c6af9ac6")), "quotable: {body}");
         let text = body.to_string();
         for leak in ["127.0.0.1", "dispatch", "DynamoDB", "rushcart-main", "USER#"] {
             assert!(!text.contains(leak), "the client sees {leak:?}: {text}");

@@ -41,6 +41,18 @@ async fn every_answer_carries_its_own_request_id() {
     assert_eq!(ids.len(), 3, "one id per request: {ids:?}");
 }
 
+/// A function's error names the request as the client saw it, so one grep of the
+/// logs finds the failed call.
+#[tokio::test]
+async fn an_error_body_quotes_the_request_id_of_its_answer() {
+    let app = TestApp::spawn().await;
+    let response = app.http.get(app.url("/api/v1/users/999/balance")).bearer_auth(app.token(999)).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let id = response.headers()["apigw-requestid"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!((body["code"].as_str(), body["requestId"].as_str()), (Some("USER_NOT_FOUND"), Some(id.as_str())));
+}
+
 #[tokio::test]
 async fn a_body_past_the_limit_is_refused_without_reading_it_all() {
     let app = TestApp::spawn().await;

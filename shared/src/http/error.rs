@@ -25,10 +25,17 @@ pub struct ApiError {
 const UNAUTHORIZED: &str = "UNAUTHORIZED";
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
+
+/// How long a client should wait before retrying a 503 (seconds): the SDK's own
+/// retries have already spent their budget on the call that failed.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -77,10 +84,17 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
+        self.into_response_for(None)
+    }
+
+    /// The answer, its body carrying `requestId` (API Gateway's id of the request) so a
+    /// client can quote it; a 503 also says when to retry (`Retry-After`).
+    pub fn into_response_for(self, request_id: Option<&str>) -> Response<Body> {
         let bytes = if self.code == UNAUTHORIZED {
+            // The authorizer's own answer carries no id in its body.
             serde_json::to_vec(&serde_json::json!({ "message": self.message }))
         } else {
-            serde_json::to_vec(&ErrorBody { code: self.code, message: &self.message })
+            serde_json::to_vec(&ErrorBody { code: self.code, message: &self.message, request_id })
         };
         let bytes = bytes.unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
         let mut response = Response::new(Body::Binary(bytes));
@@ -89,6 +103,9 @@ impl ApiError {
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         if let Some(challenge) = self.challenge.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
             headers.insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -188,5 +205,37 @@ impl From<PageError> for ApiError {
             PageError::BadCursor => "INVALID_CURSOR",
         };
         ApiError::bad_request(code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).expect("JSON")
+    }
+
+    #[test]
+    fn an_error_quotes_the_request_id_and_a_503_says_when_to_retry() {
+        let conflict = ApiError::new(StatusCode::CONFLICT, "ALREADY_PAID", "paid").into_response_for(Some("r-1"));
+        assert_eq!(body(&conflict), serde_json::json!({"code": "ALREADY_PAID", "message": "paid", "requestId": "r-1"}));
+        assert!(conflict.headers().get(http::header::RETRY_AFTER).is_none());
+
+        let down = ApiError::unavailable(anyhow::anyhow!("connection refused")).into_response_for(Some("r-2"));
+        assert_eq!(down.status(), 503);
+        assert_eq!(down.headers()[http::header::RETRY_AFTER], "1");
+        assert_eq!(body(&down)["requestId"], "r-2");
+        assert!(!body(&down).to_string().contains("refused"), "the cause stays in the log");
+
+        let without = ApiError::bad_request("INVALID_BODY", "no").into_response_for(None);
+        assert!(body(&without).get("requestId").is_none());
+    }
+
+    #[test]
+    fn the_authorizers_401_keeps_its_own_shape() {
+        let response = ApiError::unauthorized("expired").into_response_for(Some("r-3"));
+        assert_eq!(body(&response), serde_json::json!({"message": "Unauthorized"}));
+        assert!(response.headers().contains_key(http::header::WWW_AUTHENTICATE));
     }
 }

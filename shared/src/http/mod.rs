@@ -43,14 +43,30 @@ pub fn replayed(mut response: Response<Body>, replayed: bool) -> Response<Body> 
 }
 
 /// The response for a handler's result: an error becomes its JSON answer here, and
-/// nowhere else.
-pub fn respond(handled: Handled) -> Response<Body> {
-    handled.unwrap_or_else(ApiError::into_response)
+/// nowhere else, carrying the API Gateway request id the client can quote.
+pub fn respond_to(request_id: Option<&str>, handled: Handled) -> Response<Body> {
+    handled.unwrap_or_else(|err| err.into_response_for(request_id))
 }
 
-/// Runs one request inside a span that carries its route and request ids, so every
-/// log line of the request can be found together, and turns an error into its
-/// response.
+/// [`respond_to`] a request with no id (handler tests).
+pub fn respond(handled: Handled) -> Response<Body> {
+    respond_to(None, handled)
+}
+
+/// The id API Gateway gave the request (`requestContext.requestId`, which it also
+/// answers in the `apigw-requestid` header).
+pub fn gateway_request_id(request: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt as _;
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
+        _ => None,
+    }
+}
+
+/// Runs one request inside a span that carries its route and both request ids
+/// (Lambda's and API Gateway's), so every log line of the request can be found
+/// together and by the id its client saw, and turns an error into its response.
 pub async fn instrumented<F, Fut>(route: &'static str, request: lambda_http::Request, handle: F) -> Response<Body>
 where
     F: FnOnce(lambda_http::Request) -> Fut,
@@ -63,10 +79,17 @@ where
         .map(|ctx| ctx.request_id.clone())
         .or_else(|| request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_default();
-    let span =
-        tracing::info_span!("request", route, method = %request.method(), path = %request.uri().path(), request_id);
+    let gateway_id = gateway_request_id(&request);
+    let span = tracing::info_span!(
+        "request",
+        route,
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        apigw_request_id = gateway_id.as_deref().unwrap_or_default()
+    );
     async move {
-        let response = respond(handle(request).await);
+        let response = respond_to(gateway_id.as_deref(), handle(request).await);
         tracing::info!(status = response.status().as_u16(), "handled");
         response
     }
