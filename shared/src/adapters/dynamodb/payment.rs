@@ -53,7 +53,8 @@ use crate::feed::EventType;
 use crate::ids::{EntryId, IdempotencyKey, PaymentId, ProductId};
 use crate::money::{Amount, Money};
 use crate::orders::{
-    Canceller, Order, OrderCanceller, OrderError, OrderPayer, OrderStatus, OrderStore, Paid, Payment, PaymentFailure,
+    Canceller, Order, OrderCanceller, OrderError, OrderLine, OrderPayer, OrderStatus, OrderStore, Paid, Payment,
+    PaymentFailure,
 };
 
 /// What each item of a payment transaction is.
@@ -150,7 +151,54 @@ fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, 
     built.map_err(|e| DbError::Other(anyhow!("build a payment item: {e}")))
 }
 
+/// Which way a paid line moves its stock and sales: a payment sells it, a refund takes
+/// it back. The two directions share one builder each, so they cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Sold,
+    Returned,
+}
+
 impl DynamoStore {
+    /// A line's stock: sold only if there is enough, returned to a product that exists.
+    fn stock_update(&self, line: &OrderLine, way: Way) -> Result<Update, DbError> {
+        let (expression, condition) = match way {
+            Way::Sold => ("SET stock = stock - :q", "attribute_exists(pk) AND stock >= :q"),
+            Way::Returned => ("SET stock = stock + :q", "attribute_exists(pk)"),
+        };
+        built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(line.product_id).item()))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_values(":q", n(line.quantity.get()))
+                .build(),
+        )
+    }
+
+    /// A line's quantity in the sales of `day`: a sale adds it (making the day's row if
+    /// need be), a return takes it off again (never below zero: it was counted then).
+    fn sales_update(&self, day: time::Date, line: &OrderLine, way: Way) -> Result<Update, DbError> {
+        let quantity = i64::from(line.quantity.get());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::sales(day, line.product_id).item()))
+            .expression_attribute_values(":q", n(quantity));
+        let update = match way {
+            Way::Sold => update
+                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":day", s(day.to_string()))
+                .expression_attribute_values(":product", n(line.product_id)),
+            Way::Returned => update
+                .update_expression("ADD quantity :minus")
+                .condition_expression("quantity >= :q")
+                .expression_attribute_values(":minus", n(-quantity)),
+        };
+        built(update.build())
+    }
+
     /// An order's event as a new outbox item, listed for the sweeper until the relay
     /// marks it published.
     fn outbox_put(
@@ -202,26 +250,10 @@ impl DynamoStore {
         transaction.update(PayItem::Order, built(paid)?);
 
         for line in &order.lines {
-            let stock = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::product(line.product_id).item()))
-                .update_expression("SET stock = stock - :q")
-                .condition_expression("attribute_exists(pk) AND stock >= :q")
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .build();
-            transaction.update(PayItem::Stock(line.product_id), built(stock)?);
+            transaction.update(PayItem::Stock(line.product_id), self.stock_update(line, Way::Sold)?);
         }
         for line in &order.lines {
-            let sales = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::sales(now.date(), line.product_id).item()))
-                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":day", s(now.date().to_string()))
-                .expression_attribute_values(":product", n(line.product_id))
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .build();
-            transaction.update(PayItem::Sales, built(sales)?);
+            transaction.update(PayItem::Sales, self.sales_update(now.date(), line, Way::Sold)?);
         }
 
         if let Some(entry) = payment.entry {
@@ -413,26 +445,12 @@ impl DynamoStore {
         transaction.update(RefundItem::Order, built(refunded.build())?);
 
         for line in &order.lines {
-            let stock = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::product(line.product_id).item()))
-                .update_expression("SET stock = stock + :q")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .build();
-            transaction.update(RefundItem::Stock, built(stock)?);
+            transaction.update(RefundItem::Stock, self.stock_update(line, Way::Returned)?);
         }
         for line in &order.lines {
             // Taken from the day it was sold, which the top 5 reads.
-            let sales = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::sales(paid_at.date(), line.product_id).item()))
-                .update_expression("ADD quantity :minus")
-                .condition_expression("quantity >= :q")
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .expression_attribute_values(":minus", n(-i64::from(line.quantity.get())))
-                .build();
-            transaction.update(RefundItem::Sales(line.product_id), built(sales)?);
+            let sales = self.sales_update(paid_at.date(), line, Way::Returned)?;
+            transaction.update(RefundItem::Sales(line.product_id), sales);
         }
 
         if let Some(entry) = entry {
