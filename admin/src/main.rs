@@ -73,6 +73,8 @@ enum Command {
         #[arg(long, env = "RUSHCART_API", default_value = "http://127.0.0.1:3000")]
         api: String,
     },
+    /// Print the API's OpenAPI 3.1 document (`make openapi` writes it to docs/).
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -106,6 +108,10 @@ struct SeedArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", rushcart::http::openapi::document_json());
+        return Ok(());
+    }
     let client = client_from_env().await;
     match cli.command {
         Command::Provision { feed_env } => {
@@ -140,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
         }
         Command::Token { user, admin, api } => println!("{}", token(&api, user, admin).await?),
+        Command::Openapi => unreachable!("answered before the client is built"),
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::ids::{IdempotencyKey, ProductId};
 use crate::money::Money;
 use crate::pagination::{Cursor, Page, PageRequest};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     pub product_id: ProductId,

@@ -22,7 +22,7 @@ pub const MAX_BALANCE: Decimal = Decimal::from_parts(1_215_752_192, 23, 0, false
 /// Why a text is not a valid amount of money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    #[error("must be a plain decimal such as \"1000.00\" (no exponent, sign, spaces or NaN)")]
+    #[error("must be a plain decimal such as \"1000.00\" (no exponent, sign, spaces, leading zeros or NaN)")]
     NotADecimal,
     #[error("must not be negative")]
     Negative,
@@ -134,7 +134,8 @@ fn parse_strict(text: &str) -> Result<Decimal, MoneyError> {
         None => (unsigned, None),
     };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
+    // One spelling per amount: no leading zeros ("007.5").
+    if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) || (whole.len() > 1 && whole.starts_with('0')) {
         return Err(MoneyError::NotADecimal);
     }
     let value = if whole.len() > 20 {
@@ -143,7 +144,8 @@ fn parse_strict(text: &str) -> Result<Decimal, MoneyError> {
     } else {
         Decimal::from_str_exact(unsigned).map_err(|_| MoneyError::NotADecimal)?
     };
-    if negative && !value.is_zero() {
+    if negative {
+        // "-0" too: no signs at all.
         return Err(MoneyError::Negative);
     }
     if fraction.is_some_and(|f| f.len() > 2) {
@@ -263,11 +265,17 @@ mod tests {
             ("1,000", MoneyError::NotADecimal),
             ("Infinity", MoneyError::NotADecimal),
             ("10000000.01", MoneyError::TooLarge("10000000.00")),
+            ("007.50", MoneyError::NotADecimal),
+            ("00.5", MoneyError::NotADecimal),
         ];
         for (text, expected) in cases {
             assert_eq!(Amount::parse(text), Err(expected.clone()), "{text:?}");
         }
         assert!(matches!(Amount::parse("999999999999999999999999999999"), Err(MoneyError::TooLarge(_))));
+        // One spelling per amount: a zero is "0", never "-0" or "00".
+        assert_eq!(Money::parse("0.50").map(|m| m.to_string()), Ok("0.50".to_owned()));
+        assert_eq!(Money::parse("-0"), Err(MoneyError::Negative));
+        assert_eq!(Money::parse("00"), Err(MoneyError::NotADecimal));
     }
 
     #[test]

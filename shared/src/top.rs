@@ -39,21 +39,27 @@ pub fn rank(sold: HashMap<ProductId, u64>) -> Vec<(ProductId, u64)> {
     ranked
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopItem {
+    /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rank: u32,
+    #[schema(value_type = crate::ids::ProductId)]
     pub product_id: u64,
     pub name: String,
+    #[schema(value_type = crate::money::Money)]
     pub price: String,
     pub stock: u64,
     pub sold_quantity: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopProducts {
     pub window_days: u8,
+    /// When the answer was computed (the cache may serve it for a refresh interval).
+    #[schema(format = DateTime)]
     pub generated_at: String,
     pub items: Vec<TopItem>,
 }

@@ -203,7 +203,10 @@ impl TestApp {
         let issuer = Arc::new(LocalIssuer::generate(format!("{base_url}/_local")).expect("a local issuer"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let deps = Arc::new(deps);
-        let settings = rushcart_local_api::Settings { timeouts, issuer: sign_in.then(|| issuer.clone()) };
+        let swagger_ui = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rushcart_local_api::docs::DEFAULT_ASSETS),
+        );
+        let settings = rushcart_local_api::Settings { timeouts, issuer: sign_in.then(|| issuer.clone()), swagger_ui };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));

@@ -11,14 +11,16 @@
 //! takes, `{"message": "Unauthorized"}` for a missing or bad token).
 //!
 //! Local only, never deployed: `/_local/token` (mint a token), the issuer's
-//! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`, and
-//! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]).
+//! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`,
+//! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]), and the
+//! API's description: `/openapi.json` and Swagger UI at `/docs` ([`docs`]).
 
 // Counting each request's DynamoDB calls wraps the handler futures once more, past
 // the compiler's default depth for computing their layout.
 #![recursion_limit = "256"]
 
 pub mod calls;
+pub mod docs;
 pub mod feed;
 pub mod issuer;
 
@@ -79,6 +81,9 @@ pub struct Settings {
     /// baseline's trust-the-client mode (the functions then take the user the client
     /// names).
     pub issuer: Option<Arc<LocalIssuer>>,
+    /// The `swagger-ui-dist` folder `/docs` serves its assets from;
+    /// [`docs::DEFAULT_ASSETS`] (from the working directory) when `None`.
+    pub swagger_ui: Option<std::path::PathBuf>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -114,6 +119,8 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     if let Some(issuer) = settings.issuer.clone() {
         router = router.merge(issuer_routes(issuer));
     }
+    let assets = settings.swagger_ui.clone().unwrap_or_else(|| docs::DEFAULT_ASSETS.into());
+    router = router.merge(docs::routes(assets));
     let timeouts = settings.timeouts;
     router
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))

@@ -65,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var("FEED").as_deref() != Ok("off") && std::env::var_os("FEED_QUEUE_URL").is_some() {
         rushcart_local_api::feed::start(deps.clone()).await?;
     }
-    let settings = Settings { issuer, ..Settings::default() };
+    let swagger_ui = std::env::var_os("SWAGGER_UI_DIR").map(std::path::PathBuf::from);
+    println!("the API described: http://127.0.0.1:{port}/docs (Swagger UI), http://127.0.0.1:{port}/openapi.json");
+    let settings = Settings { issuer, swagger_ui, ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -16,7 +16,7 @@ use crate::money::{Amount, Money};
 use crate::pagination::{Cursor, Page, PageRequest};
 
 /// What kind of change an entry records; the sign of its amount follows from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EntryKind {
     /// Money added by the customer (also the opening balance of seeded users).
@@ -61,7 +61,7 @@ impl EntryKind {
 }
 
 /// One committed change of a user's balance.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     pub id: EntryId,
@@ -74,8 +74,10 @@ pub struct LedgerEntry {
     pub balance_after: Money,
     /// The order a payment paid or a refund gave back (absent for other kinds).
     #[serde(rename = "orderId", skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
     pub order: Option<OrderId>,
     #[serde(with = "crate::clock::rfc3339_millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 

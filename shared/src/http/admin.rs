@@ -8,9 +8,13 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::coupons::CouponBody;
+use super::error::ErrorBody;
 use super::extract::{idempotency_key, invalid, json_body, path_id};
+use super::openapi::IdempotencyHeader;
+use super::routes::{ChangeProduct, ChargeUserBalance, CreateCoupon, CreateProduct, RestockProduct, Route as _};
 use super::{json, replayed, Handled};
 use crate::balance::{use_cases as balance, BalanceLedger};
+use crate::catalog::Product;
 use crate::catalog::{CatalogAdmin, DisplayName, NewProduct, ProductChange, MAX_STOCK_CHANGE};
 use crate::coupons::{CouponAdmin, NewCoupon, MAX_TOTAL};
 use crate::ids::{ProductId, UserId};
@@ -18,48 +22,64 @@ use crate::money::{Amount, Money};
 use crate::Deps;
 
 /// `{"name", "price", "stock"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewProductRequest {
     name: DisplayName,
+    #[schema(value_type = super::openapi::Price)]
     price: Money,
+    #[schema(maximum = 1_000_000)]
     stock: u64,
 }
 
 /// `{"name"?, "price"?}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ProductChangeRequest {
     name: Option<DisplayName>,
+    #[schema(value_type = Option<super::openapi::Price>)]
     price: Option<Money>,
 }
 
 /// `{"add": n}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RestockRequest {
+    #[schema(minimum = 1, maximum = 1_000_000)]
     add: u64,
 }
 
 /// `{"name", "discount", "total", "endsAt"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewCouponRequest {
     name: DisplayName,
     discount: Amount,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     total: u64,
+    /// When it stops being issued: in the future.
     #[serde(with = "time::serde::rfc3339")]
     ends_at: OffsetDateTime,
 }
 
 /// `{"amount"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChargeRequest {
     amount: Amount,
 }
 
 /// `POST /api/v1/admin/products` → 201 with the product and its new id.
+#[utoipa::path(post, path = CreateProduct::PATH, tag = "operator", params(IdempotencyHeader), request_body = NewProductRequest,
+    responses(
+        (status = 201, description = "Created, with its new id", body = Product,
+            headers(
+                ("Location" = String, description = "The product's URL"),
+                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
+            )),
+        (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the price), `INVALID_QUANTITY` (the stock)", body = ErrorBody),
+        (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let body: NewProductRequest = json_body(&request)?;
@@ -74,6 +94,12 @@ pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// `PUT /api/v1/admin/products/{productId}` → 200 with the product as changed. Orders
 /// already made keep the prices they were made at. (A PUT is idempotent as it is:
 /// repeating it changes nothing more.)
+#[utoipa::path(put, path = ChangeProduct::PATH, tag = "operator", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = ProductChangeRequest,
+    responses(
+        (status = 200, description = "The product as changed; orders already made keep their prices", body = Product),
+        (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_NAME`, `INVALID_AMOUNT`, `INVALID_BODY` (changes nothing)", body = ErrorBody),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn change_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handled {
     let id: ProductId = path_id(&request, "productId")?;
     idempotency_key(&request)?;
@@ -88,6 +114,14 @@ pub async fn change_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// `POST /api/v1/admin/products/{productId}/stock` `{"add": n}` → 200 with the new
 /// stock. With an `Idempotency-Key`, the stock is added once; a retry answers the
 /// product as it is then.
+#[utoipa::path(post, path = RestockProduct::PATH, tag = "operator", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
+    responses(
+        (status = 200, description = "The product with its new stock", body = Product,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_QUANTITY`", body = ErrorBody),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`STOCK_LIMIT_EXCEEDED`; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn restock<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handled {
     let id: ProductId = path_id(&request, "productId")?;
     let key = idempotency_key(&request)?;
@@ -101,6 +135,16 @@ pub async fn restock<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `POST /api/v1/admin/coupons` → 201 with the coupon and its new id; customers can
 /// issue it from then on.
+#[utoipa::path(post, path = CreateCoupon::PATH, tag = "operator", params(IdempotencyHeader), request_body = NewCouponRequest,
+    responses(
+        (status = 201, description = "Created, with its new id; customers may issue it from now", body = CouponBody,
+            headers(
+                ("Location" = String, description = "The coupon's URL"),
+                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
+            )),
+        (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the discount), `INVALID_QUANTITY` (the total), `INVALID_DATE` (`endsAt` not in the future)", body = ErrorBody),
+        (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let body: NewCouponRequest = json_body(&request)?;
@@ -123,6 +167,15 @@ pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> 
 
 /// `POST /api/v1/admin/users/{userId}/balance/charge` `{"amount"}`: an operator
 /// credits a customer (a shop whose payment provider tops balances up).
+#[utoipa::path(post, path = ChargeUserBalance::PATH, tag = "operator",
+    params(("userId" = UserId, Path, description = "The customer to credit"), IdempotencyHeader), request_body = ChargeRequest,
+    responses(
+        (status = 200, description = "Credited (a `CREDIT` entry)", body = super::balance::ChangeBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 400, description = "`INVALID_USER_ID`, `INVALID_AMOUNT`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`BALANCE_LIMIT_EXCEEDED`; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn charge_user_balance<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handled {
     let user: UserId = path_id(&request, "userId")?;
     let key = idempotency_key(&request)?;

@@ -4,37 +4,40 @@ use http::StatusCode;
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, json_body, page_request};
 use super::{json, replayed, ApiError, Handled};
 use crate::balance::{use_cases, Applied, BalanceHistory, BalanceLedger, BalanceReader, LedgerEntry};
+use crate::http::openapi::{IdempotencyHeader, PageQuery};
+use crate::http::routes::{BalanceHistory as HistoryRoute, ChargeBalance, GetBalance, Route as _, UseBalance};
 use crate::ids::UserId;
 use crate::money::{Amount, Money};
 use crate::Deps;
 
 /// `{"amount": "1000.00"}` (a string or a JSON number), optionally naming the user.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChangeRequest {
     amount: Amount,
     user_id: Option<UserId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BalanceBody {
     user_id: UserId,
     balance: Money,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChangeBody<'a> {
+pub(super) struct ChangeBody<'a> {
     user_id: UserId,
     balance: Money,
     entry: &'a LedgerEntry,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HistoryBody<'a> {
     user_id: UserId,
@@ -43,6 +46,12 @@ struct HistoryBody<'a> {
 }
 
 /// `GET /api/v1/users/{userId}/balance`
+#[utoipa::path(get, path = GetBalance::PATH, tag = "balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own")),
+    responses(
+        (status = 200, description = "The balance", body = BalanceBody),
+        (status = 400, description = "`INVALID_USER_ID`: the path's user is not a positive integer", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn get_balance<S: BalanceReader>(request: Request, deps: &Deps<S>) -> Handled {
     let user = acting_user(&request, &deps.identity, None)?;
     let balance = use_cases::get_balance(&deps.store, user).await?;
@@ -51,6 +60,15 @@ pub async fn get_balance<S: BalanceReader>(request: Request, deps: &Deps<S>) -> 
 
 /// `POST /api/v1/users/{userId}/balance/charge`: the customer's own top-up, unless the
 /// shop turned self-service top-up off (then an operator credits balances).
+#[utoipa::path(post, path = ChargeBalance::PATH, tag = "balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
+    responses(
+        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: the request names a user other than the token's, or the shop turned self-service top-up off", body = ErrorBody),
+        (status = 409, description = "`BALANCE_LIMIT_EXCEEDED`: the balance would pass 1000000000.00; `IDEMPOTENCY_KEY_REUSED`: the key came with another request", body = ErrorBody),
+    ))]
 pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handled {
     if !deps.self_service_top_up {
         return Err(ApiError::forbidden("this shop credits balances itself; top-up is not self-service"));
@@ -63,6 +81,14 @@ pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handl
 }
 
 /// `POST /api/v1/users/{userId}/balance/use`
+#[utoipa::path(post, path = UseBalance::PATH, tag = "balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
+    responses(
+        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`INSUFFICIENT_BALANCE`: nothing taken; `IDEMPOTENCY_KEY_REUSED`: the key came with another request", body = ErrorBody),
+    ))]
 pub async fn use_balance<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let body: ChangeRequest = json_body(&request)?;
@@ -72,6 +98,12 @@ pub async fn use_balance<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> 
 }
 
 /// `GET /api/v1/users/{userId}/balance/history?limit=&cursor=`
+#[utoipa::path(get, path = HistoryRoute::PATH, tag = "balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+    responses(
+        (status = 200, description = "The entries, newest first", body = HistoryBody),
+        (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn history<S: BalanceHistory>(request: Request, deps: &Deps<S>) -> Handled {
     let user = acting_user(&request, &deps.identity, None)?;
     let page = use_cases::history(&deps.store, deps.clock.as_ref(), user, page_request(&request)?).await?;

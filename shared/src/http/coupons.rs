@@ -5,7 +5,10 @@ use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::error::ErrorBody;
 use super::extract::{acting_user, optional_json_body, page_request, path_id};
+use super::openapi::PageQuery;
+use super::routes::{GetCoupon, IssueCoupon, Route as _, UserCoupons as UserCouponsRoute};
 use super::{json, Handled, ListBody};
 use crate::clock::rfc3339_millis;
 use crate::coupons::{use_cases, Coupon, CouponIssuer, CouponReader, CouponStatus, IssuedCoupon, UserCoupons};
@@ -14,13 +17,13 @@ use crate::money::Money;
 use crate::Deps;
 
 /// The optional body of an issue: `{"userId": 7}`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct IssueRequest {
     user_id: Option<UserId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CouponBody<'a> {
     coupon_id: CouponId,
@@ -47,7 +50,7 @@ impl<'a> From<&'a Coupon> for CouponBody<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CopyBody<'a> {
     coupon_id: CouponId,
@@ -77,12 +80,28 @@ fn copy_body(copy: &IssuedCoupon, now: OffsetDateTime) -> CopyBody<'_> {
 }
 
 /// `GET /api/v1/coupons/{couponId}`
+#[utoipa::path(get, path = GetCoupon::PATH, tag = "coupons", security(),
+    params(("couponId" = CouponId, Path, description = "The coupon")),
+    responses(
+        (status = 200, description = "The coupon's terms and how many remain", body = CouponBody),
+        (status = 400, description = "`INVALID_COUPON_ID`", body = ErrorBody),
+        (status = 404, description = "`COUPON_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Handled {
     let coupon = use_cases::get_coupon(&deps.store, path_id(&request, "couponId")?).await?;
     json(StatusCode::OK, &CouponBody::from(&coupon))
 }
 
 /// `POST /api/v1/coupons/{couponId}` with `?userId=` or `{"userId": …}`
+#[utoipa::path(post, path = IssueCoupon::PATH, tag = "coupons",
+    params(("couponId" = CouponId, Path, description = "The coupon"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
+    request_body(content = Option<IssueRequest>, description = "Optional: the user may be named here instead of in the query"),
+    responses(
+        (status = 201, description = "Issued: the user's copy of the coupon", body = CopyBody),
+        (status = 400, description = "`INVALID_COUPON_ID`, `INVALID_USER_ID`", body = ErrorBody),
+        (status = 404, description = "`COUPON_NOT_FOUND`, `USER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`COUPON_SOLD_OUT`: none left; `COUPON_ALREADY_ISSUED`: one per user; `COUPON_EXPIRED`: past its end", body = ErrorBody),
+    ))]
 pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Handled {
     let coupon: CouponId = path_id(&request, "couponId")?;
     let body: IssueRequest = optional_json_body(&request)?.unwrap_or_default();
@@ -92,6 +111,12 @@ pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> 
 }
 
 /// `GET /api/v1/users/{userId}/coupons?limit=&cursor=`
+#[utoipa::path(get, path = UserCouponsRoute::PATH, tag = "coupons", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+    responses(
+        (status = 200, description = "The user's coupons", body = ListBody<CopyBody>),
+        (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn user_coupons<S: UserCoupons>(request: Request, deps: &Deps<S>) -> Handled {
     let user = acting_user(&request, &deps.identity, None)?;
     let page = use_cases::user_coupons(&deps.store, user, page_request(&request)?).await?;

@@ -24,12 +24,19 @@ pub struct ApiError {
 /// The code of a 401, whose body has API Gateway's shape (no code).
 const UNAUTHORIZED: &str = "UNAUTHORIZED";
 
-#[derive(serde::Serialize)]
+/// Every error a function answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong, for programs: `SCREAMING_SNAKE_CASE`, listed per operation.
+    #[schema(pattern = "^[A-Z][A-Z0-9_]*$", examples("INSUFFICIENT_BALANCE"))]
     code: &'a str,
+    /// What went wrong, for people.
     message: &'a str,
+    /// API Gateway's id of the request (also its `apigw-requestid` header): quote it
+    /// when reporting a failed call.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
     request_id: Option<&'a str>,
 }
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod orders;
 pub mod routes;
 pub mod top;
@@ -98,7 +99,7 @@ where
 }
 
 /// A paginated list body: `{"items": [...], "nextCursor": "..." | null}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListBody<'a, T: Serialize> {
     pub items: &'a [T],

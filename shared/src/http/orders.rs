@@ -7,7 +7,12 @@ use lambda_http::{Request, RequestExt as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, invalid, json_body, optional_json_body, page_request, path_id};
+use super::openapi::{IdempotencyHeader, PageQuery};
+use super::routes::{
+    CancelAnyOrder, CancelOrder, CreateOrder, GetAnyOrder, GetOrder, PayOrder, Route as _, UserOrders,
+};
 use super::{json, replayed, Handled};
 use crate::catalog::ProductCatalog;
 use crate::clock::rfc3339_millis;
@@ -21,37 +26,40 @@ use crate::orders::{
 use crate::Deps;
 
 /// `{"userId", "products": [{"productId", "quantity"}], "couponId"?}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateRequest {
     user_id: Option<UserId>,
+    /// Lines naming the same product are added together.
+    #[schema(min_items = 1)]
     products: Vec<LineRequest>,
     coupon_id: Option<CouponId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LineRequest {
     product_id: ProductId,
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: u64,
 }
 
 /// A cancel's optional body: `{"userId"}` (or `?userId=`), as for coupon issue.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CancelRequest {
     user_id: Option<UserId>,
 }
 
 /// `{"userId", "orderId"}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PayRequest {
     user_id: Option<UserId>,
     order_id: OrderId,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OrderBody<'a> {
     order_id: OrderId,
@@ -81,7 +89,7 @@ struct OrderBody<'a> {
     payments: Option<Vec<PaymentBody>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PaymentBody {
     payment_id: PaymentId,
@@ -93,7 +101,7 @@ struct PaymentBody {
 }
 
 /// A page of a user's orders, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OrdersBody<'a> {
     user_id: UserId,
@@ -101,7 +109,7 @@ struct OrdersBody<'a> {
     next_cursor: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PaidBody {
     payment_id: PaymentId,
@@ -184,6 +192,18 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
 }
 
 /// `POST /api/v1/orders`
+#[utoipa::path(post, path = CreateOrder::PATH, tag = "orders", params(IdempotencyHeader), request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Placed, awaiting payment until `payBy`; prices are fixed now", body = OrderBody,
+            headers(
+                ("Location" = String, description = "The order's URL"),
+                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
+            )),
+        (status = 400, description = "`INVALID_PRODUCTS` (none, or more than 40 products), `INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, \
+            `INVALID_COUPON_ID`, `INVALID_USER_ID`, `ORDER_TOO_LARGE`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`, `PRODUCT_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`COUPON_UNAVAILABLE`: not the user's, used or expired; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let order = order_request(&request, &deps.identity)?;
@@ -193,6 +213,12 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps
 
 /// `GET /api/v1/orders/{orderId}`: the caller's own order (someone else's is not
 /// found). Trusting the client locally, `?userId=` is optional, as in the baseline.
+#[utoipa::path(get, path = GetOrder::PATH, tag = "orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
+    responses(
+        (status = 200, description = "The order with its payment attempts", body = OrderBody),
+        (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`: no such order, or another user's", body = ErrorBody),
+    ))]
 pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
     let id: OrderId = path_id(&request, "orderId")?;
     let named = request.query_string_parameters_ref().and_then(|q| q.first("userId")).is_some();
@@ -206,6 +232,12 @@ pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `GET /api/v1/admin/orders/{orderId}`: any customer's order, for an operator (the
 /// route table checks the role).
+#[utoipa::path(get, path = GetAnyOrder::PATH, tag = "operator", params(("orderId" = OrderId, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The order with its payment attempts", body = OrderBody),
+        (status = 400, description = "`INVALID_ORDER_ID`", body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
     let id: OrderId = path_id(&request, "orderId")?;
     let order = use_cases::get_order(&deps.store, deps.clock.as_ref(), id, None).await?;
@@ -214,6 +246,17 @@ pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> H
 
 /// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
 /// own order cancelled, or refunded if paid; 200 with the order as it now is.
+#[utoipa::path(post, path = CancelOrder::PATH, tag = "orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
+    request_body(content = Option<CancelRequest>, description = "Optional: the user may be named here"),
+    responses(
+        (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
+            the amount back on the balance, the stock and an unexpired coupon given back", body = OrderBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long ago; \
+            `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
+    ))]
 pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
     let id: OrderId = path_id(&request, "orderId")?;
     let key = idempotency_key(&request)?;
@@ -224,6 +267,17 @@ pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps
 
 /// `POST /api/v1/admin/orders/{orderId}/cancel`: an operator cancels or refunds any
 /// customer's order for them (the route table checks the role).
+#[utoipa::path(post, path = CancelAnyOrder::PATH, tag = "operator", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
+    request_body(content = Option<CancelRequest>, description = "Optional and ignored: the operator acts for the order's owner"),
+    responses(
+        (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
+            the amount back on the balance, the stock and an unexpired coupon given back", body = OrderBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
+        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long ago; \
+            `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 400, description = "`INVALID_ORDER_ID`", body = ErrorBody),
+    ))]
 pub async fn cancel_any_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
     let id: OrderId = path_id(&request, "orderId")?;
     let key = idempotency_key(&request)?;
@@ -242,6 +296,12 @@ async fn cancelled<S: OrderStore + OrderCanceller>(
 }
 
 /// `GET /api/v1/users/{userId}/orders?limit=&cursor=`: the caller's orders, newest first.
+#[utoipa::path(get, path = UserOrders::PATH, tag = "orders", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+    responses(
+        (status = 200, description = "The user's orders, newest first", body = OrdersBody),
+        (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
+        (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
+    ))]
 pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handled {
     let user = acting_user(&request, &deps.identity, None)?;
     let page = use_cases::orders_of(&deps.store, deps.clock.as_ref(), user, page_request(&request)?).await?;
@@ -254,6 +314,15 @@ pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Han
 }
 
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
+#[utoipa::path(post, path = PayOrder::PATH, tag = "orders", params(IdempotencyHeader), request_body = PayRequest,
+    responses(
+        (status = 200, description = "Paid: stock, balance, coupon and order changed in one transaction", body = PaidBody,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
+        (status = 404, description = "`ORDER_NOT_FOUND`: no such order, or another user's", body = ErrorBody),
+        (status = 409, description = "Nothing changed: `INSUFFICIENT_BALANCE`, `OUT_OF_STOCK` (names the product), `COUPON_UNAVAILABLE`, \
+            `ALREADY_PAID`, `ORDER_EXPIRED`, `ORDER_CANCELLED`, `ORDER_REFUNDED`, `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+    ))]
 pub async fn pay<S: OrderStore + OrderPayer>(request: Request, deps: &Deps<S>) -> Handled {
     let key = idempotency_key(&request)?;
     let body: PayRequest = json_body(&request)?;

@@ -1,0 +1,421 @@
+//! The API described: an OpenAPI 3.1 document derived from the code, never kept by
+//! hand.
+//!
+//! - Request and response bodies derive their schemas (`utoipa::ToSchema`) beside
+//!   their `serde` derives, so a renamed or added field shows up in the document.
+//! - Each handler carries its operation (`#[utoipa::path]`): its path from the route
+//!   table ([`super::routes`]), its parameters, its body and the statuses it answers
+//!   with their error codes.
+//! - What every route shares is added here from the route table, once ([`Edge`]): the
+//!   bearer token and the authorizer's 401 on every route that is not public, the
+//!   403 of a token that may not act, the 413 and 415 of a body, the opaque 500 and
+//!   the 503 with `Retry-After`.
+//! - The scalars (ids, money) are described here by hand, as their parsers accept them.
+//!
+//! `make run` serves the document at `/openapi.json` (and Swagger UI at `/docs`);
+//! `make openapi` writes it to `docs/openapi.json`. Tests hold its operations to the
+//! route table and `template.yaml`, and validate it against the OpenAPI 3.1 schema.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::routes::{Access, ROUTES};
+use super::{admin, balance, catalog, coupons, orders, top};
+use crate::catalog::DisplayName;
+use crate::ids::{CouponId, EntryId, OrderId, PaymentId, ProductId, Quantity, UserId};
+use crate::money::{Amount, Money};
+
+/// The name of the bearer scheme in the document.
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rushcart",
+        description = "The core of a shop under a rush: first-come coupons, stock, balances and payment, \
+            correct under hundreds of concurrent requests.\n\n\
+            Money is a decimal string with two fractional digits in every response (`\"1000.00\"`); requests \
+            take a string or a JSON number with at most two fractional digits. Times are RFC 3339 in UTC. \
+            Every error a function answers is `{\"code\", \"message\", \"requestId\"}`; `requestId` is also \
+            the `apigw-requestid` header, the id to quote when reporting a failed call. What API Gateway \
+            answers itself (the authorizer's 401, an unrouted 404) is `{\"message\"}`.\n\n\
+            Signed in, the acting user is the token's: a request naming another user is refused with 403, \
+            and another user's order is not found (404).",
+        license(name = "Proprietary")
+    ),
+    paths(
+        balance::get_balance,
+        balance::charge,
+        balance::use_balance,
+        balance::history,
+        catalog::list_products,
+        top::top,
+        catalog::get_product,
+        coupons::get_coupon,
+        coupons::issue_coupon,
+        coupons::user_coupons,
+        orders::create_order,
+        orders::get_order,
+        orders::pay,
+        orders::user_orders,
+        orders::cancel_order,
+        admin::create_product,
+        admin::change_product,
+        admin::restock,
+        admin::create_coupon,
+        admin::charge_user_balance,
+        orders::get_any_order,
+        orders::cancel_any_order,
+    ),
+    components(schemas(GatewayMessage, super::error::ErrorBody)),
+    modifiers(&Edge),
+    tags(
+        (name = "balance", description = "A customer's balance and its history"),
+        (name = "catalogue", description = "Products and the top 5 (public)"),
+        (name = "coupons", description = "First-come coupons"),
+        (name = "orders", description = "Orders, payment, cancel and refund"),
+        (name = "operator", description = "The shop's own routes (the operator role)"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty JSON, as `make openapi` writes it.
+pub fn document_json() -> String {
+    // Serialising a document of plain maps and strings cannot fail.
+    document().to_pretty_json().unwrap_or_default()
+}
+
+/// What API Gateway answers itself: the authorizer's 401, a path no route takes (404),
+/// the throttle's 429.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct GatewayMessage {
+    #[schema(examples("Unauthorized"))]
+    message: String,
+}
+
+/// `limit` and `cursor` of a list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
+    /// How many items at most (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The `nextCursor` of the page before, as it was given.
+    cursor: Option<String>,
+}
+
+/// The `Idempotency-Key` of a route that changes something.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyHeader {
+    /// A retry with the same key answers the first response and changes nothing; the
+    /// same key with another request is 409 `IDEMPOTENCY_KEY_REUSED`.
+    #[param(rename = "Idempotency-Key", nullable = false, min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    idempotency_key: Option<String>,
+}
+
+/// Adds what every route shares, from the route table.
+struct Edge;
+
+impl Modify for Edge {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A token from the shop's issuer (Cognito; locally `POST /_local/token` or \
+                         `rushcart-admin token`). Operator routes need the operator role.",
+                    ))
+                    .build(),
+            ),
+        );
+        for route in ROUTES {
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else { continue };
+            let Some(operation) = operation_mut(item, &route.method) else { continue };
+            // The function's name is the operation's: one name in the template, the
+            // logs and the document.
+            operation.operation_id = Some(route.function.to_owned());
+            if let Some(body) = operation.request_body.as_mut() {
+                optional_body_may_be_left_out(body);
+            }
+            let has_body = operation.request_body.is_some();
+            let keyed = operation.parameters.iter().flatten().any(|p| p.name == "Idempotency-Key");
+            let responses = &mut operation.responses.responses;
+            if has_body || keyed {
+                let mut codes = String::new();
+                if has_body {
+                    codes.push_str(
+                        "; the body's own: `MALFORMED_JSON`, `INVALID_BODY` (not a JSON object), `UNKNOWN_FIELD` (names it), `DUPLICATE_FIELD`",
+                    );
+                }
+                if keyed {
+                    codes.push_str("; `INVALID_IDEMPOTENCY_KEY`");
+                }
+                match responses.get_mut("400") {
+                    Some(RefOr::T(response)) => response.description.push_str(&codes),
+                    _ => {
+                        responses.insert("400".to_owned(), error(codes.trim_start_matches("; ")));
+                    }
+                }
+            }
+            let mut add = |status: &str, response: RefOr<utoipa::openapi::Response>| {
+                responses.entry(status.to_owned()).or_insert(response);
+            };
+            if route.access != Access::Public {
+                operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+                add("401", gateway("No token, or one the authorizer does not accept (`WWW-Authenticate` says why)"));
+                add(
+                    "403",
+                    error(if route.access == Access::Operator {
+                        "`FORBIDDEN`: the token lacks the operator role"
+                    } else {
+                        "`FORBIDDEN`: the request names a user other than the token's"
+                    }),
+                );
+            }
+            if has_body {
+                add("413", error("`PAYLOAD_TOO_LARGE`: the body is over 16 KiB"));
+                add("415", error("`UNSUPPORTED_MEDIA_TYPE`: a body that is not `application/json`"));
+            }
+            add("500", error("`INTERNAL_ERROR`: a bug; the body says nothing more, the log has the cause"));
+            add(
+                "503",
+                error("`SERVICE_UNAVAILABLE`: a dependency is down or overloaded; nothing changed, retry after `Retry-After` seconds"),
+            );
+        }
+    }
+}
+
+fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &http::Method) -> Option<&'a mut Operation> {
+    match *method {
+        http::Method::GET => item.get.as_mut(),
+        http::Method::POST => item.post.as_mut(),
+        http::Method::PUT => item.put.as_mut(),
+        http::Method::DELETE => item.delete.as_mut(),
+        http::Method::PATCH => item.patch.as_mut(),
+        _ => None,
+    }
+}
+
+/// A body that may be left out is derived as "the type or null"; the API takes no
+/// `null` body, but no body at all.
+fn optional_body_may_be_left_out(body: &mut utoipa::openapi::request_body::RequestBody) {
+    use utoipa::openapi::schema::SchemaType;
+    let is_null = |item: &RefOr<Schema>| matches!(item, RefOr::T(Schema::Object(object)) if object.schema_type == SchemaType::Type(Type::Null));
+    for content in body.content.values_mut() {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else { continue };
+        let mut rest = one_of.items.iter().filter(|item| !is_null(item));
+        if let (Some(only), None, true) = (rest.next(), rest.next(), one_of.items.iter().any(is_null)) {
+            content.schema = Some(only.clone());
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
+fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+    with_body(description, "ErrorBody")
+}
+
+fn gateway(description: &str) -> RefOr<utoipa::openapi::Response> {
+    with_body(description, "GatewayMessage")
+}
+
+fn with_body(description: &str, schema: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name(schema))).build(),
+        )
+        .build()
+        .into()
+}
+
+// --- The scalars, as their parsers accept them -------------------------------------
+
+/// A ULID as this API issues them: 26 Crockford base-32 characters, the first at most
+/// `7` (128 bits).
+const ULID_PATTERN: &str = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$";
+
+fn numeric_id(what: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+        .maximum(Some(UserId::MAX))
+        .description(Some(format!("{what}: a positive integer (a string of digits is accepted too)")))
+        .examples([serde_json::json!(1)])
+        .into()
+}
+
+fn ulid(what: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(ULID_PATTERN))
+        .description(Some(format!("{what}: an opaque ULID")))
+        .examples([serde_json::json!("01JDQ8Z4ZV7V4E7Q2W8J5K3M9N")])
+        .into()
+}
+
+/// Money in a request: a decimal string (no sign, exponent or leading zeros) or a
+/// JSON number, which is read from its literal text, never through a float.
+fn money_input(pattern: &str, positive: bool, max: u64, description: &str, example: &str) -> RefOr<Schema> {
+    let number = ObjectBuilder::new().schema_type(Type::Number).maximum(Some(max)).multiple_of(Some(0.01));
+    let number = if positive { number.exclusive_minimum(Some(0)) } else { number.minimum(Some(0)) };
+    AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)))
+        .item(number)
+        .description(Some(description))
+        .examples([serde_json::json!(example)])
+        .into()
+}
+
+/// A price in a request (documentation only: prices parse as [`Money`]).
+pub struct Price;
+
+macro_rules! scalar {
+    ($($ty:ty => $schema:expr;)*) => {
+        $(
+            impl PartialSchema for $ty {
+                fn schema() -> RefOr<Schema> {
+                    $schema
+                }
+            }
+
+            impl ToSchema for $ty {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($ty))
+                }
+            }
+        )*
+    };
+}
+
+scalar! {
+    UserId => numeric_id("A customer");
+    ProductId => numeric_id("A product");
+    CouponId => numeric_id("A coupon");
+    OrderId => ulid("An order");
+    PaymentId => ulid("A payment");
+    EntryId => ulid("A balance-history entry");
+    Quantity => ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(Quantity::MAX))
+        .into();
+    Money => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^[0-9]+\.[0-9]{2}$"))
+        .description(Some("An amount of money: a decimal string with two fractional digits"))
+        .examples([serde_json::json!("1000.00")])
+        .into();
+    Amount => money_input(
+        r"^([1-9][0-9]{0,6}(\.[0-9]{1,2})?|10000000(\.0{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
+        true,
+        10_000_000,
+        "An amount to move: more than 0, at most 10000000.00, at most 2 fractional digits",
+        "250.00",
+    );
+    Price => money_input(
+        r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?|1000000000(\.0{1,2})?)$",
+        false,
+        1_000_000_000,
+        "A price: from 0 to 1000000000.00, at most 2 fractional digits",
+        "1000.00",
+    );
+    DisplayName => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(DisplayName::MAX_CHARS))
+        .pattern(Some(r"^\S(.*\S)?$"))
+        .description(Some("A name shown to customers: no blank edges, no control characters"))
+        .examples([serde_json::json!("Espresso beans 1 kg")])
+        .into();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(&document_json()).expect("JSON")
+    }
+
+    fn operation<'a>(document: &'a serde_json::Value, method: &http::Method, path: &str) -> &'a serde_json::Value {
+        &document["paths"][path][method.as_str().to_ascii_lowercase()]
+    }
+
+    #[test]
+    fn every_route_is_an_operation_named_after_its_function_with_its_access() {
+        let document = document();
+        for route in ROUTES {
+            let operation = operation(&document, &route.method, route.path);
+            assert_eq!(operation["operationId"], route.function, "{route:?}");
+            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(secured, route.access != Access::Public, "{route:?}");
+            let responses = operation["responses"].as_object().expect("responses");
+            assert_eq!(responses.contains_key("401"), route.access != Access::Public, "{route:?}");
+            for status in ["500", "503"] {
+                assert!(responses.contains_key(status), "{route:?} {status}");
+            }
+            let success: Vec<&String> = responses.keys().filter(|s| s.starts_with('2')).collect();
+            assert_eq!(success.len(), 1, "{route:?}: one success status");
+            for (status, response) in responses {
+                let schema = &response["content"]["application/json"]["schema"];
+                assert!(schema.is_object(), "{route:?} {status}: a JSON body with a schema");
+            }
+        }
+    }
+
+    /// Every error code the API can answer is named in the document, so a client
+    /// reading it knows every code it may meet.
+    #[test]
+    fn every_error_code_is_documented() {
+        let text = document_json();
+        let sources = [include_str!("error.rs"), include_str!("extract.rs")];
+        let mut codes = std::collections::BTreeSet::new();
+        for source in sources {
+            // Every `"SOME_CODE"` literal: a quote, capitals and underscores, a quote.
+            for (at, _) in source.match_indices('"') {
+                let rest = &source[at + 1..];
+                let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_')).unwrap_or(0);
+                let literal = &rest[..end];
+                let is_code = rest[end..].starts_with('"') && literal.len() > 3 && literal.contains('_');
+                if is_code && !literal.starts_with("SCREAMING_SNAKE") {
+                    codes.insert(literal);
+                }
+            }
+        }
+        assert!(codes.len() > 30, "found only {codes:?}");
+        let missing: Vec<&&str> = codes.iter().filter(|code| !text.contains(&format!("`{code}`"))).collect();
+        assert!(missing.is_empty(), "codes the document never names: {missing:?}");
+    }
+
+    #[test]
+    fn money_is_a_decimal_string_in_answers_and_a_string_or_a_number_in_requests() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["Money"]["type"], "string");
+        let amount = schemas["Amount"]["anyOf"].as_array().expect("anyOf");
+        let types: Vec<&str> = amount.iter().filter_map(|s| s["type"].as_str()).collect();
+        assert_eq!(types, ["string", "number"]);
+        assert_eq!(schemas["ChangeRequest"]["additionalProperties"], false, "unknown fields are refused");
+    }
+}
