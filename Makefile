@@ -20,6 +20,8 @@ help:
 	@echo "make package         cargo lambda build --release (arm64; ARCH=x86_64) and zipped sizes"
 	@echo "make sam-build       sam build (rust-cargolambda, offline) into .aws-sam/build, ready for sam deploy"
 	@echo "make coldstart       each function's init and first invocation, median of 7"
+	@echo "make test-browser    Swagger UI at /docs in headless Chromium: every operation listed, get-balance tried out (fresh stack; debug binaries)"
+	@echo "make docs-screenshot the same, and its screenshot → docs/swagger-ui.png"
 
 install:
 	@localstack/install.sh
@@ -67,6 +69,15 @@ sam-build:
 
 coldstart:
 	tools/coldstart.sh
+
+# The browser test: Swagger UI at /docs in Debian's headless Chromium (playwright-core)
+# against a fresh stack and the debug binaries that make test's cargo build leaves.
+.PHONY: test-browser docs-screenshot
+test-browser:
+	tests/browser/run.sh
+
+docs-screenshot:
+	tests/browser/screenshot.sh
 
 clean-stack:
 	-localstack/stack.sh stop .local/run
