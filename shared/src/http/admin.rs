@@ -32,13 +32,24 @@ struct NewProductRequest {
     stock: u64,
 }
 
-/// `{"name"?, "price"?}`
+/// `{"name"?, "price"?}`: what to change, at least one of them.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// At least one property: `minProperties` is added to the document in
+// `openapi::amend` (utoipa-gen 5.5's `min_properties` writes `maxProperties`).
 struct ProductChangeRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = DisplayName, required = false)]
     name: Option<DisplayName>,
-    #[schema(value_type = Option<super::openapi::Price>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = super::openapi::Price, required = false)]
     price: Option<Money>,
+}
+
+/// A field that may be left out but, when given, holds a value: `null` is refused
+/// rather than read as "no change".
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `{"add": n}`
@@ -70,7 +81,7 @@ struct ChargeRequest {
 }
 
 /// `POST /api/v1/admin/products` → 201 with the product and its new id.
-#[utoipa::path(post, path = CreateProduct::PATH, tag = "operator", params(IdempotencyHeader), request_body = NewProductRequest,
+#[utoipa::path(post, path = CreateProduct::PATH, tag = "operator", summary = "Create a product", params(IdempotencyHeader), request_body = NewProductRequest,
     responses(
         (status = 201, description = "Created, with its new id", body = Product,
             headers(
@@ -94,7 +105,7 @@ pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// `PUT /api/v1/admin/products/{productId}` → 200 with the product as changed. Orders
 /// already made keep the prices they were made at. (A PUT is idempotent as it is:
 /// repeating it changes nothing more.)
-#[utoipa::path(put, path = ChangeProduct::PATH, tag = "operator", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = ProductChangeRequest,
+#[utoipa::path(put, path = ChangeProduct::PATH, tag = "operator", summary = "Rename or reprice a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = ProductChangeRequest,
     responses(
         (status = 200, description = "The product as changed; orders already made keep their prices", body = Product),
         (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_NAME`, `INVALID_AMOUNT`, `INVALID_BODY` (changes nothing)", body = ErrorBody),
@@ -114,7 +125,7 @@ pub async fn change_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// `POST /api/v1/admin/products/{productId}/stock` `{"add": n}` → 200 with the new
 /// stock. With an `Idempotency-Key`, the stock is added once; a retry answers the
 /// product as it is then.
-#[utoipa::path(post, path = RestockProduct::PATH, tag = "operator", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
+#[utoipa::path(post, path = RestockProduct::PATH, tag = "operator", summary = "Restock a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
     responses(
         (status = 200, description = "The product with its new stock", body = Product,
             headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
@@ -135,7 +146,7 @@ pub async fn restock<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `POST /api/v1/admin/coupons` → 201 with the coupon and its new id; customers can
 /// issue it from then on.
-#[utoipa::path(post, path = CreateCoupon::PATH, tag = "operator", params(IdempotencyHeader), request_body = NewCouponRequest,
+#[utoipa::path(post, path = CreateCoupon::PATH, tag = "operator", summary = "Create a first-come coupon", params(IdempotencyHeader), request_body = NewCouponRequest,
     responses(
         (status = 201, description = "Created, with its new id; customers may issue it from now", body = CouponBody,
             headers(
@@ -167,7 +178,7 @@ pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> 
 
 /// `POST /api/v1/admin/users/{userId}/balance/charge` `{"amount"}`: an operator
 /// credits a customer (a shop whose payment provider tops balances up).
-#[utoipa::path(post, path = ChargeUserBalance::PATH, tag = "operator",
+#[utoipa::path(post, path = ChargeUserBalance::PATH, tag = "operator", summary = "Credit a customer's balance",
     params(("userId" = UserId, Path, description = "The customer to credit"), IdempotencyHeader), request_body = ChargeRequest,
     responses(
         (status = 200, description = "Credited (a `CREDIT` entry)", body = super::balance::ChangeBody,
@@ -182,4 +193,18 @@ pub async fn charge_user_balance<S: BalanceLedger>(request: Request, deps: &Deps
     let body: ChargeRequest = json_body(&request)?;
     let applied = balance::credit(&deps.store, deps.clock.as_ref(), user, body.amount, key).await?;
     super::balance::change_response(user, &applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_product_change_takes_what_it_names_and_refuses_null() {
+        let change: ProductChangeRequest = serde_json::from_str(r#"{"price": "12.50"}"#).unwrap();
+        assert_eq!((change.name, change.price.map(|p| p.to_string())), (None, Some("12.50".to_owned())));
+        for body in [r#"{"name": null}"#, r#"{"price": null, "name": "Tea"}"#] {
+            assert!(serde_json::from_str::<ProductChangeRequest>(body).is_err(), "{body}");
+        }
+    }
 }

@@ -24,7 +24,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::routes::{Access, ROUTES};
+use super::routes::{Access, Route as _, ROUTES};
 use super::{admin, balance, catalog, coupons, orders, top};
 use crate::catalog::DisplayName;
 use crate::ids::{CouponId, EntryId, OrderId, PaymentId, ProductId, Quantity, UserId};
@@ -85,14 +85,37 @@ pub const BEARER: &str = "bearer";
 pub struct ApiDoc;
 
 /// The document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> serde_json::Value {
+    // Serialising a document of plain maps and strings cannot fail.
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    link_the_order(&mut document);
+    amend(&mut document);
+    document
 }
 
 /// The document as pretty JSON, as `make openapi` writes it.
 pub fn document_json() -> String {
-    // Serialising a document of plain maps and strings cannot fail.
-    document().to_pretty_json().unwrap_or_default()
+    serde_json::to_string_pretty(&document()).unwrap_or_default()
+}
+
+/// What utoipa 5.5 cannot say, or says wrongly: a product change names at least one
+/// property (its `min_properties` attribute writes `maxProperties`).
+fn amend(document: &mut serde_json::Value) {
+    document["components"]["schemas"]["ProductChangeRequest"]["minProperties"] = serde_json::json!(1);
+}
+
+/// What creating an order answers names the order that reading, paying and
+/// cancelling act on: links a reader (and the fuzzer's stateful phase) can follow.
+/// (Written as JSON: utoipa 5.5 spells a link's `operationId` as `operation_id`.)
+fn link_the_order(document: &mut serde_json::Value) {
+    use super::routes::{CancelOrder, CreateOrder, GetOrder, PayOrder};
+    let order = "$response.body#/orderId";
+    let created = &mut document["paths"][CreateOrder::PATH]["post"]["responses"]["201"];
+    created["links"] = serde_json::json!({
+        "GetOrder": { "operationId": GetOrder::FUNCTION, "parameters": { "orderId": order } },
+        "CancelOrder": { "operationId": CancelOrder::FUNCTION, "parameters": { "orderId": order } },
+        "PayOrder": { "operationId": PayOrder::FUNCTION, "requestBody": { "orderId": order } },
+    });
 }
 
 /// What API Gateway answers itself: the authorizer's 401, a path no route takes (404),
@@ -344,7 +367,7 @@ scalar! {
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(DisplayName::MAX_CHARS))
-        .pattern(Some(r"^\S(.*\S)?$"))
+        .pattern(Some(r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"))
         .description(Some("A name shown to customers: no blank edges, no control characters"))
         .examples([serde_json::json!("Espresso beans 1 kg")])
         .into();
@@ -417,5 +440,23 @@ mod tests {
         let types: Vec<&str> = amount.iter().filter_map(|s| s["type"].as_str()).collect();
         assert_eq!(types, ["string", "number"]);
         assert_eq!(schemas["ChangeRequest"]["additionalProperties"], false, "unknown fields are refused");
+    }
+
+    #[test]
+    fn what_utoipa_cannot_say_is_amended() {
+        let document = document();
+        let change = &document["components"]["schemas"]["ProductChangeRequest"];
+        assert_eq!((change["minProperties"].as_u64(), change.get("maxProperties")), (Some(1), None));
+        let links = &document["paths"]["/api/v1/orders"]["post"]["responses"]["201"]["links"];
+        for (name, operation) in [("GetOrder", "get-order"), ("PayOrder", "pay-order"), ("CancelOrder", "cancel-order")]
+        {
+            assert_eq!(links[name]["operationId"], operation, "{name}");
+            assert!(operation_exists(&document, operation), "{operation}");
+        }
+    }
+
+    fn operation_exists(document: &serde_json::Value, id: &str) -> bool {
+        let paths = document["paths"].as_object().into_iter().flatten();
+        paths.flat_map(|(_, item)| item.as_object().into_iter().flatten()).any(|(_, op)| op["operationId"] == id)
     }
 }

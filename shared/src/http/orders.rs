@@ -192,7 +192,7 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
 }
 
 /// `POST /api/v1/orders`
-#[utoipa::path(post, path = CreateOrder::PATH, tag = "orders", params(IdempotencyHeader), request_body = CreateRequest,
+#[utoipa::path(post, path = CreateOrder::PATH, tag = "orders", summary = "Place an order", params(IdempotencyHeader), request_body = CreateRequest,
     responses(
         (status = 201, description = "Placed, awaiting payment until `payBy`; prices are fixed now", body = OrderBody,
             headers(
@@ -213,7 +213,7 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps
 
 /// `GET /api/v1/orders/{orderId}`: the caller's own order (someone else's is not
 /// found). Trusting the client locally, `?userId=` is optional, as in the baseline.
-#[utoipa::path(get, path = GetOrder::PATH, tag = "orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
+#[utoipa::path(get, path = GetOrder::PATH, tag = "orders", summary = "One of the user's orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
     responses(
         (status = 200, description = "The order with its payment attempts", body = OrderBody),
         (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
@@ -232,7 +232,7 @@ pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `GET /api/v1/admin/orders/{orderId}`: any customer's order, for an operator (the
 /// route table checks the role).
-#[utoipa::path(get, path = GetAnyOrder::PATH, tag = "operator", params(("orderId" = OrderId, Path, description = "The order")),
+#[utoipa::path(get, path = GetAnyOrder::PATH, tag = "operator", summary = "Any customer's order", params(("orderId" = OrderId, Path, description = "The order")),
     responses(
         (status = 200, description = "The order with its payment attempts", body = OrderBody),
         (status = 400, description = "`INVALID_ORDER_ID`", body = ErrorBody),
@@ -246,7 +246,7 @@ pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> H
 
 /// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
 /// own order cancelled, or refunded if paid; 200 with the order as it now is.
-#[utoipa::path(post, path = CancelOrder::PATH, tag = "orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
+#[utoipa::path(post, path = CancelOrder::PATH, tag = "orders", summary = "Cancel or refund an order", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional: the user may be named here"),
     responses(
         (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
@@ -267,7 +267,7 @@ pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps
 
 /// `POST /api/v1/admin/orders/{orderId}/cancel`: an operator cancels or refunds any
 /// customer's order for them (the route table checks the role).
-#[utoipa::path(post, path = CancelAnyOrder::PATH, tag = "operator", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
+#[utoipa::path(post, path = CancelAnyOrder::PATH, tag = "operator", summary = "Cancel or refund any customer's order", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional and ignored: the operator acts for the order's owner"),
     responses(
         (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
@@ -296,7 +296,7 @@ async fn cancelled<S: OrderStore + OrderCanceller>(
 }
 
 /// `GET /api/v1/users/{userId}/orders?limit=&cursor=`: the caller's orders, newest first.
-#[utoipa::path(get, path = UserOrders::PATH, tag = "orders", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+#[utoipa::path(get, path = UserOrders::PATH, tag = "orders", summary = "A user's orders", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
     responses(
         (status = 200, description = "The user's orders, newest first", body = OrdersBody),
         (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
@@ -314,7 +314,7 @@ pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Han
 }
 
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
-#[utoipa::path(post, path = PayOrder::PATH, tag = "orders", params(IdempotencyHeader), request_body = PayRequest,
+#[utoipa::path(post, path = PayOrder::PATH, tag = "orders", summary = "Pay an order from the balance", params(IdempotencyHeader), request_body = PayRequest,
     responses(
         (status = 200, description = "Paid: stock, balance, coupon and order changed in one transaction", body = PaidBody,
             headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
