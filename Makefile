@@ -6,12 +6,14 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
+.PHONY: help install run test template-check lint openapi fuzz bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
 	@echo "make test   lint, then unit, handler, template and integration tests"
 	@echo "make lint   cargo fmt --check and clippy -D warnings (part of make test)"
+	@echo "make openapi         write the API's OpenAPI 3.1 document to docs/openapi.json"
+	@echo "make fuzz            schemathesis, thoroughly, against a local API of its own (make test runs a short pass)"
 	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
@@ -35,6 +37,17 @@ test: install template-check lint
 	@# The LocalStack-in-Docker backend: built with its Docker client, and shown to fail
 	@# loudly where no Docker engine runs (as here).
 	cargo test -p rushcart-tests --features testcontainers --test backends
+	@# Swagger UI in headless Chromium (about 25 s).
+	tests/browser/run.sh
+	@# schemathesis, every check, a bounded seeded pass (about a minute; make fuzz runs long).
+	FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh
+
+openapi:
+	cargo run -q -p rushcart-admin -- openapi > docs/openapi.json
+
+fuzz: install
+	cargo build -p rushcart-local-api -p rushcart-admin
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} localstack/with-api.sh tests/fuzz/fuzz.sh
 
 template-check: install
 	$(VENV)/cfn-lint template.yaml
