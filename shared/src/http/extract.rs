@@ -15,6 +15,7 @@ use lambda_http::{Request, RequestExt as _};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, MAX_BODY_BYTES};
+use crate::echo::quote;
 use crate::identity::{Caller, ClaimNames, Identity};
 use crate::ids::{IdempotencyKey, UserId};
 use crate::pagination::PageRequest;
@@ -105,7 +106,7 @@ pub fn require_operator(request: &Request, identity: &Identity) -> Result<(), Ap
 }
 
 fn parse_user(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|_| invalid("userId", format!("{raw:?} must be a positive integer")))
+    raw.parse().map_err(|e: crate::ids::IdError| invalid("userId", format!("{} {e}", quote(raw))))
 }
 
 /// An id from the path, e.g. `path_id::<CouponId>(request, "couponId")`.
@@ -114,7 +115,7 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or_default();
-    raw.parse().map_err(|e: T::Err| invalid(name, format!("{raw:?} {e}")))
+    raw.parse().map_err(|e: T::Err| invalid(name, format!("{} {e}", quote(raw))))
 }
 
 /// The optional `Idempotency-Key` header.
@@ -237,7 +238,15 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Option<Body>, ApiError> {
-        optional_json_body(&Request::new(lambda_http::Body::Text(body.to_owned())))
+        parse_as(Some("application/json"), body)
+    }
+
+    fn parse_as(content_type: Option<&str>, body: &str) -> Result<Option<Body>, ApiError> {
+        let mut request = Request::new(lambda_http::Body::Text(body.to_owned()));
+        if let Some(content_type) = content_type {
+            request.headers_mut().insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+        }
+        optional_json_body(&request)
     }
 
     fn refused(body: &str) -> (&'static str, String) {
@@ -290,5 +299,21 @@ mod tests {
         assert_eq!(refused(r#"{"amount": 5} trailing"#).0, "MALFORMED_JSON");
         let huge = format!(r#"{{"amount": "{}"}}"#, "9".repeat(MAX_BODY_BYTES));
         assert_eq!(parse(&huge).unwrap_err().status, http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn an_error_quotes_at_most_the_start_of_a_long_value() {
+        let long = "z".repeat(8192);
+        for body in [
+            format!(r#"{{"products": [{{"productId": 1, "quantity": "{long}"}}]}}"#),
+            format!(r#"{{"{long}": 1}}"#),
+            format!(r#"{{"userId": "{long}"}}"#),
+            format!(r#"{{"amount": "{long}"}}"#),
+            format!(r#"{{"amount": {{"{long}": 1}}}}"#),
+        ] {
+            let (code, message) = refused(&body);
+            assert!(message.chars().count() < 200, "{code}: {message}");
+            assert!(!message.contains(&"z".repeat(33)), "{code}: {message}");
+        }
     }
 }
