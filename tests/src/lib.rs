@@ -15,6 +15,7 @@
 pub mod feed;
 pub mod invariants;
 pub mod policy;
+pub mod shop;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -160,9 +160,9 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
     Router::new()
         .route(
             "/_local/token",
-            axum::routing::post(move |body: axum::body::Bytes| {
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
                 let issuer = minting.clone();
-                async move { mint(&issuer, &body) }
+                async move { mint(&issuer, &headers, &body) }
             }),
         )
         .route(
@@ -172,8 +172,12 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
         .route("/_local/jwks.json", axum::routing::get(move || async move { axum::Json(issuer.jwks()) }))
 }
 
-/// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`.
-fn mint(issuer: &LocalIssuer, body: &[u8]) -> Response {
+/// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`, sent as
+/// JSON (`Content-Type: application/json`) as the functions' bodies are.
+fn mint(issuer: &LocalIssuer, headers: &http::HeaderMap, body: &[u8]) -> Response {
+    if let Err(refused) = rushcart::http::extract::require_json(headers) {
+        return from_lambda(refused.into_response());
+    }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct TokenRequest {
