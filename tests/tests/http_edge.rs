@@ -1,7 +1,8 @@
 //! The HTTP edge, against the real local stack: what every route does with a request
 //! around its use case — the media type a body must declare, the one spelling of an
-//! id, how little of the input an error repeats. A refused request changes nothing,
-//! checked from the table.
+//! id, how little of the input an error repeats, the headers on every answer, and the
+//! `Location` of what a 201 created. A refused request changes nothing, checked from
+//! the table.
 
 use rushcart::http::routes::{Access, ROUTES};
 use rushcart_tests::shop::{request_for, shop, snapshot};
@@ -217,4 +218,88 @@ async fn an_error_quotes_at_most_a_short_prefix_of_an_8_kb_value() {
         assert!(!message.contains(&"x".repeat(33)), "{method} {shown}: {message}");
     }
     assert_eq!(app.balance(1).await, "10.00", "nothing was charged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_says_nosniff_and_no_answer_about_someone_may_be_stored() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10.00")]).await;
+    app.seed_products(1, "1.00", 5).await;
+    let (customer, operator) = (app.token(1), app.operator_token(900));
+    let json_type = Some("application/json");
+    // The functions' answers, success or refusal, on routes that are not public.
+    let private = [
+        send(&app, "GET", "/api/v1/users/1/balance", Some(&customer), None, "").await,
+        send(&app, "GET", "/api/v1/users/999/balance", Some(&app.token(999)), None, "").await,
+        send(&app, "POST", "/api/v1/users/1/balance/charge", Some(&customer), json_type, "{}").await,
+        send(&app, "POST", "/api/v1/users/2/balance/charge", Some(&customer), json_type, r#"{"amount": 1}"#).await,
+        send(&app, "GET", "/api/v1/admin/orders/nope", Some(&operator), None, "").await,
+        send(&app, "GET", "/api/v1/admin/orders/nope", Some(&customer), None, "").await,
+    ];
+    let statuses: Vec<u16> = private.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(statuses, [200, 404, 400, 403, 400, 403]);
+    for (status, headers, _) in &private {
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{status}");
+        assert_eq!(headers["cache-control"], "no-store", "{status}");
+    }
+    // Public answers may be cached; they too say nosniff.
+    for path in ["/api/v1/products", "/api/v1/products/1", "/api/v1/products/2"] {
+        let (status, headers, _) = send(&app, "GET", path, None, None, "").await;
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path} {status}");
+        assert!(headers.get("cache-control").is_none(), "{path} {status}");
+    }
+    // What the local API answers itself: an unrouted 404, the authorizer's 401, 413.
+    let own = [
+        send(&app, "GET", "/api/v1/nowhere", None, None, "").await,
+        send(&app, "GET", "/api/v1/users/1/balance", None, None, "").await,
+        send(&app, "POST", "/api/v1/users/1/balance/charge", Some(&customer), json_type, &" ".repeat(64 * 1024)).await,
+    ];
+    let statuses: Vec<u16> = own.iter().map(|(status, _, _)| *status).collect();
+    assert_eq!(statuses, [404, 401, 413]);
+    for (status, headers, _) in &own {
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_201_that_creates_something_names_its_url_in_location() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "100.00")]).await;
+    app.seed_products(1, "1.00", 5).await;
+    let (customer, operator) = (app.token(1), app.operator_token(900));
+    let post = |path: &'static str, token: String, body: Value, key: &'static str| {
+        let request = app.http.post(app.url(path)).bearer_auth(token).header("idempotency-key", key).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+            (status, location, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let order = json!({"products": [{"productId": 1, "quantity": 1}]});
+    let (status, location, created) = post("/api/v1/orders", customer.clone(), order.clone(), "o-1").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["orderId"].as_str().unwrap();
+    assert_eq!(location.as_deref(), Some(format!("/api/v1/orders/{id}").as_str()));
+    let (status, _, read) = send(&app, "GET", location.as_deref().unwrap(), Some(&customer), None, "").await;
+    assert_eq!((status, read["orderId"].as_str()), (200, Some(id)), "the Location answers the order");
+    let (_, replayed, _) = post("/api/v1/orders", customer.clone(), order, "o-1").await;
+    assert_eq!(replayed, location, "a retry names the same order");
+
+    let product = json!({"name": "Kettle", "price": "39.90", "stock": 5});
+    let (status, location, created) = post("/api/v1/admin/products", operator.clone(), product, "p-1").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["productId"].as_u64().unwrap();
+    assert_eq!(location.as_deref(), Some(format!("/api/v1/products/{id}").as_str()));
+    let (status, _, read) = send(&app, "GET", location.as_deref().unwrap(), None, None, "").await;
+    assert_eq!((status, read["name"].as_str()), (200, Some("Kettle")));
+
+    let coupon = json!({"name": "Spring", "discount": "1.00", "total": 3, "endsAt": "2099-01-01T00:00:00Z"});
+    let (status, location, created) = post("/api/v1/admin/coupons", operator, coupon, "c-1").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["couponId"].as_u64().unwrap();
+    assert_eq!(location.as_deref(), Some(format!("/api/v1/coupons/{id}").as_str()));
+    let (status, _, read) = send(&app, "GET", location.as_deref().unwrap(), None, None, "").await;
+    assert_eq!((status, read["remaining"].as_u64()), (200, Some(3)));
 }
