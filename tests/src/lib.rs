@@ -204,7 +204,11 @@ impl TestApp {
         let issuer = Arc::new(LocalIssuer::generate(format!("{base_url}/_local")).expect("a local issuer"));
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let deps = Arc::new(deps);
-        let settings = rushcart_local_api::Settings { timeouts, issuer: sign_in.then(|| issuer.clone()) };
+        let settings = rushcart_local_api::Settings {
+            timeouts,
+            issuer: sign_in.then(|| issuer.clone()),
+            ..rushcart_local_api::Settings::default()
+        };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));

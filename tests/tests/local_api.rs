@@ -1,6 +1,7 @@
 //! The local API stands in for API Gateway: what API Gateway answers itself, it
-//! answers the same way; what it does in front of every function (request ids,
-//! timeouts, the body limit) it does too. Against the real local stack.
+//! answers the same way (an unrouted 404, a head past 10,240 bytes, a CORS preflight);
+//! what it does in front of every function (request ids, timeouts, the body limit,
+//! CORS headers) it does too. Against the real local stack.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -227,4 +228,82 @@ async fn a_request_hyper_cannot_parse_gets_hyper_s_own_bare_400() {
     assert_eq!(status, 400, "{head}");
     assert!(head.contains("content-length: 0"), "{head}");
     assert_eq!(body, "");
+}
+
+/// An origin the default `CORS_ALLOWED_ORIGINS` (the template's default) allows.
+const ALLOWED_ORIGIN: &str = "http://localhost:3000";
+
+#[tokio::test]
+async fn a_preflight_from_an_allowed_origin_is_answered_for_any_path_before_the_authorizer() {
+    let app = TestApp::spawn().await;
+    let preflight = |path: &str, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type, idempotency-key")
+            .send()
+    };
+    for path in ["/api/v1/users/1/balance/charge", "/api/v1/payment", "/api/v1/admin/products", "/api/v1/nowhere"] {
+        let response = preflight(path, ALLOWED_ORIGIN).await.unwrap();
+        assert_eq!(response.status(), 204, "{path}: no token needed, no route needed");
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], ALLOWED_ORIGIN, "{path}");
+        assert_eq!(headers["access-control-allow-methods"], "GET, POST, PUT, OPTIONS");
+        assert_eq!(headers["access-control-allow-headers"], "Authorization, Content-Type, Idempotency-Key");
+        assert_eq!(headers["access-control-max-age"], "600");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers.get("www-authenticate").is_none(), "{path}");
+        assert_eq!(response.bytes().await.unwrap().len(), 0);
+    }
+    // Another origin learns nothing: the browser then refuses the real request.
+    for origin in ["http://evil.example", "http://localhost:3001", "https://localhost:3000", "null"] {
+        let response = preflight("/api/v1/users/1/balance/charge", origin).await.unwrap();
+        assert_eq!(response.status(), 204, "{origin}");
+        let cors: Vec<_> =
+            response.headers().keys().filter(|name| name.as_str().starts_with("access-control-")).collect();
+        assert!(cors.is_empty(), "{origin}: {cors:?}");
+    }
+    // An OPTIONS that is no preflight is an ordinary request: no route takes it.
+    let response = app.http.request(reqwest::Method::OPTIONS, app.url("/api/v1/products")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn an_answer_to_an_allowed_origin_names_it_and_exposes_the_gateways_headers() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10.00")]).await;
+    app.seed_products(1, "1.00", 5).await;
+    let token = app.token(1);
+    let get = |path: &str, origin: Option<&str>, token: Option<&str>| {
+        let mut request = app.http.get(app.url(path));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // Whoever answers: a function (200, 404), the authorizer (401), no route (404).
+    for (path, token, status) in [
+        ("/api/v1/users/1/balance", Some(token.as_str()), 200),
+        ("/api/v1/products/9", None, 404),
+        ("/api/v1/users/1/balance", None, 401),
+        ("/api/v1/nowhere", None, 404),
+    ] {
+        let response = get(path, Some(ALLOWED_ORIGIN), token).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], ALLOWED_ORIGIN, "{path}");
+        assert_eq!(headers["access-control-expose-headers"], "apigw-requestid, Location, Retry-After", "{path}");
+        assert!(headers.get_all("vary").iter().any(|v| v == "Origin"), "{path}");
+    }
+    for origin in [Some("http://evil.example"), None] {
+        let response = get("/api/v1/users/1/balance", origin, Some(&token)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let cors: Vec<_> =
+            response.headers().keys().filter(|name| name.as_str().starts_with("access-control-")).collect();
+        assert!(cors.is_empty(), "{origin:?}: {cors:?}");
+    }
 }

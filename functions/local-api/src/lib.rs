@@ -7,8 +7,12 @@
 //! back as `apigw-requestid`) and the verified token's claims. What API Gateway does in
 //! front of every function is a layer here: the JWT authorizer on every route that is
 //! not public ([`issuer`]), request ids, header-read, body and whole-request timeouts,
-//! the body limit, and its own answers (`{"message": "Not Found"}` for what no route
-//! takes, `{"message": "Unauthorized"}` for a missing or bad token).
+//! the limit on the request line and headers, the body limit, CORS ([`cors`]), and its
+//! own answers (`{"message": "Not Found"}` for what no route takes,
+//! `{"message": "Unauthorized"}` for a missing or bad token, `{"message": "Request-URI
+//! Too Long"}` …). Every answer says `X-Content-Type-Options: nosniff`: the functions'
+//! (they set it themselves, as deployed, with `Cache-Control: no-store` on every route
+//! that is not public) and the local API's own.
 //!
 //! Local only, never deployed: `/_local/token` (mint a token), the issuer's
 //! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`, and
@@ -19,6 +23,7 @@
 #![recursion_limit = "256"]
 
 pub mod calls;
+pub mod cors;
 pub mod feed;
 pub mod issuer;
 
@@ -93,6 +98,8 @@ pub struct Settings {
     /// baseline's trust-the-client mode (the functions then take the user the client
     /// names).
     pub issuer: Option<Arc<LocalIssuer>>,
+    /// The origins allowed to call from a browser (`CORS_ALLOWED_ORIGINS`).
+    pub cors: Arc<cors::Cors>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -129,11 +136,16 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         router = router.merge(issuer_routes(issuer));
     }
     let timeouts = settings.timeouts;
+    let cors = settings.cors.clone();
+    // Each layer wraps what is above it, so a request meets the gateway's limits and
+    // ids first, then CORS (a preflight never reaches a route or the authorizer), then
+    // the body timeout and the routes.
     router
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
+        .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
         .layer(axum::middleware::from_fn(move |request, next| gateway(request, next, timeouts.integration)))
 }
 

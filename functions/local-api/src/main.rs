@@ -65,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var("FEED").as_deref() != Ok("off") && std::env::var_os("FEED_QUEUE_URL").is_some() {
         rushcart_local_api::feed::start(deps.clone()).await?;
     }
-    let settings = Settings { issuer, ..Settings::default() };
+    let cors = rushcart_local_api::cors::Cors::from_env().context("CORS_ALLOWED_ORIGINS")?;
+    let settings = Settings { issuer, cors: Arc::new(cors), ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
