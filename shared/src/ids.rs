@@ -1,5 +1,11 @@
 //! Identifier newtypes. Numeric ids are positive integers as in the baseline API;
-//! ledger entry ids are ULIDs (time-ordered, unique without coordination).
+//! orders, payments and ledger entries have ULIDs (time-ordered, unique without
+//! coordination).
+//!
+//! Every id has one spelling, so no two texts reach the same record: a numeric id is
+//! plain digits without a sign, spaces or leading zeros (`7`, never `007` or `+7`); a
+//! ULID is read case-insensitively, as its spec says, and always written (and keyed)
+//! in its canonical upper case.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +16,7 @@ use std::str::FromStr;
 pub struct IdError(&'static str);
 
 const NUMERIC: IdError = IdError("a positive integer");
+const LEADING_ZERO: IdError = IdError("a positive integer without leading zeros");
 
 /// Deserialises a numeric id from a JSON integer or a string of digits.
 struct NumericIdVisitor<T>(std::marker::PhantomData<T>);
@@ -37,8 +44,17 @@ impl<'de, T: FromStr + TryFrom<u64>> serde::de::Visitor<'de> for NumericIdVisito
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
-        let shown: String = text.chars().take(32).collect();
-        text.parse().map_err(|_| E::custom(format!("{NUMERIC}, not {shown:?}")))
+        text.parse().map_err(|_| E::custom(format!("{}, not {}", numeric_error(text), crate::echo::quote(text))))
+    }
+}
+
+/// Why `text` is not a numeric id's one spelling (digits, no leading zeros).
+fn numeric_error(text: &str) -> IdError {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if digits && text.len() > 1 && text.starts_with('0') {
+        LEADING_ZERO
+    } else {
+        NUMERIC
     }
 }
 
@@ -66,10 +82,14 @@ macro_rules! numeric_id {
 
         impl FromStr for $name {
             type Err = IdError;
-            /// Digits only: no sign, spaces or exponent.
+            /// Digits only: no sign, spaces, exponent or leading zeros, so `7` is the
+            /// one text of user 7.
             fn from_str(text: &str) -> Result<Self, IdError> {
                 if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(NUMERIC);
+                }
+                if text.len() > 1 && text.starts_with('0') {
+                    return Err(LEADING_ZERO);
                 }
                 Self::new(text.parse().map_err(|_| NUMERIC)?)
             }
@@ -116,6 +136,29 @@ numeric_id!(
     CouponId
 );
 
+/// A ULID's text: 26 characters of Crockford's base32 in either case (the ULID spec
+/// makes it case-insensitive), the first at most `7`. A larger first character would
+/// need 131 bits: the decoder drops the extra bits without a word, so `8…` would name
+/// the same id as `0…`. The value is the number; its text is always written in upper
+/// case, so whatever keys on an id keys on its one spelling.
+fn parse_ulid(text: &str) -> Option<ulid::Ulid> {
+    let bytes = text.as_bytes();
+    if bytes.len() != ulid::ULID_LEN || !matches!(bytes[0], b'0'..=b'7') {
+        return None;
+    }
+    ulid::Ulid::from_string(&text.to_ascii_uppercase()).ok()
+}
+
+/// A JSON value that is not a string, shown without repeating much of it.
+fn json_kind(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(_) => "an array".to_owned(),
+        serde_json::Value::Object(_) => "an object".to_owned(),
+        // Numbers, booleans and null are short.
+        other => other.to_string(),
+    }
+}
+
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -130,9 +173,9 @@ macro_rules! ulid_id {
 
         impl FromStr for $name {
             type Err = IdError;
-            /// A 26-character ULID, as this API issues them.
+            /// A 26-character ULID, as this API issues them, in either case.
             fn from_str(text: &str) -> Result<Self, IdError> {
-                ulid::Ulid::from_string(text).map($name).map_err(|_| IdError($what))
+                parse_ulid(text).map($name).ok_or(IdError($what))
             }
         }
 
@@ -153,12 +196,11 @@ macro_rules! ulid_id {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 use serde::de::Error as _;
                 let value = serde_json::Value::deserialize(deserializer)?;
-                let shown = || value.to_string().chars().take(40).collect::<String>();
                 match &value {
-                    serde_json::Value::String(text) => {
-                        text.parse().map_err(|e: IdError| D::Error::custom(format!("{e}, not {}", shown())))
-                    }
-                    _ => Err(D::Error::custom(format!("must be {}, not {}", $what, shown()))),
+                    serde_json::Value::String(text) => text
+                        .parse()
+                        .map_err(|e: IdError| D::Error::custom(format!("{e}, not {}", crate::echo::quote(text)))),
+                    other => Err(D::Error::custom(format!("must be {}, not {}", $what, json_kind(other)))),
                 }
             }
         }
@@ -205,7 +247,7 @@ impl EntryId {
 impl FromStr for EntryId {
     type Err = IdError;
     fn from_str(text: &str) -> Result<Self, IdError> {
-        ulid::Ulid::from_string(text).map(EntryId).map_err(|_| IdError("a ledger entry id"))
+        parse_ulid(text).map(EntryId).ok_or(IdError("a ledger entry id"))
     }
 }
 
@@ -251,8 +293,71 @@ mod tests {
     #[test]
     fn user_ids_are_positive_integers_written_as_plain_digits() {
         assert_eq!("42".parse::<UserId>().unwrap().get(), 42);
-        for bad in ["0", "-1", "+1", "abc", "1.5", "1e3", "", " 1", "99999999999999999999"] {
+        assert_eq!("10".parse::<UserId>().unwrap().get(), 10);
+        for bad in ["0", "-1", "+1", "abc", "1.5", "1e3", "", " 1", "1 ", "\t7", "7\n", "99999999999999999999"] {
             assert!(bad.parse::<UserId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_numeric_id_has_one_spelling_so_leading_zeros_are_refused() {
+        for bad in ["007", "07", "00", "0000000000000001"] {
+            assert!(bad.parse::<UserId>().is_err(), "{bad:?}");
+            assert!(bad.parse::<ProductId>().is_err(), "{bad:?}");
+            assert!(bad.parse::<CouponId>().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "007".parse::<CouponId>().unwrap_err().to_string(),
+            "must be a positive integer without leading zeros"
+        );
+        let err = serde_json::from_str::<ProductId>("\"007\"").unwrap_err().to_string();
+        assert!(err.starts_with("must be a positive integer without leading zeros, not \"007\""), "{err}");
+        assert!(serde_json::from_str::<ProductId>("007").is_err(), "JSON itself has no leading zeros");
+    }
+
+    #[test]
+    fn an_id_error_quotes_only_the_start_of_a_long_input() {
+        let long = format!("\"{}\"", "9".repeat(8192));
+        let err = serde_json::from_str::<UserId>(&long).unwrap_err().to_string();
+        assert!(err.len() < 120, "{err}");
+        let err = serde_json::from_str::<OrderId>(&format!("\"{}\"", "x".repeat(8192))).unwrap_err().to_string();
+        assert!(err.len() < 120, "{err}");
+        let err = serde_json::from_str::<OrderId>(&format!("[{}]", "1,".repeat(4000) + "1")).unwrap_err().to_string();
+        assert!(err.starts_with("must be an order id this API issued, not an array"), "{err}");
+    }
+
+    #[test]
+    fn a_ulid_reads_in_either_case_and_is_written_in_upper_case() {
+        let id = OrderId::generate();
+        let upper = id.to_string();
+        assert_eq!(upper, upper.to_ascii_uppercase());
+        assert_eq!(upper.to_ascii_lowercase().parse::<OrderId>(), Ok(id));
+        assert_eq!(upper.to_ascii_lowercase().parse::<OrderId>().unwrap().to_string(), upper);
+        let payment = PaymentId::generate();
+        assert_eq!(payment.to_string().to_ascii_lowercase().parse::<PaymentId>(), Ok(payment));
+        let entry = EntryId::generate();
+        assert_eq!(entry.to_string().to_ascii_lowercase().parse::<EntryId>(), Ok(entry));
+    }
+
+    #[test]
+    fn a_ulid_whose_first_character_overflows_128_bits_is_refused() {
+        let id = "01J0000000000000000000000A";
+        assert!(id.parse::<OrderId>().is_ok());
+        assert!("7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<OrderId>().is_ok(), "the largest ULID");
+        for first in ['8', '9', 'A', 'Z', 'z'] {
+            let overflowing = format!("{first}{}", &id[1..]);
+            assert!(overflowing.parse::<OrderId>().is_err(), "{overflowing}");
+            assert!(overflowing.parse::<PaymentId>().is_err(), "{overflowing}");
+            assert!(overflowing.parse::<EntryId>().is_err(), "{overflowing}");
+        }
+        for bad in [
+            "01J000000000000000000000AI",
+            "01J000000000000000000000A",
+            "01J0000000000000000000000AA",
+            " 1J0000000000000000000000A",
+            "01J00000000000000000000é",
+        ] {
+            assert!(bad.parse::<OrderId>().is_err(), "{bad}");
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`http`]: the route table, extractors, the one error → response mapping, one
 //!   handler per route.
 //! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).
+//! - [`echo`]: how much of a client's input an error message may quote back.
 //! - [`retry`]: bounded jittered backoff for transaction conflicts.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda), and the TLS crypto provider.
 //!
@@ -23,6 +24,7 @@ pub mod balance;
 pub mod catalog;
 pub mod clock;
 pub mod coupons;
+pub mod echo;
 pub mod feed;
 pub mod http;
 pub mod identity;

@@ -204,9 +204,14 @@ fn json_money_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
     match raw.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<String>(raw).map_err(D::Error::custom),
         Some(b'-' | b'0'..=b'9') => Ok(raw.to_owned()),
-        _ => Err(D::Error::custom(format!(
+        // Not money at all: say what it is without repeating it (it may be long).
+        first => Err(D::Error::custom(format!(
             "must be a decimal string such as \"1000.00\" or a JSON number, not {}",
-            raw.chars().take(32).collect::<String>()
+            match first {
+                Some(b'{') => "an object",
+                Some(b'[') => "an array",
+                _ => raw,
+            }
         ))),
     }
 }

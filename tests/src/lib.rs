@@ -15,6 +15,7 @@
 pub mod feed;
 pub mod invariants;
 pub mod policy;
+pub mod shop;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,7 +207,12 @@ impl TestApp {
         let swagger_ui = Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rushcart_local_api::docs::DEFAULT_ASSETS),
         );
-        let settings = rushcart_local_api::Settings { timeouts, issuer: sign_in.then(|| issuer.clone()), swagger_ui };
+        let settings = rushcart_local_api::Settings {
+            timeouts,
+            issuer: sign_in.then(|| issuer.clone()),
+            swagger_ui,
+            ..rushcart_local_api::Settings::default()
+        };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));

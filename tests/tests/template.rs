@@ -286,3 +286,36 @@ fn matches_template(template: &str, path: &str) -> bool {
     wanted.len() == given.len()
         && wanted.iter().zip(&given).all(|(w, g)| if w.starts_with('{') { !g.is_empty() } else { w == g })
 }
+
+/// The local API answers CORS as the deployed API does: the same origins by default,
+/// methods, headers and max age.
+#[test]
+fn the_local_apis_cors_is_the_templates_cors_configuration() {
+    use rushcart_local_api::cors;
+    let template = template();
+    let parameter = &template["Parameters"]["CorsAllowedOrigins"];
+    assert_eq!(parameter["Type"].as_str(), Some("CommaDelimitedList"));
+    assert_eq!(parameter["Default"].as_str(), Some(cors::DEFAULT_ALLOWED_ORIGINS), "CORS_ALLOWED_ORIGINS' default");
+
+    let config = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    match &config["AllowOrigins"] {
+        Value::Tagged(tagged) => {
+            assert_eq!(tagged.tag.to_string(), "!Ref");
+            assert_eq!(tagged.value.as_str(), Some("CorsAllowedOrigins"));
+        }
+        other => panic!("AllowOrigins must be !Ref CorsAllowedOrigins, not {other:?}"),
+    }
+    let list = |name: &str| -> Vec<String> {
+        config[name]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(list("AllowMethods"), cors::ALLOW_METHODS);
+    assert_eq!(list("AllowHeaders"), cors::ALLOW_HEADERS);
+    assert_eq!(list("ExposeHeaders"), cors::EXPOSE_HEADERS);
+    assert_eq!(config["MaxAge"].as_u64(), Some(u64::from(cors::MAX_AGE_SECONDS)));
+    assert!(config.get("AllowCredentials").is_none(), "tokens travel in Authorization, never in cookies");
+}

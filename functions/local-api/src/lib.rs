@@ -7,8 +7,12 @@
 //! back as `apigw-requestid`) and the verified token's claims. What API Gateway does in
 //! front of every function is a layer here: the JWT authorizer on every route that is
 //! not public ([`issuer`]), request ids, header-read, body and whole-request timeouts,
-//! the body limit, and its own answers (`{"message": "Not Found"}` for what no route
-//! takes, `{"message": "Unauthorized"}` for a missing or bad token).
+//! the limit on the request line and headers, the body limit, CORS ([`cors`]), and its
+//! own answers (`{"message": "Not Found"}` for what no route takes,
+//! `{"message": "Unauthorized"}` for a missing or bad token, `{"message": "Request-URI
+//! Too Long"}` …). Every answer says `X-Content-Type-Options: nosniff`: the functions'
+//! (they set it themselves, as deployed, with `Cache-Control: no-store` on every route
+//! that is not public) and the local API's own.
 //!
 //! Local only, never deployed: `/_local/token` (mint a token), the issuer's
 //! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`,
@@ -20,6 +24,7 @@
 #![recursion_limit = "256"]
 
 pub mod calls;
+pub mod cors;
 pub mod docs;
 pub mod feed;
 pub mod issuer;
@@ -73,6 +78,20 @@ impl Default for Timeouts {
 /// The header API Gateway answers with the request's id.
 pub const REQUEST_ID_HEADER: &str = "apigw-requestid";
 
+/// API Gateway HTTP API's limit on the request line plus headers (bytes).
+pub const MAX_HEAD_BYTES: usize = 10_240;
+
+/// hyper's read buffer, which must hold a whole request head: far past
+/// [`MAX_HEAD_BYTES`], so that heads up to this size reach the [`gateway`] layer and
+/// are refused there with API Gateway's JSON answer. A head past it gets hyper's own
+/// 431, which has no body (see [`serve`]).
+const READ_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The most header lines hyper parses: as many of the shortest possible line (`a:` and
+/// CRLF, 4 bytes) as fit in [`MAX_HEAD_BYTES`], so that every head API Gateway would
+/// take is parsed and [`gateway`] decides (hyper's default stops at 100).
+const MAX_HEADER_LINES: usize = MAX_HEAD_BYTES / 4;
+
 /// How the local API stands in for API Gateway.
 #[derive(Clone, Default)]
 pub struct Settings {
@@ -84,6 +103,8 @@ pub struct Settings {
     /// The `swagger-ui-dist` folder `/docs` serves its assets from;
     /// [`docs::DEFAULT_ASSETS`] (from the working directory) when `None`.
     pub swagger_ui: Option<std::path::PathBuf>,
+    /// The origins allowed to call from a browser (`CORS_ALLOWED_ORIGINS`).
+    pub cors: Arc<cors::Cors>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -122,11 +143,16 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     let assets = settings.swagger_ui.clone().unwrap_or_else(|| docs::DEFAULT_ASSETS.into());
     router = router.merge(docs::routes(assets));
     let timeouts = settings.timeouts;
+    let cors = settings.cors.clone();
+    // Each layer wraps what is above it, so a request meets the gateway's limits and
+    // ids first, then CORS (a preflight never reaches a route or the authorizer), then
+    // the body timeout and the routes.
     router
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
+        .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
         .layer(axum::middleware::from_fn(move |request, next| gateway(request, next, timeouts.integration)))
 }
 
@@ -140,20 +166,43 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "message": message }))).into_response()
 }
 
-/// What API Gateway does around every request: give it an id (in the request's
-/// extensions for the function, and in the `apigw-requestid` answer header), and cut
-/// it off after the integration timeout.
+/// What API Gateway does around every request: refuse a request line and headers past
+/// [`MAX_HEAD_BYTES`], give the request an id (in its extensions for the function, and
+/// in the `apigw-requestid` answer header), cut it off after the integration timeout,
+/// and say `nosniff` on every answer.
 async fn gateway(mut request: Request, next: axum::middleware::Next, integration: Duration) -> Response {
     let id = RequestId(ulid::Ulid::new().to_string());
-    request.extensions_mut().insert(id.clone());
-    let mut response = match tokio::time::timeout(integration, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+    let mut response = if let Some(refusal) = head_too_large(&request) {
+        refusal
+    } else {
+        request.extensions_mut().insert(id.clone());
+        match tokio::time::timeout(integration, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        }
     };
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id.0) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        headers.insert(REQUEST_ID_HEADER, value);
     }
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
+}
+
+/// API Gateway's answer to a request line plus headers past [`MAX_HEAD_BYTES`]: 414
+/// when the URI alone is past it, 431 otherwise. The size is counted as the head's
+/// HTTP/1.1 text: `METHOD SP target SP HTTP/1.1 CRLF`, each `name: value CRLF`, and the
+/// closing CRLF (hyper has already dropped the blanks around values, which API Gateway
+/// would not count either).
+fn head_too_large(request: &Request) -> Option<Response> {
+    let target = request.uri().to_string().len();
+    if target > MAX_HEAD_BYTES {
+        return Some(gateway_message(StatusCode::URI_TOO_LONG, "Request-URI Too Long"));
+    }
+    let line = request.method().as_str().len() + 1 + target + 1 + "HTTP/1.1".len() + 2;
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    (line + headers + 2 > MAX_HEAD_BYTES)
+        .then(|| gateway_message(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "Request Header Fields Too Large"))
 }
 
 /// The id API Gateway gives a request.
@@ -167,9 +216,9 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
     Router::new()
         .route(
             "/_local/token",
-            axum::routing::post(move |body: axum::body::Bytes| {
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
                 let issuer = minting.clone();
-                async move { mint(&issuer, &body) }
+                async move { mint(&issuer, &headers, &body) }
             }),
         )
         .route(
@@ -179,8 +228,12 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
         .route("/_local/jwks.json", axum::routing::get(move || async move { axum::Json(issuer.jwks()) }))
 }
 
-/// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`.
-fn mint(issuer: &LocalIssuer, body: &[u8]) -> Response {
+/// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`, sent as
+/// JSON (`Content-Type: application/json`) as the functions' bodies are.
+fn mint(issuer: &LocalIssuer, headers: &http::HeaderMap, body: &[u8]) -> Response {
+    if let Err(refused) = rushcart::http::extract::require_json(headers) {
+        return from_lambda(refused.into_response());
+    }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct TokenRequest {
@@ -325,6 +378,13 @@ pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Dura
 }
 
 /// Serves until `shutdown` completes. Connections are kept alive between requests.
+///
+/// What hyper itself refuses is answered by hyper, with a status and no body: a
+/// request it cannot parse at all (400), a head past [`READ_BUFFER_BYTES`] (431), a
+/// URI past 65,534 bytes (414). hyper 1 writes those answers inside its connection
+/// state machine (`on_parse_error` writes a bare head) and offers no hook to give them
+/// a body, so they cannot carry API Gateway's `{"message": …}` here; everything that
+/// parses, however large up to the buffer, reaches [`gateway`] and gets the JSON answer.
 pub async fn serve(
     listener: TcpListener,
     deps: Arc<Deps<DynamoStore>>,
@@ -351,6 +411,8 @@ pub async fn serve(
         tokio::spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
+                .max_buf_size(READ_BUFFER_BYTES)
+                .max_headers(MAX_HEADER_LINES)
                 .header_read_timeout(timeouts.header_read)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)

@@ -67,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let swagger_ui = std::env::var_os("SWAGGER_UI_DIR").map(std::path::PathBuf::from);
     println!("the API described: http://127.0.0.1:{port}/docs (Swagger UI), http://127.0.0.1:{port}/openapi.json");
-    let settings = Settings { issuer, swagger_ui, ..Settings::default() };
+    let cors = rushcart_local_api::cors::Cors::from_env().context("CORS_ALLOWED_ORIGINS")?;
+    let settings = Settings { issuer, swagger_ui, cors: Arc::new(cors), ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -99,7 +99,8 @@ pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
     }
     let product = NewProduct { name: body.name, price: body.price, stock: body.stock };
     let created = deps.store.create_product(product, key, deps.clock.now()).await?;
-    Ok(replayed(json(StatusCode::CREATED, &created.value)?, created.replayed))
+    let location = super::routes::url_of::<super::routes::GetProduct>(created.value.product_id);
+    Ok(replayed(super::created(&location, &created.value)?, created.replayed))
 }
 
 /// `PUT /api/v1/admin/products/{productId}` → 200 with the product as changed. Orders
@@ -173,7 +174,8 @@ pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> 
         ends_at: body.ends_at.to_offset(time::UtcOffset::UTC),
     };
     let created = deps.store.create_coupon(coupon, key, now).await?;
-    Ok(replayed(json(StatusCode::CREATED, &CouponBody::from(&created.value))?, created.replayed))
+    let location = super::routes::url_of::<super::routes::GetCoupon>(created.value.id);
+    Ok(replayed(super::created(&location, &CouponBody::from(&created.value))?, created.replayed))
 }
 
 /// `POST /api/v1/admin/users/{userId}/balance/charge` `{"amount"}`: an operator

@@ -1,6 +1,7 @@
 //! Every error the API returns: `{"code": "SCREAMING_SNAKE", "message": "..."}` with a
 //! fitting status. Faults become opaque 500/503 bodies; their full cause chain goes to
-//! the log, never to the client.
+//! the log, never to the client. A message quotes at most a short prefix of what the
+//! client sent ([`crate::echo`]).
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
@@ -45,8 +46,12 @@ pub(crate) struct ErrorBody<'a> {
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl ApiError {
+    /// An error answer. Whatever the message quotes is cut to a short prefix here
+    /// ([`crate::echo::shorten_quoted`]): the backstop for texts a library wrote with
+    /// the client's input in them.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), challenge: None }
+        let message = crate::echo::shorten_quoted(&message.into());
+        ApiError { status, code, message, challenge: None }
     }
 
     /// No token, or one the authorizer would not accept: answered exactly as API

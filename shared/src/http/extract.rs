@@ -4,6 +4,9 @@
 //! and money deserialise through their own parsers, an unknown or duplicate field is
 //! refused, and an error names the field it is about with that field's code
 //! (`INVALID_AMOUNT` for `amount`, `INVALID_PRODUCT_ID` for `products[2].productId` …).
+//! Before any of that, a body must say it is JSON ([`require_json`]): anything else is
+//! 415, so a cross-site form (`text/plain`, sent by a browser without a CORS preflight)
+//! can never reach a write.
 //!
 //! [`acting_user`] is the single place that decides who is acting (see
 //! [`crate::identity`]): the verified token's user, whom every place a request can
@@ -15,6 +18,7 @@ use lambda_http::{Request, RequestExt as _};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, MAX_BODY_BYTES};
+use crate::echo::quote;
 use crate::identity::{Caller, ClaimNames, Identity};
 use crate::ids::{IdempotencyKey, UserId};
 use crate::pagination::PageRequest;
@@ -105,7 +109,7 @@ pub fn require_operator(request: &Request, identity: &Identity) -> Result<(), Ap
 }
 
 fn parse_user(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|_| invalid("userId", format!("{raw:?} must be a positive integer")))
+    raw.parse().map_err(|e: crate::ids::IdError| invalid("userId", format!("{} {e}", quote(raw))))
 }
 
 /// An id from the path, e.g. `path_id::<CouponId>(request, "couponId")`.
@@ -114,7 +118,7 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = request.path_parameters_ref().and_then(|params| params.first(name)).unwrap_or_default();
-    raw.parse().map_err(|e: T::Err| invalid(name, format!("{raw:?} {e}")))
+    raw.parse().map_err(|e: T::Err| invalid(name, format!("{} {e}", quote(raw))))
 }
 
 /// The optional `Idempotency-Key` header.
@@ -140,7 +144,8 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
     optional_json_body(request)?.ok_or_else(|| ApiError::bad_request("INVALID_BODY", "a JSON object body is required"))
 }
 
-/// As [`json_body`], for routes whose body may be left out: `None` when it is empty.
+/// As [`json_body`], for routes whose body may be left out: `None` when it is empty
+/// (or only whitespace).
 pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Option<T>, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
@@ -150,6 +155,10 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
             format!("the body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    require_json(request.headers())?;
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Ok(None),
         Some(b'{') => {}
@@ -164,6 +173,39 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
     deserializer.end().map_err(malformed)?;
     Ok(Some(value))
+}
+
+/// A request body must be declared `Content-Type: application/json`: the type in any
+/// case, with parameters (`; charset=utf-8`), but no charset other than UTF-8 (JSON is
+/// UTF-8, RFC 8259). Missing, another type, or several Content-Type headers: 415
+/// `UNSUPPORTED_MEDIA_TYPE`. The structured `application/*+json` types are refused
+/// too: this API speaks plain JSON only, one media type for every route, and a
+/// `merge-patch+json` body would promise semantics no route has.
+pub fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let mut values = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let refused = |what: String| {
+        ApiError::new(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("the body must be sent as Content-Type: application/json, not {what}"),
+        )
+    };
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Err(refused("without a Content-Type".to_owned())),
+        (Some(_), Some(_)) => return Err(refused("several Content-Type headers".to_owned())),
+        (Some(value), None) => value,
+    };
+    let text = value.to_str().map_err(|_| refused("a Content-Type that is not ASCII".to_owned()))?;
+    let mut parts = text.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    let utf8 = parts.filter_map(|param| param.split_once('=')).all(|(name, value)| {
+        !name.trim().eq_ignore_ascii_case("charset") || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    if media_type.eq_ignore_ascii_case("application/json") && utf8 {
+        Ok(())
+    } else {
+        Err(refused(quote(text)))
+    }
 }
 
 fn malformed(err: serde_json::Error) -> ApiError {
@@ -237,7 +279,15 @@ mod tests {
     }
 
     fn parse(body: &str) -> Result<Option<Body>, ApiError> {
-        optional_json_body(&Request::new(lambda_http::Body::Text(body.to_owned())))
+        parse_as(Some("application/json"), body)
+    }
+
+    fn parse_as(content_type: Option<&str>, body: &str) -> Result<Option<Body>, ApiError> {
+        let mut request = Request::new(lambda_http::Body::Text(body.to_owned()));
+        if let Some(content_type) = content_type {
+            request.headers_mut().insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+        }
+        optional_json_body(&request)
     }
 
     fn refused(body: &str) -> (&'static str, String) {
@@ -290,5 +340,67 @@ mod tests {
         assert_eq!(refused(r#"{"amount": 5} trailing"#).0, "MALFORMED_JSON");
         let huge = format!(r#"{{"amount": "{}"}}"#, "9".repeat(MAX_BODY_BYTES));
         assert_eq!(parse(&huge).unwrap_err().status, http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn a_body_is_read_only_when_it_says_it_is_json() {
+        for accepted in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json; foo=bar",
+        ] {
+            let body =
+                parse_as(Some(accepted), r#"{"amount": "5.00"}"#).unwrap_or_else(|e| panic!("{accepted}: {e:?}"));
+            assert_eq!(body.unwrap().amount.unwrap().to_string(), "5.00", "{accepted}");
+        }
+        for refused in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/merge-patch+json"),
+            Some("application/json; charset=utf-16"),
+            Some("application/jsonx"),
+            Some(""),
+        ] {
+            let err = parse_as(refused, r#"{"amount": "5.00"}"#).expect_err(&format!("{refused:?}"));
+            assert_eq!(
+                (err.status, err.code),
+                (http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+                "{refused:?}"
+            );
+        }
+        // Before any parsing: a body that is not even JSON is refused for its type.
+        assert_eq!(parse_as(Some("text/plain"), "amount=5").unwrap_err().code, "UNSUPPORTED_MEDIA_TYPE");
+        // No body needs no type.
+        assert!(parse_as(None, "").unwrap().is_none());
+    }
+
+    #[test]
+    fn two_content_types_are_refused() {
+        let mut request = Request::new(lambda_http::Body::Text("{}".to_owned()));
+        request.headers_mut().append(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+        request.headers_mut().append(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert_eq!(optional_json_body::<Body>(&request).unwrap_err().code, "UNSUPPORTED_MEDIA_TYPE");
+    }
+
+    #[test]
+    fn an_error_quotes_at_most_the_start_of_a_long_value() {
+        let long = "z".repeat(8192);
+        for body in [
+            format!(r#"{{"products": [{{"productId": 1, "quantity": "{long}"}}]}}"#),
+            format!(r#"{{"{long}": 1}}"#),
+            format!(r#"{{"userId": "{long}"}}"#),
+            format!(r#"{{"amount": "{long}"}}"#),
+            format!(r#"{{"amount": {{"{long}": 1}}}}"#),
+        ] {
+            let (code, message) = refused(&body);
+            assert!(message.chars().count() < 200, "{code}: {message}");
+            assert!(!message.contains(&"z".repeat(33)), "{code}: {message}");
+        }
+        let err = parse_as(Some(&format!("text/{long}")), "{}").unwrap_err();
+        assert!(err.message.len() < 200, "{}", err.message);
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP edge: the routes, the request extractors, the one error → response mapping,
 //! and one handler per use case. Handlers are short: extract → parse → one use case →
 //! respond, returning `Result<Response, ApiError>`; [`instrumented`] is the one place
-//! an error becomes a response.
+//! an error becomes a response, and the one place every answer gets the headers the
+//! edge owes it ([`edge_headers`]), so the deployed functions send them as the local
+//! API does.
 
 pub mod admin;
 pub mod balance;
@@ -18,6 +20,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 pub use error::ApiError;
+use routes::Access;
 
 /// What every handler returns.
 pub type Handled = Result<Response<Body>, ApiError>;
@@ -33,6 +36,31 @@ pub fn json<T: Serialize>(status: http::StatusCode, value: &T) -> Handled {
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+/// A 201 for something that now has its own URL: the JSON body, and `Location` naming
+/// that URL (built from the route table, [`routes::url_of`]). A replayed creation
+/// answers the same `Location`.
+pub fn created<T: Serialize>(location: &str, value: &T) -> Handled {
+    let mut response = json(http::StatusCode::CREATED, value)?;
+    let location = http::HeaderValue::from_str(location)
+        .map_err(|err| ApiError::internal(anyhow::Error::new(err).context(format!("Location {location:?}"))))?;
+    response.headers_mut().insert(http::header::LOCATION, location);
+    Ok(response)
+}
+
+/// The headers every answer of a function carries, success or error:
+/// `X-Content-Type-Options: nosniff` (a browser never second-guesses the JSON type we
+/// declare), and on every route that is not [`Access::Public`] `Cache-Control:
+/// no-store`, since its answers are someone's data and no browser or proxy may keep a
+/// copy. Public answers (the catalogue, the top 5, a coupon's terms) are left
+/// cacheable.
+pub fn edge_headers(response: &mut Response<Body>, access: Access) {
+    let headers = response.headers_mut();
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, http::HeaderValue::from_static("nosniff"));
+    if access != Access::Public {
+        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Marks the answer to a retry that matched an earlier request's `Idempotency-Key`.
@@ -67,8 +95,14 @@ pub fn gateway_request_id(request: &lambda_http::Request) -> Option<String> {
 
 /// Runs one request inside a span that carries its route and both request ids
 /// (Lambda's and API Gateway's), so every log line of the request can be found
-/// together and by the id its client saw, and turns an error into its response.
-pub async fn instrumented<F, Fut>(route: &'static str, request: lambda_http::Request, handle: F) -> Response<Body>
+/// together and by the id its client saw, turns an error into its response, and gives
+/// every answer the [`edge_headers`] of a route with `access`.
+pub async fn instrumented<F, Fut>(
+    route: &'static str,
+    access: Access,
+    request: lambda_http::Request,
+    handle: F,
+) -> Response<Body>
 where
     F: FnOnce(lambda_http::Request) -> Fut,
     Fut: std::future::Future<Output = Handled>,
@@ -90,7 +124,8 @@ where
         apigw_request_id = gateway_id.as_deref().unwrap_or_default()
     );
     async move {
-        let response = respond_to(gateway_id.as_deref(), handle(request).await);
+        let mut response = respond_to(gateway_id.as_deref(), handle(request).await);
+        edge_headers(&mut response, access);
         tracing::info!(status = response.status().as_u16(), "handled");
         response
     }
@@ -119,13 +154,49 @@ macro_rules! http_lambda {
             let deps = &$crate::Deps::from_env().await?;
             lambda_http::run(lambda_http::service_fn(move |request: lambda_http::Request| async move {
                 Ok::<_, lambda_http::Error>(
-                    $crate::http::instrumented($crate::http::routes::$route::FUNCTION, request, |request| {
-                        $crate::http::routes::$route::handle(request, deps)
-                    })
+                    $crate::http::instrumented(
+                        $crate::http::routes::$route::FUNCTION,
+                        $crate::http::routes::$route::ACCESS,
+                        request,
+                        |request| $crate::http::routes::$route::handle(request, deps),
+                    )
                     .await,
                 )
             }))
             .await
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(access: Access, handled: Handled) -> Response<Body> {
+        instrumented("test-route", access, lambda_http::Request::default(), |_| async { handled }).await
+    }
+
+    #[tokio::test]
+    async fn every_answer_says_nosniff_and_only_public_ones_may_be_cached() {
+        let ok = || json(http::StatusCode::OK, &serde_json::json!({"ok": true}));
+        let refused = || Err(ApiError::bad_request("INVALID_BODY", "no"));
+        for access in [Access::Customer, Access::Operator] {
+            for response in [answer(access, ok()).await, answer(access, refused()).await] {
+                assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{access:?}");
+                assert_eq!(response.headers()["cache-control"], "no-store", "{access:?}");
+            }
+        }
+        for response in [answer(Access::Public, ok()).await, answer(Access::Public, refused()).await] {
+            assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+            assert!(response.headers().get("cache-control").is_none());
+        }
+    }
+
+    #[test]
+    fn a_creation_names_its_new_url() {
+        let response = created("/api/v1/orders/01J0000000000000000000000A", &serde_json::json!({})).unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["location"], "/api/v1/orders/01J0000000000000000000000A");
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
 }

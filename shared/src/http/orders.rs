@@ -208,7 +208,8 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps
     let key = idempotency_key(&request)?;
     let order = order_request(&request, &deps.identity)?;
     let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), deps.order_windows, order, key).await?;
-    Ok(replayed(json(StatusCode::CREATED, &order_body(&placed.order, false))?, placed.replayed))
+    let location = super::routes::url_of::<super::routes::GetOrder>(placed.order.id);
+    Ok(replayed(super::created(&location, &order_body(&placed.order, false))?, placed.replayed))
 }
 
 /// `GET /api/v1/orders/{orderId}`: the caller's own order (someone else's is not

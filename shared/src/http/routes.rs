@@ -51,6 +51,16 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
+/// The URL of one resource of route `R`: its path with the one `{…}` parameter filled
+/// in (`url_of::<GetOrder>(id)` is `/api/v1/orders/{id}`). A 201 names it in
+/// `Location`, so the URL comes from the table the routes are served from.
+pub fn url_of<R: Route>(id: impl std::fmt::Display) -> String {
+    match (R::PATH.find('{'), R::PATH.find('}')) {
+        (Some(open), Some(close)) if open < close => format!("{}{id}{}", &R::PATH[..open], &R::PATH[close + 1..]),
+        _ => R::PATH.to_owned(),
+    }
+}
+
 macro_rules! routes {
     ($($route:ident: $access:ident $method:ident $path:literal => $function:literal, $handler:path;)*) => {
         $(
@@ -92,7 +102,7 @@ macro_rules! routes {
             deps: &Deps<DynamoStore>,
         ) -> Option<Response<Body>> {
             Some(match function {
-                $($function => instrumented($function, request, |request| $route::handle(request, deps)).await,)*
+                $($function => instrumented($function, $route::ACCESS, request, |request| $route::handle(request, deps)).await,)*
                 _ => return None,
             })
         }
@@ -153,6 +163,13 @@ mod tests {
         for route in ROUTES {
             assert_eq!(route.path.starts_with("/api/v1/admin/"), route.access == Access::Operator, "{route:?}");
         }
+    }
+
+    #[test]
+    fn a_resource_url_fills_in_its_routes_one_parameter() {
+        assert_eq!(url_of::<GetOrder>("01J0000000000000000000000A"), "/api/v1/orders/01J0000000000000000000000A");
+        assert_eq!(url_of::<GetProduct>(7), "/api/v1/products/7");
+        assert_eq!(url_of::<GetCoupon>(3), "/api/v1/coupons/3");
     }
 
     #[test]
