@@ -39,13 +39,51 @@ impl<'de, T: FromStr + TryFrom<u64>> serde::de::Visitor<'de> for NumericIdVisito
         }
     }
 
+    /// `7.0` is the number 7 (JSON has one number type, and JSON Schema reads a whole
+    /// number as an integer); `7.5` is no id.
     fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<T, E> {
-        Err(E::custom(format!("{NUMERIC}, not {value}")))
+        match whole_number(value) {
+            Some(whole) => self.visit_u64(whole),
+            None => Err(E::custom(format!("{NUMERIC}, not {value}"))),
+        }
     }
 
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
         text.parse().map_err(|_| E::custom(format!("{}, not {}", numeric_error(text), crate::echo::quote(text))))
     }
+}
+
+/// The whole number a JSON number stands for, if it is one that a `u64` holds
+/// exactly: `3`, `3.0` and `3e0` are all the number 3.
+pub fn whole_number(value: f64) -> Option<u64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: past it, not every integer is a float
+    (value.is_finite() && value.fract() == 0.0 && (0.0..=EXACT).contains(&value)).then_some(value as u64)
+}
+
+/// Deserialises a count in a request body (a quantity, a stock, a total) from a JSON
+/// whole number, whichever way it is written: `#[serde(deserialize_with = "count")]`.
+pub fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct Count;
+    impl serde::de::Visitor<'_> for Count {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value).map_err(|_| E::custom(format!("must be a whole number, not {value}")))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<u64, E> {
+            whole_number(value).ok_or_else(|| E::custom(format!("must be a whole number, not {value}")))
+        }
+    }
+    deserializer.deserialize_any(Count)
 }
 
 /// Why `text` is not a numeric id's one spelling (digits, no leading zeros).
@@ -392,5 +430,28 @@ mod tests {
         assert!(IdempotencyKey::parse("").is_err());
         assert!(IdempotencyKey::parse("has space").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn a_whole_number_is_one_however_json_writes_it() {
+        let user = |json: &str| serde_json::from_str::<UserId>(json).map(UserId::get).map_err(|e| e.to_string());
+        assert_eq!(user("7"), Ok(7));
+        assert_eq!(user("7.0"), Ok(7));
+        assert_eq!(user("7e0"), Ok(7));
+        assert!(user("7.5").is_err());
+        assert!(user("0.0").is_err());
+        assert!(user("1e300").is_err());
+        #[derive(serde::Deserialize)]
+        struct Line {
+            #[serde(deserialize_with = "count")]
+            quantity: u64,
+        }
+        let quantity = |json: &str| serde_json::from_str::<Line>(json).map(|l| l.quantity).map_err(|e| e.to_string());
+        assert_eq!(quantity(r#"{"quantity": 3.0}"#), Ok(3));
+        assert_eq!(quantity(r#"{"quantity": 3}"#), Ok(3));
+        for refused in [r#"{"quantity": 2.5}"#, r#"{"quantity": -1}"#, r#"{"quantity": "3"}"#, r#"{"quantity": 1e20}"#]
+        {
+            assert!(quantity(refused).is_err(), "{refused}");
+        }
     }
 }

@@ -29,6 +29,7 @@ struct NewProductRequest {
     #[schema(value_type = super::openapi::Price)]
     price: Money,
     #[schema(maximum = 1_000_000)]
+    #[serde(deserialize_with = "crate::ids::count")]
     stock: u64,
 }
 
@@ -57,6 +58,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: 
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RestockRequest {
     #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "crate::ids::count")]
     add: u64,
 }
 
@@ -67,6 +69,7 @@ struct NewCouponRequest {
     name: DisplayName,
     discount: Amount,
     #[schema(minimum = 1, maximum = 10_000_000)]
+    #[serde(deserialize_with = "crate::ids::count")]
     total: u64,
     /// When it stops being issued: in the future.
     #[serde(with = "time::serde::rfc3339")]

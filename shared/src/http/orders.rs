@@ -41,6 +41,7 @@ struct CreateRequest {
 struct LineRequest {
     product_id: ProductId,
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "crate::ids::count")]
     quantity: u64,
 }
 
