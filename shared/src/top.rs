@@ -21,6 +21,7 @@ use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
 use crate::coupons::GateFuture;
 use crate::ids::ProductId;
+use crate::metrics;
 
 pub const WINDOW_DAYS: u8 = 3;
 pub const TOP_N: usize = 5;
@@ -139,12 +140,16 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
 ) -> Result<TopProducts, TopError> {
     let Some(cache) = cache else { return compute(store, clock.now()).await };
     match cache.get().await {
-        Cached::Hit(value) => return Ok(value),
+        Cached::Hit(value) => {
+            metrics::count("TopCache", &["Hit"], 1);
+            return Ok(value);
+        }
         Cached::Unavailable => {
+            metrics::count("TopCache", &["Fallback"], 1);
             tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
             return compute(store, clock.now()).await;
         }
-        Cached::Miss => {}
+        Cached::Miss => metrics::count("TopCache", &["Miss"], 1),
     }
     if cache.try_lock().await {
         let result = compute(store, clock.now()).await;

@@ -16,7 +16,8 @@
 //!
 //! Local only, never deployed: `/_local/token` (mint a token), the issuer's
 //! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`,
-//! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]), and the
+//! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]),
+//! `/_local/metrics` (the EMF metrics the functions wrote, summed, [`metrics`]), and the
 //! API's description: `/openapi.json` and Swagger UI at `/docs` ([`docs`]).
 
 // Counting each request's DynamoDB calls wraps the handler futures once more, past
@@ -28,6 +29,7 @@ pub mod cors;
 pub mod docs;
 pub mod feed;
 pub mod issuer;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -110,6 +112,8 @@ pub struct Settings {
 /// The whole local API: every route of the table, API Gateway's own answers, and the
 /// layers that stand for what it does in front of every function.
 pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
+    // What the functions emit is summed for /_local/metrics.
+    metrics::install();
     let mut router = Router::new();
     for route in ROUTES {
         let deps = deps.clone();
@@ -149,6 +153,13 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     // the body timeout and the routes.
     router
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
+        .route(
+            "/_local/metrics",
+            axum::routing::get(|| async { axum::Json(metrics::local().snapshot()) }).delete(|| async {
+                metrics::local().reset();
+                StatusCode::NO_CONTENT
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))

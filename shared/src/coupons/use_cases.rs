@@ -5,6 +5,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::ids::UserId;
+use crate::metrics;
 use crate::pagination::{Page, PageRequest};
 
 pub async fn get_coupon(store: &impl CouponReader, id: CouponId) -> Result<Coupon, CouponError> {
@@ -19,13 +20,41 @@ pub async fn issue(
     coupon: CouponId,
     user: UserId,
 ) -> Result<IssuedCoupon, CouponError> {
+    let issued = issue_through_gate(store, gate, clock, coupon, user).await;
+    let outcome = match &issued {
+        Ok(_) => Some("Issued"),
+        Err(CouponError::SoldOut(_)) => Some("SoldOut"),
+        Err(CouponError::AlreadyIssued(..)) => Some("AlreadyIssued"),
+        Err(CouponError::Expired(_)) => Some("Expired"),
+        Err(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        metrics::count("CouponIssues", &[outcome], 1);
+    }
+    issued
+}
+
+async fn issue_through_gate(
+    store: &impl CouponIssuer,
+    gate: Option<&dyn AdmissionGate>,
+    clock: &dyn Clock,
+    coupon: CouponId,
+    user: UserId,
+) -> Result<IssuedCoupon, CouponError> {
     let now = clock.now();
     let Some(gate) = gate else { return store.issue(coupon, user, now).await };
     let terms = store.terms(coupon).await?;
     if terms.has_ended(now) {
         return Err(CouponError::Expired(coupon));
     }
-    match gate.admit(&terms, user).await {
+    let admission = gate.admit(&terms, user).await;
+    let outcome = match admission {
+        Admission::Admitted => "Admitted",
+        Admission::SoldOut | Admission::AlreadyHolds => "Refused",
+        Admission::Bypassed => "Bypassed",
+    };
+    metrics::count("CouponGate", &[outcome], 1);
+    match admission {
         Admission::Admitted => {}
         Admission::SoldOut => return Err(CouponError::SoldOut(coupon)),
         Admission::AlreadyHolds => return Err(CouponError::AlreadyIssued(coupon, user)),

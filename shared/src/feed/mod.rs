@@ -20,6 +20,8 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::metrics;
+
 /// One outbox event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
@@ -163,9 +165,18 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
                     publisher.publish(&event).await?;
                     outbox.mark_published(&event, now).await
                 };
-                if let Err(err) = outcome.await {
-                    tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
-                    failed.push(id);
+                match outcome.await {
+                    Ok(()) => {
+                        metrics::count("FeedEvents", &["Relayed"], 1);
+                        if let Some(lag) = committed_at(&event).map(|at| now - at) {
+                            metrics::duration("FeedLag", &[], lag.try_into().unwrap_or_default());
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
+                        metrics::count("FeedEvents", &["Retried"], 1);
+                        failed.push(id);
+                    }
                 }
             }
             failed
@@ -174,6 +185,13 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
         .flat_map(futures::stream::iter)
         .collect()
         .await
+}
+
+/// When the event's change committed: its refund, or else its payment.
+fn committed_at(event: &OutboxEvent) -> Option<OffsetDateTime> {
+    let payload: Value = serde_json::from_str(&event.payload).ok()?;
+    let at = payload["refundedAt"].as_str().or_else(|| payload["paidAt"].as_str())?;
+    OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Republishes events left unpublished past the grace period. Returns how many it
@@ -206,9 +224,13 @@ pub async fn consume<L: DeliveryLog, D: DataPlatform>(
     futures::stream::iter(messages)
         .map(|(message_id, body)| async move {
             match deliver_one(log, platform, &body, now).await {
-                Ok(()) => None,
+                Ok(delivered) => {
+                    metrics::count("FeedEvents", &[delivered], 1);
+                    None
+                }
                 Err(err) => {
                     tracing::warn!(message = %message_id, error = %format!("{err:#}"), "delivery failed; SQS will retry it");
+                    metrics::count("FeedEvents", &["DeliveryFailed"], 1);
                     Some(message_id)
                 }
             }
@@ -219,24 +241,25 @@ pub async fn consume<L: DeliveryLog, D: DataPlatform>(
         .await
 }
 
+/// Delivers one message: `Delivered`, or `Duplicate` when it was delivered before.
 async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
     log: &L,
     platform: &D,
     body: &str,
     now: OffsetDateTime,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<&'static str> {
     let event: Value = serde_json::from_str(body)?;
     let event_id = event["eventId"].as_str().ok_or_else(|| anyhow::anyhow!("event without eventId"))?;
     match log.claim(event_id, now).await? {
         Claim::Delivered => {
             tracing::info!(event = event_id, "duplicate event acknowledged without posting");
-            return Ok(());
+            return Ok("Duplicate");
         }
         Claim::Busy => anyhow::bail!("event {event_id} is being delivered by another consumer"),
         Claim::Claimed => {}
     }
     match platform.deliver(event_id, body).await {
-        Ok(()) => log.delivered(event_id, now).await,
+        Ok(()) => log.delivered(event_id, now).await.map(|()| "Delivered"),
         Err(err) => {
             if let Err(release) = log.release(event_id).await {
                 tracing::warn!(event = event_id, error = %release, "releasing a delivery claim failed; its lease will expire");

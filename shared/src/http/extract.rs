@@ -53,6 +53,13 @@ pub fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
 /// Trusting the client (local `AUTH=off`): the user the request names; every place
 /// that names one must agree, and one must.
 pub fn acting_user(request: &Request, identity: &Identity, from_body: Option<UserId>) -> Result<UserId, ApiError> {
+    let user = decide_acting_user(request, identity, from_body)?;
+    // The request's log lines say who acted (the span is `http::instrumented`'s).
+    tracing::Span::current().record("user", user.get());
+    Ok(user)
+}
+
+fn decide_acting_user(request: &Request, identity: &Identity, from_body: Option<UserId>) -> Result<UserId, ApiError> {
     let named = named_users(request, from_body)?;
     match identity {
         Identity::Claims(names) => {

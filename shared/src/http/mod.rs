@@ -115,22 +115,42 @@ where
         .or_else(|| request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_default();
     let gateway_id = gateway_request_id(&request);
+    // X-Ray's trace id, which Lambda hands each invocation when tracing is active.
+    let trace_id = request.lambda_context_ref().and_then(|ctx| ctx.xray_trace_id.clone()).unwrap_or_default();
     let span = tracing::info_span!(
         "request",
         route,
         method = %request.method(),
         path = %request.uri().path(),
         request_id,
-        apigw_request_id = gateway_id.as_deref().unwrap_or_default()
+        apigw_request_id = gateway_id.as_deref().unwrap_or_default(),
+        trace_id,
+        // The acting user, once the request has named one (extract::acting_user).
+        user = tracing::field::Empty,
     );
+    let started = std::time::Instant::now();
     async move {
         let mut response = respond_to(gateway_id.as_deref(), handle(request).await);
         edge_headers(&mut response, access);
-        tracing::info!(status = response.status().as_u16(), "handled");
+        let elapsed = started.elapsed();
+        let status = response.status();
+        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1000.0, "handled");
+        crate::metrics::count("Requests", &[route, status_class(status)], 1);
+        crate::metrics::duration("Latency", &[route], elapsed);
         response
     }
     .instrument(span)
     .await
+}
+
+/// `2xx`, `4xx`, `5xx` …: the dimension requests are counted by.
+fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// A paginated list body: `{"items": [...], "nextCursor": "..." | null}`.

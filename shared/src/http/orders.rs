@@ -13,7 +13,7 @@ use super::openapi::{IdempotencyHeader, PageQuery};
 use super::routes::{
     CancelAnyOrder, CancelOrder, CreateOrder, GetAnyOrder, GetOrder, PayOrder, Route as _, UserOrders,
 };
-use super::{json, replayed, Handled};
+use super::{json, replayed, ApiError, Handled};
 use crate::catalog::ProductCatalog;
 use crate::clock::rfc3339_millis;
 use crate::identity::Identity;
@@ -315,6 +315,20 @@ pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Han
     json(StatusCode::OK, &body)
 }
 
+/// Payments by outcome, and refusals by reason (the error code the client got). An
+/// answer replayed for a retried key is no new payment; an unknown order is no attempt.
+fn count_payment(paid: &Result<crate::orders::Paid, ApiError>) {
+    match paid {
+        Ok(paid) if !paid.replayed => crate::metrics::count("Payments", &["Succeeded"], 1),
+        Ok(_) => {}
+        Err(err) if err.status == StatusCode::CONFLICT || err.status.is_server_error() => {
+            crate::metrics::count("Payments", &["Failed"], 1);
+            crate::metrics::count("PaymentFailures", &[err.code], 1);
+        }
+        Err(_) => {}
+    }
+}
+
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
 #[utoipa::path(post, path = PayOrder::PATH, tag = "orders", summary = "Pay an order from the balance", params(IdempotencyHeader), request_body = PayRequest,
     responses(
@@ -329,7 +343,9 @@ pub async fn pay<S: OrderStore + OrderPayer>(request: Request, deps: &Deps<S>) -
     let key = idempotency_key(&request)?;
     let body: PayRequest = json_body(&request)?;
     let user = acting_user(&request, &deps.identity, body.user_id)?;
-    let paid = use_cases::pay(&deps.store, deps.clock.as_ref(), user, body.order_id, key).await?;
+    let paid = use_cases::pay(&deps.store, deps.clock.as_ref(), user, body.order_id, key).await.map_err(ApiError::from);
+    count_payment(&paid);
+    let paid = paid?;
     let body = PaidBody {
         payment_id: paid.payment.id,
         order_id: paid.payment.order,

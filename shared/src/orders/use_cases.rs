@@ -180,6 +180,8 @@ pub async fn cancel<S: OrderStore + OrderCanceller>(
             }
         };
         if let Some(changed) = changed {
+            let outcome = if changed.status == OrderStatus::Refunded { "Refunded" } else { "Cancelled" };
+            crate::metrics::count("Cancellations", &[outcome], 1);
             return Ok(CancelOutcome { order: changed.as_of(now), replayed: false });
         }
         order = get_order(store, clock, id, owner).await?;

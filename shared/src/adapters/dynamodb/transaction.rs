@@ -43,7 +43,12 @@ where
             Attempt::Done(value) => return Ok(value),
             Attempt::Conflict => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
                 Some(delay) => {
-                    tracing::debug!(retry, "transaction conflict: {}; retrying", what());
+                    let what = what();
+                    tracing::debug!(retry, "transaction conflict: {what}; retrying");
+                    // By the operation's verb ("pay order …" → pay): few values, as a
+                    // dimension must have.
+                    let verb = what.split_whitespace().next().unwrap_or("unknown");
+                    crate::metrics::count("TransactionConflictsRetried", &[verb], 1);
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
