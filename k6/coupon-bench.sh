@@ -16,8 +16,8 @@ first=$(( $(date +%s) % 100000 * 10 + 1000 ))
 "$BIN/rushcart-admin" seed --users 1000 --products 0 --coupons 4 --first-coupon "$first" >/dev/null
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-COUPON_GATE=off PORT=$OFF_PORT "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
-COUPON_GATE=on PORT=$ON_PORT "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
+THROTTLE=off COUPON_GATE=off PORT=$OFF_PORT "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
+THROTTLE=off COUPON_GATE=on PORT=$ON_PORT "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
 for port in $OFF_PORT $ON_PORT; do
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 done

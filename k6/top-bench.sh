@@ -13,7 +13,7 @@ CACHED_PORT="${CACHED_PORT:-3103}"; UNCACHED_PORT="${UNCACHED_PORT:-3104}"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start_api() { # port cache
-  TOP5_CACHE=$2 PORT=$1 "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
+  THROTTLE=off TOP5_CACHE=$2 PORT=$1 "$BIN/rushcart-local-api" >/dev/null & pids+=($!)
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
 }
 mkdir -p "$ROOT/k6/results"

@@ -30,7 +30,7 @@ trap 'exit 130' INT TERM
 
 "$ROOT/localstack/stack.sh" start "$DIR"
 set -a; . "$DIR/stack.env"; set +a
-export RUSHCART_TABLE_PREFIX=rushcart TABLE_NAME=rushcart-main PORT
+export RUSHCART_TABLE_PREFIX=rushcart TABLE_NAME=rushcart-main PORT RUSHCART_TEMPLATE="$ROOT/template.yaml"
 "$BIN/rushcart-admin" provision --feed-env "$DIR/feed.env"
 set -a; . "$DIR/feed.env"; set +a
 "$BIN/rushcart-admin" seed "$@"

@@ -20,6 +20,7 @@ fi
 # Inside the stack: a free port, then the API on it.
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export RUSHCART_TABLE_PREFIX=rushcart TABLE_NAME=rushcart-main PORT FEED=off
+export RUSHCART_TEMPLATE="${RUSHCART_TEMPLATE:-$ROOT/template.yaml}"
 export SWAGGER_UI_DIR="${SWAGGER_UI_DIR:-$ROOT/.local/swagger-ui/node_modules/swagger-ui-dist}"
 "$BIN/rushcart-admin" provision >/dev/null
 "$BIN/rushcart-admin" seed --users 20 --products 10 >/dev/null

@@ -181,7 +181,16 @@ impl TestApp {
         let (store, _) = TestApp::fresh_store().await;
         let mut deps = Deps::new(store.clone());
         deps.identity = rushcart::identity::Identity::TrustClient;
-        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false).await
+        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false, None).await
+    }
+
+    /// A test app whose local API throttles its routes as `throttles` say (the other
+    /// apps are not throttled, so their rushes measure the shop).
+    pub async fn spawn_throttled(throttles: rushcart_local_api::throttle::Throttles) -> TestApp {
+        let (store, _) = TestApp::fresh_store().await;
+        let deps = Deps::new(store.clone());
+        let timeouts = rushcart_local_api::Timeouts::default();
+        TestApp::serve_checking(store, deps, timeouts, true, Some(Arc::new(throttles))).await
     }
 
     async fn serve_with(
@@ -189,15 +198,17 @@ impl TestApp {
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
     ) -> TestApp {
-        TestApp::serve_checking(store, deps, timeouts, true).await
+        TestApp::serve_checking(store, deps, timeouts, true, None).await
     }
 
-    /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not.
+    /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not, and
+    /// `throttles` if any.
     async fn serve_checking(
         store: DynamoStore,
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
         sign_in: bool,
+        throttles: Option<Arc<rushcart_local_api::throttle::Throttles>>,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
@@ -211,6 +222,7 @@ impl TestApp {
             timeouts,
             issuer: sign_in.then(|| issuer.clone()),
             swagger_ui,
+            throttles,
             ..rushcart_local_api::Settings::default()
         };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {

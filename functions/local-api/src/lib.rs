@@ -30,6 +30,7 @@ pub mod docs;
 pub mod feed;
 pub mod issuer;
 pub mod metrics;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -107,6 +108,8 @@ pub struct Settings {
     pub swagger_ui: Option<std::path::PathBuf>,
     /// The origins allowed to call from a browser (`CORS_ALLOWED_ORIGINS`).
     pub cors: Arc<cors::Cors>,
+    /// The route throttles of template.yaml; `None` lifts them (`THROTTLE=off`).
+    pub throttles: Option<Arc<throttle::Throttles>>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -119,12 +122,19 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         let deps = deps.clone();
         let function = route.function;
         let authorizer = settings.issuer.clone().filter(|_| route.access != Access::Public);
+        let throttles = settings.throttles.clone();
+        let route_key = Arc::new(format!("{} {}", route.method, route.path));
         let method = MethodFilter::try_from(route.method.clone()).expect("the route table uses standard methods");
         router = router.route(
             route.path,
             on(method, move |params: RawPathParams, request: Request| {
-                let (deps, authorizer) = (deps.clone(), authorizer.clone());
+                let (deps, authorizer, throttles, route_key) =
+                    (deps.clone(), authorizer.clone(), throttles.clone(), route_key.clone());
                 async move {
+                    // API Gateway throttles a route before its authorizer runs.
+                    if throttles.is_some_and(|throttles| !throttles.admit(&route_key)) {
+                        return gateway_message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+                    }
                     let claims = match &authorizer {
                         None => None,
                         Some(issuer) => {

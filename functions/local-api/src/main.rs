@@ -68,10 +68,41 @@ async fn main() -> anyhow::Result<()> {
     let swagger_ui = std::env::var_os("SWAGGER_UI_DIR").map(std::path::PathBuf::from);
     println!("the API described: http://127.0.0.1:{port}/docs (Swagger UI), http://127.0.0.1:{port}/openapi.json");
     let cors = rushcart_local_api::cors::Cors::from_env().context("CORS_ALLOWED_ORIGINS")?;
-    let settings = Settings { issuer, swagger_ui, cors: Arc::new(cors), ..Settings::default() };
+    let throttles = throttles_from_env()?;
+    let settings = Settings { issuer, swagger_ui, cors: Arc::new(cors), throttles, ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The route throttles of template.yaml (`RUSHCART_TEMPLATE`, default ./template.yaml),
+/// the default route's limits overridden by `THROTTLE_RATE` and `THROTTLE_BURST`;
+/// none with `THROTTLE=off`.
+fn throttles_from_env() -> anyhow::Result<Option<Arc<rushcart_local_api::throttle::Throttles>>> {
+    match std::env::var("THROTTLE").as_deref() {
+        Ok("off") => {
+            println!("THROTTLE=off: no route throttles (API Gateway's 429s will not happen here)");
+            return Ok(None);
+        }
+        Ok("on") | Ok("") | Err(_) => {}
+        Ok(other) => anyhow::bail!("THROTTLE must be on or off, not {other:?}"),
+    }
+    let number = |name: &str| -> anyhow::Result<Option<f64>> {
+        std::env::var(name).ok().map(|v| v.parse().with_context(|| format!("{name} must be a number"))).transpose()
+    };
+    let path = std::env::var("RUSHCART_TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
+    let template = std::fs::read_to_string(&path).with_context(|| format!("read {path} for its route throttles"))?;
+    let throttles = rushcart_local_api::throttle::Throttles::from_template(
+        &template,
+        number("THROTTLE_RATE")?,
+        number("THROTTLE_BURST")?,
+    )?;
+    let default = throttles.default_limit();
+    println!(
+        "route throttles from {path}: {}/s, burst {} per route (THROTTLE=off lifts them)",
+        default.rate, default.burst
+    );
+    Ok(Some(Arc::new(throttles)))
 }
 
 async fn shutdown_signal() {
