@@ -119,7 +119,7 @@ fn link_the_order(document: &mut serde_json::Value) {
 }
 
 /// What API Gateway answers itself: the authorizer's 401, a path no route takes (404),
-/// the throttle's 429.
+/// the route throttle's 429.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct GatewayMessage {
@@ -217,6 +217,7 @@ impl Modify for Edge {
                 add("413", error("`PAYLOAD_TOO_LARGE`: the body is over 16 KiB"));
                 add("415", error("`UNSUPPORTED_MEDIA_TYPE`: a body that is not `application/json`"));
             }
+            add("429", gateway("API Gateway's route throttle: past the route's rate and burst (template.yaml), before the authorizer"));
             add("500", error("`INTERNAL_ERROR`: a bug; the body says nothing more, the log has the cause"));
             add(
                 "503",
@@ -395,7 +396,7 @@ mod tests {
             assert_eq!(secured, route.access != Access::Public, "{route:?}");
             let responses = operation["responses"].as_object().expect("responses");
             assert_eq!(responses.contains_key("401"), route.access != Access::Public, "{route:?}");
-            for status in ["500", "503"] {
+            for status in ["429", "500", "503"] {
                 assert!(responses.contains_key(status), "{route:?} {status}");
             }
             let success: Vec<&String> = responses.keys().filter(|s| s.starts_with('2')).collect();
