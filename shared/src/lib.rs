@@ -58,6 +58,9 @@ pub struct Deps<S> {
     /// (`ORDER_PAYMENT_WINDOW`, `ORDER_REFUND_WINDOW` seconds).
     pub order_windows: orders::OrderWindows,
     pub coupon_gate: Option<Arc<dyn coupons::AdmissionGate>>,
+    /// Each user's budget of coupon issue requests (`COUPON_USER_BUDGET` per second,
+    /// on Redis), so one client cannot starve the rush route for everyone.
+    pub issue_budget: Option<Arc<dyn coupons::IssueBudget>>,
     pub top_cache: Option<Arc<dyn top::TopProductsCache>>,
 }
 
@@ -76,6 +79,7 @@ impl<S> Deps<S> {
             self_service_top_up: true,
             order_windows: orders::OrderWindows::default(),
             coupon_gate: None,
+            issue_budget: None,
             top_cache: None,
         }
     }
@@ -125,7 +129,9 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             }
             (Ok(other), _) => anyhow::bail!("TOP5_CACHE must be on or off, not {other:?}"),
         };
+        let issue_budget = issue_budget_from_env(store.table()).await?;
         let mut deps = Deps::new(store);
+        deps.issue_budget = issue_budget;
         deps.identity = identity::Identity::Claims(identity::ClaimNames::from_env());
         deps.self_service_top_up = match std::env::var("SELF_SERVICE_TOP_UP").as_deref() {
             Ok("on") | Ok("") | Err(_) => true,
@@ -143,6 +149,29 @@ impl Deps<adapters::dynamodb::DynamoStore> {
         Ok(deps)
     }
 }
+
+/// Each user's budget of coupon issue requests per second: `COUPON_USER_BUDGET` (a
+/// number, default 5; `off` for none), kept on `REDIS_URL` (none without Redis).
+async fn issue_budget_from_env(namespace: &str) -> anyhow::Result<Option<Arc<dyn coupons::IssueBudget>>> {
+    let per_second = match std::env::var("COUPON_USER_BUDGET").as_deref() {
+        Ok("off") => return Ok(None),
+        Ok("") | Err(_) => DEFAULT_ISSUE_BUDGET,
+        Ok(text) => text.parse().ok().filter(|n| *n > 0).with_context(|| {
+            format!("COUPON_USER_BUDGET must be a positive number of requests per second or off, not {text:?}")
+        })?,
+    };
+    let Ok(url) = std::env::var("REDIS_URL") else { return Ok(None) };
+    let timeout = adapters::redis_connection::call_timeout_from_env()?;
+    let budget = adapters::redis_budget::RedisBudget::new(&url, namespace, per_second, timeout)?;
+    if !budget.ready(std::time::Duration::from_millis(500)).await {
+        tracing::warn!("coupon issue budget: Redis not reachable at start-up; stepping aside until it is");
+    }
+    Ok(Some(Arc::new(budget)))
+}
+
+/// A user's coupon issue requests per second, by default: a person clicks a few times,
+/// a script thousands.
+pub const DEFAULT_ISSUE_BUDGET: u32 = 5;
 
 /// The order windows from `ORDER_PAYMENT_WINDOW` and `ORDER_REFUND_WINDOW` (seconds,
 /// at least 1; unset or empty: 30 minutes and 7 days).

@@ -72,6 +72,13 @@ pub const CATALOGUE: &[MetricSpec] = &[
         description: "The Redis admission gate: Admitted, Refused (sold out or held), Bypassed (Redis unavailable)",
     },
     MetricSpec {
+        name: "CouponBudget",
+        unit: Unit::Count,
+        dimensions: &["Outcome"],
+        description:
+            "Each user's budget of coupon issue requests: Within, Exceeded (429), Bypassed (Redis unavailable)",
+    },
+    MetricSpec {
         name: "Payments",
         unit: Unit::Count,
         dimensions: &["Outcome"],

@@ -4,6 +4,7 @@
 pub mod dynamodb;
 pub mod feed_aws;
 pub mod memory;
+pub mod redis_budget;
 pub mod redis_connection;
 pub mod redis_gate;
 pub mod redis_top;

@@ -101,6 +101,8 @@ pub enum CouponError {
     AlreadyIssued(CouponId, UserId),
     #[error("coupon {0} has ended")]
     Expired(CouponId),
+    #[error("too many coupon requests from user {0}; retry in a second")]
+    OverBudget(UserId),
     #[error("cursor is not one this API issued")]
     BadCursor,
     #[error("this Idempotency-Key was already used with a different request")]
@@ -158,6 +160,23 @@ pub enum Admission {
 }
 
 /// An optional admission gate in front of [`CouponIssuer`] for rushes beyond what one
+/// One user's budget of coupon issue requests: one client firing thousands of requests
+/// in a rush must not spend the whole route's throttle and starve everyone else.
+pub trait IssueBudget: Send + Sync {
+    /// Spends one request of `user`'s budget.
+    fn spend(&self, user: UserId) -> GateFuture<'_, Budget>;
+}
+
+/// What spending one request of a budget came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    Within,
+    /// Past the budget: turn the request away (429).
+    Exceeded,
+    /// The budget could not answer (Redis down): the request goes on.
+    Unavailable,
+}
+
 /// DynamoDB item takes: it turns away requests that cannot succeed. DynamoDB stays the
 /// truth; a reservation the table then refuses is released.
 pub trait AdmissionGate: Send + Sync {

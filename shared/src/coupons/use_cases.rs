@@ -1,7 +1,8 @@
 //! The coupon use cases over the ports; the clock decides what "now" is.
 
 use super::{
-    Admission, AdmissionGate, Coupon, CouponError, CouponId, CouponIssuer, CouponReader, IssuedCoupon, UserCoupons,
+    Admission, AdmissionGate, Budget, Coupon, CouponError, CouponId, CouponIssuer, CouponReader, IssueBudget,
+    IssuedCoupon, UserCoupons,
 };
 use crate::clock::Clock;
 use crate::ids::UserId;
@@ -10,6 +11,19 @@ use crate::pagination::{Page, PageRequest};
 
 pub async fn get_coupon(store: &impl CouponReader, id: CouponId) -> Result<Coupon, CouponError> {
     store.coupon(id).await
+}
+
+/// Spends one of `user`'s issue requests: [`CouponError::OverBudget`] past the budget.
+/// A budget that cannot answer steps aside (counted as bypassed).
+pub async fn within_budget(budget: Option<&dyn IssueBudget>, user: UserId) -> Result<(), CouponError> {
+    let Some(budget) = budget else { return Ok(()) };
+    let (outcome, result) = match budget.spend(user).await {
+        Budget::Within => ("Within", Ok(())),
+        Budget::Exceeded => ("Exceeded", Err(CouponError::OverBudget(user))),
+        Budget::Unavailable => ("Bypassed", Ok(())),
+    };
+    metrics::count("CouponBudget", &[outcome], 1);
+    result
 }
 
 /// Issues `coupon` to `user`, through the admission gate when there is one.

@@ -116,7 +116,7 @@ impl ApiError {
         if let Some(challenge) = self.challenge.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
             headers.insert(http::header::WWW_AUTHENTICATE, challenge);
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
@@ -167,6 +167,7 @@ impl From<CouponError> for ApiError {
             CouponError::SoldOut(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_SOLD_OUT", message),
             CouponError::AlreadyIssued(..) => ApiError::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", message),
             CouponError::Expired(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_EXPIRED", message),
+            CouponError::OverBudget(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message),
             CouponError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
             CouponError::IdempotencyKeyReused => ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message),
             CouponError::Unavailable(cause) => ApiError::unavailable(cause),
