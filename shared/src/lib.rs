@@ -29,6 +29,7 @@ pub mod feed;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod metrics;
 pub mod money;
 pub mod orders;
 pub mod pagination;
