@@ -160,7 +160,8 @@ async fn issue_budget_from_env(namespace: &str) -> anyhow::Result<Option<Arc<dyn
             format!("COUPON_USER_BUDGET must be a positive number of requests per second or off, not {text:?}")
         })?,
     };
-    let Ok(url) = std::env::var("REDIS_URL") else { return Ok(None) };
+    // Deployed, issue-coupon has Redis only with CouponGate=on (REDIS_URL empty otherwise).
+    let Some(url) = std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()) else { return Ok(None) };
     let timeout = adapters::redis_connection::call_timeout_from_env()?;
     let budget = adapters::redis_budget::RedisBudget::new(&url, namespace, per_second, timeout)?;
     if !budget.ready(std::time::Duration::from_millis(500)).await {

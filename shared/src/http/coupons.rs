@@ -101,6 +101,8 @@ pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Ha
         (status = 400, description = "`INVALID_COUPON_ID`, `INVALID_USER_ID`", body = ErrorBody),
         (status = 404, description = "`COUPON_NOT_FOUND`, `USER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`COUPON_SOLD_OUT`: none left; `COUPON_ALREADY_ISSUED`: one per user; `COUPON_EXPIRED`: past its end", body = ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: this user's budget of issue requests per second is spent (`Retry-After`); \
+            or API Gateway's route throttle (`{\"message\"}`)", body = ErrorBody),
     ))]
 pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Handled {
     let coupon: CouponId = path_id(&request, "couponId")?;

@@ -99,9 +99,22 @@ pub fn document_json() -> String {
 }
 
 /// What utoipa 5.5 cannot say, or says wrongly: a product change names at least one
-/// property (its `min_properties` attribute writes `maxProperties`).
+/// property (its `min_properties` attribute writes `maxProperties`); a 429 is either a
+/// function's error or API Gateway's.
 fn amend(document: &mut serde_json::Value) {
     document["components"]["schemas"]["ProductChangeRequest"]["minProperties"] = serde_json::json!(1);
+    // A function's own 429 (coupon issue's per-user budget) shares its status with API
+    // Gateway's throttle, whose body is its own.
+    let error = serde_json::json!({ "$ref": "#/components/schemas/ErrorBody" });
+    let either = serde_json::json!({ "oneOf": [error.clone(), { "$ref": "#/components/schemas/GatewayMessage" }] });
+    for item in document["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
+        for operation in item.as_object_mut().into_iter().flat_map(|item| item.values_mut()) {
+            let schema = &mut operation["responses"]["429"]["content"]["application/json"]["schema"];
+            if *schema == error {
+                *schema = either.clone();
+            }
+        }
+    }
 }
 
 /// What creating an order answers names the order that reading, paying and
