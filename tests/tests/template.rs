@@ -678,7 +678,10 @@ fn widget_metrics(widget: &serde_json::Value) -> Vec<NamedMetric> {
         }
         let strings: Vec<&str> = row.iter().filter_map(|v| v.as_str()).collect();
         assert!(!strings.contains(&"."), "spell each row out: {row:?}");
-        assert!(strings.len() >= 2 && strings.len().is_multiple_of(2), "namespace, name, then dimension pairs: {row:?}");
+        assert!(
+            strings.len() >= 2 && strings.len().is_multiple_of(2),
+            "namespace, name, then dimension pairs: {row:?}"
+        );
         let dimensions = strings[2..].chunks(2).map(|pair| pair[0]);
         metrics.push(NamedMetric::new(strings[0], strings[1], dimensions));
     }

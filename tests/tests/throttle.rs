@@ -42,3 +42,35 @@ async fn past_its_burst_a_route_answers_api_gateways_429_before_the_authorizer()
     let other = app.http.get(app.url("/api/v1/products")).send().await.unwrap();
     assert_eq!(other.status(), 200);
 }
+
+#[tokio::test]
+async fn an_operator_sheds_a_route_at_run_time_and_the_gateway_counts_what_it_turned_away() {
+    let throttles = Throttles::from_template(&template(), None, None).expect("the template's throttles");
+    let app = TestApp::spawn_throttled(throttles).await;
+    let top = || app.http.get(app.url("/api/v1/products/top")).send();
+    assert_eq!(top().await.unwrap().status(), 200);
+
+    let shed = serde_json::json!({"route": "GET /api/v1/products/top", "rate": 0, "burst": 0});
+    let response = app.http.put(app.url("/_local/throttles")).json(&shed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let limits: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(limits["routes"]["GET /api/v1/products/top"], serde_json::json!({"rate": 0.0, "burst": 0.0}));
+    for _ in 0..3 {
+        assert_eq!(top().await.unwrap().status(), 429);
+    }
+    assert_eq!(app.http.get(app.url("/api/v1/products")).send().await.unwrap().status(), 200, "only that route");
+
+    let metrics: serde_json::Value =
+        app.http.get(app.url("/_local/metrics")).send().await.unwrap().json().await.unwrap();
+    let turned_away = metrics["gateway"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["route"] == "GET /api/v1/products/top" && g["status"] == 429)
+        .and_then(|g| g["count"].as_u64());
+    assert!(turned_away >= Some(3), "{metrics}");
+
+    let nonsense = serde_json::json!({"route": "GET /nowhere", "rate": 1, "burst": 1});
+    let response = app.http.put(app.url("/_local/throttles")).json(&nonsense).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}

@@ -133,6 +133,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
                 async move {
                     // API Gateway throttles a route before its authorizer runs.
                     if throttles.is_some_and(|throttles| !throttles.admit(&route_key)) {
+                        metrics::local().gateway_answer(&route_key, StatusCode::TOO_MANY_REQUESTS);
                         return gateway_message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
                     }
                     let claims = match &authorizer {
@@ -142,7 +143,10 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
                                 request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                             match issuer.verify(header) {
                                 Ok(claims) => Some(claims),
-                                Err(why) => return from_lambda(ApiError::unauthorized(&why).into_response()),
+                                Err(why) => {
+                                    metrics::local().gateway_answer(&route_key, StatusCode::UNAUTHORIZED);
+                                    return from_lambda(ApiError::unauthorized(&why).into_response());
+                                }
                             }
                         }
                     };
@@ -170,11 +174,57 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
                 StatusCode::NO_CONTENT
             }),
         )
+        .merge(throttle_routes(settings.throttles.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
         .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
         .layer(axum::middleware::from_fn(move |request, next| gateway(request, next, timeouts.integration)))
+}
+
+/// `GET /_local/throttles` (the limits now) and `PUT /_local/throttles`
+/// `{"route": "GET /api/v1/products/top", "rate": 0, "burst": 0}`: an operator's change
+/// of a route's limits at run time, as `aws apigatewayv2 update-stage --route-settings`.
+fn throttle_routes(throttles: Option<Arc<throttle::Throttles>>) -> Router {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Change {
+        route: String,
+        rate: f64,
+        burst: f64,
+    }
+    let describe = |throttles: &throttle::Throttles| {
+        let limit = |l: throttle::Limit| serde_json::json!({ "rate": l.rate, "burst": l.burst });
+        let routes: serde_json::Map<String, serde_json::Value> =
+            throttles.routes().into_iter().map(|(key, l)| (key, limit(l))).collect();
+        axum::Json(serde_json::json!({ "default": limit(throttles.default_limit()), "routes": routes })).into_response()
+    };
+    let off = || gateway_message(StatusCode::NOT_FOUND, "throttling is off (THROTTLE=off)");
+    let reading = throttles.clone();
+    Router::new().route(
+        "/_local/throttles",
+        axum::routing::get(move || async move { reading.as_deref().map(describe).unwrap_or_else(off) }).put(
+            move |body: axum::body::Bytes| async move {
+                let Some(throttles) = throttles.as_deref() else { return off() };
+                let change: Change = match serde_json::from_slice(&body) {
+                    Ok(change) => change,
+                    Err(err) => {
+                        let message = format!(r#"expected {{"route": "GET /path", "rate": n, "burst": n}}: {err}"#);
+                        return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+                    }
+                };
+                let known = ROUTES.iter().any(|r| format!("{} {}", r.method, r.path) == change.route);
+                let valid = change.rate >= 0.0 && change.burst >= 0.0 && change.rate.is_finite() && change.burst.is_finite();
+                if !known || !valid {
+                    let message = format!("{:?} is no route, or its limits are not numbers ≥ 0", change.route);
+                    return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+                }
+                throttles.set(&change.route, throttle::Limit { rate: change.rate, burst: change.burst });
+                tracing::warn!(route = %change.route, rate = change.rate, burst = change.burst, "route throttle changed");
+                describe(throttles)
+            },
+        ),
+    )
 }
 
 /// API Gateway's answer to a method or path no route takes.

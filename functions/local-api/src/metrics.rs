@@ -22,6 +22,9 @@ const MAX_SAMPLES: usize = 200_000;
 #[derive(Default)]
 pub struct LocalMetrics {
     series: Mutex<BTreeMap<SeriesKey, Series>>,
+    /// What API Gateway answered itself (throttle, authorizer), by route and status:
+    /// no function ran, so only API Gateway's own metrics (`Count`, `4xx`) see them.
+    gateway: Mutex<BTreeMap<(String, u16), u64>>,
     echo: bool,
 }
 
@@ -39,7 +42,7 @@ struct Series {
 impl LocalMetrics {
     /// A sink that also prints each record when `echo`.
     pub fn new(echo: bool) -> LocalMetrics {
-        LocalMetrics { series: Mutex::default(), echo }
+        LocalMetrics { series: Mutex::default(), gateway: Mutex::default(), echo }
     }
 
     /// Reads one EMF record; a record that is not EMF is ignored (and logged).
@@ -81,6 +84,12 @@ impl LocalMetrics {
         }
     }
 
+    /// One answer API Gateway gave itself on `route` (`GET /api/v1/...`).
+    pub fn gateway_answer(&self, route: &str, status: http::StatusCode) {
+        let mut gateway = self.gateway.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *gateway.entry((route.to_owned(), status.as_u16())).or_default() += 1;
+    }
+
     /// Every series: `{"metrics": [{"namespace", "name", "dimensions", "unit", "count",
     /// "sum", "p50", "p99", "max"}]}`, by namespace, name and dimensions.
     pub fn snapshot(&self) -> Value {
@@ -103,12 +112,18 @@ impl LocalMetrics {
                 })
             })
             .collect();
-        serde_json::json!({ "metrics": metrics })
+        let gateway = self.gateway.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let gateway: Vec<Value> = gateway
+            .iter()
+            .map(|((route, status), count)| serde_json::json!({ "route": route, "status": status, "count": count }))
+            .collect();
+        serde_json::json!({ "metrics": metrics, "gateway": gateway })
     }
 
     /// Forgets every series (a drill starts from zero).
     pub fn reset(&self) {
         self.series.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.gateway.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 }
 

@@ -7,6 +7,11 @@
 //! the one source for both. For a drill, `THROTTLE_RATE` and `THROTTLE_BURST` override
 //! the default route's limits; `THROTTLE=off` lifts every limit (`make bench` runs so,
 //! to measure the shop rather than the limit).
+//!
+//! An operator changes a route's limits at run time, with no redeploy, as
+//! `aws apigatewayv2 update-stage --route-settings` does on AWS (docs/runbook.md):
+//! here `PUT /_local/throttles` `{"route": "GET /api/v1/products/top", "rate": 0,
+//! "burst": 0}` — a limit of 0 sheds the route, answering 429 before any function runs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,7 +34,7 @@ pub struct Limit {
 pub struct Throttles {
     default: Limit,
     /// By route key (`POST /api/v1/coupons/{couponId}`).
-    routes: HashMap<String, Limit>,
+    routes: Mutex<HashMap<String, Limit>>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -41,7 +46,7 @@ struct Bucket {
 
 impl Throttles {
     pub fn new(default: Limit, routes: HashMap<String, Limit>) -> Throttles {
-        Throttles { default, routes, buckets: Mutex::default() }
+        Throttles { default, routes: Mutex::new(routes), buckets: Mutex::default() }
     }
 
     /// The throttles `template` (template.yaml's text) configures, the default route's
@@ -74,14 +79,27 @@ impl Throttles {
 
     /// The limit of the route `key`.
     pub fn limit_of(&self, key: &str) -> Limit {
-        self.routes.get(key).copied().unwrap_or(self.default)
+        lock(&self.routes).get(key).copied().unwrap_or(self.default)
+    }
+
+    /// Sets the route `key`'s limit from now on (its bucket starts full again).
+    pub fn set(&self, key: &str, limit: Limit) {
+        lock(&self.routes).insert(key.to_owned(), limit);
+        lock(&self.buckets).remove(key);
+    }
+
+    /// The routes with limits of their own.
+    pub fn routes(&self) -> Vec<(String, Limit)> {
+        let mut routes: Vec<(String, Limit)> = lock(&self.routes).iter().map(|(k, l)| (k.clone(), *l)).collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        routes
     }
 
     /// Takes a token from the route's bucket: `false` when it is empty (429).
     pub fn admit(&self, key: &str) -> bool {
         let limit = self.limit_of(key);
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut buckets = lock(&self.buckets);
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: limit.burst, at: now });
         let refilled = bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * limit.rate;
         bucket.tokens = refilled.min(limit.burst);
@@ -93,6 +111,10 @@ impl Throttles {
             false
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `{ThrottlingRateLimit, ThrottlingBurstLimit}`, each a number or a `!Ref` to a
@@ -154,5 +176,17 @@ Resources:
         let admitted: Vec<bool> = (0..5).map(|_| throttles.admit("GET /a")).collect();
         assert_eq!(admitted, [true, true, true, false, false]);
         assert!(throttles.admit("GET /b"), "each route has its own bucket");
+    }
+
+    #[test]
+    fn a_route_set_to_zero_is_shed_and_set_back_it_serves_again() {
+        let throttles = Throttles::new(Limit { rate: 1000.0, burst: 1000.0 }, HashMap::new());
+        assert!(throttles.admit("GET /api/v1/products/top"));
+        throttles.set("GET /api/v1/products/top", Limit { rate: 0.0, burst: 0.0 });
+        assert!(!throttles.admit("GET /api/v1/products/top"));
+        assert!(throttles.admit("GET /api/v1/products"), "only that route");
+        throttles.set("GET /api/v1/products/top", Limit { rate: 10.0, burst: 5.0 });
+        assert!(throttles.admit("GET /api/v1/products/top"));
+        assert_eq!(throttles.routes().len(), 1);
     }
 }
