@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint openapi fuzz bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
+.PHONY: help install run test template-check lint openapi fuzz drill bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   cargo fmt --check and clippy -D warnings (part of make test)"
 	@echo "make openapi         write the API's OpenAPI 3.1 document to docs/openapi.json"
 	@echo "make fuzz            schemathesis, thoroughly, against a local API of its own (make test runs a short pass)"
+	@echo "make drill           the incident drill (docs/runbook.md): overload, throttles, shedding → docs/drill.md"
 	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
@@ -41,6 +42,11 @@ test: install template-check lint
 	tests/browser/run.sh
 	@# schemathesis, every check, a bounded seeded pass (about a minute; make fuzz runs long).
 	FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh
+
+drill: install
+	cargo build --profile local -p rushcart-local-api -p rushcart-admin
+	@.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.8,<4"
+	.venv/bin/python tools/drill.py
 
 openapi:
 	cargo run -q -p rushcart-admin -- openapi > docs/openapi.json

@@ -1,7 +1,8 @@
-//! Logging set-up: JSON lines on Lambda (CloudWatch parses them), readable text on a
-//! terminal, and never ANSI colour codes where the output is not a terminal (`make
-//! run`'s log files). The template's `LoggingConfig` decides on Lambda:
-//! `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) and `AWS_LAMBDA_LOG_LEVEL`; else
+//! Logging set-up: JSON lines on Lambda (CloudWatch parses them) and wherever the output
+//! is a file (`make run`'s and the drill's logs: one grep or `jq` finds a request by
+//! its id), readable text on a terminal, and never ANSI colour codes in a file. The
+//! template's `LoggingConfig` decides on Lambda: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or
+//! `Text`, which also overrides the default locally) and `AWS_LAMBDA_LOG_LEVEL`; else
 //! `RUST_LOG` filters, defaulting to `info`.
 
 use std::io::IsTerminal as _;
@@ -24,7 +25,7 @@ impl LogSettings {
         let json = match var("AWS_LAMBDA_LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("json") => true,
             Some("text") => false,
-            _ => on_lambda,
+            _ => on_lambda || !terminal,
         };
         // Lambda's level names (TRACE … FATAL) read as tracing's; RUST_LOG may say more.
         let filter = match var("AWS_LAMBDA_LOG_LEVEL").map(|level| level.to_ascii_lowercase()) {
@@ -67,12 +68,14 @@ mod tests {
     }
 
     #[test]
-    fn locally_a_terminal_gets_colour_and_a_file_never_does() {
+    fn locally_a_terminal_gets_coloured_text_and_a_file_json_lines() {
         assert_eq!(settings(&[], true), LogSettings { json: false, ansi: true, filter: "info".into() });
         assert_eq!(
             settings(&[("RUST_LOG", "debug")], false),
-            LogSettings { json: false, ansi: false, filter: "debug".into() }
+            LogSettings { json: true, ansi: false, filter: "debug".into() }
         );
+        let text = settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")], false);
+        assert_eq!((text.json, text.ansi), (false, false), "asked for text, a file gets plain text");
         assert!(!settings(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")], true).ansi, "JSON never carries colour");
     }
 }

@@ -243,6 +243,8 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
 /// and say `nosniff` on every answer.
 async fn gateway(mut request: Request, next: axum::middleware::Next, integration: Duration) -> Response {
     let id = RequestId(ulid::Ulid::new().to_string());
+    let started = std::time::Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let mut response = if let Some(refusal) = head_too_large(&request) {
         refusal
     } else {
@@ -257,6 +259,19 @@ async fn gateway(mut request: Request, next: axum::middleware::Next, integration
         headers.insert(REQUEST_ID_HEADER, value);
     }
     headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // The access log, as the HTTP API's: one line per request, throttled and refused
+    // ones too (those never reach a function's log), findable by the id the client saw.
+    if !path.starts_with("/_local/") {
+        tracing::info!(
+            target: "access",
+            request_id = %id.0,
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            latency_ms = rushcart::http::millis(started.elapsed()),
+            "access"
+        );
+    }
     response
 }
 

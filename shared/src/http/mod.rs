@@ -134,13 +134,18 @@ where
         edge_headers(&mut response, access);
         let elapsed = started.elapsed();
         let status = response.status();
-        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1000.0, "handled");
+        tracing::info!(status = status.as_u16(), latency_ms = millis(elapsed), "handled");
         crate::metrics::count("Requests", &[route, status_class(status)], 1);
         crate::metrics::duration("Latency", &[route], elapsed);
         response
     }
     .instrument(span)
     .await
+}
+
+/// A duration in milliseconds to the microsecond, for a log line.
+pub fn millis(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// `2xx`, `4xx`, `5xx` …: the dimension requests are counted by.

@@ -102,7 +102,12 @@ pub fn document_json() -> String {
 /// property (its `min_properties` attribute writes `maxProperties`); a 429 is either a
 /// function's error or API Gateway's.
 fn amend(document: &mut serde_json::Value) {
-    document["components"]["schemas"]["ProductChangeRequest"]["minProperties"] = serde_json::json!(1);
+    let schemas = &mut document["components"]["schemas"];
+    schemas["ProductChangeRequest"]["minProperties"] = serde_json::json!(1);
+    // The two error shapes hold nothing else, so a body is exactly one of them.
+    for shape in ["ErrorBody", "GatewayMessage"] {
+        schemas[shape]["additionalProperties"] = serde_json::json!(false);
+    }
     // A function's own 429 (coupon issue's per-user budget) shares its status with API
     // Gateway's throttle, whose body is its own.
     let error = serde_json::json!({ "$ref": "#/components/schemas/ErrorBody" });
@@ -461,6 +466,10 @@ mod tests {
         let document = document();
         let change = &document["components"]["schemas"]["ProductChangeRequest"];
         assert_eq!((change["minProperties"].as_u64(), change.get("maxProperties")), (Some(1), None));
+        // A function's 429 body is an ErrorBody and not also a GatewayMessage.
+        for shape in ["ErrorBody", "GatewayMessage"] {
+            assert_eq!(document["components"]["schemas"][shape]["additionalProperties"], false, "{shape}");
+        }
         let links = &document["paths"]["/api/v1/orders"]["post"]["responses"]["201"]["links"];
         for (name, operation) in [("GetOrder", "get-order"), ("PayOrder", "pay-order"), ("CancelOrder", "cancel-order")]
         {
