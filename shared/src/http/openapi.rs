@@ -43,7 +43,7 @@ pub const BEARER: &str = "bearer";
             take a string or a JSON number with at most two fractional digits. Times are RFC 3339 in UTC. \
             Every error a function answers is `{\"code\", \"message\", \"requestId\"}`; `requestId` is also \
             the `apigw-requestid` header, the id to quote when reporting a failed call. What API Gateway \
-            answers itself (the authorizer's 401, an unrouted 404) is `{\"message\"}`.\n\n\
+            answers itself (the authorizer's 401, an unrouted 404, a route throttle's 429) is `{\"message\"}`.\n\n\
             Signed in, the acting user is the token's: a request naming another user is refused with 403, \
             and another user's order is not found (404).",
         license(name = "Proprietary")
