@@ -36,8 +36,9 @@ pub async fn relay_stream_batch<P: EventPublisher, O: Outbox>(
     clock: &dyn Clock,
     event: &Value,
 ) -> Value {
-    let events = events_from_stream_event(event);
-    let failed = relay(publisher, outbox, events, clock.now()).await;
+    let batch = events_from_stream_event(event);
+    let mut failed = relay(publisher, outbox, batch.records, clock.now()).await;
+    failed.extend(batch.unreadable);
     batch_response(&failed)
 }
 
@@ -60,8 +61,9 @@ pub async fn consume_sqs_batch<L: DeliveryLog, D: DataPlatform>(
     clock: &dyn Clock,
     event: &Value,
 ) -> Value {
-    let messages = messages_from_sqs_event(event);
-    let failed = consume(log, platform, messages, clock.now()).await;
+    let batch = messages_from_sqs_event(event);
+    let mut failed = consume(log, platform, batch.records, clock.now()).await;
+    failed.extend(batch.unreadable);
     batch_response(&failed)
 }
 

@@ -269,29 +269,67 @@ async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
     }
 }
 
-/// The new outbox events of a DynamoDB stream Lambda event, with their sequence
-/// numbers (the batch item identifiers).
-pub fn events_from_stream_event(event: &Value) -> Vec<(String, OutboxEvent)> {
-    let records = event["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
-    records
-        .iter()
-        .filter(|r| r["eventName"] == "INSERT")
-        .filter_map(|r| {
-            let image = &r["dynamodb"]["NewImage"];
-            let text = |name: &str| image[name]["S"].as_str().map(str::to_owned);
-            let sequence = r["dynamodb"]["SequenceNumber"].as_str()?.to_owned();
-            Some((
-                sequence,
-                OutboxEvent { order_id: text("orderId")?, event_id: text("eventId")?, payload: text("payload")? },
-            ))
-        })
-        .collect()
+/// What a trigger's batch holds: the records to act on, by their batch item
+/// identifiers, and the identifiers of those that could not be read (reported as batch
+/// item failures, never dropped: a stream retries them, SQS dead-letters them past its
+/// receive limit).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Batch<T> {
+    pub records: Vec<(String, T)>,
+    pub unreadable: Vec<String>,
 }
 
-/// `(message id, body)` of an SQS Lambda event.
-pub fn messages_from_sqs_event(event: &Value) -> Vec<(String, String)> {
-    let records = event["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
-    records.iter().filter_map(|r| Some((r["messageId"].as_str()?.to_owned(), r["body"].as_str()?.to_owned()))).collect()
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch { records: Vec::new(), unreadable: Vec::new() }
+    }
+}
+
+/// The new outbox events of a DynamoDB stream Lambda event, by sequence number (the
+/// batch item identifier). Other changes (an event marked published) are not events.
+pub fn events_from_stream_event(event: &Value) -> Batch<OutboxEvent> {
+    let mut batch = Batch::default();
+    for record in event["Records"].as_array().into_iter().flatten() {
+        let Some(sequence) = record["dynamodb"]["SequenceNumber"].as_str() else {
+            // Nothing names it to Lambda: it can only be logged.
+            tracing::error!(record = %crate::echo::quote(&record.to_string()), "a stream record without a sequence number");
+            continue;
+        };
+        if record["eventName"] != "INSERT" {
+            continue;
+        }
+        let image = &record["dynamodb"]["NewImage"];
+        let text = |name: &str| image[name]["S"].as_str().map(str::to_owned);
+        match (text("orderId"), text("eventId"), text("payload")) {
+            (Some(order_id), Some(event_id), Some(payload)) => {
+                batch.records.push((sequence.to_owned(), OutboxEvent { order_id, event_id, payload }))
+            }
+            _ => {
+                tracing::error!(sequence, "an outbox record without orderId, eventId or payload; reported as failed");
+                batch.unreadable.push(sequence.to_owned());
+            }
+        }
+    }
+    batch
+}
+
+/// `(message id, body)` of each message of an SQS Lambda event.
+pub fn messages_from_sqs_event(event: &Value) -> Batch<String> {
+    let mut batch = Batch::default();
+    for record in event["Records"].as_array().into_iter().flatten() {
+        let Some(message_id) = record["messageId"].as_str() else {
+            tracing::error!(record = %crate::echo::quote(&record.to_string()), "an SQS record without a message id");
+            continue;
+        };
+        match record["body"].as_str() {
+            Some(body) => batch.records.push((message_id.to_owned(), body.to_owned())),
+            None => {
+                tracing::error!(message = message_id, "an SQS message without a body; reported as failed");
+                batch.unreadable.push(message_id.to_owned());
+            }
+        }
+    }
+    batch
 }
 
 /// The partial batch response Lambda reads: `{"batchItemFailures": [{"itemIdentifier"}]}`.
@@ -305,7 +343,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_inserted_outbox_events_are_relayed_with_their_sequence_numbers() {
+    fn only_inserted_outbox_events_are_relayed_and_a_broken_one_is_reported_failed() {
         let event = serde_json::json!({"Records": [
             {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "100", "NewImage": {
                 "orderId": {"S": "o1"}, "eventId": {"S": "o1:ORDER_PAID"}, "payload": {"S": "{}"}}}},
@@ -313,10 +351,11 @@ mod tests {
                 "orderId": {"S": "o1"}, "eventId": {"S": "o1:ORDER_PAID"}, "payload": {"S": "{}"}}}},
             {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "102", "NewImage": {"orderId": {"S": "broken"}}}}
         ]});
-        let events = events_from_stream_event(&event);
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].0, "100");
-        assert_eq!(events[0].1.order_id, "o1");
+        let batch = events_from_stream_event(&event);
+        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.records[0].0, "100");
+        assert_eq!(batch.records[0].1.order_id, "o1");
+        assert_eq!(batch.unreadable, ["102"]);
     }
 
     #[test]
