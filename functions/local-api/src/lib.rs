@@ -52,7 +52,7 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::http::routes::{dispatch, Access, ROUTES};
+use rushcart::http::routes::{dispatch, Access, RouteInfo, ROUTES};
 use rushcart::http::{ApiError, MAX_BODY_BYTES};
 use rushcart::Deps;
 use tokio::net::TcpListener;
@@ -123,7 +123,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         let function = route.function;
         let authorizer = settings.issuer.clone().filter(|_| route.access != Access::Public);
         let throttles = settings.throttles.clone();
-        let route_key = Arc::new(format!("{} {}", route.method, route.path));
+        let route_key = Arc::new(route.key());
         let method = MethodFilter::try_from(route.method.clone()).expect("the route table uses standard methods");
         router = router.route(
             route.path,
@@ -213,7 +213,7 @@ fn throttle_routes(throttles: Option<Arc<throttle::Throttles>>) -> Router {
                         return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
                     }
                 };
-                let known = ROUTES.iter().any(|r| format!("{} {}", r.method, r.path) == change.route);
+                let known = ROUTES.iter().any(|r| r.key() == change.route);
                 let valid = change.rate >= 0.0 && change.burst >= 0.0 && change.rate.is_finite() && change.burst.is_finite();
                 if !known || !valid {
                     let message = format!("{:?} is no route, or its limits are not numbers ≥ 0", change.route);
@@ -397,7 +397,7 @@ async fn invoke(
     http.source_ip = Some("127.0.0.1".to_owned());
     http.user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = ROUTES.iter().find(|r| r.function == function).map(|r| format!("{} {}", r.method, r.path));
+    context.route_key = ROUTES.iter().find(|r| r.function == function).map(RouteInfo::key);
     context.request_id = request_id;
     context.stage = Some("$default".to_owned());
     context.http = http;

@@ -100,7 +100,11 @@ impl Throttles {
         let limit = self.limit_of(key);
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: limit.burst, at: now });
+        if !buckets.contains_key(key) {
+            // A route's first request: its bucket starts full (the key is copied once).
+            buckets.insert(key.to_owned(), Bucket { tokens: limit.burst, at: now });
+        }
+        let Some(bucket) = buckets.get_mut(key) else { return true };
         let refilled = bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * limit.rate;
         bucket.tokens = refilled.min(limit.burst);
         bucket.at = now;

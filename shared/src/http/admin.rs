@@ -89,7 +89,6 @@ struct ChargeRequest {
         (status = 201, description = "Created, with its new id", body = Product,
             headers(
                 ("Location" = String, description = "The product's URL"),
-                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
             )),
         (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the price), `INVALID_QUANTITY` (the stock)", body = ErrorBody),
         (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
@@ -131,8 +130,7 @@ pub async fn change_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// product as it is then.
 #[utoipa::path(post, path = RestockProduct::PATH, tag = "operator", summary = "Restock a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
     responses(
-        (status = 200, description = "The product with its new stock", body = Product,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = "The product with its new stock", body = Product),
         (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_QUANTITY`", body = ErrorBody),
         (status = 404, description = "`PRODUCT_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`STOCK_LIMIT_EXCEEDED`; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
@@ -155,7 +153,6 @@ pub async fn restock<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handl
         (status = 201, description = "Created, with its new id; customers may issue it from now", body = CouponBody,
             headers(
                 ("Location" = String, description = "The coupon's URL"),
-                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
             )),
         (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the discount), `INVALID_QUANTITY` (the total), `INVALID_DATE` (`endsAt` not in the future)", body = ErrorBody),
         (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
@@ -186,8 +183,7 @@ pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> 
 #[utoipa::path(post, path = ChargeUserBalance::PATH, tag = "operator", summary = "Credit a customer's balance",
     params(("userId" = UserId, Path, description = "The customer to credit"), IdempotencyHeader), request_body = ChargeRequest,
     responses(
-        (status = 200, description = "Credited (a `CREDIT` entry)", body = super::balance::ChangeBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = "Credited (a `CREDIT` entry)", body = super::balance::ChangeBody),
         (status = 400, description = "`INVALID_USER_ID`, `INVALID_AMOUNT`", body = ErrorBody),
         (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`BALANCE_LIMIT_EXCEEDED`; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),

@@ -62,8 +62,7 @@ pub async fn get_balance<S: BalanceReader>(request: Request, deps: &Deps<S>) -> 
 /// shop turned self-service top-up off (then an operator credits balances).
 #[utoipa::path(post, path = ChargeBalance::PATH, tag = "balance", summary = "Top up a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
     responses(
-        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody),
         (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
         (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
         (status = 403, description = "`FORBIDDEN`: the request names a user other than the token's, or the shop turned self-service top-up off", body = ErrorBody),
@@ -83,8 +82,7 @@ pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handl
 /// `POST /api/v1/users/{userId}/balance/use`
 #[utoipa::path(post, path = UseBalance::PATH, tag = "balance", summary = "Spend from a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
     responses(
-        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody),
         (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
         (status = 404, description = "`USER_NOT_FOUND`", body = ErrorBody),
         (status = 409, description = "`INSUFFICIENT_BALANCE`: nothing taken; `IDEMPOTENCY_KEY_REUSED`: the key came with another request", body = ErrorBody),

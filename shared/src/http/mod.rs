@@ -63,10 +63,13 @@ pub fn edge_headers(response: &mut Response<Body>, access: Access) {
     }
 }
 
+/// The header that marks the answer to a retry.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 /// Marks the answer to a retry that matched an earlier request's `Idempotency-Key`.
 pub fn replayed(mut response: Response<Body>, replayed: bool) -> Response<Body> {
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(REPLAYED_HEADER, http::HeaderValue::from_static("true"));
     }
     response
 }

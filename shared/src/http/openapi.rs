@@ -199,6 +199,15 @@ impl Modify for Edge {
             let has_body = operation.request_body.is_some();
             let keyed = operation.parameters.iter().flatten().any(|p| p.name == "Idempotency-Key");
             let responses = &mut operation.responses.responses;
+            if keyed && route.method != http::Method::PUT {
+                // What takes an Idempotency-Key answers a retry with the first answer,
+                // marked (`http::replayed`); a PUT is idempotent as it is and marks nothing.
+                for (status, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                        response.headers.insert(super::REPLAYED_HEADER.to_owned(), replayed_header());
+                    }
+                }
+            }
             if has_body || keyed {
                 let mut codes = String::new();
                 if has_body {
@@ -243,6 +252,13 @@ impl Modify for Edge {
             );
         }
     }
+}
+
+fn replayed_header() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+        .description(Some("`true` when this answers a retry with an earlier request's `Idempotency-Key`"))
+        .build()
 }
 
 fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &http::Method) -> Option<&'a mut Operation> {

@@ -198,7 +198,6 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
         (status = 201, description = "Placed, awaiting payment until `payBy`; prices are fixed now", body = OrderBody,
             headers(
                 ("Location" = String, description = "The order's URL"),
-                ("idempotent-replayed" = String, description = "`true` when this answers a retry"),
             )),
         (status = 400, description = "`INVALID_PRODUCTS` (none, or more than 40 products), `INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, \
             `INVALID_COUPON_ID`, `INVALID_USER_ID`, `ORDER_TOO_LARGE`", body = ErrorBody),
@@ -246,17 +245,21 @@ pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> H
     json(StatusCode::OK, &order_body(&order, true))
 }
 
+/// What a cancel answers, the customer's and the operator's alike.
+const CANCELLED: &str = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: the amount \
+    back on the balance, the stock and an unexpired coupon given back";
+const CANCEL_REFUSED: &str =
+    "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long \
+    ago; `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`";
+
 /// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
 /// own order cancelled, or refunded if paid; 200 with the order as it now is.
 #[utoipa::path(post, path = CancelOrder::PATH, tag = "orders", summary = "Cancel or refund an order", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional: the user may be named here"),
     responses(
-        (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
-            the amount back on the balance, the stock and an unexpired coupon given back", body = OrderBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = CANCELLED, body = OrderBody),
         (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
-        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long ago; \
-            `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 409, description = CANCEL_REFUSED, body = ErrorBody),
         (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
     ))]
 pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
@@ -272,12 +275,9 @@ pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps
 #[utoipa::path(post, path = CancelAnyOrder::PATH, tag = "operator", summary = "Cancel or refund any customer's order", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional and ignored: the operator acts for the order's owner"),
     responses(
-        (status = 200, description = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: \
-            the amount back on the balance, the stock and an unexpired coupon given back", body = OrderBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = CANCELLED, body = OrderBody),
         (status = 404, description = "`ORDER_NOT_FOUND`", body = ErrorBody),
-        (status = 409, description = "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long ago; \
-            `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
+        (status = 409, description = CANCEL_REFUSED, body = ErrorBody),
         (status = 400, description = "`INVALID_ORDER_ID`", body = ErrorBody),
     ))]
 pub async fn cancel_any_order<S: OrderStore + OrderCanceller>(request: Request, deps: &Deps<S>) -> Handled {
@@ -332,8 +332,7 @@ fn count_payment(paid: &Result<crate::orders::Paid, ApiError>) {
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
 #[utoipa::path(post, path = PayOrder::PATH, tag = "orders", summary = "Pay an order from the balance", params(IdempotencyHeader), request_body = PayRequest,
     responses(
-        (status = 200, description = "Paid: stock, balance, coupon and order changed in one transaction", body = PaidBody,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retry"))),
+        (status = 200, description = "Paid: stock, balance, coupon and order changed in one transaction", body = PaidBody),
         (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
         (status = 404, description = "`ORDER_NOT_FOUND`: no such order, or another user's", body = ErrorBody),
         (status = 409, description = "Nothing changed: `INSUFFICIENT_BALANCE`, `OUT_OF_STOCK` (names the product), `COUPON_UNAVAILABLE`, \

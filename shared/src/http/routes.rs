@@ -51,6 +51,14 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
+impl RouteInfo {
+    /// API Gateway's route key: `POST /api/v1/coupons/{couponId}` (what its stage's
+    /// route settings and a request context's `routeKey` name).
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
 /// The URL of one resource of route `R`: its path with the one `{…}` parameter filled
 /// in (`url_of::<GetOrder>(id)` is `/api/v1/orders/{id}`). A 201 names it in
 /// `Location`, so the URL comes from the table the routes are served from.
