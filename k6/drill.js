@@ -11,6 +11,7 @@
 //   BASE_URL · DURATION (default 30s) · USERS (default 300) · PRODUCTS (default 20)
 import http from 'k6/http';
 import { Trend, Counter } from 'k6/metrics';
+import { arrivals } from './arrivals.js';
 import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
@@ -27,24 +28,15 @@ for (const group of groups) {
   }
 }
 
-function arrivals(rate, exec) {
-  return {
-    executor: 'constant-arrival-rate', exec, rate, timeUnit: '1s', duration: DURATION,
-    preAllocatedVUs: Math.max(10, rate), maxVUs: Math.max(50, rate * 4),
-  };
-}
-
 export const options = {
   scenarios: {
-    rush: arrivals(parseInt(__ENV.RUSH_RATE || '150', 10), 'rush'),
-    browse: arrivals(parseInt(__ENV.BROWSE_RATE || '120', 10), 'browse'),
-    checkout: arrivals(parseInt(__ENV.CHECKOUT_RATE || '8', 10), 'checkout'),
-    balance: arrivals(parseInt(__ENV.BALANCE_RATE || '15', 10), 'balance'),
+    rush: arrivals(parseInt(__ENV.RUSH_RATE || '150', 10), 'rush', DURATION),
+    browse: arrivals(parseInt(__ENV.BROWSE_RATE || '120', 10), 'browse', DURATION),
+    checkout: arrivals(parseInt(__ENV.CHECKOUT_RATE || '8', 10), 'checkout', DURATION),
+    balance: arrivals(parseInt(__ENV.BALANCE_RATE || '15', 10), 'balance', DURATION),
   },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max', 'count'],
   setupTimeout: '120s',
-  // Refusals are the point of the drill: no request counts as a k6 failure.
-  noConnectionReuse: false,
 };
 
 export function setup() {
@@ -52,6 +44,7 @@ export function setup() {
 }
 
 const pick = (n) => 1 + Math.floor(Math.random() * n);
+// Refusals are the point of the drill: no answer counts as a k6 failure.
 const quiet = { responseCallback: http.expectedStatuses({ min: 200, max: 599 }) };
 
 /** Counts an answer: ok (2xx), refused (a function's 4xx), throttled (429), failed (5xx). */

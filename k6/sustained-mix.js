@@ -15,6 +15,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
+import { arrivals } from './arrivals.js';
 import { as, mintTokens, users } from './auth.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
@@ -28,17 +29,10 @@ const checkoutTime = new Trend('checkout', true);
 const checkouts = new Counter('checkouts_paid');
 const broken = new Counter('checkouts_broken');
 
-function arrivals(rate, exec) {
-  return {
-    executor: 'constant-arrival-rate', exec, rate, timeUnit: '1s', duration: DURATION,
-    preAllocatedVUs: Math.max(20, rate), maxVUs: Math.max(100, rate * 5),
-  };
-}
-
 export const options = {
   scenarios: {
-    browse: arrivals(parseInt(__ENV.BROWSE_RATE || '200', 10), 'browse'),
-    checkout: arrivals(parseInt(__ENV.CHECKOUT_RATE || '30', 10), 'checkout'),
+    browse: arrivals(parseInt(__ENV.BROWSE_RATE || '200', 10), 'browse', DURATION),
+    checkout: arrivals(parseInt(__ENV.CHECKOUT_RATE || '30', 10), 'checkout', DURATION),
   },
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
   thresholds: { http_req_failed: ['rate==0'], checkouts_broken: ['count==0'] },

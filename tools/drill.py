@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench import ms
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / os.environ.get("RUSHCART_PROFILE", "local")
 K6 = ROOT / ".venv" / "bin" / "k6"
@@ -49,14 +51,6 @@ ROUTES = {
     "browse": ["list-products", "get-product", "products-top"],
     "checkout": ["create-order", "pay-order"],
     "balance": ["get-balance"],
-}
-
-# The API Gateway route key of each function.
-ROUTE_KEYS = {
-    "issue-coupon": "POST /api/v1/coupons/{couponId}", "list-products": "GET /api/v1/products",
-    "get-product": "GET /api/v1/products/{productId}", "products-top": "GET /api/v1/products/top",
-    "create-order": "POST /api/v1/orders", "pay-order": "POST /api/v1/payment",
-    "get-balance": "GET /api/v1/users/{userId}/balance",
 }
 
 processes = []
@@ -117,10 +111,19 @@ def run_phase(name):
     return phase_figures(json.loads(summary.read_text()), metrics)
 
 
+def route_keys():
+    """Each function's API Gateway route key ("POST /api/v1/payment"), from the API's own
+    document, whose operations are named after their functions."""
+    document = json.loads(api("GET", "/openapi.json")[2])
+    return {operation["operationId"]: f"{method.upper()} {path}"
+            for path, item in document["paths"].items() for method, operation in item.items()}
+
+
 def phase_figures(summary, metrics):
     """Per group: answers/s by kind (k6's view) and p99 (k6's, the client's), and what
     the dashboard sees: function requests by status class, the gateway's own 429s."""
     figures = {}
+    keys = route_keys()
     for group in GROUPS:
         counts = {kind: summary["metrics"].get(f"{group}_{kind}", {}).get("count", 0)
                   for kind in ("ok", "refused", "throttled", "failed")}
@@ -138,7 +141,7 @@ def phase_figures(summary, metrics):
                                   for cls in ("2xx", "4xx", "5xx")},
             "function_p99": max((m["p99"] or 0 for m in latency), default=None),
             "gateway_429": sum(g["count"] for g in metrics.get("gateway", [])
-                               if g["status"] == 429 and g["route"] in [ROUTE_KEYS[f] for f in routes]),
+                               if g["status"] == 429 and g["route"] in [keys[f] for f in routes]),
         }
     return figures
 
@@ -203,11 +206,6 @@ def chart(phases):
     plt.close(fig)
 
 
-def ms(value):
-    if value is None:
-        return "—"
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
-
 
 def report(phases, found):
     lines = [
@@ -225,17 +223,22 @@ def report(phases, found):
         "",
         "![the drill: answers per second and p99 by kind of traffic, before and after the operator acted](drill.png)",
         "",
+        "The client's view (k6) beside what the alarms and the dashboard see (`/_local/metrics`: the requests the",
+        "functions answered by status class, the 429s the gateway answered itself, the functions' p99).",
+        "",
         "| phase | traffic | answered/s: ok · refused · throttled (429) · failed | share 429 | p50 · p99 (client) | "
-        "functions' p99 (dashboard) |",
-        "|---|---|---|---|---|---|",
+        "functions: 2xx · 4xx · 5xx; gateway 429 | functions' p99 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for phase, groups in phases.items():
         for group in GROUPS:
             g = groups[group]
             per = g["per_second"]
+            fr = g["function_requests"]
             lines.append(
                 f"| {phase} | {group} | {per['ok']:.1f} · {per['refused']:.1f} · {per['throttled']:.1f} · {per['failed']:.1f} "
-                f"| {g['throttled_share']:.0%} | {ms(g['p50'])} · {ms(g['p99'])} | {ms(g['function_p99'])} |")
+                f"| {g['throttled_share']:.0%} | {ms(g['p50'])} · {ms(g['p99'])} "
+                f"| {fr['2xx']:.0f} · {fr['4xx']:.0f} · {fr['5xx']:.0f}; {g['gateway_429']} | {ms(g['function_p99'])} |")
     lines += ["", "## A refused request, found by its id", ""]
     for item in found:
         lines += [f"`{item['request']}` → {item['status']} `{item['body']}`; `apigw-requestid: {item['id']}`; "
