@@ -132,8 +132,19 @@ where
         user = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
+    let budget = answer_within(&request);
     async move {
-        let mut response = respond_to(gateway_id.as_deref(), handle(request).await);
+        let handled = match tokio::time::timeout(budget, handle(request)).await {
+            Ok(handled) => handled,
+            // Dropping the handler mid-call is what a lost connection does to it: every
+            // write is one transaction (an Idempotency-Key's record in it), so a retry
+            // with the key finds the first outcome, and an unkeyed request's 503 says
+            // as much as a timeout does.
+            Err(_) => Err(ApiError::unavailable(anyhow::anyhow!(
+                "the function gave up on the request after {budget:?}: its dependencies did not answer in time"
+            ))),
+        };
+        let mut response = respond_to(gateway_id.as_deref(), handled);
         edge_headers(&mut response, access);
         let elapsed = started.elapsed();
         let status = response.status();
@@ -144,6 +155,23 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The longest a function works on one request before it answers 503 itself: below
+/// the functions' timeout (template.yaml `Timeout: 10`), so a dependency that hangs
+/// past the SDK's own timeouts (8 s an operation) still gets its client a JSON 503
+/// with `Retry-After`, never Lambda's timeout (which API Gateway answers as a 500).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(9);
+
+/// What is left for a request: [`REQUEST_DEADLINE`], or less when the invocation's
+/// own deadline (Lambda's) comes sooner, keeping a quarter second to answer.
+fn answer_within(request: &lambda_http::Request) -> std::time::Duration {
+    use lambda_http::RequestExt as _;
+    let lambda_left = request.lambda_context_ref().and_then(|ctx| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+        std::time::Duration::from_millis(ctx.deadline).checked_sub(now + std::time::Duration::from_millis(250))
+    });
+    lambda_left.map_or(REQUEST_DEADLINE, |left| left.min(REQUEST_DEADLINE))
 }
 
 /// A duration in milliseconds to the microsecond, for a log line.
@@ -218,6 +246,22 @@ mod tests {
             assert_eq!(response.headers()["x-content-type-options"], "nosniff");
             assert!(response.headers().get("cache-control").is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_outlives_the_invocation_is_answered_503_before_lambda_kills_it() {
+        use lambda_http::RequestExt as _;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let mut context = lambda_http::Context::default();
+        // Lambda's deadline in 600 ms: the answer is due 250 ms before it.
+        context.deadline = (now + std::time::Duration::from_millis(600)).as_millis() as u64;
+        let request = lambda_http::Request::default().with_lambda_context(context);
+        let hung = |_| std::future::pending::<Handled>();
+        let response = instrumented("test-route", Access::Customer, request, hung).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
     }
 
     #[test]
