@@ -12,6 +12,7 @@
 //!   Docker engine answers, every test fails with a message that says so; nothing
 //!   passes silently.
 
+pub mod faults;
 pub mod feed;
 pub mod invariants;
 pub mod policy;
@@ -143,6 +144,29 @@ impl TestApp {
         let config = store.client().config().to_builder().interceptor(interceptor).build();
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
         TestApp::serve_deps(store.clone(), Deps::new(store)).await
+    }
+
+    /// A test app whose functions reach DynamoDB through `proxy` with the functions'
+    /// own client settings (timeouts, retries), for the fault tests; `sign_in` off is
+    /// `AUTH=off`. [`TestApp::client`] still reaches DynamoDB directly, so seeding and
+    /// audits work whatever the proxy is doing. `configure` adjusts the dependencies
+    /// (gate, cache …) before the API starts; it gets the table's name.
+    pub async fn spawn_through(
+        proxy: &faults::FaultProxy,
+        sign_in: bool,
+        configure: impl FnOnce(&str, &mut Deps<DynamoStore>),
+    ) -> TestApp {
+        let (store, table) = TestApp::fresh_store().await;
+        let endpoint = proxy.endpoint_for(&dynamodb_endpoint().await);
+        let config =
+            aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await).endpoint_url(endpoint);
+        let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone());
+        let mut deps = Deps::new(proxied);
+        if !sign_in {
+            deps.identity = rushcart::identity::Identity::TrustClient;
+        }
+        configure(&table, &mut deps);
+        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), sign_in, None).await
     }
 
     async fn fresh_store() -> (DynamoStore, String) {
