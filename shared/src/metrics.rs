@@ -11,7 +11,7 @@
 //! process may [`install`] another sink (the local API sums them). Why not a crate:
 //! AWS's `metrique` (with its EMF writer) is the well-kept one, built for wide
 //! unit-of-work records; it would bring about forty crates (`metrics`, `metrics-util`,
-//! `quanta`, `crossbeam`, a DDSketch …) into every function for what is, here, eleven
+//! `quanta`, `crossbeam`, a DDSketch …) into every function for what is, here, thirteen
 //! counters and timers whose record is one small `serde_json` object, as the EMF
 //! specification gives it. Revisit if records grow wide (many values per request).
 
@@ -114,6 +114,13 @@ pub const CATALOGUE: &[MetricSpec] = &[
         unit: Unit::Milliseconds,
         dimensions: &[],
         description: "From an event's commit to its publication",
+    },
+    MetricSpec {
+        name: "RedisConnect",
+        unit: Unit::Count,
+        dimensions: &["Outcome"],
+        description: "Connect attempts to Redis: Connected, Failed (down, refused, TLS refused; retried with \
+            backoff while the gate, the budget and the cache step aside)",
     },
     MetricSpec {
         name: "TransactionConflictsRetried",
@@ -245,6 +252,7 @@ mod tests {
             include_str!("top.rs"),
             include_str!("feed/mod.rs"),
             include_str!("adapters/dynamodb/transaction.rs"),
+            include_str!("adapters/redis_connection.rs"),
         ];
         let mut emitted = std::collections::BTreeSet::new();
         for source in sources {

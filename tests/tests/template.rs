@@ -454,8 +454,10 @@ fn every_alarm_on_a_rushcart_metric_names_one_the_code_emits_with_its_dimensions
             }
         }
     }
-    // The coupon gate's bypass rate and the retried transaction conflicts.
-    assert_eq!(ours, BTreeSet::from(["CouponGate".to_owned(), "TransactionConflictsRetried".to_owned()]));
+    // The coupon gate's bypass rate, the retried transaction conflicts, and the failed
+    // Redis connects.
+    let expected = ["CouponGate", "TransactionConflictsRetried", "RedisConnect"];
+    assert_eq!(ours, expected.into_iter().map(str::to_owned).collect::<BTreeSet<_>>());
 }
 
 /// The AWS metrics the alarms and the dashboard may read, as AWS documents them, with

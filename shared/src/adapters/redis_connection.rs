@@ -3,7 +3,14 @@
 //! that made every waiter start over). Until it exists, callers get an error at once
 //! and step aside; once made, the connection manager reconnects by itself. Every call
 //! runs under a short timeout.
+//!
+//! The connect task cannot die quietly: each attempt runs as a task of its own, so an
+//! attempt that panics (as rustls did when it found two crypto providers) is a failed
+//! attempt like a refused one. Every failure is logged with its cause and counted
+//! (`RedisConnect`, `Outcome=Failed`), and the task backs off and tries again; should
+//! the task itself end without a connection, the next caller starts another.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +20,7 @@ use tokio::sync::OnceCell;
 
 pub struct RedisConnection {
     client: redis::Client,
-    connection: Arc<OnceCell<ConnectionManager>>,
-    connecting: AtomicBool,
+    connector: Connector<ConnectionManager>,
     timeout: Duration,
 }
 
@@ -34,6 +40,16 @@ pub fn call_timeout_from_env() -> anyhow::Result<Duration> {
 
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// The connect task's first wait after a failed attempt, doubled after each failure up
+/// to [`MAX_RETRY_DELAY`]: a Redis that comes back is found within seconds, and one
+/// that stays away costs a log line and a metric every few seconds, not a busy loop.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The longest one connect attempt may take (the client's own connect timeout and
+/// retries take a few seconds at most), so that no server holds the task forever.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+
 impl RedisConnection {
     /// A connection to `url` whose calls each get `timeout`; nothing is connected until
     /// it is first needed.
@@ -41,8 +57,7 @@ impl RedisConnection {
         crate::install_crypto_provider();
         Ok(RedisConnection {
             client: redis::Client::open(url)?,
-            connection: Arc::new(OnceCell::new()),
-            connecting: AtomicBool::new(false),
+            connector: Connector::new(FIRST_RETRY_DELAY, MAX_RETRY_DELAY, ATTEMPT_LIMIT),
             timeout,
         })
     }
@@ -51,16 +66,16 @@ impl RedisConnection {
     pub async fn ready(&self, within: Duration) -> bool {
         self.start_connecting();
         let deadline = tokio::time::Instant::now() + within;
-        while self.connection.get().is_none() && tokio::time::Instant::now() < deadline {
+        while self.connector.get().is_none() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        self.connection.get().is_some()
+        self.connector.get().is_some()
     }
 
     /// The connection, or an error at once while it is not made yet.
     pub fn connection(&self) -> anyhow::Result<ConnectionManager> {
         self.start_connecting();
-        self.connection.get().cloned().ok_or_else(|| anyhow::anyhow!("not connected to Redis yet"))
+        self.connector.get().cloned().ok_or_else(|| anyhow::anyhow!("not connected to Redis yet"))
     }
 
     /// Runs `call` with the timeout; `None` (logged as `what`) when Redis did not answer.
@@ -79,31 +94,193 @@ impl RedisConnection {
     }
 
     fn start_connecting(&self) {
-        if self.connection.get().is_some() || self.connecting.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let client = self.client.clone();
-        let cell = self.connection.clone();
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(2);
+        // The host and port only: the URL may carry a password.
+        let address = self.client.get_connection_info().addr().to_string();
+        self.connector.start(address, move || {
+            let client = client.clone();
+            let config = config.clone();
+            async move { Ok(client.get_connection_manager_with_config(config).await?) }
+        });
+    }
+}
+
+/// Makes one `T` (a connection) in a background task that retries with backoff until
+/// it has one, and that no failure ends quietly: see the module's doc.
+struct Connector<T> {
+    made: Arc<OnceCell<T>>,
+    /// Whether a connect task is alive; cleared by the task however it ends.
+    running: Arc<AtomicBool>,
+    first_delay: Duration,
+    max_delay: Duration,
+    attempt_limit: Duration,
+}
+
+/// Clears [`Connector::running`] when the connect task ends, by return, panic or its
+/// runtime shutting down, so the next caller starts a new one.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl<T: Send + Sync + 'static> Connector<T> {
+    fn new(first_delay: Duration, max_delay: Duration, attempt_limit: Duration) -> Connector<T> {
+        Connector {
+            made: Arc::new(OnceCell::new()),
+            running: Arc::new(AtomicBool::new(false)),
+            first_delay,
+            max_delay,
+            attempt_limit,
+        }
+    }
+
+    fn get(&self) -> Option<&T> {
+        self.made.get()
+    }
+
+    /// Starts the connect task to `address` unless it has connected or is at it.
+    fn start<A, F>(&self, address: String, attempt: A)
+    where
+        A: Fn() -> F + Send + 'static,
+        F: Future<Output = anyhow::Result<T>> + Send + 'static,
+    {
+        if self.made.get().is_some() || self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let running = Running(self.running.clone());
+        let made = self.made.clone();
+        let (first_delay, max_delay, limit) = (self.first_delay, self.max_delay, self.attempt_limit);
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(50);
+            let _running = running;
+            let mut delay = first_delay;
+            let mut failures: u64 = 0;
             loop {
-                match client.get_connection_manager_with_config(config.clone()).await {
-                    Ok(connection) => {
-                        let _ = cell.set(connection);
-                        tracing::info!("connected to Redis");
+                // A task of its own, so that a panic inside the driver is this attempt's
+                // failure, with its message, and not the end of connecting.
+                let mut attempt = tokio::spawn(attempt());
+                let outcome = tokio::time::timeout(limit, &mut attempt).await;
+                let failure = match outcome {
+                    Ok(Ok(Ok(connection))) => {
+                        let _ = made.set(connection);
+                        crate::metrics::count("RedisConnect", &["Connected"], 1);
+                        tracing::info!(redis = %address, failures, "connected to Redis");
                         return;
                     }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot reach Redis; retrying in {delay:?}");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
+                    Ok(Ok(Err(err))) => format!("{err:#}"),
+                    Ok(Err(err)) => format!("the connect attempt died: {err}"),
+                    Err(_) => {
+                        attempt.abort();
+                        format!("no connection within {limit:?}")
                     }
+                };
+                failures += 1;
+                crate::metrics::count("RedisConnect", &["Failed"], 1);
+                tracing::warn!(
+                    redis = %address,
+                    failures,
+                    error = %failure,
+                    "cannot connect to Redis; its callers step aside; retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(max_delay);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    /// Waits up to 5 s for `done`.
+    async fn eventually(done: impl Fn() -> bool) -> bool {
+        for _ in 0..1000 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        done()
+    }
+
+    fn quick<T: Send + Sync + 'static>() -> Connector<T> {
+        Connector::new(Duration::from_millis(1), Duration::from_millis(4), Duration::from_millis(100))
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_panics_hangs_or_fails_is_retried_until_one_connects() {
+        let connector = quick::<u32>();
+        let attempts = Arc::new(AtomicU32::new(0));
+        let counted = attempts.clone();
+        connector.start("127.0.0.1:1".to_owned(), move || {
+            let attempt = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                match attempt {
+                    1 => panic!("two crypto providers, and no way to choose"),
+                    2 => std::future::pending().await,
+                    3 => anyhow::bail!("connection refused"),
+                    n => Ok(n),
                 }
             }
         });
+        assert!(eventually(|| connector.get().is_some()).await, "still not connected");
+        assert_eq!(connector.get(), Some(&4));
+        assert_eq!(attempts.load(Ordering::SeqCst), 4, "one attempt after each failure, none after success");
+        assert!(eventually(|| !connector.running.load(Ordering::Acquire)).await, "the task ends once connected");
+    }
+
+    #[test]
+    fn a_connect_task_that_ends_without_a_connection_is_started_again() {
+        let connector = quick::<u32>();
+        let dying = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        dying.block_on(async {
+            connector.start("127.0.0.1:1".to_owned(), || async { anyhow::bail!("connection refused") });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        });
+        assert!(connector.running.load(Ordering::Acquire), "still trying");
+        // The task's runtime goes away with it (a test's runtime; a Lambda's frozen one).
+        drop(dying);
+        assert!(!connector.running.load(Ordering::Acquire), "a task that ended says so");
+
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            connector.start("127.0.0.1:1".to_owned(), || async { Ok(7) });
+            assert!(eventually(|| connector.get().is_some()).await, "the next caller started a new task");
+        });
+        assert_eq!(connector.get(), Some(&7));
+    }
+
+    #[tokio::test]
+    async fn one_connect_task_at_a_time() {
+        let connector = quick::<u32>();
+        let first = Arc::new(AtomicU32::new(0));
+        let second = Arc::new(AtomicU32::new(0));
+        let (counted, also_counted) = (first.clone(), second.clone());
+        connector.start("127.0.0.1:1".to_owned(), move || {
+            let attempt = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if attempt < 3 {
+                    anyhow::bail!("connection refused")
+                }
+                Ok(attempt)
+            }
+        });
+        connector.start("127.0.0.1:1".to_owned(), move || {
+            also_counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(0) }
+        });
+        assert!(eventually(|| connector.get().is_some()).await);
+        assert_eq!(connector.get(), Some(&3));
+        assert_eq!(second.load(Ordering::SeqCst), 0, "a second caller waits for the first task");
     }
 }
