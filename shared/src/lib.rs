@@ -92,7 +92,8 @@ impl<S> Deps<S> {
 
 impl Deps<adapters::dynamodb::DynamoStore> {
     /// The production dependencies, from the environment: `TABLE_NAME`, and
-    /// `COUPON_GATE=on` with `REDIS_URL` to put the Redis gate in front of coupon issue.
+    /// `COUPON_GATE=on` with `REDIS_URL` to put the Redis gate in front of coupon issue
+    /// (see [`redis_endpoint`] for `REDIS_CA_FILE`).
     pub async fn from_env() -> anyhow::Result<Self> {
         Deps::from_store(adapters::dynamodb::DynamoStore::from_env().await?).await
     }
@@ -103,7 +104,8 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             Ok("on") => {
                 let url = std::env::var("REDIS_URL").context("COUPON_GATE=on needs REDIS_URL")?;
                 let timeout = adapters::redis_connection::call_timeout_from_env()?;
-                let gate = adapters::redis_gate::RedisGate::with_call_timeout(&url, store.table(), timeout)?;
+                let gate =
+                    adapters::redis_gate::RedisGate::with_call_timeout(redis_endpoint(url)?, store.table(), timeout)?;
                 if !gate.ready(std::time::Duration::from_millis(500)).await {
                     tracing::warn!("coupon gate: Redis not reachable at start-up; stepping aside until it is");
                 }
@@ -117,7 +119,7 @@ impl Deps<adapters::dynamodb::DynamoStore> {
             (Ok("on") | Err(_), Ok(url)) => {
                 let timeout = adapters::redis_connection::call_timeout_from_env()?;
                 let cache = adapters::redis_top::RedisTopCache::with_call_timeout(
-                    &url,
+                    redis_endpoint(url)?,
                     store.table(),
                     top_cache_ttl(),
                     timeout,
@@ -163,11 +165,25 @@ async fn issue_budget_from_env(namespace: &str) -> anyhow::Result<Option<Arc<dyn
     // Deployed, issue-coupon has Redis only with CouponGate=on (REDIS_URL empty otherwise).
     let Some(url) = std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()) else { return Ok(None) };
     let timeout = adapters::redis_connection::call_timeout_from_env()?;
-    let budget = adapters::redis_budget::RedisBudget::new(&url, namespace, per_second, timeout)?;
+    let budget = adapters::redis_budget::RedisBudget::new(redis_endpoint(url)?, namespace, per_second, timeout)?;
     if !budget.ready(std::time::Duration::from_millis(500)).await {
         tracing::warn!("coupon issue budget: Redis not reachable at start-up; stepping aside until it is");
     }
     Ok(Some(Arc::new(budget)))
+}
+
+/// Redis at `url` (`REDIS_URL`), trusting for `rediss://` the CA certificates of the PEM
+/// file `REDIS_CA_FILE` if it is set, and the public web roots otherwise. ElastiCache's
+/// certificates chain to public roots and need no file; a Redis of one's own behind a
+/// private CA (and the TLS test) does. A file that cannot be read or holds no
+/// certificate, or a CA file beside a plain `redis://` URL, stops the start: TLS that
+/// could never work must not pass for a Redis that is merely down.
+pub fn redis_endpoint(url: String) -> anyhow::Result<adapters::redis_connection::RedisEndpoint> {
+    let endpoint = adapters::redis_connection::RedisEndpoint::new(url);
+    match std::env::var("REDIS_CA_FILE").ok().filter(|path| !path.is_empty()) {
+        None => Ok(endpoint),
+        Some(path) => endpoint.trusting_ca_file(&path).context("REDIS_CA_FILE"),
+    }
 }
 
 /// A user's coupon issue requests per second, by default: a person clicks a few times,

@@ -15,7 +15,7 @@ async fn gated_app() -> (TestApp, Arc<RedisGate>) {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
     let mut gate = None;
     let app = TestApp::spawn_with_gate(|namespace| {
-        let built = Arc::new(RedisGate::with_call_timeout(&redis_url(), namespace, REDIS_BUDGET).unwrap());
+        let built = Arc::new(RedisGate::with_call_timeout(redis_url(), namespace, REDIS_BUDGET).unwrap());
         gate = Some(built.clone());
         built
     })
@@ -84,7 +84,7 @@ async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact(
     let _one_at_a_time = ONE_RUSH_AT_A_TIME.lock().await;
     let mut gate = None;
     let app = TestApp::spawn_with_gate(|namespace| {
-        let built = Arc::new(RedisGate::new(&dead_redis_url(), namespace).unwrap());
+        let built = Arc::new(RedisGate::new(dead_redis_url(), namespace).unwrap());
         gate = Some(built.clone());
         built
     })
@@ -112,7 +112,7 @@ async fn a_gate_that_lost_its_state_learns_sold_out_from_dynamodb() {
     // Same table, now behind a gate that has never seen this coupon.
     let gated = {
         let gate = Arc::new(
-            RedisGate::with_call_timeout(&redis_url(), format!("{}-late", plain.table()), REDIS_BUDGET).unwrap(),
+            RedisGate::with_call_timeout(redis_url(), format!("{}-late", plain.table()), REDIS_BUDGET).unwrap(),
         );
         assert!(gate.ready(std::time::Duration::from_secs(5)).await);
         let mut deps = rushcart::Deps::new(plain.store.clone());

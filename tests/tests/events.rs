@@ -117,7 +117,7 @@ async fn outbox_event(app: &TestApp, id: &str, kind: &str) -> std::collections::
 }
 
 fn cached_deps(store: &DynamoStore, clock: Arc<dyn Clock>) -> (Deps<DynamoStore>, Arc<RedisTopCache>) {
-    let cache = Arc::new(RedisTopCache::new(&redis_url(), store.table(), Duration::from_secs(60)).expect("cache"));
+    let cache = Arc::new(RedisTopCache::new(redis_url(), store.table(), Duration::from_secs(60)).expect("cache"));
     let mut deps = Deps::with_clock(store.clone(), clock);
     deps.top_cache = Some(cache.clone());
     (deps, cache)

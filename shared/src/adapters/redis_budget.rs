@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::redis_connection::RedisConnection;
+use super::redis_connection::{RedisConnection, RedisEndpoint};
 use crate::coupons::{Budget, GateFuture, IssueBudget};
 use crate::ids::UserId;
 
@@ -32,9 +32,14 @@ pub struct RedisBudget {
 impl RedisBudget {
     /// `per_second` issue requests per user per second, each Redis call bounded by
     /// `timeout`.
-    pub fn new(url: &str, namespace: impl Into<String>, per_second: u32, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        endpoint: impl Into<RedisEndpoint>,
+        namespace: impl Into<String>,
+        per_second: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         Ok(RedisBudget {
-            redis: RedisConnection::new(url, timeout)?,
+            redis: RedisConnection::new(endpoint, timeout)?,
             namespace: namespace.into(),
             per_second,
             script: redis::Script::new(SPEND),

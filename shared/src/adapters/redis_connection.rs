@@ -9,14 +9,86 @@
 //! attempt like a refused one. Every failure is logged with its cause and counted
 //! (`RedisConnect`, `Outcome=Failed`), and the task backs off and tries again; should
 //! the task itself end without a connection, the next caller starts another.
+//!
+//! [`RedisEndpoint`] says where Redis is and, for `rediss://` to a server whose
+//! certificate a private CA signed, which CA to trust (`REDIS_CA_FILE`).
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
+
+/// Where Redis is: its URL (`redis://` or `rediss://` for TLS) and, if set, the only CA
+/// certificates a `rediss://` server's certificate may chain to. Without them the
+/// public web roots are trusted, which is what ElastiCache's certificates need.
+#[derive(Clone)]
+pub struct RedisEndpoint {
+    url: String,
+    root_cert: Option<Vec<u8>>,
+}
+
+impl RedisEndpoint {
+    pub fn new(url: impl Into<String>) -> RedisEndpoint {
+        RedisEndpoint { url: url.into(), root_cert: None }
+    }
+
+    /// Trusts the CA certificates of the PEM file at `path` instead of the public roots
+    /// (`REDIS_CA_FILE`: a Redis of one's own, behind a private CA).
+    pub fn trusting_ca_file(self, path: impl AsRef<Path>) -> anyhow::Result<RedisEndpoint> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).with_context(|| format!("read the Redis CA file {}", path.display()))?;
+        self.trusting_ca(pem).with_context(|| format!("the Redis CA file {}", path.display()))
+    }
+
+    /// Trusts the CA certificates in `pem` instead of the public roots.
+    pub fn trusting_ca(mut self, pem: Vec<u8>) -> anyhow::Result<RedisEndpoint> {
+        use rustls::pki_types::pem::PemObject as _;
+        let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .context("read the PEM certificates")?;
+        // An empty trust store would refuse every server, quietly, forever.
+        anyhow::ensure!(!certificates.is_empty(), "holds no PEM certificate");
+        self.root_cert = Some(pem);
+        // A CA for a plain `redis://` URL would be ignored; say so now, not at connect.
+        self.client()?;
+        Ok(self)
+    }
+
+    /// A client for the endpoint (nothing is connected yet).
+    fn client(&self) -> anyhow::Result<redis::Client> {
+        let client = match &self.root_cert {
+            None => redis::Client::open(self.url.as_str()),
+            Some(root_cert) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert.clone()) },
+            ),
+        };
+        client.context("the Redis URL (REDIS_URL, and REDIS_CA_FILE for rediss://)")
+    }
+}
+
+impl From<&str> for RedisEndpoint {
+    fn from(url: &str) -> RedisEndpoint {
+        RedisEndpoint::new(url)
+    }
+}
+
+impl From<String> for RedisEndpoint {
+    fn from(url: String) -> RedisEndpoint {
+        RedisEndpoint::new(url)
+    }
+}
+
+impl From<&String> for RedisEndpoint {
+    fn from(url: &String) -> RedisEndpoint {
+        RedisEndpoint::new(url.as_str())
+    }
+}
 
 pub struct RedisConnection {
     client: redis::Client,
@@ -51,12 +123,12 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 
 impl RedisConnection {
-    /// A connection to `url` whose calls each get `timeout`; nothing is connected until
-    /// it is first needed.
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<RedisConnection> {
+    /// A connection to `endpoint` whose calls each get `timeout`; nothing is connected
+    /// until it is first needed.
+    pub fn new(endpoint: impl Into<RedisEndpoint>, timeout: Duration) -> anyhow::Result<RedisConnection> {
         crate::install_crypto_provider();
         Ok(RedisConnection {
-            client: redis::Client::open(url)?,
+            client: endpoint.into().client()?,
             connector: Connector::new(FIRST_RETRY_DELAY, MAX_RETRY_DELAY, ATTEMPT_LIMIT),
             timeout,
         })
@@ -282,5 +354,17 @@ mod tests {
         assert!(eventually(|| connector.get().is_some()).await);
         assert_eq!(connector.get(), Some(&3));
         assert_eq!(second.load(Ordering::SeqCst), 0, "a second caller waits for the first task");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let url = "rediss://127.0.0.1:6380";
+        let empty = RedisEndpoint::new(url).trusting_ca(Vec::new()).err().expect("refused");
+        assert!(format!("{empty:#}").contains("no PEM certificate"), "{empty:#}");
+        let key = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec();
+        let refused = RedisEndpoint::new(url).trusting_ca(key).err().expect("refused");
+        assert!(format!("{refused:#}").contains("no PEM certificate"), "{refused:#}");
+        let missing = RedisEndpoint::new(url).trusting_ca_file("/nonexistent/ca.pem").err().expect("refused");
+        assert!(format!("{missing:#}").contains("/nonexistent/ca.pem"), "names the file: {missing:#}");
     }
 }

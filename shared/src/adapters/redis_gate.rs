@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::redis_connection::{RedisConnection, DEFAULT_CALL_TIMEOUT};
+use super::redis_connection::{RedisConnection, RedisEndpoint, DEFAULT_CALL_TIMEOUT};
 
 use crate::coupons::{Admission, AdmissionGate, Coupon, GateFuture};
 use crate::ids::UserId;
@@ -38,17 +38,21 @@ pub struct RedisGate {
 }
 
 impl RedisGate {
-    /// A gate on `url` whose Redis calls each get [`DEFAULT_CALL_TIMEOUT`] (no
+    /// A gate on `endpoint` whose Redis calls each get [`DEFAULT_CALL_TIMEOUT`] (no
     /// connection is made until the first request, so a Redis that is down at start-up
     /// never stops the function from starting).
-    pub fn new(url: &str, namespace: impl Into<String>) -> anyhow::Result<RedisGate> {
-        RedisGate::with_call_timeout(url, namespace, DEFAULT_CALL_TIMEOUT)
+    pub fn new(endpoint: impl Into<RedisEndpoint>, namespace: impl Into<String>) -> anyhow::Result<RedisGate> {
+        RedisGate::with_call_timeout(endpoint, namespace, DEFAULT_CALL_TIMEOUT)
     }
 
     /// A gate whose Redis calls each get `timeout` before it steps aside.
-    pub fn with_call_timeout(url: &str, namespace: impl Into<String>, timeout: Duration) -> anyhow::Result<RedisGate> {
+    pub fn with_call_timeout(
+        endpoint: impl Into<RedisEndpoint>,
+        namespace: impl Into<String>,
+        timeout: Duration,
+    ) -> anyhow::Result<RedisGate> {
         Ok(RedisGate {
-            redis: RedisConnection::new(url, timeout)?,
+            redis: RedisConnection::new(endpoint, timeout)?,
             namespace: namespace.into(),
             script: redis::Script::new(ADMIT),
             bypassed: AtomicU64::new(0),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::redis_connection::{RedisConnection, DEFAULT_CALL_TIMEOUT};
+use super::redis_connection::{RedisConnection, RedisEndpoint, DEFAULT_CALL_TIMEOUT};
 use crate::coupons::GateFuture;
 use crate::top::{Cached, TopProducts, TopProductsCache};
 
@@ -22,19 +22,19 @@ pub struct RedisTopCache {
 impl RedisTopCache {
     /// A cache whose entries live `ttl` (make it longer than the refresh period) and
     /// whose calls each get [`DEFAULT_CALL_TIMEOUT`].
-    pub fn new(url: &str, namespace: &str, ttl: Duration) -> anyhow::Result<RedisTopCache> {
-        RedisTopCache::with_call_timeout(url, namespace, ttl, DEFAULT_CALL_TIMEOUT)
+    pub fn new(endpoint: impl Into<RedisEndpoint>, namespace: &str, ttl: Duration) -> anyhow::Result<RedisTopCache> {
+        RedisTopCache::with_call_timeout(endpoint, namespace, ttl, DEFAULT_CALL_TIMEOUT)
     }
 
     /// A cache whose calls each get `timeout` before the caller answers from DynamoDB.
     pub fn with_call_timeout(
-        url: &str,
+        endpoint: impl Into<RedisEndpoint>,
         namespace: &str,
         ttl: Duration,
         timeout: Duration,
     ) -> anyhow::Result<RedisTopCache> {
         Ok(RedisTopCache {
-            redis: RedisConnection::new(url, timeout)?,
+            redis: RedisConnection::new(endpoint, timeout)?,
             key: format!("{namespace}:top5:v1"),
             lock: format!("{namespace}:top5:v1:lock"),
             ttl,
