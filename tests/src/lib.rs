@@ -17,6 +17,7 @@ pub mod feed;
 pub mod invariants;
 pub mod policy;
 pub mod shop;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -473,16 +474,19 @@ mod testcontainers_backend {
 pub struct OwnServer {
     port: u16,
     what: &'static str,
-    command: fn(u16) -> std::process::Command,
+    command: Box<dyn Fn(u16) -> std::process::Command + Send + Sync>,
     child: Option<std::process::Child>,
 }
 
 impl OwnServer {
     /// Starts `command(port)` on a free port and waits until the port answers.
-    pub fn start(what: &'static str, command: fn(u16) -> std::process::Command) -> OwnServer {
+    pub fn start(
+        what: &'static str,
+        command: impl Fn(u16) -> std::process::Command + Send + Sync + 'static,
+    ) -> OwnServer {
         let url = dead_redis_url();
         let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
-        let mut server = OwnServer { port, what, command, child: None };
+        let mut server = OwnServer { port, what, command: Box::new(command), child: None };
         server.restart();
         server
     }
@@ -503,6 +507,10 @@ impl OwnServer {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
+            // A server that refused its arguments (a certificate, say) is not slow.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|child| child.try_wait()) {
+                panic!("{} on {} exited at start: {status}", self.what, self.port);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("{} did not start on {}", self.what, self.port);
@@ -522,27 +530,46 @@ impl Drop for OwnServer {
     }
 }
 
-/// A redis-server of the test's own (nothing saved to disk).
-pub struct OwnRedis(OwnServer);
+/// A redis-server of the test's own (nothing saved to disk), plain or over TLS.
+pub struct OwnRedis {
+    server: OwnServer,
+    scheme: &'static str,
+}
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
-        OwnRedis(OwnServer::start("redis-server", |port| {
+        let server = OwnServer::start("redis-server", |port| {
             let mut command = std::process::Command::new("redis-server");
             command.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]);
             command
-        }))
+        });
+        OwnRedis { server, scheme: "redis" }
+    }
+
+    /// A redis-server that speaks only TLS (`rediss://`), with the certificate and key
+    /// of `certificates`; it asks clients for no certificate of theirs.
+    pub fn start_tls(certificates: &tls::TestCertificates) -> OwnRedis {
+        let (cert, key, ca) = (certificates.server_cert(), certificates.server_key(), certificates.ca_cert());
+        let server = OwnServer::start("redis-server (Debian's build, with TLS)", move |port| {
+            let mut command = std::process::Command::new("redis-server");
+            command.args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()]);
+            command.arg("--tls-cert-file").arg(&cert).arg("--tls-key-file").arg(&key);
+            command.arg("--tls-ca-cert-file").arg(&ca).args(["--tls-auth-clients", "no"]);
+            command.args(["--save", "", "--appendonly", "no"]);
+            command
+        });
+        OwnRedis { server, scheme: "rediss" }
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.0.port())
+        format!("{}://127.0.0.1:{}", self.scheme, self.server.port())
     }
 
     pub fn restart(&mut self) {
-        self.0.restart();
+        self.server.restart();
     }
 
     pub fn stop(&mut self) {
-        self.0.stop();
+        self.server.stop();
     }
 }
