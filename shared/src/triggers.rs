@@ -1,5 +1,6 @@
-//! The non-HTTP Lambdas' handlers: each takes its trigger's event as JSON and returns
-//! the JSON the function answers Lambda with. The binaries in `functions/` only build
+//! The non-HTTP Lambdas' handlers: each takes its trigger's event (the feed's as
+//! `aws_lambda_events` types, the Cognito triggers' as JSON) and returns what the
+//! function answers Lambda with. The binaries in `functions/` only build
 //! their clients and call these, so `make test` can feed the recorded events in
 //! `events/` through exactly the code Lambda runs.
 //!
@@ -17,13 +18,16 @@
 //! handled is named in `batchItemFailures` (the template turns on
 //! `ReportBatchItemFailures`), so only it is retried.
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use serde_json::{json, Value};
 
 use crate::catalog::ProductCatalog;
 use crate::clock::Clock;
 use crate::feed::{
-    batch_response, consume, events_from_stream_event, messages_from_sqs_event, relay, sweep, DataPlatform,
-    DeliveryLog, EventPublisher, Outbox, SWEEP_GRACE,
+    consume, events_from_stream_event, messages_from_sqs_event, relay, sqs_batch_response, stream_batch_response,
+    sweep, DataPlatform, DeliveryLog, EventPublisher, Outbox, SWEEP_GRACE,
 };
 use crate::identity::UserRegistry;
 use crate::top::{refresh, SalesReader, TopError, TopProductsCache};
@@ -34,12 +38,12 @@ pub async fn relay_stream_batch<P: EventPublisher, O: Outbox>(
     publisher: &P,
     outbox: &O,
     clock: &dyn Clock,
-    event: &Value,
-) -> Value {
+    event: StreamEvent,
+) -> DynamoDbEventResponse {
     let batch = events_from_stream_event(event);
     let mut failed = relay(publisher, outbox, batch.records, clock.now()).await;
     failed.extend(batch.unreadable);
-    batch_response(&failed)
+    stream_batch_response(failed)
 }
 
 /// `feed-sweeper`: republishes events left unpublished past [`SWEEP_GRACE`]. The
@@ -59,12 +63,12 @@ pub async fn consume_sqs_batch<L: DeliveryLog, D: DataPlatform>(
     log: &L,
     platform: &D,
     clock: &dyn Clock,
-    event: &Value,
-) -> Value {
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let batch = messages_from_sqs_event(event);
     let mut failed = consume(log, platform, batch.records, clock.now()).await;
     failed.extend(batch.unreadable);
-    batch_response(&failed)
+    sqs_batch_response(failed)
 }
 
 /// `refresh-top-products`: recomputes the top 5 from DynamoDB and overwrites the cache.

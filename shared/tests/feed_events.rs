@@ -1,6 +1,9 @@
-//! The recorded DynamoDB-stream and SQS events from `events/` parse into what the relay
-//! and the consumer act on.
+//! The recorded DynamoDB-stream and SQS events from `events/` deserialize into the
+//! `aws_lambda_events` types the functions take, and those into what the relay and the
+//! consumer act on.
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use rushcart::feed::{events_from_stream_event, messages_from_sqs_event};
 
 fn event(name: &str) -> serde_json::Value {
@@ -8,9 +11,14 @@ fn event(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// `event` as the Lambda runtime hands it to the function: deserialized into `T`.
+fn typed<T: serde::de::DeserializeOwned>(event: serde_json::Value) -> T {
+    serde_json::from_value(event).expect("the event deserializes as the runtime does it")
+}
+
 #[test]
 fn the_recorded_stream_event_yields_its_outbox_event_keyed_by_sequence_number() {
-    let batch = events_from_stream_event(&event("feed-relay"));
+    let batch = events_from_stream_event(typed(event("feed-relay")));
     assert!(batch.unreadable.is_empty());
     let events = batch.records;
     assert_eq!(events.len(), 1);
@@ -23,7 +31,7 @@ fn the_recorded_stream_event_yields_its_outbox_event_keyed_by_sequence_number() 
 
 #[test]
 fn the_recorded_sqs_event_yields_its_message_id_and_body() {
-    let batch = messages_from_sqs_event(&event("feed-consumer"));
+    let batch = messages_from_sqs_event(typed(event("feed-consumer")));
     assert!(batch.unreadable.is_empty());
     let messages = batch.records;
     assert_eq!(messages.len(), 1);
@@ -44,7 +52,7 @@ fn unreadable_records_are_named_as_failed_and_the_rest_go_through() {
     modify["eventName"] = "MODIFY".into();
     modify["dynamodb"]["SequenceNumber"] = "113".into();
     stream["Records"].as_array_mut().unwrap().extend([broken, modify]);
-    let batch = events_from_stream_event(&stream);
+    let batch = events_from_stream_event(typed::<StreamEvent>(stream));
     assert_eq!(batch.records.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["111"]);
     assert_eq!(batch.unreadable, ["112"], "a MODIFY is no event; a broken INSERT is a failure");
 
@@ -53,6 +61,6 @@ fn unreadable_records_are_named_as_failed_and_the_rest_go_through() {
     bodiless["messageId"] = "m-2".into();
     bodiless.as_object_mut().unwrap().remove("body");
     sqs["Records"].as_array_mut().unwrap().push(bodiless);
-    let batch = messages_from_sqs_event(&sqs);
+    let batch = messages_from_sqs_event(typed::<SqsEvent>(sqs));
     assert_eq!((batch.records.len(), batch.unreadable), (1, vec!["m-2".to_owned()]));
 }

@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::Request;
 use rushcart::adapters::dynamodb::DynamoStore;
@@ -63,6 +65,18 @@ fn keyed_event_for(name: &str, order: &str, key: &str) -> Request {
 
 fn json_event(name: &str) -> Value {
     serde_json::from_str(&recorded(name)).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
+}
+
+/// A (recorded, maybe edited) DynamoDB stream event as the Lambda runtime hands it to
+/// `feed-relay`.
+fn stream_event(event: &Value) -> StreamEvent {
+    serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("a DynamoDB stream event: {e}\n{event}"))
+}
+
+/// A (recorded, maybe edited) SQS event as the Lambda runtime hands it to
+/// `feed-consumer`.
+fn sqs_event(event: &Value) -> SqsEvent {
+    serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("an SQS event: {e}\n{event}"))
 }
 
 /// Runs a recorded HTTP event through the route its function serves, as its `main`
@@ -275,14 +289,14 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     // The recorded stream record, carrying this order's outbox item as its new image.
     let item = outbox_item(&app, &id).await;
     let payload = item["payload"].as_s().expect("payload").clone();
-    let mut stream_event = json_event("feed-relay");
-    let record = &mut stream_event["Records"][0]["dynamodb"];
+    let mut stream_json = json_event("feed-relay");
+    let record = &mut stream_json["Records"][0]["dynamodb"];
     record["NewImage"]["orderId"]["S"] = id.clone().into();
     record["NewImage"]["eventId"]["S"] = format!("{id}:ORDER_PAID").into();
     record["NewImage"]["payload"]["S"] = payload.clone().into();
     let store = app.recording_store();
-    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &stream_event);
-    let response = as_function("feed-relay", relay).await;
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, stream_event(&stream_json));
+    let response = serde_json::to_value(as_function("feed-relay", relay).await).expect("JSON");
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let item = outbox_item(&app, &id).await;
     assert!(item.contains_key("publishedAt"), "the relay marked the event published");
@@ -306,12 +320,12 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     let messages = received.messages.unwrap_or_default();
     assert_eq!(messages.len(), 1, "one event on the queue");
     assert_eq!(messages[0].body.as_deref(), Some(payload.as_str()));
-    let mut sqs_event = json_event("feed-consumer");
-    sqs_event["Records"][0]["messageId"] = messages[0].message_id.clone().expect("message id").into();
-    sqs_event["Records"][0]["body"] = payload.into();
+    let mut sqs_json = json_event("feed-consumer");
+    sqs_json["Records"][0]["messageId"] = messages[0].message_id.clone().expect("message id").into();
+    sqs_json["Records"][0]["body"] = payload.into();
     for _ in 0..2 {
-        let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, &sqs_event);
-        let response = as_function("feed-consumer", consume).await;
+        let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, sqs_event(&sqs_json));
+        let response = serde_json::to_value(as_function("feed-consumer", consume).await).expect("JSON");
         assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     }
     assert_eq!(receiver.paid().get(&id), Some(&1), "delivered once though consumed twice");
@@ -320,30 +334,56 @@ async fn the_recorded_stream_sqs_and_schedule_events_carry_a_paid_order_to_the_p
     // not hold: the relay reports it as a failed batch item (for the stream to retry)
     // instead of failing the batch or claiming success.
     let recorded_relay = json_event("feed-relay");
-    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &recorded_relay);
-    let response = as_function("feed-relay", relay).await;
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, stream_event(&recorded_relay));
+    let response = serde_json::to_value(as_function("feed-relay", relay).await).expect("JSON");
     assert_eq!(response["batchItemFailures"], serde_json::json!([{"itemIdentifier": "111"}]), "{response}");
 
     // The recorded SQS event as is: its order goes to the platform once.
     let recorded_sqs = json_event("feed-consumer");
-    let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, &recorded_sqs);
-    let response = as_function("feed-consumer", consume).await;
+    let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, sqs_event(&recorded_sqs));
+    let response = serde_json::to_value(as_function("feed-consumer", consume).await).expect("JSON");
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     let delivered: BTreeSet<String> = receiver.paid().keys().cloned().collect();
     assert_eq!(delivered, BTreeSet::from([id.clone(), RECORDED_ORDER.to_owned()]));
+
+    // Messages the SQS event carries but the consumer cannot read (a body that is no
+    // JSON, an event without its id) are failed items, for SQS to dead-letter, and
+    // never reach the platform; the readable one beside them is acknowledged.
+    let mut mixed = json_event("feed-consumer");
+    let mut unreadable = Vec::new();
+    for (message_id, body) in [("m-not-json", "{\"eventId\": "), ("m-no-id", "{\"orderId\": \"x\"}")] {
+        let mut record = mixed["Records"][0].clone();
+        record["messageId"] = message_id.into();
+        record["body"] = body.into();
+        unreadable.push(record);
+    }
+    mixed["Records"].as_array_mut().expect("records").extend(unreadable);
+    let attempts_before = receiver.attempts.lock().expect("attempts").values().sum::<u32>();
+    let consume = triggers::consume_sqs_batch(&store, &platform, &SystemClock, sqs_event(&mixed));
+    let response = serde_json::to_value(as_function("feed-consumer", consume).await).expect("JSON");
+    let mut failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["m-no-id", "m-not-json"], "{response}");
+    let attempts_after = receiver.attempts.lock().expect("attempts").values().sum::<u32>();
+    assert_eq!(attempts_after, attempts_before, "the recorded event is a duplicate; the broken ones are not posted");
 
     // A refund's ORDER_REFUNDED in the recorded stream record's shape: the relay looks
     // up the order's ORDER_PAID first (published already here), within its policy.
     let (status, refunded) = run(&deps, http_event_for("cancel-order", &id)).await;
     assert_eq!((status, refunded["status"].as_str()), (200, Some("REFUNDED")), "{refunded}");
     let item = outbox_event(&app, &id, "ORDER_REFUNDED").await;
-    let mut stream_event = json_event("feed-relay");
-    let record = &mut stream_event["Records"][0]["dynamodb"];
+    let mut stream_json = json_event("feed-relay");
+    let record = &mut stream_json["Records"][0]["dynamodb"];
     record["NewImage"]["orderId"]["S"] = id.clone().into();
     record["NewImage"]["eventId"]["S"] = format!("{id}:ORDER_REFUNDED").into();
     record["NewImage"]["payload"]["S"] = item["payload"].as_s().expect("payload").clone().into();
-    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, &stream_event);
-    let response = as_function("feed-relay", relay).await;
+    let relay = triggers::relay_stream_batch(&publisher, &store, &SystemClock, stream_event(&stream_json));
+    let response = serde_json::to_value(as_function("feed-relay", relay).await).expect("JSON");
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "{response}");
     assert!(outbox_event(&app, &id, "ORDER_REFUNDED").await.contains_key("publishedAt"));
 }

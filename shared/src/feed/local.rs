@@ -1,16 +1,23 @@
 //! The feed in the local run (and the tests): pollers that do what AWS's event source
 //! mappings do — read the outbox's DynamoDB stream for the relay, and receive SQS
 //! messages for the consumer — and call the same code as the Lambdas.
+//!
+//! The queue's receive limit needs nothing of the poller: the queue's redrive policy
+//! moves a message received `maxReceiveCount` times to the dead-letter queue on the
+//! next receive, on AWS and in moto alike (moto's `receive_message` checks each
+//! visible message's receive count against the policy before handing it out).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 
-use super::{consume, relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
+use super::{relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
 use crate::clock::Clock;
+use crate::triggers::consume_sqs_batch;
 
 /// Reads every shard of a table's stream from its start, remembering where it got to.
 pub struct StreamReader {
@@ -122,9 +129,10 @@ pub async fn relay_once<P: EventPublisher, O: Outbox>(
     Ok(count)
 }
 
-/// One consumer pass: receive up to 10 messages, deliver, delete the delivered ones,
-/// and make the failed ones visible again after `retry_after` (SQS counts each receive
-/// towards the dead-letter queue's limit).
+/// One consumer pass: receive up to 10 messages, hand them to the consumer as Lambda
+/// does (an SQS event, through [`consume_sqs_batch`]), delete those not named in its
+/// batch item failures, and make the failed ones visible again after `retry_after`
+/// (SQS counts each receive towards the dead-letter queue's limit).
 pub async fn consume_once<L: DeliveryLog, D: DataPlatform>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -138,6 +146,7 @@ pub async fn consume_once<L: DeliveryLog, D: DataPlatform>(
         .queue_url(queue_url)
         .max_number_of_messages(10)
         .wait_time_seconds(1)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
         .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
@@ -147,9 +156,10 @@ pub async fn consume_once<L: DeliveryLog, D: DataPlatform>(
     }
     let handles: HashMap<String, String> =
         messages.iter().filter_map(|m| Some((m.message_id()?.to_owned(), m.receipt_handle()?.to_owned()))).collect();
-    let batch: Vec<(String, String)> =
-        messages.iter().filter_map(|m| Some((m.message_id()?.to_owned(), m.body()?.to_owned()))).collect();
-    let failed = consume(log, platform, batch, clock.now()).await;
+    let mut event = SqsEvent::default();
+    event.records = messages.iter().map(lambda_record).collect();
+    let response = consume_sqs_batch(log, platform, clock, event).await;
+    let failed: Vec<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
     let mut done = Vec::new();
     for (id, handle) in &handles {
         if failed.contains(id) {
@@ -173,4 +183,21 @@ pub async fn consume_once<L: DeliveryLog, D: DataPlatform>(
             .map_err(|e| anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
     }
     Ok(handles.len())
+}
+
+/// A received message as a record of Lambda's SQS event.
+fn lambda_record(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id().map(str::to_owned);
+    record.receipt_handle = message.receipt_handle().map(str::to_owned);
+    record.body = message.body().map(str::to_owned);
+    record.md5_of_body = message.md5_of_body().map(str::to_owned);
+    record.attributes = message
+        .attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+        .collect();
+    record.event_source = Some("aws:sqs".to_owned());
+    record
 }

@@ -17,6 +17,9 @@ pub mod local;
 use std::future::Future;
 use std::time::Duration;
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -285,86 +288,143 @@ impl<T> Default for Batch<T> {
     }
 }
 
+/// The attributes of an outbox item the relay reads from a stream record's new image
+/// (adapters/dynamodb/feed.rs writes them).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutboxImage {
+    order_id: String,
+    event_id: String,
+    payload: String,
+}
+
+/// Reads an outbox event from a stream record's new image; the error names the
+/// attribute that is missing or not a string.
+fn outbox_event(image: serde_dynamo::Item) -> Result<OutboxEvent, serde_path_to_error::Error<serde_dynamo::Error>> {
+    let deserializer = serde_dynamo::Deserializer::from_attribute_value(serde_dynamo::AttributeValue::M(image.into()));
+    let OutboxImage { order_id, event_id, payload } = serde_path_to_error::deserialize(deserializer)?;
+    Ok(OutboxEvent { order_id, event_id, payload })
+}
+
 /// The new outbox events of a DynamoDB stream Lambda event, by sequence number (the
 /// batch item identifier). Other changes (an event marked published) are not events.
-pub fn events_from_stream_event(event: &Value) -> Batch<OutboxEvent> {
+pub fn events_from_stream_event(event: StreamEvent) -> Batch<OutboxEvent> {
     let mut batch = Batch::default();
-    for record in event["Records"].as_array().into_iter().flatten() {
-        let Some(sequence) = record["dynamodb"]["SequenceNumber"].as_str() else {
+    for record in event.records {
+        let Some(sequence) = record.change.sequence_number else {
             // Nothing names it to Lambda: it can only be logged.
-            tracing::error!(record = %crate::echo::quote(&record.to_string()), "a stream record without a sequence number");
+            tracing::error!(record = %record.event_id, "a stream record without a sequence number");
             continue;
         };
-        if record["eventName"] != "INSERT" {
+        if record.event_name != "INSERT" {
             continue;
         }
-        let image = &record["dynamodb"]["NewImage"];
-        let text = |name: &str| image[name]["S"].as_str().map(str::to_owned);
-        match (text("orderId"), text("eventId"), text("payload")) {
-            (Some(order_id), Some(event_id), Some(payload)) => {
-                batch.records.push((sequence.to_owned(), OutboxEvent { order_id, event_id, payload }))
-            }
-            _ => {
-                tracing::error!(sequence, "an outbox record without orderId, eventId or payload; reported as failed");
-                batch.unreadable.push(sequence.to_owned());
+        match outbox_event(record.change.new_image) {
+            Ok(event) => batch.records.push((sequence, event)),
+            Err(err) => {
+                tracing::error!(%sequence, error = %err, "an outbox record that is no outbox event; reported as failed");
+                batch.unreadable.push(sequence);
             }
         }
     }
     batch
 }
 
-/// `(message id, body)` of each message of an SQS Lambda event.
-pub fn messages_from_sqs_event(event: &Value) -> Batch<String> {
+/// `(message id, body)` of each message of an SQS Lambda event. A body that is not an
+/// event is the consumer's to report ([`consume`]), with the message it came in.
+pub fn messages_from_sqs_event(event: SqsEvent) -> Batch<String> {
     let mut batch = Batch::default();
-    for record in event["Records"].as_array().into_iter().flatten() {
-        let Some(message_id) = record["messageId"].as_str() else {
-            tracing::error!(record = %crate::echo::quote(&record.to_string()), "an SQS record without a message id");
+    for record in event.records {
+        let Some(message_id) = record.message_id else {
+            tracing::error!(source = ?record.event_source_arn, "an SQS record without a message id");
             continue;
         };
-        match record["body"].as_str() {
-            Some(body) => batch.records.push((message_id.to_owned(), body.to_owned())),
+        match record.body {
+            Some(body) => batch.records.push((message_id, body)),
             None => {
-                tracing::error!(message = message_id, "an SQS message without a body; reported as failed");
-                batch.unreadable.push(message_id.to_owned());
+                tracing::error!(message = %message_id, "an SQS message without a body; reported as failed");
+                batch.unreadable.push(message_id);
             }
         }
     }
     batch
 }
 
-/// The partial batch response Lambda reads: `{"batchItemFailures": [{"itemIdentifier"}]}`.
-pub fn batch_response(failed: &[String]) -> Value {
-    let failures: Vec<Value> = failed.iter().map(|id| serde_json::json!({"itemIdentifier": id})).collect();
-    serde_json::json!({ "batchItemFailures": failures })
+/// The partial batch response Lambda reads from a stream trigger: the failed records by
+/// sequence number.
+pub fn stream_batch_response(failed: Vec<String>) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|sequence| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            failure
+        })
+        .collect();
+    response
+}
+
+/// The partial batch response Lambda reads from an SQS trigger: the failed messages by
+/// message id.
+pub fn sqs_batch_response(failed: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed);
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_inserted_outbox_events_are_relayed_and_a_broken_one_is_reported_failed() {
-        let event = serde_json::json!({"Records": [
-            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "100", "NewImage": {
-                "orderId": {"S": "o1"}, "eventId": {"S": "o1:ORDER_PAID"}, "payload": {"S": "{}"}}}},
-            {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "101", "NewImage": {
-                "orderId": {"S": "o1"}, "eventId": {"S": "o1:ORDER_PAID"}, "payload": {"S": "{}"}}}},
-            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "102", "NewImage": {"orderId": {"S": "broken"}}}}
-        ]});
-        let batch = events_from_stream_event(&event);
-        assert_eq!(batch.records.len(), 1);
-        assert_eq!(batch.records[0].0, "100");
-        assert_eq!(batch.records[0].1.order_id, "o1");
-        assert_eq!(batch.unreadable, ["102"]);
+    /// A DynamoDB stream record as Lambda sends it, with `image` as its new image.
+    fn stream_record(name: &str, sequence: &str, image: Value) -> Value {
+        serde_json::json!({"eventID": format!("e{sequence}"), "eventName": name, "awsRegion": "us-east-1",
+            "dynamodb": {"SequenceNumber": sequence, "SizeBytes": 100, "NewImage": image}})
     }
 
     #[test]
-    fn the_batch_response_names_each_failed_item() {
+    fn only_inserted_outbox_events_are_relayed_and_a_broken_one_is_reported_failed() {
+        let image =
+            serde_json::json!({"orderId": {"S": "o1"}, "eventId": {"S": "o1:ORDER_PAID"}, "payload": {"S": "{}"}});
+        let event: StreamEvent = serde_json::from_value(serde_json::json!({"Records": [
+            stream_record("INSERT", "100", image.clone()),
+            stream_record("MODIFY", "101", image),
+            stream_record("INSERT", "102", serde_json::json!({"orderId": {"S": "broken"}})),
+            stream_record("INSERT", "103", serde_json::json!({
+                "orderId": {"S": "o3"}, "eventId": {"S": "o3:ORDER_PAID"}, "payload": {"N": "1"}})),
+        ]}))
+        .expect("a stream event");
+        let batch = events_from_stream_event(event);
+        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.records[0].0, "100");
+        assert_eq!(batch.records[0].1.order_id, "o1");
+        assert_eq!(batch.unreadable, ["102", "103"], "a missing attribute and a number for a string");
+    }
+
+    #[test]
+    fn a_broken_outbox_image_is_named_by_its_attribute() {
+        let image: serde_dynamo::Item = serde_json::from_value(serde_json::json!({
+            "orderId": {"S": "o3"}, "eventId": {"S": "o3:ORDER_PAID"}, "payload": {"N": "1"}}))
+        .expect("an item");
+        let err = outbox_event(image).expect_err("a number is no payload");
+        assert_eq!(err.path().to_string(), "payload", "{err}");
+    }
+
+    #[test]
+    fn the_batch_responses_name_each_failed_item_as_lambda_reads_them() {
         assert_eq!(
-            batch_response(&["a".into(), "b".into()]),
-            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "b"}]})
+            serde_json::to_value(stream_batch_response(vec!["1".into(), "2".into()])).expect("JSON"),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "1"}, {"itemIdentifier": "2"}]})
         );
-        assert_eq!(batch_response(&[]), serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(
+            serde_json::to_value(sqs_batch_response(vec!["a".into()])).expect("JSON"),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "a"}]})
+        );
+        assert_eq!(
+            serde_json::to_value(sqs_batch_response(Vec::new())).expect("JSON"),
+            serde_json::json!({"batchItemFailures": []})
+        );
     }
 
     /// Publishes into a log, refusing the event ids in `refuse`; `unpublished` are
