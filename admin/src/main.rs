@@ -7,6 +7,8 @@
 //! - `audit`: check the invariants from the table after a load run.
 //! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`.
 //! - `token`: a token from the running local API's issuer (`make run`), to sign in.
+//! - `redrive`: move the feed's dead letters back to the feed queue (or, with
+//!   `--dry-run`, list them).
 
 mod floor;
 
@@ -75,6 +77,15 @@ enum Command {
     },
     /// Print the API's OpenAPI 3.1 document (`make openapi` writes it to docs/).
     Openapi,
+    /// Move every message in the feed's dead-letter queue back to the feed queue, once
+    /// the cause (a platform refusing them) is fixed; an event already delivered is
+    /// acknowledged without a second delivery. The queues are FEED_QUEUE_URL and
+    /// FEED_DLQ_URL, or else `<prefix>-feed` and `<prefix>-feed-dlq`.
+    Redrive {
+        /// List the dead letters (message, event, receives) and move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -146,7 +157,36 @@ async fn main() -> anyhow::Result<()> {
             floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
         }
         Command::Token { user, admin, api } => println!("{}", token(&api, user, admin).await?),
+        Command::Redrive { dry_run } => redrive(&cli.prefix, dry_run).await?,
         Command::Openapi => unreachable!("answered before the client is built"),
+    }
+    Ok(())
+}
+
+/// `redrive`: moves the feed's dead letters back, or lists them.
+async fn redrive(prefix: &str, dry_run: bool) -> anyhow::Result<()> {
+    use rushcart::adapters::feed_aws::{self, FeedQueues};
+    let (sqs, _) = feed_aws::clients_from_env().await;
+    let queues = FeedQueues::locate(&sqs, prefix).await?;
+    if dry_run {
+        let letters = feed_aws::dead_letters(&sqs, &queues.dead_letter_queue_url).await?;
+        for letter in &letters {
+            let event = letter.event_id.as_deref().unwrap_or("(a body that is no feed event)");
+            println!("{}  {event}  receives: {}", letter.message_id, letter.receives);
+        }
+        println!("{} messages in {} (dry run: nothing moved)", letters.len(), queues.dead_letter_queue_url);
+        return Ok(());
+    }
+    let redriven = feed_aws::redrive(&sqs, &queues.dead_letter_queue_url, &queues.queue_url).await?;
+    println!("moved {} messages from {} to {}", redriven.moved, queues.dead_letter_queue_url, queues.queue_url);
+    for message in &redriven.not_deleted {
+        println!("sent but not deleted from the dead-letter queue (the next redrive sends it again): {message}");
+    }
+    for message in &redriven.failed {
+        eprintln!("not moved: {message}");
+    }
+    if !redriven.failed.is_empty() {
+        anyhow::bail!("{} messages could not be moved and are still in the dead-letter queue", redriven.failed.len());
     }
     Ok(())
 }
