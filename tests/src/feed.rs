@@ -2,7 +2,7 @@
 //! receiver that records what it accepts and refuses as told, and a moto server of the
 //! test's own that it can stop and start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +54,10 @@ pub struct Receiver {
     pub accepted: Arc<Mutex<HashMap<String, u32>>>,
     /// Every delivery attempt: event id → attempts.
     pub attempts: Arc<Mutex<HashMap<String, u32>>>,
+    /// Event ids refused (503) whatever the behaviour, until taken out again.
+    refused: Arc<Mutex<BTreeSet<String>>>,
+    /// The body last accepted, by event id.
+    bodies: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Receiver {
@@ -62,14 +66,16 @@ impl Receiver {
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         let accepted: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let (acc, att) = (accepted.clone(), attempts.clone());
+        let refused: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let bodies: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let shared = (accepted.clone(), attempts.clone(), refused.clone(), bodies.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (acc, att) = (acc.clone(), att.clone());
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let (acc, att) = (acc.clone(), att.clone());
+                        let (acc, att, refused, bodies) = shared.clone();
                         async move {
                             let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -81,14 +87,17 @@ impl Receiver {
                                 *n += 1;
                                 *n
                             };
-                            let refuse = match behaviour {
-                                Behaviour::Accept => false,
-                                Behaviour::RefuseFirst => attempt == 1,
-                                Behaviour::AlwaysRefuseEndingWith(c) => order.ends_with(c),
-                            };
+                            let refuse = refused.lock().unwrap().contains(&event_id)
+                                || match behaviour {
+                                    Behaviour::Accept => false,
+                                    Behaviour::RefuseFirst => attempt == 1,
+                                    Behaviour::AlwaysRefuseEndingWith(c) => order.ends_with(c),
+                                };
                             let status = if refuse {
                                 503
                             } else {
+                                let text = String::from_utf8_lossy(&body).into_owned();
+                                bodies.lock().unwrap().insert(event_id.clone(), text);
                                 *acc.lock().unwrap().entry(event_id).or_default() += 1;
                                 202
                             };
@@ -103,7 +112,27 @@ impl Receiver {
                 });
             }
         });
-        Receiver { url, accepted, attempts }
+        Receiver { url, accepted, attempts, refused, bodies }
+    }
+
+    /// Refuses `event_id` from now on, whatever the behaviour: a poison message.
+    pub fn refuse(&self, event_id: &str) {
+        self.refused.lock().unwrap().insert(event_id.to_owned());
+    }
+
+    /// Takes `event_id` again: the poison's cause is fixed.
+    pub fn stop_refusing(&self, event_id: &str) {
+        self.refused.lock().unwrap().remove(event_id);
+    }
+
+    /// The body the platform last accepted for `event_id`.
+    pub fn body_of(&self, event_id: &str) -> Option<String> {
+        self.bodies.lock().unwrap().get(event_id).cloned()
+    }
+
+    /// Delivery attempts of `event_id` so far.
+    pub fn attempts_of(&self, event_id: &str) -> u32 {
+        self.attempts.lock().unwrap().get(event_id).copied().unwrap_or_default()
     }
 
     /// Accepted deliveries by event id.

@@ -3,15 +3,18 @@
 //! relay and consumer run as in `make run`: pollers calling the Lambdas' code.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use futures::future::join_all;
 use futures::StreamExt as _;
-use rushcart::adapters::feed_aws::{provision, AwsPublisher, HttpPlatform};
+use rushcart::adapters::feed_aws::{
+    dead_letters, provision, redrive, AwsPublisher, FeedChannels, FeedQueues, HttpPlatform, Redriven, MAX_RECEIVES,
+};
 use rushcart::clock::SystemClock;
 use rushcart::feed::local::{consume_once, relay_once, StreamReader};
-use rushcart::feed::sweep;
+use rushcart::feed::{sweep, EventType};
 use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, streams_client, Behaviour, OwnMoto, Receiver};
 use rushcart_tests::{dynamodb_endpoint, TestApp};
 use serde_json::json;
@@ -368,4 +371,144 @@ async fn a_message_the_platform_always_refuses_ends_in_the_dead_letter_queue_wit
             "{order} was tried once per receive"
         );
     }
+}
+
+/// Messages in `queue`: (visible, in flight).
+async fn depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> (u32, u32) {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("the queue's attributes");
+    let count = |name: QueueAttributeName| {
+        let value = attributes.attributes().and_then(|a| a.get(&name)).unwrap_or_else(|| panic!("no {name}"));
+        value.parse().unwrap_or_else(|e| panic!("{name} {value}: {e}"))
+    };
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// A poison message — one the platform refuses every time — is retried up to the
+/// queue's receive limit and then dead-lettered, while the rest of its batch is
+/// delivered on the first pass. Once the platform takes it, `rushcart-admin redrive`
+/// moves it back and it is delivered once; a dead-lettered copy of an event already
+/// delivered is redriven with it and acknowledged without a second delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_message_is_dead_lettered_without_holding_up_its_batch_and_a_redrive_delivers_it_once() {
+    let app = shop(|_| "1000.00", 4).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let (paid, _) = orders(&app, 1..=4, |_| true).await;
+    let events: BTreeSet<String> = paid.iter().map(|order| EventType::OrderPaid.event_id(order)).collect();
+    assert_eq!(events.len(), 4, "{paid:?}");
+    let poison = events.first().expect("an event").clone();
+    let good: HashMap<String, u32> = events.iter().filter(|e| **e != poison).map(|e| (e.clone(), 1)).collect();
+    receiver.refuse(&poison);
+    let sqs = feed.publisher.sqs.clone();
+    let FeedChannels { queue_url: queue, dead_letter_queue_url: dlq, .. } = feed.publisher.channels.clone();
+
+    // All four on the queue before the consumer's first pass, so they make one batch.
+    let started = Instant::now();
+    while depth(&sqs, &queue).await.0 < 4 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the relay did not publish the four events");
+        let _ = feed.relay(&app).await;
+    }
+    assert_eq!(feed.consume(&app).await, 4, "one batch of four");
+    assert_eq!(receiver.accepted(), good, "the rest of the batch is delivered at once, once each");
+
+    // moto applies the queue's redrive policy on receive, as SQS does: the poison is
+    // received (and refused) MAX_RECEIVES times, then moved to the dead-letter queue.
+    let started = Instant::now();
+    while depth(&sqs, &dlq).await != (1, 0) {
+        let attempts = receiver.attempts_of(&poison);
+        assert!(started.elapsed() < Duration::from_secs(30), "not dead-lettered after {attempts} attempts");
+        feed.consume(&app).await;
+    }
+    assert_eq!(receiver.attempts_of(&poison), MAX_RECEIVES, "tried once per receive, up to the limit");
+    assert_eq!(depth(&sqs, &queue).await, (0, 0), "nothing is left on the feed queue");
+    assert_eq!(receiver.accepted(), good, "the poison was never taken");
+
+    // A copy of an event already delivered lands in the dead-letter queue too (a
+    // consumer that delivered it and died before acknowledging, five times over).
+    let delivered = good.keys().next().expect("a delivered event").clone();
+    let copy = receiver.body_of(&delivered).expect("the body the platform took");
+    sqs.send_message().queue_url(&dlq).message_body(copy).send().await.expect("a copy in the dead-letter queue");
+
+    let listed = dead_letters(&sqs, &dlq).await.expect("list the dead letters");
+    let listed: BTreeSet<(String, u32)> =
+        listed.into_iter().map(|letter| (letter.event_id.expect("an event"), letter.receives)).collect();
+    let expected = BTreeSet::from([(poison.clone(), MAX_RECEIVES), (delivered.clone(), 0)]);
+    assert_eq!(listed, expected, "each with the receives it had");
+    assert_eq!(depth(&sqs, &dlq).await, (2, 0), "listing moves nothing and leaves nothing hidden");
+
+    // The cause is fixed; the operator redrives.
+    receiver.stop_refusing(&poison);
+    let delivered_attempts = receiver.attempts_of(&delivered);
+    let redriven = redrive(&sqs, &dlq, &queue).await.expect("redrive");
+    assert_eq!(redriven, Redriven { moved: 2, ..Redriven::default() });
+    assert_eq!(depth(&sqs, &dlq).await, (0, 0), "the dead-letter queue is empty");
+
+    let started = Instant::now();
+    while depth(&sqs, &queue).await != (0, 0) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the redriven messages were not consumed");
+        feed.consume(&app).await;
+    }
+    let once: HashMap<String, u32> = events.iter().map(|e| (e.clone(), 1)).collect();
+    assert_eq!(receiver.accepted(), once, "the poison delivered once, nothing twice");
+    assert_eq!(receiver.attempts_of(&delivered), delivered_attempts, "the copy was acknowledged without a post");
+}
+
+/// `redrive` empties the dead-letter queue into the feed queue, more than one receive's
+/// worth, each message with its body and its message attributes; the queues are found
+/// by the names `provision` gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_moves_every_dead_letter_back_with_its_body_and_attributes() {
+    let moto = moto_endpoint();
+    let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
+    let prefix = format!("redrive-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
+    let queues = FeedQueues::by_name(&sqs, &prefix).await.expect("the queues by name");
+    assert_eq!(
+        (&queues.queue_url, &queues.dead_letter_queue_url),
+        (&channels.queue_url, &channels.dead_letter_queue_url)
+    );
+
+    let letter = |i: u32| (format!(r#"{{"eventId": "o{i}:ORDER_PAID"}}"#), format!("trace-{i}"));
+    for i in 0..25 {
+        let (body, trace) = letter(i);
+        let attribute = MessageAttributeValue::builder().data_type("String").string_value(trace).build().expect("attr");
+        let sent = sqs.send_message().queue_url(&queues.dead_letter_queue_url).message_body(body);
+        sent.message_attributes("trace", attribute).send().await.expect("a dead letter");
+    }
+    let redriven = redrive(&sqs, &queues.dead_letter_queue_url, &queues.queue_url).await.expect("redrive");
+    assert_eq!(redriven, Redriven { moved: 25, ..Redriven::default() });
+    assert_eq!(depth(&sqs, &queues.dead_letter_queue_url).await, (0, 0));
+
+    let mut back = BTreeSet::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queues.queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let trace = message.message_attributes().and_then(|a| a.get("trace")).and_then(|t| t.string_value());
+            back.insert((message.body().expect("a body").to_owned(), trace.expect("the trace attribute").to_owned()));
+            let handle = message.receipt_handle().expect("a receipt handle");
+            sqs.delete_message().queue_url(&queues.queue_url).receipt_handle(handle).send().await.expect("delete");
+        }
+    }
+    assert_eq!(back, (0..25).map(letter).collect::<BTreeSet<_>>());
 }
