@@ -109,6 +109,44 @@ pub trait TopProductsCache: Send + Sync {
     fn patience(&self) -> Duration {
         WAIT_FOR_OTHERS
     }
+    /// Where this process keeps its own recent answer for when the cache is out of
+    /// reach; `None`: every such caller computes.
+    fn stand_in(&self) -> Option<&StandIn> {
+        None
+    }
+}
+
+/// How long a process answers with the top 5 it computed itself while the cache is out
+/// of reach (well inside the refresh period, the staleness invariant 7 allows).
+pub const STAND_IN_FOR: Duration = Duration::from_secs(5);
+
+/// A process's own recent answer, for while the cache is down or slow. Without it, a
+/// Redis outage sends every request to DynamoDB to recompute — the stampede the cache
+/// exists to prevent, and its reads land on the hottest items there are, the stock and
+/// per-day sales every payment writes (the fault suite saw payments time out behind
+/// it). One caller computes; the others wait for it and take its answer.
+#[derive(Default)]
+pub struct StandIn {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, TopProducts)>>,
+}
+
+impl StandIn {
+    /// The answer computed here in the last [`STAND_IN_FOR`], or `compute`'s (kept).
+    pub async fn get_or_compute(
+        &self,
+        compute: impl Future<Output = Result<TopProducts, TopError>>,
+    ) -> Result<TopProducts, TopError> {
+        let mut last = self.last.lock().await;
+        if let Some((at, value)) = last.as_ref() {
+            if at.elapsed() < STAND_IN_FOR {
+                return Ok(value.clone());
+            }
+        }
+        tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
+        let value = compute.await?;
+        *last = Some((tokio::time::Instant::now(), value.clone()));
+        Ok(value)
+    }
 }
 
 /// Computes the answer from DynamoDB.
@@ -146,8 +184,16 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
         }
         Cached::Unavailable => {
             metrics::count("TopCache", &["Fallback"], 1);
-            tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
-            return compute(store, clock.now()).await;
+            return match cache.stand_in() {
+                Some(stand_in) => stand_in.get_or_compute(compute(store, clock.now())).await,
+                None => {
+                    tracing::warn!(
+                        metric = "top5_cache_unavailable",
+                        "top-5 cache unavailable; answering from DynamoDB"
+                    );
+                    compute(store, clock.now()).await
+                }
+            };
         }
         Cached::Miss => metrics::count("TopCache", &["Miss"], 1),
     }
@@ -187,6 +233,32 @@ pub async fn refresh<S: SalesReader + ProductCatalog>(
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[tokio::test]
+    async fn with_the_cache_out_of_reach_one_caller_computes_and_the_others_take_its_answer() {
+        let stand_in = StandIn::default();
+        let computed = std::sync::atomic::AtomicU32::new(0);
+        let compute = || async {
+            computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(TopProducts { window_days: WINDOW_DAYS, generated_at: "2026-11-26T00:00:00Z".into(), items: vec![] })
+        };
+        let answers = futures::future::join_all((0..20).map(|_| stand_in.get_or_compute(compute()))).await;
+        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|v| v.generated_at == "2026-11-26T00:00:00Z")));
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1, "one computation for twenty callers");
+        stand_in.get_or_compute(compute()).await.unwrap();
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1, "a recent answer is reused");
+    }
+
+    #[tokio::test]
+    async fn a_failed_computation_is_not_kept() {
+        let stand_in = StandIn::default();
+        let failed = stand_in.get_or_compute(async { Err(TopError::Unavailable(anyhow::anyhow!("down"))) }).await;
+        assert!(failed.is_err());
+        let value = TopProducts { window_days: WINDOW_DAYS, generated_at: "later".into(), items: vec![] };
+        let answer = stand_in.get_or_compute(async { Ok(value.clone()) }).await.unwrap();
+        assert_eq!(answer, value, "the next caller computes afresh");
+    }
 
     fn p(id: u64) -> ProductId {
         ProductId::new(id).unwrap()

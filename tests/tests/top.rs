@@ -169,7 +169,8 @@ async fn with_redis_stopped_the_answer_still_comes_and_the_cache_is_used_again_o
     for _ in 0..3 {
         assert_eq!(top(&app).await, expected, "answered from DynamoDB");
     }
-    assert_eq!(computations(&app), 4);
+    // One computation, which the process keeps standing in for the cache a few seconds.
+    assert_eq!(computations(&app), 2, "computed once for three answers while Redis is down");
 
     redis.restart();
     let mut settled = false;

@@ -17,6 +17,7 @@ pub struct RedisTopCache {
     ttl: Duration,
     lock_ttl: Duration,
     patience: Duration,
+    stand_in: crate::top::StandIn,
 }
 
 impl RedisTopCache {
@@ -40,6 +41,7 @@ impl RedisTopCache {
             ttl,
             lock_ttl: Duration::from_secs(5),
             patience: crate::top::WAIT_FOR_OTHERS,
+            stand_in: crate::top::StandIn::default(),
         })
     }
 
@@ -56,6 +58,10 @@ impl RedisTopCache {
 }
 
 impl TopProductsCache for RedisTopCache {
+    fn stand_in(&self) -> Option<&crate::top::StandIn> {
+        Some(&self.stand_in)
+    }
+
     fn get(&self) -> GateFuture<'_, Cached> {
         Box::pin(async move {
             let found = self
