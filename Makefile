@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint openapi fuzz drill bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
+.PHONY: help install run test template-check lint openapi fuzz faults drill bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   cargo fmt --check and clippy -D warnings (part of make test)"
 	@echo "make openapi         write the API's OpenAPI 3.1 document to docs/openapi.json"
 	@echo "make fuzz            schemathesis, thoroughly, against a local API of its own (make test runs a short pass)"
+	@echo "make faults          the fault suite, thoroughly: each dependency paused, cut off and slowed mid-rush → docs/reliability.md (make test runs a short pass)"
 	@echo "make drill           the incident drill (docs/runbook.md): overload, throttles, shedding → docs/drill.md"
 	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
 	@echo "make bench-balance   k6 balance scenario against a running 'make run'"
@@ -42,6 +43,20 @@ test: install template-check lint
 	tests/browser/run.sh
 	@# schemathesis, every check, a bounded seeded pass (about a minute; make fuzz runs long).
 	FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh
+
+# The fault suite (tests/tests/faults_under_load.rs), thoroughly: 8 s faults, 6 s of calm
+# after each, 128 clients, the `local` profile (about 5 minutes with the build); writes
+# docs/reliability.md and its chart. make test runs the same test in its bounded form:
+# 3 s faults, 64 clients, debug build, about 2 minutes.
+faults: install
+	@.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.8,<4"
+	cargo test --profile local -p rushcart-tests --test faults_under_load --no-run
+	mkdir -p .local
+	@# The report is written (and drawn) whether or not every invariant held.
+	rm -f .local/faults.json; status=0; \
+	FAULTS_REPORT=$(CURDIR)/.local/faults.json FAULTS_LOG=$(CURDIR)/.local/faults-functions.log FAULT_SECONDS=$${FAULT_SECONDS:-8} CALM_SECONDS=$${CALM_SECONDS:-6} FAULT_WORKERS=$${FAULT_WORKERS:-128} \
+		localstack/with-stack.sh cargo test --profile local -p rushcart-tests --test faults_under_load -- --nocapture || status=$$?; \
+	if [ -f .local/faults.json ]; then .venv/bin/python tools/faults.py .local/faults.json .local/faults-functions.log; fi; exit $$status
 
 drill: install
 	cargo build --profile local -p rushcart-local-api -p rushcart-admin
