@@ -4,6 +4,8 @@ use super::{
     Admission, AdmissionGate, Budget, Coupon, CouponError, CouponId, CouponIssuer, CouponReader, IssueBudget,
     IssuedCoupon, UserCoupons,
 };
+use std::sync::Arc;
+
 use crate::clock::Clock;
 use crate::ids::UserId;
 use crate::metrics;
@@ -29,7 +31,7 @@ pub async fn within_budget(budget: Option<&dyn IssueBudget>, user: UserId) -> Re
 /// Issues `coupon` to `user`, through the admission gate when there is one.
 pub async fn issue(
     store: &impl CouponIssuer,
-    gate: Option<&dyn AdmissionGate>,
+    gate: Option<&Arc<dyn AdmissionGate>>,
     clock: &dyn Clock,
     coupon: CouponId,
     user: UserId,
@@ -50,7 +52,7 @@ pub async fn issue(
 
 async fn issue_through_gate(
     store: &impl CouponIssuer,
-    gate: Option<&dyn AdmissionGate>,
+    gate: Option<&Arc<dyn AdmissionGate>>,
     clock: &dyn Clock,
     coupon: CouponId,
     user: UserId,
@@ -74,6 +76,7 @@ async fn issue_through_gate(
         Admission::AlreadyHolds => return Err(CouponError::AlreadyIssued(coupon, user)),
         Admission::Bypassed => return store.issue(coupon, user, now).await,
     }
+    let reservation = Reservation { gate, terms: &terms, user, settled: false };
     let issued = store.issue(coupon, user, now).await;
     match &issued {
         // The user holds a copy either way: the reservation stands.
@@ -85,7 +88,43 @@ async fn issue_through_gate(
         }
         Err(_) => gate.release(&terms, user).await,
     }
+    reservation.settle();
     issued
+}
+
+/// A reservation the gate made for a request, released if the request is dropped
+/// before DynamoDB's answer settles it (the function's deadline drops a handler that
+/// waited too long): left behind, it would tell its user "already issued" without a
+/// copy, and count against the coupon's total at the gate.
+struct Reservation<'a> {
+    gate: &'a Arc<dyn AdmissionGate>,
+    terms: &'a super::Coupon,
+    user: UserId,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        // Released in a task of its own: the request's own is being dropped. Releasing
+        // a reservation whose issue did commit only sends the user's next request on to
+        // DynamoDB, which answers "already issued" itself.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (gate, terms, user) = (self.gate.clone(), self.terms.clone(), self.user);
+            runtime.spawn(async move {
+                gate.release(&terms, user).await;
+                tracing::warn!(coupon = %terms.id, %user, "released the gate reservation of a request dropped mid-issue");
+            });
+        }
+    }
 }
 
 pub async fn user_coupons(
@@ -94,4 +133,73 @@ pub async fn user_coupons(
     page: PageRequest,
 ) -> Result<Page<IssuedCoupon>, CouponError> {
     store.user_coupons(user, page).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::coupons::GateFuture;
+    use crate::money::Money;
+
+    /// A gate that admits everyone and counts releases.
+    #[derive(Default)]
+    struct CountingGate {
+        released: AtomicU32,
+    }
+
+    impl AdmissionGate for CountingGate {
+        fn admit<'a>(&'a self, _: &'a Coupon, _: UserId) -> GateFuture<'a, Admission> {
+            Box::pin(async { Admission::Admitted })
+        }
+        fn release<'a>(&'a self, _: &'a Coupon, _: UserId) -> GateFuture<'a, ()> {
+            Box::pin(async {
+                self.released.fetch_add(1, Ordering::SeqCst);
+            })
+        }
+        fn mark_sold_out<'a>(&'a self, _: &'a Coupon) -> GateFuture<'a, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    /// A store whose issue never answers (a DynamoDB that hangs).
+    struct Hanging(Coupon);
+
+    impl CouponIssuer for Hanging {
+        async fn terms(&self, _: CouponId) -> Result<Coupon, CouponError> {
+            Ok(self.0.clone())
+        }
+        async fn issue(&self, _: CouponId, _: UserId, _: time::OffsetDateTime) -> Result<IssuedCoupon, CouponError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_mid_issue_gives_its_reservation_back() {
+        let coupon = Coupon {
+            id: CouponId::new(1).unwrap(),
+            name: "one".into(),
+            discount: Money::parse("1.00").unwrap(),
+            total: 10,
+            issued: 0,
+            ends_at: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        };
+        let counting = Arc::new(CountingGate::default());
+        let gate: Arc<dyn AdmissionGate> = counting.clone();
+        let store = Hanging(coupon.clone());
+        let clock = crate::clock::SystemClock;
+        let user = UserId::new(7).unwrap();
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(50), issue(&store, Some(&gate), &clock, coupon.id, user)).await;
+        assert!(dropped.is_err(), "the issue hung and was dropped");
+        for _ in 0..100 {
+            if counting.released.load(Ordering::SeqCst) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the reservation of a dropped request was not released");
+    }
 }

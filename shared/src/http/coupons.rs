@@ -109,7 +109,7 @@ pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> 
     let body: IssueRequest = optional_json_body(&request)?.unwrap_or_default();
     let user = acting_user(&request, &deps.identity, body.user_id)?;
     use_cases::within_budget(deps.issue_budget.as_deref(), user).await?;
-    let copy = use_cases::issue(&deps.store, deps.coupon_gate.as_deref(), deps.clock.as_ref(), coupon, user).await?;
+    let copy = use_cases::issue(&deps.store, deps.coupon_gate.as_ref(), deps.clock.as_ref(), coupon, user).await?;
     json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now()))
 }
 

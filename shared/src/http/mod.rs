@@ -136,10 +136,13 @@ where
     async move {
         let handled = match tokio::time::timeout(budget, handle(request)).await {
             Ok(handled) => handled,
-            // Dropping the handler mid-call is what a lost connection does to it: every
-            // write is one transaction (an Idempotency-Key's record in it), so a retry
-            // with the key finds the first outcome, and an unkeyed request's 503 says
-            // as much as a timeout does.
+            // Dropping the handler mid-call is what a lost connection does to it, and
+            // every step is built to survive that: a change commits in one transaction
+            // (with its Idempotency-Key's record), so a retry with the key finds the
+            // first outcome and an unkeyed request's 503 says as much as a timeout;
+            // what follows a commit (a ledger row, a payment's failure record) is
+            // finished by a later read or is bookkeeping; a coupon gate reservation
+            // left behind is checked against DynamoDB before anyone is refused by it.
             Err(_) => Err(ApiError::unavailable(anyhow::anyhow!(
                 "the function gave up on the request after {budget:?}: its dependencies did not answer in time"
             ))),
@@ -167,9 +170,14 @@ pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 /// own deadline (Lambda's) comes sooner, keeping a quarter second to answer.
 fn answer_within(request: &lambda_http::Request) -> std::time::Duration {
     use lambda_http::RequestExt as _;
-    let lambda_left = request.lambda_context_ref().and_then(|ctx| {
+    let lambda_left = request.lambda_context_ref().filter(|ctx| ctx.deadline > 0).and_then(|ctx| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
-        std::time::Duration::from_millis(ctx.deadline).checked_sub(now + std::time::Duration::from_millis(250))
+        // Less than the margin left: answer at once rather than be cut off.
+        Some(
+            std::time::Duration::from_millis(ctx.deadline)
+                .checked_sub(now + std::time::Duration::from_millis(250))
+                .unwrap_or_default(),
+        )
     });
     lambda_left.map_or(REQUEST_DEADLINE, |left| left.min(REQUEST_DEADLINE))
 }
