@@ -117,17 +117,31 @@ pub trait TopProductsCache: Send + Sync {
 }
 
 /// How long a process answers with the top 5 it computed itself while the cache is out
-/// of reach (well inside the refresh period, the staleness invariant 7 allows).
+/// of reach.
 pub const STAND_IN_FOR: Duration = Duration::from_secs(5);
+/// How old an answer may still stand in while a fresh one is being computed: the
+/// refresh period, the staleness invariant 7 allows.
+pub const STAND_IN_AT_MOST: Duration = Duration::from_secs(60);
+/// After a computation failed, how long callers get that failure rather than each
+/// trying again against a DynamoDB that is failing.
+pub const FAILURE_HELD_FOR: Duration = Duration::from_secs(1);
 
 /// A process's own recent answer, for while the cache is down or slow. Without it, a
 /// Redis outage sends every request to DynamoDB to recompute — the stampede the cache
 /// exists to prevent, and its reads land on the hottest items there are, the stock and
 /// per-day sales every payment writes (the fault suite saw payments time out behind
-/// it). One caller computes; the others wait for it and take its answer.
+/// it). One caller computes; meanwhile the others take the previous answer if there is
+/// one young enough, or wait for the new one; a failure is shared for a moment too.
 #[derive(Default)]
 pub struct StandIn {
-    last: tokio::sync::Mutex<Option<(tokio::time::Instant, TopProducts)>>,
+    last: std::sync::Mutex<Last>,
+    computing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Last {
+    value: Option<(tokio::time::Instant, TopProducts)>,
+    failed_at: Option<tokio::time::Instant>,
 }
 
 impl StandIn {
@@ -136,16 +150,47 @@ impl StandIn {
         &self,
         compute: impl Future<Output = Result<TopProducts, TopError>>,
     ) -> Result<TopProducts, TopError> {
-        let mut last = self.last.lock().await;
-        if let Some((at, value)) = last.as_ref() {
+        if let Some(answer) = self.recent() {
+            return answer;
+        }
+        let _computing = match self.computing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(value) = self.young_enough() {
+                    return Ok(value);
+                }
+                let guard = self.computing.lock().await;
+                if let Some(answer) = self.recent() {
+                    return answer;
+                }
+                guard
+            }
+        };
+        tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
+        let computed = compute.await;
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &computed {
+            Ok(value) => *last = Last { value: Some((tokio::time::Instant::now(), value.clone())), failed_at: None },
+            Err(_) => last.failed_at = Some(tokio::time::Instant::now()),
+        }
+        computed
+    }
+
+    /// An answer from the last few seconds: a value, or a failure.
+    fn recent(&self) -> Option<Result<TopProducts, TopError>> {
+        let last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at, value)) = &last.value {
             if at.elapsed() < STAND_IN_FOR {
-                return Ok(value.clone());
+                return Some(Ok(value.clone()));
             }
         }
-        tracing::warn!(metric = "top5_cache_unavailable", "top-5 cache unavailable; answering from DynamoDB");
-        let value = compute.await?;
-        *last = Some((tokio::time::Instant::now(), value.clone()));
-        Ok(value)
+        let failed = last.failed_at.is_some_and(|at| at.elapsed() < FAILURE_HELD_FOR);
+        failed.then(|| Err(TopError::Unavailable(anyhow::anyhow!("the top 5 could not be computed a moment ago"))))
+    }
+
+    fn young_enough(&self) -> Option<TopProducts> {
+        let last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        last.value.as_ref().filter(|(at, _)| at.elapsed() < STAND_IN_AT_MOST).map(|(_, value)| value.clone())
     }
 }
 
@@ -250,14 +295,30 @@ mod tests {
         assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1, "a recent answer is reused");
     }
 
+    fn answer(generated_at: &str) -> TopProducts {
+        TopProducts { window_days: WINDOW_DAYS, generated_at: generated_at.into(), items: vec![] }
+    }
+
     #[tokio::test]
-    async fn a_failed_computation_is_not_kept() {
+    async fn a_failure_is_shared_for_a_moment_then_tried_again() {
         let stand_in = StandIn::default();
         let failed = stand_in.get_or_compute(async { Err(TopError::Unavailable(anyhow::anyhow!("down"))) }).await;
         assert!(failed.is_err());
-        let value = TopProducts { window_days: WINDOW_DAYS, generated_at: "later".into(), items: vec![] };
-        let answer = stand_in.get_or_compute(async { Ok(value.clone()) }).await.unwrap();
-        assert_eq!(answer, value, "the next caller computes afresh");
+        let again = stand_in.get_or_compute(async { panic!("computed again right after a failure") }).await;
+        assert!(again.is_err(), "the failure is shared");
+        tokio::time::sleep(FAILURE_HELD_FOR + Duration::from_millis(100)).await;
+        let answer = stand_in.get_or_compute(async { Ok(answer("later")) }).await.unwrap();
+        assert_eq!(answer.generated_at, "later", "then a caller computes afresh");
+    }
+
+    #[tokio::test]
+    async fn while_one_caller_computes_an_older_answer_stands_in() {
+        let stand_in = StandIn::default();
+        let older = tokio::time::Instant::now().checked_sub(STAND_IN_FOR * 2).unwrap();
+        stand_in.last.lock().unwrap().value = Some((older, answer("older")));
+        let _computing = stand_in.computing.lock().await;
+        let meanwhile = stand_in.get_or_compute(async { panic!("a second computation") }).await.unwrap();
+        assert_eq!(meanwhile.generated_at, "older");
     }
 
     fn p(id: u64) -> ProductId {
