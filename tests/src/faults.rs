@@ -104,11 +104,9 @@ async fn relay(client: TcpStream, upstream: SocketAddr, fault: watch::Receiver<F
     let marked = Arc::new(AtomicBool::new(false));
     let requests = pump(client_read, server_write, fault.clone(), Direction::Requests(marked.clone()));
     let answers = pump(server_read, client_write, fault, Direction::Answers(marked));
-    // When one side closes or the link is cut, both halves go.
-    tokio::select! {
-        _ = requests => {}
-        _ = answers => {}
-    }
+    // Each direction runs until its sender closes (passing the close on) or the link
+    // is cut; the connection is gone when both have.
+    tokio::join!(requests, answers);
 }
 
 enum Direction {
@@ -131,12 +129,13 @@ async fn pump(
             _ = fault.wait_for(|f| *f == Fault::Cut) => return,
         };
         let n = match read {
-            Ok(0) | Err(_) => {
+            // Closed: pass the close on; the other direction may still be answering.
+            Ok(0) => {
                 let _ = to.shutdown().await;
-                // Half-closed: the other direction may still be answering.
-                let _ = fault.wait_for(|f| *f == Fault::Cut).await;
                 return;
             }
+            // Reset: dropping both halves resets the other side too.
+            Err(_) => return,
             Ok(n) => n,
         };
         let now = *fault.borrow_and_update();
@@ -198,13 +197,22 @@ impl Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        signal(self.pid, "CONT");
+        // Never a panic here: this may run while a failed test unwinds.
+        if let Err(err) = send(self.pid, "CONT") {
+            eprintln!("could not resume process {}: {err}", self.pid);
+        }
     }
 }
 
 fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
-    assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+    send(pid, name).unwrap_or_else(|err| panic!("{err}"));
+}
+
+fn send(pid: u32, name: &str) -> Result<(), String> {
+    match std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status() {
+        Ok(status) if status.success() => Ok(()),
+        outcome => Err(format!("kill -{name} {pid}: {outcome:?}")),
+    }
 }
 
 /// The pid of `process` in the running stack (`RUSHCART_STACK_DIR/pids`, which

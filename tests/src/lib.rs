@@ -15,6 +15,7 @@
 pub mod faults;
 pub mod feed;
 pub mod invariants;
+pub mod logs;
 pub mod policy;
 pub mod shop;
 pub mod tls;

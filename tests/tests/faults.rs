@@ -1,26 +1,11 @@
 //! Faults: a dependency that is down gives the client a clear, opaque error and the
 //! log the whole cause; nothing panics and nothing changes.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::http::{balance, respond_to};
 use rushcart::Deps;
 use rushcart_tests::dynamodb_client;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use rushcart_tests::logs::Captured;
 
 fn event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -43,8 +28,7 @@ fn dead_endpoint() -> String {
 #[test]
 fn an_unreachable_dynamodb_gives_an_opaque_503_and_logs_the_cause() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let subscriber = logs.subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 
     let responses = tracing::subscriber::with_default(subscriber, || {
@@ -71,7 +55,7 @@ fn an_unreachable_dynamodb_gives_an_opaque_503_and_logs_the_cause() {
             assert!(!text.contains(leak), "the client sees {leak:?}: {text}");
         }
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("dependency unavailable"), "{logs}");
     assert!(logs.contains("commit CHARGE of 1000.00 for user 1"), "the log names what failed: {logs}");
     assert!(logs.to_lowercase().contains("connect"), "the log keeps the network cause: {logs}");

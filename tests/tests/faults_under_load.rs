@@ -2,20 +2,26 @@
 //! `Idempotency-Key`, a coupon rush through the Redis gate, checkouts — order, pay,
 //! sometimes cancel — and top-5 reads), each dependency in turn is paused (SIGSTOP, a
 //! partition), cut off and slowed (through a proxy), then restored, and the load goes
-//! on. What must hold:
+//! on; last, DynamoDB stops answering for longer than any bound. What must hold:
 //!
-//! - every answer comes within [`BOUND`]: a success, a business refusal, or a JSON 503
-//!   with `Retry-After` — never a 500, never a hang;
+//! - every answer is one its operation may give — a success, a business refusal, or a
+//!   JSON 503 with `Retry-After` — never a 500, never a hang: within [`BOUND`] at the
+//!   client, within [`FUNCTION_BOUND`] by the functions' own latency metric;
 //! - afterwards, from the table: every balance is the sum of its ledger; every 2xx
 //!   charge or use has exactly one ledger row and a refused one none; a keyed request
 //!   retried after 5xx is applied once; stock, payments and refunds add up
-//!   (`check_orders`); coupons issued ≤ total and = the copies, and every user told
-//!   "issued" holds one; every paid order reaches the data platform exactly once, and
-//!   every refunded order's refund too, after the sweeper's pass.
+//!   (`check_orders`); coupons issued ≤ total and = the copies, none refused as sold
+//!   out while some are left, and every user told "issued" holds one; every paid order
+//!   reaches the data platform exactly once, and every refunded order's refund too,
+//!   after the sweeper's pass;
+//! - every fault was felt (DynamoDB's drew 503s, the gate stepped aside, the top 5
+//!   fell back, the relay retried), so none of the above holds by accident.
 //!
-//! Bounded here (in `make test`: 3 s faults, about 2 minutes in all); `make faults`
-//! runs it longer (`FAULT_SECONDS`, `CALM_SECONDS`, `FAULT_WORKERS`) and writes the
-//! report (`FAULTS_REPORT`) that tools/faults.py turns into docs/reliability.md.
+//! Bounded here (in `make test`: 3 s faults, 64 clients, about 2 minutes in all);
+//! `make faults` runs it longer (`FAULT_SECONDS`, `CALM_SECONDS`, `FAULT_WORKERS`;
+//! `FAULT_ONLY=dynamodb,moto,redis` picks dependencies) and writes the report
+//! (`FAULTS_REPORT`, and the functions' warnings in `FAULTS_LOG`) that tools/faults.py
+//! turns into docs/reliability.md.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,12 +45,23 @@ use rushcart_tests::{dynamodb_endpoint, redis_url, TestApp};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-/// The longest any answer may take: the functions' deadline (9 s) and a second for a
-/// loaded two-core machine.
-const BOUND: Duration = Duration::from_secs(10);
+/// The longest a function may work on a request: its deadline (9 s,
+/// `http::REQUEST_DEADLINE`) and a little for writing the answer. Checked from the
+/// functions' own `Latency` metric.
+const FUNCTION_BOUND: Duration = Duration::from_millis(9_500);
 
-/// Users 1..=BALANCE_USERS take the charges and uses.
+/// The longest a client may wait for an answer: the functions' bound and time to reach
+/// them and back on a loaded two-core machine (the clients, the API and the emulators
+/// share it).
+const BOUND: Duration = Duration::from_secs(11);
+
+/// How long DynamoDB stays unresponsive in the phase that outlasts every bound.
+const PAST_THE_BOUND: Duration = Duration::from_secs(13);
+
+/// Users 1..=BALANCE_USERS take the charges and uses; the first POOR_USERS of them
+/// start with nothing, so some of their uses are refused (409 INSUFFICIENT_BALANCE).
 const BALANCE_USERS: u64 = 20;
+const POOR_USERS: u64 = 4;
 /// Checkout worker `n` acts as user CHECKOUT_USERS + n.
 const CHECKOUT_USERS: u64 = 1000;
 /// Coupon rush users are COUPON_USERS.., each request the next (round the pool).
@@ -97,6 +114,8 @@ enum Kind {
     Pause,
     Cut,
     Slow,
+    /// Answers held longer than any bound: a dependency that never answers in time.
+    Unresponsive,
 }
 
 impl Kind {
@@ -105,6 +124,7 @@ impl Kind {
             Kind::Pause => "paused (SIGSTOP)",
             Kind::Cut => "cut off",
             Kind::Slow => "slowed",
+            Kind::Unresponsive => "unresponsive past the bound",
         }
     }
 }
@@ -151,6 +171,8 @@ struct Record {
     issued: HashSet<u64>,
     /// Users told "already issued" at the first try (nothing sent before).
     told_already_issued: HashSet<u64>,
+    /// Whether any client was told the coupon is sold out.
+    told_sold_out: bool,
 }
 
 struct Settings {
@@ -305,31 +327,36 @@ impl Load {
         let mut retried = false;
         for _ in 0..30 {
             let (status, body) = self.send("issue coupon", reqwest::Method::POST, &path, None, None).await;
-            let mut record = self.record.lock().unwrap();
-            match (status, body["code"].as_str()) {
-                (201, _) => {
-                    record.issued.insert(user);
-                    return;
+            let retry = {
+                let mut record = self.record.lock().unwrap();
+                match (status, body["code"].as_str()) {
+                    (201, _) => {
+                        record.issued.insert(user);
+                        return;
+                    }
+                    // After a 5xx, "already issued" means the earlier try went through.
+                    (409, Some("COUPON_ALREADY_ISSUED")) if retried => {
+                        record.issued.insert(user);
+                        return;
+                    }
+                    (409, Some("COUPON_ALREADY_ISSUED")) => {
+                        record.told_already_issued.insert(user);
+                        return;
+                    }
+                    (409, Some("COUPON_SOLD_OUT")) => {
+                        record.told_sold_out = true;
+                        false
+                    }
+                    (status, _) => status >= 500 || status == 0,
                 }
-                // After a 5xx, "already issued" means the earlier try went through.
-                (409, Some("COUPON_ALREADY_ISSUED")) if retried => {
-                    record.issued.insert(user);
-                    return;
-                }
-                (409, Some("COUPON_ALREADY_ISSUED")) => {
-                    record.told_already_issued.insert(user);
-                    return;
-                }
-                (status, _) if status >= 500 || status == 0 => retried = true,
-                _ => {
-                    drop(record);
-                    // Sold out: a shopper looks at the answer a moment before trying
-                    // again (without it, a few clients take the machine from the rest).
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    return;
-                }
+            };
+            if !retry {
+                // A shopper looks at the answer a moment before trying again (without
+                // it, a few clients of a sold-out coupon take the machine from the rest).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return;
             }
-            drop(record);
+            retried = true;
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -487,8 +514,9 @@ async fn check(app: &TestApp, record: &Record, feed: &Feed) -> Vec<(String, Vec<
             violations.push(format!("user {user}: {violation:#}"));
         }
         let mut rows: HashMap<(&str, Decimal), u32> = HashMap::new();
-        // The first entry is the seed's opening charge.
-        for entry in ledger.entries.values().skip(1) {
+        // The first entry is the seed's opening charge (none for those seeded with nothing).
+        let opening = if user <= POOR_USERS { 0 } else { 1 };
+        for entry in ledger.entries.values().skip(opening) {
             *rows.entry((entry.kind.as_str(), entry.amount)).or_default() += 1;
         }
         for ((owner, kind, amount), known) in &record.changes {
@@ -541,6 +569,10 @@ async fn check(app: &TestApp, record: &Record, feed: &Feed) -> Vec<(String, Vec<
         Ok(audit) if audit.issued > COUPON_TOTAL => {
             violations.push(format!("{} issued of {COUPON_TOTAL}", audit.issued))
         }
+        // Nobody may be told "sold out" while copies are left.
+        Ok(audit) if record.told_sold_out && audit.issued < COUPON_TOTAL => {
+            violations.push(format!("clients were told sold out with {} of {COUPON_TOTAL} issued", audit.issued))
+        }
         Ok(_) => {}
         Err(violation) => violations.push(format!("{violation:#}")),
     }
@@ -559,7 +591,10 @@ async fn check(app: &TestApp, record: &Record, feed: &Feed) -> Vec<(String, Vec<
             violations.push(format!("user {user} was told the coupon is theirs and holds no copy"));
         }
     }
-    checks.push(("coupons issued ≤ total = the copies; every user told so holds one".into(), violations));
+    checks.push((
+        "coupons issued ≤ total = the copies, none refused while left; every user told so holds one".into(),
+        violations,
+    ));
 
     let mut violations = Vec::new();
     let (got_paid, got_refunded) = (feed.receiver.paid(), feed.receiver.refunded());
@@ -597,10 +632,34 @@ fn phase_of(phases: &[Phase], answer: &Answer) -> Option<usize> {
         .or_else(|| phases.iter().position(|p| answer.at >= p.from && answer.at < p.to))
 }
 
+/// Whether `answer` is one its operation may give: a success, the business refusals
+/// the load can meet (a use beyond the balance; a coupon sold out, already held, or
+/// over the user's budget), or a JSON 503 with `Retry-After`.
+fn allowed(answer: &Answer) -> bool {
+    matches!(
+        (answer.status, answer.op, answer.code.as_str()),
+        (200..=299, ..)
+            | (503, _, "SERVICE_UNAVAILABLE")
+            | (409, "balance" | "balance (keyed)", "INSUFFICIENT_BALANCE")
+            | (409, "issue coupon", "COUPON_SOLD_OUT" | "COUPON_ALREADY_ISSUED")
+            | (429, "issue coupon", "TOO_MANY_REQUESTS")
+    )
+}
+
+/// Every answer out of bounds (of any phase, the very first ones included).
+fn out_of_bounds(answers: &[Answer]) -> Vec<String> {
+    let mut violations: Vec<String> = answers
+        .iter()
+        .filter(|a| !allowed(a) || a.took > BOUND)
+        .map(|a| format!("{} answered {} {} after {:?}", a.op, a.status, a.code, a.took))
+        .collect();
+    violations.truncate(50);
+    violations
+}
+
 /// The answers of each phase, for the report.
-fn summarise(phases: &[Phase], answers: &[Answer]) -> (Vec<serde_json::Value>, Vec<String>) {
+fn summarise(phases: &[Phase], answers: &[Answer]) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
-    let mut violations = Vec::new();
     let placed: Vec<Option<usize>> = answers.iter().map(|a| phase_of(phases, a)).collect();
     for (index, phase) in phases.iter().enumerate() {
         let of_phase: Vec<&Answer> =
@@ -617,17 +676,6 @@ fn summarise(phases: &[Phase], answers: &[Answer]) -> (Vec<serde_json::Value>, V
             op_took.push(answer.took);
             if answer.status >= 400 || answer.status == 0 {
                 *codes.entry(format!("{} {}", answer.status, answer.code)).or_default() += 1;
-            }
-            let allowed = match answer.status {
-                200..=299 | 409 | 429 => true,
-                503 => answer.code == "SERVICE_UNAVAILABLE",
-                _ => false,
-            };
-            if !allowed {
-                violations.push(format!("{}: {} answered {} {}", phase.name, answer.op, answer.status, answer.code));
-            }
-            if answer.took > BOUND {
-                violations.push(format!("{}: {} took {:?}", phase.name, answer.op, answer.took));
             }
         }
         let ms = |d: Option<&Duration>| d.map_or(0.0, |d| (d.as_secs_f64() * 10_000.0).round() / 10.0);
@@ -653,8 +701,54 @@ fn summarise(phases: &[Phase], answers: &[Answer]) -> (Vec<serde_json::Value>, V
             "slowestMs": ms(took.last()),
         }));
     }
-    violations.truncate(50);
-    (rows, violations)
+    rows
+}
+
+/// Faults that left no mark, so the suite cannot have proved anything about them: a
+/// DynamoDB pause, cut or outage with no 503 at all; Redis faults without the gate
+/// stepping aside or the top 5 falling back; moto faults without the relay retrying.
+fn faults_felt(rows: &[serde_json::Value], metrics: &serde_json::Value) -> Vec<String> {
+    let mut unfelt = Vec::new();
+    for row in rows {
+        let (Some(dependency), Some(fault)) = (row["dependency"].as_str(), row["fault"].as_str()) else { continue };
+        let unavailable = row["statuses"]["503"].as_u64().unwrap_or(0);
+        if dependency == Dependency::DynamoDb.name() && fault != Kind::Slow.name() && unavailable == 0 {
+            unfelt.push(format!("{}: not one 503", row["phase"]));
+        }
+    }
+    let count = |name: &str, dimension: &str| -> u64 {
+        metrics["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["name"] == name && m["dimensions"].as_object().is_some_and(|d| d.values().any(|v| v == dimension))
+            })
+            .map(|m| m["count"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    for (name, dimension, what) in [
+        ("CouponGate", "Bypassed", "the coupon gate never stepped aside"),
+        ("TopCache", "Fallback", "the top 5 never fell back to DynamoDB"),
+        ("FeedEvents", "Retried", "the relay never had to retry"),
+    ] {
+        if count(name, dimension) == 0 {
+            unfelt.push(what.to_owned());
+        }
+    }
+    unfelt
+}
+
+/// The slowest answer any function gave, by its own `Latency` metric.
+fn slowest_function(metrics: &serde_json::Value) -> Duration {
+    let slowest = metrics["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["name"] == "Latency")
+        .filter_map(|m| m["max"].as_f64())
+        .fold(0.0, f64::max);
+    Duration::from_secs_f64(slowest / 1000.0)
 }
 
 /// A stretch of `length` with no fault.
@@ -699,7 +793,8 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
     })
     .await;
     let functions_store = functions_store.expect("the functions' store");
-    let balance_users: Vec<(u64, &str)> = (1..=BALANCE_USERS).map(|u| (u, "1000000.00")).collect();
+    let balance_users: Vec<(u64, &str)> =
+        (1..=BALANCE_USERS).map(|u| (u, if u <= POOR_USERS { "0.00" } else { "1000000.00" })).collect();
     app.seed_users(&balance_users).await;
     let checkout_users: Vec<(u64, &str)> =
         (0..settings.workers as u64).map(|n| (CHECKOUT_USERS + n, "1000000.00")).collect();
@@ -728,17 +823,27 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
     calm("warm-up (no fault)".into(), &mut phases, settings.calm).await;
     calm("calm, before".into(), &mut phases, settings.calm).await;
     for &dependency in &settings.only {
-        for kind in [Kind::Pause, Kind::Cut, Kind::Slow] {
+        let kinds: &[Kind] = if dependency == Dependency::DynamoDb {
+            &[Kind::Pause, Kind::Cut, Kind::Slow, Kind::Unresponsive]
+        } else {
+            &[Kind::Pause, Kind::Cut, Kind::Slow]
+        };
+        for &kind in kinds {
             let from = Instant::now();
             match kind {
                 Kind::Pause => {
                     let _paused = Paused::pause(dependency.process());
                     tokio::time::sleep(settings.fault).await;
                 }
-                Kind::Cut | Kind::Slow => {
+                Kind::Cut | Kind::Slow | Kind::Unresponsive => {
                     let proxy = proxy_of(dependency);
-                    proxy.set(if kind == Kind::Cut { Fault::Cut } else { Fault::Slow(dependency.slowness()) });
-                    tokio::time::sleep(settings.fault).await;
+                    let (fault, length) = match kind {
+                        Kind::Cut => (Fault::Cut, settings.fault),
+                        Kind::Slow => (Fault::Slow(dependency.slowness()), settings.fault),
+                        _ => (Fault::HoldAnswers, PAST_THE_BOUND),
+                    };
+                    proxy.set(fault);
+                    tokio::time::sleep(length).await;
                     proxy.set(Fault::None);
                 }
             }
@@ -768,7 +873,12 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
         .expect("read the dead-letter queue");
 
     let checks = check(&load.app, &record, &feed).await;
-    let (rows, answer_violations) = summarise(&phases, &record.answers);
+    let rows = summarise(&phases, &record.answers);
+    let answer_violations = out_of_bounds(&record.answers);
+    let metrics = load.app.http.get(load.app.url("/_local/metrics")).send().await.expect("/_local/metrics");
+    let metrics: serde_json::Value = metrics.json().await.expect("the metrics");
+    let felt = faults_felt(&rows, &metrics);
+    let function_latency = slowest_function(&metrics);
     let total = record.answers.len();
     let slowness: Vec<_> = [Dependency::DynamoDb, Dependency::Moto, Dependency::Redis]
         .map(|d| json!({"dependency": d.name(), "ms": d.slowness().as_millis() as u64}))
@@ -779,11 +889,15 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
             "calmSeconds": settings.calm.as_secs(),
             "workers": settings.workers,
             "boundMs": BOUND.as_millis() as u64,
+            "pastTheBoundSeconds": PAST_THE_BOUND.as_secs(),
             "slowness": slowness,
         },
         "requests": total,
         "phases": rows,
         "answers": {"held": answer_violations.is_empty(), "violations": answer_violations},
+        "faultsFelt": {"held": felt.is_empty(), "violations": felt},
+        "functionsSlowestMs": function_latency.as_millis() as u64,
+        "functionBoundMs": FUNCTION_BOUND.as_millis() as u64,
         "invariants": checks.iter().map(|(name, v)| json!({"name": name, "held": v.is_empty(), "violations": v})).collect::<Vec<_>>(),
         "orders": {"paid": paid.len(), "refunded": refunded.len(), "deliveredWithinMs": drained.as_millis() as u64},
         "deadLettered": dead_lettered.len(),
@@ -795,7 +909,11 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
     println!("{}", serde_json::to_string_pretty(&report["phases"]).unwrap());
     assert!(total > 1000, "too little load to prove anything: {total} requests");
     assert!(!paid.is_empty() && !refunded.is_empty() && !record.issued.is_empty(), "{report}");
+    assert!(!record.paid.is_empty() && !record.refunded.is_empty(), "clients were told of no payment or refund");
+    assert!(record.changes.values().any(|known| *known == Known::Refused), "no use was refused: check nothing");
     assert!(report["answers"]["held"] == true, "answers out of bounds: {:#}", report["answers"]);
+    assert!(report["faultsFelt"]["held"] == true, "faults the load did not feel: {:#}", report["faultsFelt"]);
+    assert!(function_latency <= FUNCTION_BOUND, "a function took {function_latency:?}");
     for (name, violations) in &checks {
         assert!(violations.is_empty(), "{name}: {violations:#?}");
     }

@@ -4,8 +4,7 @@
 //! read through TLS; not trusting it, nothing panics or hangs: the connect task logs
 //! the refusal, counts it and retries, and the shop answers from DynamoDB meanwhile.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rushcart::adapters::redis_connection::RedisEndpoint;
@@ -15,6 +14,7 @@ use rushcart::coupons::{Admission, AdmissionGate, Coupon};
 use rushcart::ids::{CouponId, UserId};
 use rushcart::money::Money;
 use rushcart::top::{Cached, TopItem, TopProducts, TopProductsCache};
+use rushcart_tests::logs::Captured;
 use rushcart_tests::tls::TestCertificates;
 use rushcart_tests::{OwnRedis, TestApp, REDIS_BUDGET};
 use serde_json::Value;
@@ -140,8 +140,7 @@ async fn with_its_private_ca_trusted_a_rediss_url_carries_the_top_5_cache_and_th
 #[test]
 fn an_untrusted_certificate_fails_the_connect_loudly_and_the_shop_answers_from_dynamodb() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let subscriber = logs.subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (certificates, redis) = tls_redis();
     let address = redis.url().trim_start_matches("rediss://").to_owned();
@@ -186,7 +185,7 @@ fn an_untrusted_certificate_fails_the_connect_loudly_and_the_shop_answers_from_d
         })
     });
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let failures: Vec<&str> = logs.lines().filter(|line| line.contains("cannot connect to Redis")).collect();
     assert!(failures.len() >= 6, "every failed attempt is logged: {logs}");
     for line in &failures {
@@ -204,17 +203,4 @@ fn a_ca_file_beside_a_plain_redis_url_is_refused_at_start() {
     let refused =
         RedisEndpoint::new("redis://127.0.0.1:6379").trusting_ca_file(certificates.ca_cert()).err().expect("refused");
     assert!(format!("{refused:#}").contains("rediss://"), "says what is wrong: {refused:#}");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
