@@ -36,11 +36,12 @@ use rushcart::adapters::redis_connection::DEFAULT_CALL_TIMEOUT;
 use rushcart::adapters::redis_gate::RedisGate;
 use rushcart::adapters::redis_top::RedisTopCache;
 use rushcart::clock::{Clock as _, SystemClock};
-use rushcart::feed::local::{consume_once, relay_once, StreamReader};
+use rushcart::feed::local::StreamReader;
 use rushcart::feed::{sweep, SWEEP_GRACE};
 use rushcart::ids::{CouponId, UserId};
 use rushcart_tests::faults::{Fault, FaultProxy, Paused};
-use rushcart_tests::feed::{Behaviour, Receiver};
+use rushcart_tests::feed::{moto_endpoint, Behaviour, Receiver};
+use rushcart_tests::invariants::users;
 use rushcart_tests::{dynamodb_endpoint, redis_url, TestApp};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -392,7 +393,7 @@ impl Load {
 /// fault of the run, so only a poison message would reach the dead-letter queue.
 const VISIBILITY: Duration = Duration::from_secs(10);
 
-/// The feed as `make run` runs it — relay, consumer, and a sweeper pass on demand —
+/// The feed as `make run` runs it (the local API's relay, sweeper and consumer tasks),
 /// against the stack through the proxies, delivering to a receiver of the test's own.
 struct Feed {
     receiver: Receiver,
@@ -404,7 +405,7 @@ struct Feed {
 
 impl Feed {
     async fn start(app: &TestApp, store: DynamoStore, dynamodb: &FaultProxy, moto: &FaultProxy) -> Feed {
-        let moto_url = std::env::var("AWS_ENDPOINT_URL_SQS").expect("AWS_ENDPOINT_URL_SQS");
+        let moto_url = moto_endpoint();
         let direct = rushcart_tests::feed::sqs_client(&moto_url).await;
         let direct_kinesis = rushcart_tests::feed::kinesis_client(&moto_url).await;
         let prefix = app.table().trim_end_matches("-main").to_owned();
@@ -424,30 +425,16 @@ impl Feed {
                 .build(),
         );
         let receiver = Receiver::start(Behaviour::Accept).await;
-        let publisher = Arc::new(AwsPublisher { sqs: sqs.clone(), kinesis, channels: channels.clone() });
-        let mut reader =
+        let publisher = Arc::new(AwsPublisher { sqs, kinesis, channels });
+        let reader =
             StreamReader::new(app.client(), streams, app.store.outbox_table()).await.expect("the outbox stream");
-        let mut tasks = Vec::new();
-        let (relay_store, relay_publisher) = (store.clone(), publisher.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                match relay_once(&mut reader, relay_publisher.as_ref(), &relay_store, &SystemClock).await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(100)).await,
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                }
-            }
-        }));
-        let platform = HttpPlatform::new(&receiver.url).expect("the platform's client");
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let consumed =
-                    consume_once(&sqs, &channels.queue_url, &store, &platform, &SystemClock, VISIBILITY).await;
-                if consumed.is_err() {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }));
+        let loops = rushcart_local_api::feed::Feed {
+            publisher: publisher.clone(),
+            reader,
+            platform: HttpPlatform::new(&receiver.url).expect("the platform's client"),
+            retry_after: VISIBILITY,
+        };
+        let tasks = rushcart_local_api::feed::run(Arc::new(rushcart::Deps::new(store)), loops);
         Feed { receiver, direct, publisher, tasks }
     }
 
@@ -772,7 +759,7 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
             .try_init();
     }
     let dynamodb = FaultProxy::in_front_of(&dynamodb_endpoint().await).await;
-    let moto = FaultProxy::in_front_of(&std::env::var("AWS_ENDPOINT_URL_SQS").expect("AWS_ENDPOINT_URL_SQS")).await;
+    let moto = FaultProxy::in_front_of(&moto_endpoint()).await;
     let redis = FaultProxy::in_front_of(&redis_url()).await;
     let redis_through = redis.endpoint_for(&redis_url());
     let namespace = format!("faults-{}", ulid::Ulid::new());
@@ -796,11 +783,8 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
     let balance_users: Vec<(u64, &str)> =
         (1..=BALANCE_USERS).map(|u| (u, if u <= POOR_USERS { "0.00" } else { "1000000.00" })).collect();
     app.seed_users(&balance_users).await;
-    let checkout_users: Vec<(u64, &str)> =
-        (0..settings.workers as u64).map(|n| (CHECKOUT_USERS + n, "1000000.00")).collect();
-    app.seed_users(&checkout_users).await;
-    let coupon_users: Vec<(u64, &str)> = (0..COUPON_POOL).map(|n| (COUPON_USERS + n, "0.00")).collect();
-    app.seed_users(&coupon_users).await;
+    app.seed_users(&users(CHECKOUT_USERS..=CHECKOUT_USERS + settings.workers as u64 - 1, "1000000.00")).await;
+    app.seed_users(&users(COUPON_USERS..=COUPON_USERS + COUPON_POOL - 1, "0.00")).await;
     app.seed_products(PRODUCTS, "10.00", STOCK).await;
     app.seed_coupon(COUPON, COUPON_TOTAL, "5.00", time::OffsetDateTime::now_utc() + time::Duration::days(1)).await;
     let feed = Feed::start(&app, functions_store.clone(), &dynamodb, &moto).await;

@@ -20,23 +20,45 @@ use rushcart::feed::{sweep, SWEEP_GRACE};
 use rushcart::Deps;
 
 /// Starts the relay, sweeper and consumer tasks (and the stand-in receiver when
-/// `DATA_PLATFORM_URL` is unset).
+/// `DATA_PLATFORM_URL` is unset), with clients and channels from the environment.
 pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
     let channels = FeedChannels::from_env()?;
     let (sqs, kinesis) = clients_from_env().await;
-    let publisher = Arc::new(AwsPublisher { sqs: sqs.clone(), kinesis, channels: channels.clone() });
     let url = match std::env::var("DATA_PLATFORM_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => start_receiver().await?,
     };
-    let platform = HttpPlatform::new(&url)?;
-    tracing::info!(%url, "feed: delivering to the data platform");
-
-    let mut reader = StreamReader::new(deps.store.client(), streams_client_from_env().await, deps.store.outbox_table())
+    let reader = StreamReader::new(deps.store.client(), streams_client_from_env().await, deps.store.outbox_table())
         .await
         .context("open the outbox stream")?;
+    let feed = Feed {
+        publisher: Arc::new(AwsPublisher { sqs, kinesis, channels }),
+        reader,
+        platform: HttpPlatform::new(&url)?,
+        retry_after: Duration::from_secs(2),
+    };
+    tracing::info!(%url, "feed: delivering to the data platform");
+    run(deps, feed);
+    Ok(())
+}
+
+/// What the feed's tasks work with.
+pub struct Feed {
+    /// SQS and Kinesis, and the channels on them; the consumer receives from its queue.
+    pub publisher: Arc<AwsPublisher>,
+    pub reader: StreamReader,
+    pub platform: HttpPlatform,
+    /// How long a message the consumer failed stays invisible before it is tried again.
+    pub retry_after: Duration,
+}
+
+/// Runs what AWS's event sources and schedule do for the feed: the relay over the
+/// outbox stream, the sweeper every minute, the consumer over the queue. The tasks run
+/// until aborted.
+pub fn run(deps: Arc<Deps<DynamoStore>>, feed: Feed) -> Vec<tokio::task::JoinHandle<()>> {
+    let Feed { publisher, mut reader, platform, retry_after } = feed;
     let (relay_deps, relay_publisher) = (deps.clone(), publisher.clone());
-    tokio::spawn(async move {
+    let relaying = tokio::spawn(async move {
         loop {
             match relay_once(&mut reader, relay_publisher.as_ref(), &relay_deps.store, relay_deps.clock.as_ref()).await
             {
@@ -50,7 +72,7 @@ pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
         }
     });
     let (sweep_deps, sweep_publisher) = (deps.clone(), publisher.clone());
-    tokio::spawn(async move {
+    let sweeping = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(60));
         loop {
             ticks.tick().await;
@@ -60,15 +82,15 @@ pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
             }
         }
     });
-    tokio::spawn(async move {
+    let consuming = tokio::spawn(async move {
         loop {
             let consumed = consume_once(
-                &sqs,
-                &channels.queue_url,
+                &publisher.sqs,
+                &publisher.channels.queue_url,
                 &deps.store,
                 &platform,
                 deps.clock.as_ref(),
-                Duration::from_secs(2),
+                retry_after,
             )
             .await;
             if let Err(err) = consumed {
@@ -77,7 +99,7 @@ pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
             }
         }
     });
-    Ok(())
+    vec![relaying, sweeping, consuming]
 }
 
 /// A stand-in data platform on a free port: logs each event and its lag.
