@@ -110,10 +110,8 @@ pub trait TopProductsCache: Send + Sync {
         WAIT_FOR_OTHERS
     }
     /// Where this process keeps its own recent answer for when the cache is out of
-    /// reach; `None`: every such caller computes.
-    fn stand_in(&self) -> Option<&StandIn> {
-        None
-    }
+    /// reach.
+    fn stand_in(&self) -> &StandIn;
 }
 
 /// How long a process answers with the top 5 it computed itself while the cache is out
@@ -229,16 +227,7 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
         }
         Cached::Unavailable => {
             metrics::count("TopCache", &["Fallback"], 1);
-            return match cache.stand_in() {
-                Some(stand_in) => stand_in.get_or_compute(compute(store, clock.now())).await,
-                None => {
-                    tracing::warn!(
-                        metric = "top5_cache_unavailable",
-                        "top-5 cache unavailable; answering from DynamoDB"
-                    );
-                    compute(store, clock.now()).await
-                }
-            };
+            return cache.stand_in().get_or_compute(compute(store, clock.now())).await;
         }
         Cached::Miss => metrics::count("TopCache", &["Miss"], 1),
     }

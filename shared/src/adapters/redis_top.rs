@@ -58,8 +58,8 @@ impl RedisTopCache {
 }
 
 impl TopProductsCache for RedisTopCache {
-    fn stand_in(&self) -> Option<&crate::top::StandIn> {
-        Some(&self.stand_in)
+    fn stand_in(&self) -> &crate::top::StandIn {
+        &self.stand_in
     }
 
     fn get(&self) -> GateFuture<'_, Cached> {
