@@ -5,12 +5,14 @@
 //!   products 1..20 at 1000.00 with stock 1000, coupon 1: 100 units of 1000.00 off,
 //!   ending in 30 days); any size by flags, with a progress bar for large sets.
 //! - `audit`: check the invariants from the table after a load run.
-//! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`.
+//! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`; with
+//!   `--load <scenario>`, the floor under a scenario's load (floor_load.rs).
 //! - `token`: a token from the running local API's issuer (`make run`), to sign in.
 //! - `redrive`: move the feed's dead letters back to the feed queue (or, with
 //!   `--dry-run`, list them).
 
 mod floor;
+mod floor_load;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -61,6 +63,10 @@ enum Command {
         /// Transaction sizes (items) to time.
         #[arg(long, value_delimiter = ',', default_values_t = [2])]
         transact_sizes: Vec<usize>,
+        /// Instead: drive this scenario's DynamoDB calls at its concurrency and print
+        /// rate and latency percentiles.
+        #[arg(long, value_enum)]
+        load: Option<floor_load::Scenario>,
     },
     /// Print a token from the running local API's issuer (`make run`): the same as
     /// `POST /_local/token`.
@@ -153,7 +159,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
         Command::Audit { users, coupons, orders } => audit(&client, &cli.prefix, users, coupons, orders).await?,
-        Command::Floor { samples, transact_sizes } => {
+        Command::Floor { load: Some(scenario), .. } => floor_load::floor_load(&client, &cli.prefix, scenario).await?,
+        Command::Floor { samples, transact_sizes, load: None } => {
             floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
         }
         Command::Token { user, admin, api } => println!("{}", token(&api, user, admin).await?),
