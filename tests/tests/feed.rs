@@ -14,7 +14,7 @@ use rushcart::adapters::feed_aws::{
 };
 use rushcart::clock::SystemClock;
 use rushcart::feed::local::{consume_once, relay_once, StreamReader};
-use rushcart::feed::{sweep, EventType};
+use rushcart::feed::{sweep, EventPublisher, EventType, OutboxEvent};
 use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, streams_client, Behaviour, OwnMoto, Receiver};
 use rushcart_tests::{dynamodb_endpoint, TestApp};
 use serde_json::json;
@@ -205,6 +205,92 @@ async fn the_local_kinesis_keeps_every_one_of_a_thousand_concurrent_puts() {
         .map(|r| String::from_utf8(r.data().as_ref().to_vec()).unwrap())
         .collect();
     assert_eq!(kept, (0..1000).map(|i| i.to_string()).collect());
+}
+
+/// Every message of `queue`, received until one receive finds none.
+async fn drain_queue(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let page = sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
+        if page.messages().is_empty() {
+            return bodies;
+        }
+        bodies.extend(page.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+    }
+}
+
+/// The relay's batches, on the real SDK against moto: 25 events of 25 orders go out in
+/// three `SendMessageBatch` requests and one `PutRecords`, and each arrives once on
+/// each channel with its own body and partition key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_events_reaches_sqs_and_kinesis_each_once_with_its_own_body_and_key() {
+    let moto = moto_endpoint();
+    let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
+    let prefix = format!("batch-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
+    let publisher = AwsPublisher { sqs: sqs.clone(), kinesis: kinesis.clone(), channels };
+    let events: Vec<OutboxEvent> = (0..25)
+        .map(|i| {
+            let order = format!("order-{i:02}");
+            // Bodies of different sizes, one of them 100 KiB, so a batch also stops at
+            // SQS's 256 KiB.
+            let filler = "x".repeat(if i == 7 { 100 * 1024 } else { i * 10 });
+            let payload = json!({"eventId": format!("{order}:ORDER_PAID"), "orderId": order, "filler": filler});
+            OutboxEvent {
+                order_id: order.clone(),
+                event_id: format!("{order}:ORDER_PAID"),
+                payload: payload.to_string(),
+            }
+        })
+        .collect();
+
+    let outcomes = publisher.publish_batch(&events).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    let mut on_queue = drain_queue(&sqs, &publisher.channels.queue_url).await;
+    on_queue.sort();
+    let mut sent: Vec<String> = events.iter().map(|e| e.payload.clone()).collect();
+    sent.sort();
+    assert_eq!(on_queue, sent, "each body once on the queue");
+    let on_stream: Vec<(String, String)> = stream_records(&kinesis, &publisher.channels.stream_name)
+        .await
+        .iter()
+        .map(|r| {
+            (r.partition_key().unwrap_or_default().to_owned(), String::from_utf8(r.data().as_ref().to_vec()).unwrap())
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = events.iter().map(|e| (e.order_id.clone(), e.payload.clone())).collect();
+    let mut got = on_stream.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "each event once on the stream, keyed by its order");
+}
+
+/// A batch SQS does not take at all (here: its queue is gone) fails every event in it,
+/// and none of them goes on to Kinesis: they are published again, whole, later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_sqs_refuses_fails_every_event_and_puts_nothing_on_the_stream() {
+    let moto = moto_endpoint();
+    let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
+    let prefix = format!("gone-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
+    sqs.delete_queue().queue_url(&channels.queue_url).send().await.unwrap();
+    let publisher = AwsPublisher { sqs, kinesis: kinesis.clone(), channels };
+    let events: Vec<OutboxEvent> = (0..12)
+        .map(|i| OutboxEvent {
+            order_id: format!("o{i}"),
+            event_id: format!("o{i}:ORDER_PAID"),
+            payload: json!({"orderId": format!("o{i}")}).to_string(),
+        })
+        .collect();
+
+    let outcomes = publisher.publish_batch(&events).await;
+    assert_eq!(outcomes.len(), 12);
+    for (outcome, event) in outcomes.iter().zip(&events) {
+        let err = outcome.as_ref().expect_err("SQS took nothing");
+        assert!(format!("{err:#}").contains(&format!("order {}", event.order_id)), "{err:#}");
+    }
+    assert!(stream_records(&kinesis, &publisher.channels.stream_name).await.is_empty());
 }
 
 /// ORDER_REFUNDED travels the same way as ORDER_PAID and is recorded once beside it:

@@ -84,6 +84,19 @@ pub const DELIVERY_LEASE: Duration = Duration::from_secs(30);
 /// one channel did not take it, and it must be published again.
 pub trait EventPublisher: Send + Sync {
     fn publish(&self, event: &OutboxEvent) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Publishes events of *different* orders together (as few requests as the channels
+    /// allow), each with its own outcome, in the order given. Events of one order must
+    /// not share a batch: a batch keeps no order among its entries.
+    fn publish_batch(&self, events: &[OutboxEvent]) -> impl Future<Output = Vec<anyhow::Result<()>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                outcomes.push(self.publish(event).await);
+            }
+            outcomes
+        }
+    }
 }
 
 /// The outbox's publication state.
@@ -132,10 +145,13 @@ pub trait DataPlatform: Send + Sync {
 /// Publishes `events` and marks each published; returns the ids (`(id, event)` as given)
 /// of those that failed, for a partial batch response.
 ///
-/// Different orders' events go out concurrently; one order's events go out one after
-/// another in the order given (the stream's), each after any earlier event of its
-/// order still unpublished; after one fails the rest of that order's are not tried but
-/// failed with it. So no consumer sees a refund before its payment.
+/// The events go out in rounds: the first event of every order in the batch, then the
+/// second, and so on, so one order's events leave one after another in the order given
+/// (the stream's) while each round goes to the channels in batches
+/// ([`EventPublisher::publish_batch`]). An event first publishes any earlier event of
+/// its order still unpublished; after one of an order's events fails, the order's later
+/// events are not tried but failed with it. So no consumer sees a refund before its
+/// payment.
 pub async fn relay<P: EventPublisher, O: Outbox>(
     publisher: &P,
     outbox: &O,
@@ -143,51 +159,84 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
     now: OffsetDateTime,
 ) -> Vec<String> {
     use futures::StreamExt as _;
-    let mut by_order: Vec<Vec<(String, OutboxEvent)>> = Vec::new();
+    let mut by_order: Vec<std::collections::VecDeque<(String, OutboxEvent)>> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (id, event) in events {
         let slot = *index.entry(event.order_id.clone()).or_insert_with(|| {
-            by_order.push(Vec::new());
+            by_order.push(std::collections::VecDeque::new());
             by_order.len() - 1
         });
-        by_order[slot].push((id, event));
+        by_order[slot].push_back((id, event));
     }
-    futures::stream::iter(by_order)
-        .map(|events| async move {
-            let mut failed = Vec::new();
-            for (id, event) in events {
-                if !failed.is_empty() {
-                    failed.push(id);
-                    continue;
+    let mut failed = Vec::new();
+    loop {
+        let round: Vec<(usize, String, OutboxEvent)> = by_order
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(order, queue)| queue.pop_front().map(|(id, event)| (order, id, event)))
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        // An earlier event left unpublished (a refund's payment, given up on by a relay
+        // and left to the sweeper) goes first, one by one: it is rare.
+        // (Indices, not references, into the stream: a borrowed item's closure trips
+        // the compiler's check that the spawned relay task is Send.)
+        let round_ref = &round;
+        let ready: Vec<Option<anyhow::Error>> = futures::stream::iter(0..round.len())
+            .map(|i| async move { publish_earlier(publisher, outbox, &round_ref[i].2, now).await.err() })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let (go, held): (Vec<_>, Vec<_>) = round.into_iter().zip(ready).partition(|(_, err)| err.is_none());
+        let go: Vec<(usize, String, OutboxEvent)> = go.into_iter().map(|(event, _)| event).collect();
+        let batch: Vec<OutboxEvent> = go.iter().map(|(_, _, event)| event.clone()).collect();
+        let published = publisher.publish_batch(&batch).await;
+        let go_ref = &go;
+        let marked: Vec<anyhow::Result<()>> = futures::stream::iter(published.into_iter().enumerate())
+            .map(|(i, published)| async move {
+                published?;
+                outbox.mark_published(&go_ref[i].2, now).await
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let outcomes = go.into_iter().zip(marked).chain(held.into_iter().map(|(event, err)| {
+            (event, Err(err.unwrap_or_else(|| anyhow::anyhow!("an earlier event of the order was not published"))))
+        }));
+        for ((order, id, event), outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    metrics::count("FeedEvents", &["Relayed"], 1);
+                    if let Some(lag) = committed_at(&event).map(|at| now - at) {
+                        metrics::duration("FeedLag", &[], lag.try_into().unwrap_or_default());
+                    }
                 }
-                let outcome = async {
-                    for earlier in outbox.unpublished_earlier(&event).await? {
-                        publisher.publish(&earlier).await?;
-                        outbox.mark_published(&earlier, now).await?;
-                    }
-                    publisher.publish(&event).await?;
-                    outbox.mark_published(&event, now).await
-                };
-                match outcome.await {
-                    Ok(()) => {
-                        metrics::count("FeedEvents", &["Relayed"], 1);
-                        if let Some(lag) = committed_at(&event).map(|at| now - at) {
-                            metrics::duration("FeedLag", &[], lag.try_into().unwrap_or_default());
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
-                        metrics::count("FeedEvents", &["Retried"], 1);
-                        failed.push(id);
-                    }
+                Err(err) => {
+                    tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
+                    metrics::count("FeedEvents", &["Retried"], 1);
+                    failed.push(id);
+                    // The order's later events wait for this one: failed with it.
+                    failed.extend(by_order[order].drain(..).map(|(id, _)| id));
                 }
             }
-            failed
-        })
-        .buffer_unordered(CONCURRENCY)
-        .flat_map(futures::stream::iter)
-        .collect()
-        .await
+        }
+    }
+    failed
+}
+
+/// Publishes and marks the earlier events of `event`'s order still unpublished.
+async fn publish_earlier<P: EventPublisher, O: Outbox>(
+    publisher: &P,
+    outbox: &O,
+    event: &OutboxEvent,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    for earlier in outbox.unpublished_earlier(event).await? {
+        publisher.publish(&earlier).await?;
+        outbox.mark_published(&earlier, now).await?;
+    }
+    Ok(())
 }
 
 /// When the event's change committed: its refund, or else its payment.
@@ -487,6 +536,70 @@ mod tests {
         let position = |id: &str| published.iter().position(|p| p == id);
         assert!(position("a:ORDER_PAID") < position("a:ORDER_REFUNDED"), "{published:?}");
         assert_eq!((published.len(), position("b:ORDER_REFUNDED")), (3, None), "{published:?}");
+    }
+
+    /// Publishes batches into a log of batches, refusing the event ids in `refuse`.
+    #[derive(Default)]
+    struct Batches {
+        refuse: Vec<&'static str>,
+        batches: std::sync::Mutex<Vec<Vec<String>>>,
+        marked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl EventPublisher for Batches {
+        async fn publish(&self, event: &OutboxEvent) -> anyhow::Result<()> {
+            self.publish_batch(std::slice::from_ref(event)).await.remove(0)
+        }
+
+        async fn publish_batch(&self, events: &[OutboxEvent]) -> Vec<anyhow::Result<()>> {
+            self.batches.lock().unwrap().push(events.iter().map(|e| e.event_id.clone()).collect());
+            events
+                .iter()
+                .map(|e| match self.refuse.contains(&e.event_id.as_str()) {
+                    true => Err(anyhow::anyhow!("refused {}", e.event_id)),
+                    false => Ok(()),
+                })
+                .collect()
+        }
+    }
+
+    impl Outbox for Batches {
+        async fn mark_published(&self, event: &OutboxEvent, _: OffsetDateTime) -> anyhow::Result<()> {
+            self.marked.lock().unwrap().push(event.event_id.clone());
+            Ok(())
+        }
+
+        async fn unpublished_earlier(&self, _: &OutboxEvent) -> anyhow::Result<Vec<OutboxEvent>> {
+            Ok(Vec::new())
+        }
+
+        async fn unpublished_before(&self, _: OffsetDateTime, _: u32) -> anyhow::Result<Vec<OutboxEvent>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_in_rounds_of_one_event_per_order_and_only_what_was_taken_is_marked() {
+        let publisher = Batches { refuse: vec!["b:ORDER_PAID", "c:ORDER_REFUNDED"], ..Batches::default() };
+        let events = vec![
+            event("a", EventType::OrderPaid),
+            event("b", EventType::OrderPaid),
+            event("a", EventType::OrderRefunded),
+            event("c", EventType::OrderPaid),
+            event("b", EventType::OrderRefunded),
+            event("c", EventType::OrderRefunded),
+        ];
+        let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+        let failed = relay(&publisher, &publisher, events, now).await;
+        assert_eq!(
+            *publisher.batches.lock().unwrap(),
+            [vec!["a:ORDER_PAID", "b:ORDER_PAID", "c:ORDER_PAID"], vec!["a:ORDER_REFUNDED", "c:ORDER_REFUNDED"]],
+            "two requests for six events; b's refund is not tried after its payment failed"
+        );
+        assert_eq!(failed, ["b:ORDER_PAID", "b:ORDER_REFUNDED", "c:ORDER_REFUNDED"]);
+        let mut marked = publisher.marked.lock().unwrap().clone();
+        marked.sort();
+        assert_eq!(marked, ["a:ORDER_PAID", "a:ORDER_REFUNDED", "c:ORDER_PAID"]);
     }
 
     #[tokio::test]
