@@ -142,16 +142,25 @@ impl UserCoupons for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The coupon's unchanging terms, from the process cache or the table.
+    /// The coupon's unchanging terms, from the process cache or the table. A rush's
+    /// first requests arrive together: one of them reads the table while the others
+    /// wait for its answer (a failed read is not kept; the next request reads again).
     async fn coupon_terms(&self, id: CouponId) -> Result<Coupon, CouponError> {
-        if let Some(terms) = self.coupon_terms.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            return Ok(terms.clone());
-        }
-        // Consistent: a coupon an operator just made must be found by the first issue.
-        let item = self.get(&keys::coupon(id), || format!("get coupon {id}")).await?;
-        let terms = coupon_from_item(&item.ok_or(CouponError::UnknownCoupon(id))?)?;
-        self.coupon_terms.write().unwrap_or_else(|p| p.into_inner()).insert(id, terms.clone());
-        Ok(terms)
+        let cell = {
+            let known = self.coupon_terms.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+            match known {
+                Some(cell) => cell,
+                None => self.coupon_terms.write().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone(),
+            }
+        };
+        let terms = cell
+            .get_or_try_init(|| async {
+                // Consistent: a coupon an operator just made must be found by the first issue.
+                let item = self.get(&keys::coupon(id), || format!("get coupon {id}")).await?;
+                Ok::<_, CouponError>(coupon_from_item(&item.ok_or(CouponError::UnknownCoupon(id))?)?)
+            })
+            .await?;
+        Ok(terms.clone())
     }
 
     pub(super) async fn user_exists(&self, user: UserId) -> Result<bool, DbError> {

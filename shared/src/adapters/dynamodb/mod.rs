@@ -51,7 +51,7 @@ pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     outbox_table: String,
-    coupon_terms: Arc<RwLock<HashMap<CouponId, Coupon>>>,
+    coupon_terms: Arc<RwLock<HashMap<CouponId, Arc<tokio::sync::OnceCell<Coupon>>>>>,
     metrics: Arc<StoreMetrics>,
 }
 
