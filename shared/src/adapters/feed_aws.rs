@@ -173,19 +173,21 @@ impl EventPublisher for AwsPublisher {
         Ok(())
     }
 
-    /// SQS first, in `SendMessageBatch` requests of up to 10 (sent concurrently), then
+    /// SQS first, in `SendMessageBatch` requests of up to 10 (a few at once), then
     /// one `PutRecords` per 500 of the events SQS took: two to three requests for a
     /// relay's batch of 25 instead of 50. Each channel can take some entries of a request
     /// and refuse others (with HTTP 200), so every entry's own result is read. An event
     /// SQS took and Kinesis refused fails, and goes to SQS again with its retry: the
     /// consumer's dedup makes that harmless.
     async fn publish_batch(&self, events: &[OutboxEvent]) -> Vec<anyhow::Result<()>> {
+        use futures::StreamExt as _;
         let mut outcomes: Vec<anyhow::Result<()>> = events.iter().map(|_| Ok(())).collect();
         let sizes: Vec<usize> = events.iter().map(|e| e.payload.len()).collect();
-        let sent = futures::future::join_all(
-            chunks(&sizes, SQS_BATCH_ENTRIES, SQS_BATCH_BYTES).into_iter().map(|range| self.send_to_sqs(events, range)),
-        )
-        .await;
+        let sent: Vec<_> = futures::stream::iter(chunks(&sizes, SQS_BATCH_ENTRIES, SQS_BATCH_BYTES))
+            .map(|range| self.send_to_sqs(events, range))
+            .buffered(SQS_BATCHES_AT_ONCE)
+            .collect()
+            .await;
         for (range, refused) in sent {
             for (i, refusal) in range.zip(refused) {
                 if let Some(err) = refusal {
@@ -207,6 +209,10 @@ impl EventPublisher for AwsPublisher {
     }
 }
 
+/// How many `SendMessageBatch` requests one publish has in flight: a relay's batch of
+/// 25 is three, and a local poller's page of hundreds must not become a burst of dozens
+/// (measured: moto's SQS then timed requests out and the rest of the machine slowed).
+const SQS_BATCHES_AT_ONCE: usize = 4;
 /// SQS takes at most 10 entries and 256 KiB in one `SendMessageBatch`.
 const SQS_BATCH_ENTRIES: usize = 10;
 const SQS_BATCH_BYTES: usize = 256 * 1024;
