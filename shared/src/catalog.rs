@@ -106,6 +106,17 @@ pub enum CatalogError {
 /// Reads products one at a time and in id order.
 pub trait ProductCatalog: Send + Sync {
     fn product(&self, id: ProductId) -> impl Future<Output = Result<Product, CatalogError>> + Send;
+    /// Several products, in the order asked, in one read where the store allows; an id
+    /// with no product is `UnknownProduct`.
+    fn products_by_id(&self, ids: &[ProductId]) -> impl Future<Output = Result<Vec<Product>, CatalogError>> + Send {
+        async move {
+            let mut products = Vec::with_capacity(ids.len());
+            for id in ids {
+                products.push(self.product(*id).await?);
+            }
+            Ok(products)
+        }
+    }
     fn products(&self, page: PageRequest) -> impl Future<Output = Result<Page<Product>, CatalogError>> + Send;
 }
 

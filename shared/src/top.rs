@@ -195,9 +195,10 @@ impl StandIn {
 /// Computes the answer from DynamoDB.
 pub async fn compute<S: SalesReader + ProductCatalog>(store: &S, now: OffsetDateTime) -> Result<TopProducts, TopError> {
     let ranked = rank(store.sales(&window(now)).await?);
+    let ids: Vec<ProductId> = ranked.iter().map(|(id, _)| *id).collect();
+    let products = store.products_by_id(&ids).await?;
     let mut items = Vec::with_capacity(ranked.len());
-    for (position, (id, sold)) in ranked.into_iter().enumerate() {
-        let product = store.product(id).await?;
+    for (position, ((id, sold), product)) in ranked.into_iter().zip(products).enumerate() {
         items.push(TopItem {
             rank: position as u32 + 1,
             product_id: id.get(),

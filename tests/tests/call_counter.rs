@@ -22,6 +22,11 @@ async fn each_route_is_charged_exactly_the_dynamodb_calls_its_requests_made() {
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(app.get("/api/v1/nowhere").await.0, 404);
+    app.seed_products(3, "10.00", 100).await;
+    let order = json!({"userId": 1, "products": [{"productId": 1, "quantity": 1}, {"productId": 2, "quantity": 1},
+        {"productId": 3, "quantity": 2}]});
+    let (status, body) = app.post("/api/v1/orders", &order.to_string(), None).await;
+    assert_eq!(status, 201, "{body}");
 
     let (status, counted) = app.get("/_local/dynamodb-calls").await;
     assert_eq!(status, 200);
@@ -33,5 +38,8 @@ async fn each_route_is_charged_exactly_the_dynamodb_calls_its_requests_made() {
         counted["charge-balance"],
         json!({"requests": 3, "calls": {"GetItem": 3, "PutItem": 3, "TransactWriteItems/2": 3, "UpdateItem": 6}})
     );
-    assert_eq!(counted.as_object().map(|routes| routes.len()), Some(2), "only routes that ran: {counted}");
+    // An order of three products: the user, the products (and a coupon, had it named
+    // one) in one batch read, then the order.
+    assert_eq!(counted["create-order"], json!({"requests": 1, "calls": {"BatchGetItem": 1, "PutItem": 1}}));
+    assert_eq!(counted.as_object().map(|routes| routes.len()), Some(3), "only routes that ran: {counted}");
 }

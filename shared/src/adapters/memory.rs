@@ -311,6 +311,20 @@ impl UserCoupons for MemoryStore {
 }
 
 impl OrderStore for MemoryStore {
+    async fn order_inputs(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+        coupon: Option<CouponId>,
+    ) -> Result<orders::OrderInputs, OrderError> {
+        let world = self.lock();
+        Ok(orders::OrderInputs {
+            user_exists: world.accounts.contains_key(&user),
+            products: products.iter().map(|id| world.products.get(id).cloned()).collect(),
+            coupon: coupon.and_then(|coupon| world.copies.get(&(user, coupon)).cloned()),
+        })
+    }
+
     async fn user_exists(&self, user: UserId) -> Result<bool, OrderError> {
         Ok(self.lock().accounts.contains_key(&user))
     }

@@ -257,8 +257,26 @@ impl OrderError {
     }
 }
 
+/// What placing an order reads before it prices the order, read together.
+#[derive(Debug, Clone)]
+pub struct OrderInputs {
+    pub user_exists: bool,
+    /// Each product asked for, in the order asked; `None`: no such product.
+    pub products: Vec<Option<crate::catalog::Product>>,
+    /// The user's copy of the coupon asked for, if they hold one.
+    pub coupon: Option<IssuedCoupon>,
+}
+
 /// Saves and reads orders, and what creating one needs to know.
 pub trait OrderStore: Send + Sync {
+    /// Whether the user exists, the products and the user's copy of the coupon (if
+    /// one is named), in one read where the store allows.
+    fn order_inputs(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+        coupon: Option<CouponId>,
+    ) -> impl Future<Output = Result<OrderInputs, OrderError>> + Send;
     fn user_exists(&self, user: UserId) -> impl Future<Output = Result<bool, OrderError>> + Send;
     fn user_coupon(
         &self,

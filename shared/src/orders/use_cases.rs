@@ -4,15 +4,14 @@ use super::{
     CancelOutcome, Canceller, Failures, Order, OrderCanceller, OrderError, OrderLine, OrderPayer, OrderRequest,
     OrderStatus, OrderStore, OrderWindows, Paid, PaymentFailure, Placed,
 };
-use crate::catalog::{CatalogError, ProductCatalog};
 use crate::clock::Clock;
-use crate::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
+use crate::ids::{IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::{Money, MAX_AMOUNT};
 use crate::pagination::{Page, PageRequest};
 
 /// Prices the lines at current prices, applies the user's coupon, saves the order with
 /// its payment deadline. Prices are fixed here: a later price change does not touch it.
-pub async fn create_order<S: OrderStore + ProductCatalog>(
+pub async fn create_order<S: OrderStore>(
     store: &S,
     clock: &dyn Clock,
     windows: OrderWindows,
@@ -20,17 +19,15 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(
     key: Option<IdempotencyKey>,
 ) -> Result<Placed, OrderError> {
     let now = clock.now();
-    if !store.user_exists(request.user).await? {
+    let ids: Vec<ProductId> = request.lines.iter().map(|(id, _)| *id).collect();
+    let inputs = store.order_inputs(request.user, &ids, request.coupon).await?;
+    if !inputs.user_exists {
         return Err(OrderError::UnknownUser(request.user));
     }
     let mut lines = Vec::with_capacity(request.lines.len());
     let mut subtotal = Money::ZERO;
-    for (product_id, quantity) in &request.lines {
-        let product = store.product(*product_id).await.map_err(|err| match err {
-            CatalogError::UnknownProduct(id) => OrderError::UnknownProduct(id),
-            CatalogError::Unavailable(cause) => OrderError::Unavailable(cause),
-            other => OrderError::Unexpected(anyhow::Error::new(other)),
-        })?;
+    for ((product_id, quantity), product) in request.lines.iter().zip(inputs.products) {
+        let product = product.ok_or(OrderError::UnknownProduct(*product_id))?;
         let line_total = product.price.checked_mul(quantity.get()).map_err(|_| OrderError::TooLarge)?;
         subtotal = subtotal.checked_add(line_total).map_err(|_| OrderError::TooLarge)?;
         lines.push(OrderLine {
@@ -47,7 +44,7 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(
     let discount = match request.coupon {
         None => Money::ZERO,
         Some(coupon) => {
-            let copy = store.user_coupon(request.user, coupon).await?.ok_or(OrderError::CouponUnavailable)?;
+            let copy = inputs.coupon.filter(|copy| copy.coupon_id == coupon).ok_or(OrderError::CouponUnavailable)?;
             if copy.used_at.is_some() || now >= copy.expires_at {
                 return Err(OrderError::CouponUnavailable);
             }

@@ -34,6 +34,16 @@ impl ProductCatalog for DynamoStore {
         Ok(product_from_item(&item)?)
     }
 
+    /// One `BatchGetItem` instead of a `GetItem` each.
+    async fn products_by_id(&self, ids: &[ProductId]) -> Result<Vec<Product>, CatalogError> {
+        let wanted: Vec<keys::Key> = ids.iter().map(|id| keys::product(*id)).collect();
+        let found = self.get_many(&wanted, || format!("get products {ids:?}")).await?;
+        ids.iter()
+            .zip(&wanted)
+            .map(|(id, key)| Ok(product_from_item(found.get(key).ok_or(CatalogError::UnknownProduct(*id))?)?))
+            .collect()
+    }
+
     async fn products(&self, page: PageRequest) -> Result<Page<Product>, CatalogError> {
         let start = match &page.cursor {
             None => None,

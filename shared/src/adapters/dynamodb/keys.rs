@@ -36,7 +36,7 @@ use crate::feed::EventType;
 use crate::ids::{CouponId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 
 /// A full primary key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub pk: String,
     pub sk: String,
@@ -50,6 +50,11 @@ impl Key {
     /// The key as the attributes of a request (`Key`, or the start of an item).
     pub fn item(&self) -> Item {
         HashMap::from([("pk".to_owned(), s(&self.pk)), ("sk".to_owned(), s(&self.sk))])
+    }
+
+    /// The key of a stored item.
+    pub fn of_item(item: &Item) -> anyhow::Result<Key> {
+        Ok(Key { pk: super::get_s(item, "pk")?.to_owned(), sk: super::get_s(item, "sk")?.to_owned() })
     }
 }
 

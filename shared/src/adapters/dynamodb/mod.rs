@@ -141,6 +141,72 @@ impl DynamoStore {
     }
 }
 
+/// `BatchGetItem` takes at most this many keys in one request.
+const BATCH_GET_KEYS: usize = 100;
+/// Rounds of asking again for the keys a `BatchGetItem` left unprocessed (DynamoDB
+/// does that under throttling) before the read counts as unavailable.
+const BATCH_GET_ROUNDS: u32 = 5;
+
+impl DynamoStore {
+    /// Strongly consistent reads of several items of the main table in one request
+    /// (`BatchGetItem`, 100 keys each) instead of one `GetItem` each; the items found,
+    /// by key. Keys it leaves unprocessed are asked for again after a short jittered
+    /// pause, a few rounds, then the read is unavailable. `doing` names it in errors.
+    pub(crate) async fn get_many(
+        &self,
+        keys: &[keys::Key],
+        doing: impl Fn() -> String,
+    ) -> Result<HashMap<keys::Key, Item>, DbError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut unique: Vec<&keys::Key> = Vec::with_capacity(keys.len());
+        for key in keys {
+            // DynamoDB refuses a request that names one key twice.
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        let mut found = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_KEYS) {
+            let mut wanted: Vec<Item> = chunk.iter().map(|key| key.item()).collect();
+            for round in 0..=BATCH_GET_ROUNDS {
+                if round > 0 {
+                    let ceiling = 10u64 << round;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(wanted))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| DbError::Other(anyhow!("build a batch read: {e}")))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| db_error(e, &doing))?;
+                for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let key = keys::Key::of_item(&item).map_err(DbError::Other)?;
+                    found.insert(key, item);
+                }
+                wanted =
+                    output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                if wanted.is_empty() {
+                    break;
+                }
+            }
+            if !wanted.is_empty() {
+                return Err(DbError::Unavailable(anyhow!(
+                    "{}: {} keys still unprocessed after {BATCH_GET_ROUNDS} more rounds",
+                    doing(),
+                    wanted.len()
+                )));
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// A DynamoDB client from the process's shared SDK configuration
 /// ([`crate::adapters::aws_sdk_config`]).
 pub async fn client_from_env() -> aws_sdk_dynamodb::Client {

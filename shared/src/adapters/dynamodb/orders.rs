@@ -54,6 +54,30 @@ enum PlaceItem {
 }
 
 impl OrderStore for DynamoStore {
+    /// One `BatchGetItem` of the profile, each product and the coupon copy.
+    async fn order_inputs(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+        coupon: Option<CouponId>,
+    ) -> Result<orders::OrderInputs, OrderError> {
+        let profile = keys::profile(user);
+        let product_keys: Vec<keys::Key> = products.iter().map(|id| keys::product(*id)).collect();
+        let copy = coupon.map(|coupon| keys::coupon_copy(user, coupon));
+        let wanted: Vec<keys::Key> =
+            std::iter::once(profile.clone()).chain(product_keys.iter().cloned()).chain(copy.clone()).collect();
+        let found =
+            self.get_many(&wanted, || format!("read user {user}, the products and the coupon of an order")).await?;
+        Ok(orders::OrderInputs {
+            user_exists: found.contains_key(&profile),
+            products: product_keys
+                .iter()
+                .map(|key| found.get(key).map(super::catalog::product_from_item).transpose())
+                .collect::<anyhow::Result<_>>()?,
+            coupon: copy.and_then(|key| found.get(&key)).map(super::coupons::copy_from_item).transpose()?,
+        })
+    }
+
     async fn user_exists(&self, user: UserId) -> Result<bool, OrderError> {
         Ok(DynamoStore::user_exists(self, user).await?)
     }

@@ -10,38 +10,47 @@ use crate::ids::ProductId;
 
 impl crate::top::SalesReader for DynamoStore {
     /// One strongly consistent Query per day of `SALES#<day>` (at most a product count
-    /// of small items each).
+    /// of small items each), the days at once.
     async fn sales(&self, days: &[time::Date]) -> Result<HashMap<ProductId, u64>, crate::top::TopError> {
-        use crate::top::TopError;
         self.metrics.top_computations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let per_day = futures::future::try_join_all(days.iter().map(|day| self.sales_of(*day))).await?;
         let mut sold: HashMap<ProductId, u64> = HashMap::new();
-        for day in days {
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :day")
-                    .expression_attribute_values(":day", s(keys::sales_partition(*day)))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| match db_error(e, || format!("read sales of {day}")) {
-                        DbError::Unavailable(e) => TopError::Unavailable(e),
-                        DbError::Other(e) => TopError::Unexpected(e),
-                    })?;
-                for item in page.items() {
-                    let product = ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?;
-                    *sold.entry(product).or_default() += get_u64(item, "quantity")?;
-                }
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
-            }
+        for (product, quantity) in per_day.into_iter().flatten() {
+            *sold.entry(product).or_default() += quantity;
         }
         Ok(sold)
+    }
+}
+
+impl DynamoStore {
+    /// The quantity sold of each product on `day`.
+    async fn sales_of(&self, day: time::Date) -> Result<Vec<(ProductId, u64)>, crate::top::TopError> {
+        use crate::top::TopError;
+        let mut sold = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :day")
+                .expression_attribute_values(":day", s(keys::sales_partition(day)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| match db_error(e, || format!("read sales of {day}")) {
+                    DbError::Unavailable(e) => TopError::Unavailable(e),
+                    DbError::Other(e) => TopError::Unexpected(e),
+                })?;
+            for item in page.items() {
+                let product = ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?;
+                sold.push((product, get_u64(item, "quantity")?));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(sold);
+            }
+        }
     }
 }
