@@ -2,6 +2,8 @@
 // rounds of GET product, GET balance and an unkeyed charge of 1.00, one request at a
 // time, so each figure is the route's own cost with nothing queued in front of it.
 // tools/bench.py sets each beside the emulator's own round trips for the same calls.
+// Each round also asks for a path no route takes: the gateway's own 404, which is the
+// HTTP round trip alone (k6's client, the local API's server and gateway layer).
 //
 //   BASE_URL · USER_ID (default 1000) · PRODUCT_ID (default 1) · ITERATIONS (default 500)
 import http from 'k6/http';
@@ -16,6 +18,7 @@ const PRODUCT = __ENV.PRODUCT_ID || '1';
 const product = new Trend('get_product', true);
 const balance = new Trend('get_balance', true);
 const charge = new Trend('charge', true);
+const hop = new Trend('hop', true);
 
 export const options = {
   scenarios: {
@@ -37,5 +40,8 @@ export default function (data) {
   const charged = http.post(`${BASE}/api/v1/users/${USER}/balance/charge`, JSON.stringify({ amount: '1.00' }),
     as(data.tokens, USER));
   charge.add(charged.timings.duration);
-  check(null, { 'all 200': () => read.status === 200 && own.status === 200 && charged.status === 200 });
+  const nowhere = http.get(`${BASE}/api/v1/no-such-route`, { responseCallback: http.expectedStatuses(404) });
+  hop.add(nowhere.timings.duration);
+  check(null, { 'all 200, and 404 for no route': () => read.status === 200 && own.status === 200
+    && charged.status === 200 && nowhere.status === 404 });
 }

@@ -134,6 +134,58 @@ def admin(*args):
     return result
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds process `pid` has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listener(port):
+    """The pid of the process listening on `port`, from `ss`."""
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    for part in out.split("pid=")[1:]:
+        return int(part.split(",", 1)[0])
+    return None
+
+
+def stack_pids():
+    pids = {}
+    for line in (ROOT / ".local" / "run" / "pids").read_text().splitlines():
+        name, _, pid = line.partition(" ")
+        if pid.strip().isdigit():
+            pids[name] = int(pid)
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds each process of the run used while a block ran: the stack's
+    emulators, the API on `port` (if any), and the children this script waited for
+    (k6, or the floor's admin process)."""
+
+    def __init__(self, port=None):
+        self.pids = stack_pids()
+        api = listener(port) if port else None
+        if api:
+            self.pids["api"] = api
+
+    def __enter__(self):
+        import resource
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started = time.time()
+        return self
+
+    def __exit__(self, *_):
+        import resource
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.used = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+        self.used["client"] = (after.ru_utime + after.ru_stime) - (self.children.ru_utime + self.children.ru_stime)
+        self.used["wall"] = time.time() - self.started
+
+
 def calls(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_local/dynamodb-calls", timeout=10) as response:
         return json.load(response)
@@ -159,19 +211,24 @@ def k6(name, script, port, env=None, csv_out=False):
         args += ["--out", f"csv={OUT / (name + '.csv')}"]
     run_env = dict(os.environ, BASE_URL=f"http://127.0.0.1:{port}", **(env or {}))
     before = calls(port)
-    result = subprocess.run([*args, str(ROOT / "k6" / script)], env=run_env, capture_output=True, text=True)
+    with CpuMeter(port) as meter:
+        result = subprocess.run([*args, str(ROOT / "k6" / script)], env=run_env, capture_output=True, text=True)
     (OUT / f"{name}.log").write_text(result.stdout + result.stderr)
     after = calls(port)
     if not summary.exists():
         sys.exit(f"[bench] k6 {script} wrote no summary; see {OUT / (name + '.log')}")
-    return json.loads(summary.read_text())["metrics"], diff_calls(before, after), result.returncode == 0
+    metrics = json.loads(summary.read_text())["metrics"]
+    metrics["cpu"] = meter.used
+    return metrics, diff_calls(before, after), result.returncode == 0
 
 
 def load_floor(scenario, rush):
     """The same DynamoDB calls at the same concurrency straight from the SDK, on
     scratch tables of the same stack (admin/src/floor_load.rs)."""
     time.sleep(3)  # the feed's relay and consumer finish the scenario's events first
-    figures = json.loads(admin("floor", "--load", scenario).stdout)
+    with CpuMeter() as meter:
+        figures = json.loads(admin("floor", "--load", scenario).stdout)
+    figures["cpu"] = meter.used
     figures["rate"] = figures["span_rate"] if rush else figures["rate"]
     log(f"  floor under the same load: {figures['rate']:.1f}/s p50 {figures['p50']:.1f} ms "
         f"p99 {figures['p99']:.1f} ms, {figures['errors']} errors")
@@ -218,6 +275,7 @@ def main():
         metrics, made, ok = run
         rate = metrics[rate_metric]["rate"] if rush is None else rush / (metrics[trend]["max"] / 1000)
         row = row_from(key, label, metrics, made, ok, routes, unit_route, trend, rate)
+        row["cpu"] = metrics.get("cpu")
         rows.append(row)
         log(f"{label}: {row['rate']:.1f}/s avg {row['avg']:.1f} ms p99 {row['p99']:.1f} ms "
             f"errors {row['errors']:.2f}% thresholds {'passed' if ok else 'FAILED'}")
@@ -324,17 +382,21 @@ def main():
 
     log("unloaded: one client, one request at a time (GET product, GET balance, charge)")
     time.sleep(5)  # the sustained run's feed drains first
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     metrics, _, _ = k6("unloaded", "unloaded.js", PORT, {"PRODUCT_ID": str(first + 100)})
+    inside = handled_p50(OUT / "run.log", since)
+    hop = metrics["hop"]["med"]
     unloaded = []
-    for trend, label, scenario_name, calls_made in (
-            ("get_product", "GET product", "get-product", "GetItem"),
-            ("get_balance", "GET balance", "get-balance", "GetItem"),
-            ("charge", "charge, no key", "charge", "UpdateItem + PutItem + UpdateItem")):
+    for trend, label, scenario_name, route, calls_made in (
+            ("get_product", "GET product", "get-product", "get-product", "GetItem"),
+            ("get_balance", "GET balance", "get-balance", "get-balance", "GetItem"),
+            ("charge", "charge, no key", "charge", "charge-balance", "UpdateItem + PutItem + UpdateItem")):
         floor_figures = json.loads(admin("floor", "--load", scenario_name).stdout)
         unloaded.append({"label": label, "calls": calls_made, "p50": metrics[trend]["med"],
                          "p99": metrics[trend]["p(99)"], "floor_p50": floor_figures["p50"],
-                         "floor_p99": floor_figures["p99"]})
-        log(f"  {label}: p50 {unloaded[-1]['p50']:.2f} ms, floor {floor_figures['p50']:.2f} ms")
+                         "floor_p99": floor_figures["p99"], "inside_p50": inside.get(route), "hop": hop})
+        log(f"  {label}: p50 {unloaded[-1]['p50']:.2f} ms, in the function {inside.get(route)} ms, "
+            f"floor {floor_figures['p50']:.2f} ms, HTTP round trip alone {hop:.2f} ms")
 
     log("auditing the invariants from the database")
     audit = admin("audit", "--users", "1000", *sum((["--coupon", str(c)] for c in coupons), []), "--orders")
@@ -490,6 +552,22 @@ def ms(value):
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
 
 
+def handled_p50(log_path, since):
+    """The median latency the functions logged ("handled", their own span: parse, use
+    case, storage, answer) per route, over the log lines from `since` on."""
+    latencies = defaultdict(list)
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"handled"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("timestamp", "") >= since and "latency_ms" in entry.get("fields", {}):
+            latencies[entry.get("span", {}).get("route")].append(entry["fields"]["latency_ms"])
+    return {route: sorted(v)[len(v) // 2] for route, v in latencies.items() if v}
+
+
 def goals(rows, unloaded):
     """Issue 18's goals, each with what this run measured and whether it holds."""
     by_key = {r["key"]: r for r in rows}
@@ -629,6 +707,23 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
             f"| {r['p50'] / f['p50']:.2f} | {r['p99'] / f['p99']:.2f} | {f['errors']} |")
     lines += [
         "",
+        "Where the two cores went, in CPU seconds used while each ran (from /proc: the k6 run on",
+        "rushcart's side, the floor's own process on the floor's; seeding and scratch tables",
+        "included on the floor's side):",
+        "",
+        "| scenario | side | wall | client (k6 / floor) | local API | DynamoDB Local | moto | redis |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = r.get("load_floor")
+        if not f or not r.get("cpu"):
+            continue
+        for side, cpu in (("rushcart", r["cpu"]), ("floor", f["cpu"])):
+            lines.append(
+                f"| {r['key']} | {side} | {cpu['wall']:.1f} s | {cpu['client']:.1f} | {cpu.get('api', 0):.1f} "
+                f"| {cpu.get('dynamodb', 0):.1f} | {cpu.get('moto', 0):.1f} | {cpu.get('redis', 0):.1f} |")
+    lines += [
+        "",
         "Not floored: the gate-on rushes (most of their requests make no DynamoDB call at all, so",
         "the gate-off floor above is the one to beat), the refund flow and the sustained mix.",
         "",
@@ -641,12 +736,18 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "k6/unloaded.js: one client on one keep-alive connection, 500 rounds of three requests,",
         "against the same calls made one at a time from the SDK (`floor --load get-product`,",
         "`get-balance`, `charge`) right after. The difference is everything of rushcart's that is",
-        "not DynamoDB: HTTP, token check, routing, parsing, logging, metrics.",
+        "not DynamoDB: HTTP, token check, routing, parsing, logging, metrics. \"In the function\" is",
+        "the latency the function logs for itself (its span: parse, use case, storage calls,",
+        "answer); \"HTTP alone\" is k6's round trip to a path no route takes (the gateway's own",
+        "404), which every request measured from outside pays before any function runs.",
         "",
-        "| request | DynamoDB calls | rushcart p50 | floor p50 | ratio | rushcart p99 | floor p99 |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {u['label']} | {u['calls']} | {u['p50']:.2f} ms | {u['floor_p50']:.2f} ms "
-          f"| {u['p50'] / u['floor_p50']:.2f}× | {u['p99']:.2f} ms | {u['floor_p99']:.2f} ms |" for u in unloaded],
+        "| request | DynamoDB calls | rushcart p50 | in the function | floor p50 | HTTP alone | ratio | floor + HTTP alone | rushcart p99 | floor p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *[f"| {u['label']} | {u['calls']} | {u['p50']:.2f} ms "
+          f"| {'—' if u['inside_p50'] is None else format(u['inside_p50'], '.2f') + ' ms'} "
+          f"| {u['floor_p50']:.2f} ms | {u['hop']:.2f} ms | {u['p50'] / u['floor_p50']:.2f}× "
+          f"| {(u['floor_p50'] + u['hop']) / u['floor_p50']:.2f}× | {u['p99']:.2f} ms | {u['floor_p99']:.2f} ms |"
+          for u in unloaded],
         "",
         "## Goals (issue 18), as this run measured them",
         "",

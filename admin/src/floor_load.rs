@@ -24,7 +24,8 @@ use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use rushcart::adapters::dynamodb::seed::{self, CouponSeed, ProductSeed};
@@ -542,8 +543,22 @@ async fn issue_coupon(tables: &Tables, coupon: u64, user: u64) -> anyhow::Result
     transaction_outcome(sent)
 }
 
-/// create-order: the user exists, each product's price, the coupon copy (if any), the
-/// order. Returns the order id.
+/// Strongly consistent reads of `keys` of the main table in one `BatchGetItem`; the
+/// items found.
+async fn read_many(
+    tables: &Tables,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+    let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?;
+    let output = tables.client.batch_get_item().request_items(&tables.main, wanted).send().await.map_err(sdk)?;
+    if output.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+        anyhow::bail!("keys left unprocessed");
+    }
+    Ok(output.responses.and_then(|mut r| r.remove(&tables.main)).unwrap_or_default())
+}
+
+/// create-order: the user, each product and the coupon copy (if any) in one batch
+/// read, then the order. Returns the order id.
 async fn create_order(
     tables: &Tables,
     user: u64,
@@ -552,27 +567,17 @@ async fn create_order(
     now: OffsetDateTime,
 ) -> anyhow::Result<String> {
     let c = &tables.client;
-    c.get_item()
-        .table_name(&tables.main)
-        .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
-        .projection_expression("pk")
-        .send()
-        .await
-        .map_err(sdk)?
-        .item
-        .ok_or_else(|| anyhow!("no user {user}"))?;
+    let mut wanted = vec![key(format!("USER#{user}"), "PROFILE".to_owned())];
+    wanted.extend(lines.iter().map(|(product, _)| key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())));
+    wanted.extend(coupon.map(|coupon| key(format!("USER#{user}"), format!("COUPON#{}", pad(coupon)))));
+    let expected = wanted.len();
+    let found = read_many(tables, wanted).await?;
+    if found.len() != expected {
+        anyhow::bail!("user {user}, a product or the coupon copy is missing");
+    }
     let mut items = Vec::new();
     let mut subtotal = rust_decimal::Decimal::ZERO;
     for &(product, quantity) in lines {
-        c.get_item()
-            .table_name(&tables.main)
-            .set_key(Some(key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk)?
-            .item
-            .ok_or_else(|| anyhow!("no product {product}"))?;
         let price: rust_decimal::Decimal = PRICE.parse()?;
         let total = price * rust_decimal::Decimal::from(quantity);
         subtotal += total;
@@ -585,18 +590,7 @@ async fn create_order(
         ])));
     }
     let discount = match coupon {
-        Some(coupon) => {
-            c.get_item()
-                .table_name(&tables.main)
-                .set_key(Some(key(format!("USER#{user}"), format!("COUPON#{}", pad(coupon)))))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(sdk)?
-                .item
-                .ok_or_else(|| anyhow!("user {user} holds no coupon {coupon}"))?;
-            PRICE.parse::<rust_decimal::Decimal>()?.min(subtotal)
-        }
+        Some(_) => PRICE.parse::<rust_decimal::Decimal>()?.min(subtotal),
         None => rust_decimal::Decimal::ZERO,
     };
     let order = ulid::Ulid::new().to_string();
@@ -841,47 +835,44 @@ async fn checkout(tables: &Tables, user: u64) -> anyhow::Result<Outcome> {
     pay(tables, user, &order, &[(1, 1)], Some(1)).await
 }
 
-/// products-top without the cache: the sales of the last three days, oldest first,
-/// then the five products.
+/// products-top without the cache: the sales of the last three days at once, then the
+/// five products in one batch read.
 async fn top_five(tables: &Tables, today: time::Date) -> anyhow::Result<Outcome> {
+    let days = futures::future::try_join_all((0..3).map(|back| day_sales(tables, today - time::Duration::days(back))));
     let mut sold: HashMap<u64, u64> = HashMap::new();
-    for back in (0..3).rev() {
-        let day = today - time::Duration::days(back);
-        let mut start = None;
-        loop {
-            let page = tables
-                .client
-                .query()
-                .table_name(&tables.main)
-                .key_condition_expression("pk = :day")
-                .expression_attribute_values(":day", s(format!("SALES#{day}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk)?;
-            for row in page.items() {
-                let product: u64 = attribute_n(row, "productId")?.parse()?;
-                *sold.entry(product).or_default() += attribute_n(row, "quantity")?.parse::<u64>()?;
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+    for (product, quantity) in days.await?.into_iter().flatten() {
+        *sold.entry(product).or_default() += quantity;
     }
     let mut ranked: Vec<(u64, u64)> = sold.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    for (product, _) in ranked.into_iter().take(5) {
-        tables
+    let wanted: Vec<_> =
+        ranked.iter().take(5).map(|(product, _)| key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())).collect();
+    read_many(tables, wanted).await?;
+    Ok(Outcome::Done)
+}
+
+/// The quantity sold of each product on `day`.
+async fn day_sales(tables: &Tables, day: time::Date) -> anyhow::Result<Vec<(u64, u64)>> {
+    let mut sold = Vec::new();
+    let mut start = None;
+    loop {
+        let page = tables
             .client
-            .get_item()
+            .query()
             .table_name(&tables.main)
-            .set_key(Some(key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())))
+            .key_condition_expression("pk = :day")
+            .expression_attribute_values(":day", s(format!("SALES#{day}")))
             .consistent_read(true)
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(sdk)?;
+        for row in page.items() {
+            sold.push((attribute_n(row, "productId")?.parse()?, attribute_n(row, "quantity")?.parse()?));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(sold);
+        }
     }
-    Ok(Outcome::Done)
 }
