@@ -128,7 +128,7 @@ struct Samples {
     wall: Duration,
 }
 
-/// Runs `unit(worker, iteration)` from `workers` concurrent tasks, which start together,
+/// Runs `unit(tables, worker, iteration)` from `workers` concurrent tasks, which start together,
 /// each `iterations` times or until `until` has passed; times every unit.
 ///
 /// Each task first makes one untimed read, so the SDK's connection pool holds a warm
@@ -142,7 +142,7 @@ async fn drive<F, Fut>(
     unit: F,
 ) -> Samples
 where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<Tables>, usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<Outcome>> + Send,
 {
     let unit = Arc::new(unit);
@@ -169,7 +169,7 @@ where
                     break;
                 }
                 let t = Instant::now();
-                let outcome = unit(worker, iteration).await;
+                let outcome = unit(tables.clone(), worker, iteration).await;
                 timed.push((t.elapsed(), outcome));
             }
             timed
@@ -253,22 +253,15 @@ async fn run(tables: Arc<Tables>, scenario: Scenario) -> anyhow::Result<serde_js
     let samples = match scenario {
         Scenario::Balance => {
             seed_users(&tables, 1..=1).await?;
-            let t = tables.clone();
             // One iteration of k6 is a charge then a use: two requests, each timed.
-            drive(&tables, 100, 20, None, move |_, i| {
-                let t = t.clone();
-                async move { change_balance(&t, 1, i % 2 == 0).await }
-            })
-            .await
+            drive(&tables, 100, 20, None, |t, _, i| async move { change_balance(&t, 1, i % 2 == 0).await }).await
         }
         Scenario::Coupon100 | Scenario::Coupon1000 => {
             let users = if scenario == Scenario::Coupon100 { 100 } else { 1000 };
             seed_users(&tables, 1..=users).await?;
             seed_coupon(&tables, 1, now).await?;
-            let t = tables.clone();
-            drive(&tables, users as usize, 1, None, move |worker, _| {
-                let t = t.clone();
-                async move { issue_coupon(&t, 1, worker as u64 + 1).await }
+            drive(&tables, users as usize, 1, None, |t, worker, _| async move {
+                issue_coupon(&t, 1, worker as u64 + 1).await
             })
             .await
         }
@@ -280,9 +273,9 @@ async fn run(tables: Arc<Tables>, scenario: Scenario) -> anyhow::Result<serde_js
             for user in 1..=100u64 {
                 orders.push(create_order(&tables, user, &[(1, 10), (2, 10), (3, 10)], None, now).await?);
             }
-            let (t, orders) = (tables.clone(), Arc::new(orders));
-            drive(&tables, 100, 1, None, move |worker, _| {
-                let (t, orders) = (t.clone(), orders.clone());
+            let orders = Arc::new(orders);
+            drive(&tables, 100, 1, None, move |t, worker, _| {
+                let orders = orders.clone();
                 async move { pay(&t, worker as u64 + 1, &orders[worker], &[(1, 10), (2, 10), (3, 10)], None).await }
             })
             .await
@@ -291,50 +284,37 @@ async fn run(tables: Arc<Tables>, scenario: Scenario) -> anyhow::Result<serde_js
             seed_users(&tables, 101..=200).await?;
             seed_products(&tables, &[1], 1000).await?;
             seed_coupon(&tables, 1, now).await?;
-            let t = tables.clone();
-            drive(&tables, 100, 1, None, move |worker, _| {
-                let t = t.clone();
-                async move { checkout(&t, 101 + worker as u64).await }
-            })
-            .await
+            drive(&tables, 100, 1, None, |t, worker, _| async move { checkout(&t, 101 + worker as u64).await }).await
         }
         Scenario::Top => {
             let products: Vec<u64> = (1..=32).collect();
             seed_products(&tables, &products, 1000).await?;
             seed_sales(&tables, &products, now.date()).await?;
-            let t = tables.clone();
-            drive(&tables, 100, usize::MAX, Some(Duration::from_secs(TOP_SECONDS)), move |_, _| {
-                let t = t.clone();
-                async move { top_five(&t, now.date()).await }
+            drive(&tables, 100, usize::MAX, Some(Duration::from_secs(TOP_SECONDS)), move |t, _, _| async move {
+                top_five(&t, now.date()).await
             })
             .await
         }
         Scenario::GetProduct => {
             seed_products(&tables, &[1], 1000).await?;
-            let t = tables.clone();
-            drive(&tables, 1, UNLOADED_ITERATIONS, None, move |_, _| {
-                let t = t.clone();
-                async move { read(&t, "PRODUCT#1", "PRODUCT").await }
-            })
+            drive(
+                &tables,
+                1,
+                UNLOADED_ITERATIONS,
+                None,
+                |t, _, _| async move { read(&t, "PRODUCT#1", "PRODUCT").await },
+            )
             .await
         }
         Scenario::GetBalance => {
             seed_users(&tables, 1..=1).await?;
-            let t = tables.clone();
-            drive(&tables, 1, UNLOADED_ITERATIONS, None, move |_, _| {
-                let t = t.clone();
-                async move { read(&t, "USER#1", "PROFILE").await }
-            })
-            .await
+            drive(&tables, 1, UNLOADED_ITERATIONS, None, |t, _, _| async move { read(&t, "USER#1", "PROFILE").await })
+                .await
         }
         Scenario::Charge => {
             seed_users(&tables, 1..=1).await?;
-            let t = tables.clone();
-            drive(&tables, 1, UNLOADED_ITERATIONS, None, move |_, _| {
-                let t = t.clone();
-                async move { change_balance(&t, 1, true).await }
-            })
-            .await
+            drive(&tables, 1, UNLOADED_ITERATIONS, None, |t, _, _| async move { change_balance(&t, 1, true).await })
+                .await
         }
     };
     let workers = match scenario {
