@@ -81,6 +81,22 @@ impl Intercept for CallRecorder {
 
 /// The authorisations one request body needs.
 pub fn calls_of(operation: &str, body: &Value) -> Vec<DynamoCall> {
+    if operation == "BatchGetItem" {
+        // `dynamodb:BatchGetItem` on each table, its LeadingKeys condition checked
+        // against every key asked for.
+        return body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, wanted)| {
+                wanted["Keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |key| call(operation, &serde_json::json!({"TableName": table, "Key": key})))
+            })
+            .collect();
+    }
     if operation != "TransactWriteItems" {
         return vec![call(operation, body)];
     }
@@ -251,6 +267,22 @@ mod tests {
                 r#"dynamodb:UpdateItem on MainTable key Some("ORDER#1")"#,
                 r#"dynamodb:PutItem on OutboxTable key Some("ORDER#1")"#,
                 r#"dynamodb:ConditionCheckItem on MainTable key Some("USER#7")"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_read_needs_its_action_on_every_key_it_asks_for() {
+        let body = serde_json::json!({"RequestItems": {"t1-main": {"ConsistentRead": true, "Keys": [
+            {"pk": {"S": "USER#7"}, "sk": {"S": "PROFILE"}},
+            {"pk": {"S": "PRODUCT#3"}, "sk": {"S": "PRODUCT"}},
+        ]}}});
+        let calls: Vec<String> = calls_of("BatchGetItem", &body).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            calls,
+            [
+                r#"dynamodb:BatchGetItem on MainTable key Some("USER#7")"#,
+                r#"dynamodb:BatchGetItem on MainTable key Some("PRODUCT#3")"#,
             ]
         );
     }
