@@ -19,6 +19,11 @@ impl RetryPolicy {
     pub const TRANSACTION_CONFLICT: RetryPolicy =
         RetryPolicy { max_retries: 8, base: Duration::from_millis(5), cap: Duration::from_millis(250) };
 
+    /// For the keys a `BatchGetItem` left unprocessed (DynamoDB does that when
+    /// throttled): up to 5 more requests, delays below 10 ms · 2ⁿ, at most 200 ms.
+    pub const UNPROCESSED_KEYS: RetryPolicy =
+        RetryPolicy { max_retries: 5, base: Duration::from_millis(10), cap: Duration::from_millis(200) };
+
     /// The delay before retry number `retry` (0-based), or `None` once retries are spent.
     pub fn delay(&self, retry: u32) -> Option<Duration> {
         if retry >= self.max_retries {

@@ -40,6 +40,7 @@ use rust_decimal::Decimal;
 
 use crate::coupons::Coupon;
 use crate::ids::CouponId;
+use crate::retry::RetryPolicy;
 
 pub use table::{TableSpec, MAIN_TABLE, OUTBOX_TABLE};
 
@@ -143,15 +144,13 @@ impl DynamoStore {
 
 /// `BatchGetItem` takes at most this many keys in one request.
 const BATCH_GET_KEYS: usize = 100;
-/// Rounds of asking again for the keys a `BatchGetItem` left unprocessed (DynamoDB
-/// does that under throttling) before the read counts as unavailable.
-const BATCH_GET_ROUNDS: u32 = 5;
 
 impl DynamoStore {
     /// Strongly consistent reads of several items of the main table in one request
     /// (`BatchGetItem`, 100 keys each) instead of one `GetItem` each; the items found,
-    /// by key. Keys it leaves unprocessed are asked for again after a short jittered
-    /// pause, a few rounds, then the read is unavailable. `doing` names it in errors.
+    /// by key. Keys it leaves unprocessed are asked for again after a jittered pause
+    /// ([`RetryPolicy::UNPROCESSED_KEYS`]), then the read is unavailable. `doing` names
+    /// it in errors.
     pub(crate) async fn get_many(
         &self,
         keys: &[keys::Key],
@@ -168,11 +167,8 @@ impl DynamoStore {
         let mut found = HashMap::with_capacity(unique.len());
         for chunk in unique.chunks(BATCH_GET_KEYS) {
             let mut wanted: Vec<Item> = chunk.iter().map(|key| key.item()).collect();
-            for round in 0..=BATCH_GET_ROUNDS {
-                if round > 0 {
-                    let ceiling = 10u64 << round;
-                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))).await;
-                }
+            let mut retry = 0;
+            loop {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(wanted))
                     .consistent_read(true)
@@ -194,13 +190,15 @@ impl DynamoStore {
                 if wanted.is_empty() {
                     break;
                 }
-            }
-            if !wanted.is_empty() {
-                return Err(DbError::Unavailable(anyhow!(
-                    "{}: {} keys still unprocessed after {BATCH_GET_ROUNDS} more rounds",
-                    doing(),
-                    wanted.len()
-                )));
+                let Some(pause) = RetryPolicy::UNPROCESSED_KEYS.delay(retry) else {
+                    return Err(DbError::Unavailable(anyhow!(
+                        "{}: {} keys still unprocessed after {retry} more requests",
+                        doing(),
+                        wanted.len()
+                    )));
+                };
+                tokio::time::sleep(pause).await;
+                retry += 1;
             }
         }
         Ok(found)
