@@ -374,20 +374,38 @@ async fn seed_sales(tables: &Tables, products: &[u64], day: time::Date) -> anyho
     Ok(())
 }
 
-/// A strongly consistent read of one item, as get-product and get-balance make.
-async fn read(tables: &Tables, pk: &str, sk: &str) -> anyhow::Result<Outcome> {
-    tables
+/// A strongly consistent read of one item of the main table, which must exist.
+async fn get(tables: &Tables, pk: String, sk: &str) -> anyhow::Result<HashMap<String, AttributeValue>> {
+    let output = tables
         .client
         .get_item()
         .table_name(&tables.main)
-        .set_key(Some(key(pk.to_owned(), sk.to_owned())))
+        .set_key(Some(key(pk.clone(), sk.to_owned())))
         .consistent_read(true)
         .send()
         .await
-        .map_err(sdk)?
-        .item
-        .ok_or_else(|| anyhow!("no item {pk}/{sk}"))?;
-    Ok(Outcome::Done)
+        .map_err(sdk)?;
+    output.item.ok_or_else(|| anyhow!("no item {pk}/{sk}"))
+}
+
+/// get-product and get-balance: one strongly consistent read.
+async fn read(tables: &Tables, pk: &str, sk: &str) -> anyhow::Result<Outcome> {
+    get(tables, pk.to_owned(), sk).await.map(|_| Outcome::Done)
+}
+
+/// An update as a transaction item.
+fn updating(update: Update) -> TransactWriteItem {
+    TransactWriteItem::builder().update(update).build()
+}
+
+/// A put of a new item (refused if its key exists) as a transaction item.
+fn new_put(table: &str, item: HashMap<String, AttributeValue>) -> anyhow::Result<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// charge-balance / use-balance without a key: the conditional update that commits the
@@ -510,14 +528,12 @@ async fn issue_coupon(tables: &Tables, coupon: u64, user: u64) -> anyhow::Result
     copy.insert("discount".to_owned(), n(PRICE));
     copy.insert("issuedAt".to_owned(), s(now.clone()));
     copy.insert("usableUntil".to_owned(), s(rfc3339(OffsetDateTime::now_utc() + time::Duration::days(30))));
-    let put =
-        Put::builder().table_name(&tables.main).set_item(Some(copy)).condition_expression("attribute_not_exists(pk)");
     let sent = tables
         .client
         .transact_write_items()
         .transact_items(TransactWriteItem::builder().update(counter).build())
         .transact_items(TransactWriteItem::builder().condition_check(holder).build())
-        .transact_items(TransactWriteItem::builder().put(put.build()?).build())
+        .transact_items(new_put(&tables.main, copy)?)
         .send()
         .await;
     transaction_outcome(sent)
@@ -612,71 +628,51 @@ async fn pay(
     lines: &[(u64, u64)],
     coupon: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    let c = &tables.client;
-    let item = c
-        .get_item()
-        .table_name(&tables.main)
-        .set_key(Some(key(format!("ORDER#{order}"), "ORDER".to_owned())))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(sdk)?
-        .item
-        .ok_or_else(|| anyhow!("no order {order}"))?;
+    let item = get(tables, format!("ORDER#{order}"), "ORDER").await?;
     let total = attribute_n(&item, "total")?;
     let free = total.parse::<rust_decimal::Decimal>()?.is_zero();
     let now = OffsetDateTime::now_utc();
     let at = rfc3339(now);
     let payment = ulid::Ulid::new().to_string();
     let entry = ulid::Ulid::new().to_string();
-    let mut writes = vec![TransactWriteItem::builder()
-        .update(
+    let mut writes = vec![updating(
+        Update::builder()
+            .table_name(&tables.main)
+            .set_key(Some(key(format!("ORDER#{order}"), "ORDER".to_owned())))
+            .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
+            .condition_expression("#status = :pending AND payBy > :at")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":paid", s("PAID"))
+            .expression_attribute_values(":pending", s("PENDING_PAYMENT"))
+            .expression_attribute_values(":at", s(at.clone()))
+            .expression_attribute_values(":payment", s(payment.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?,
+    )];
+    for &(product, quantity) in lines {
+        writes.push(updating(
             Update::builder()
                 .table_name(&tables.main)
-                .set_key(Some(key(format!("ORDER#{order}"), "ORDER".to_owned())))
-                .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
-                .condition_expression("#status = :pending AND payBy > :at")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":paid", s("PAID"))
-                .expression_attribute_values(":pending", s("PENDING_PAYMENT"))
-                .expression_attribute_values(":at", s(at.clone()))
-                .expression_attribute_values(":payment", s(payment.clone()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .set_key(Some(key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())))
+                .update_expression("SET stock = stock - :q")
+                .condition_expression("attribute_exists(pk) AND stock >= :q")
+                .expression_attribute_values(":q", n(quantity))
                 .build()?,
-        )
-        .build()];
-    for &(product, quantity) in lines {
-        writes.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&tables.main)
-                        .set_key(Some(key(format!("PRODUCT#{product}"), "PRODUCT".to_owned())))
-                        .update_expression("SET stock = stock - :q")
-                        .condition_expression("attribute_exists(pk) AND stock >= :q")
-                        .expression_attribute_values(":q", n(quantity))
-                        .build()?,
-                )
-                .build(),
-        );
+        ));
     }
     let day = now.date().to_string();
     for &(product, quantity) in lines {
-        writes.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&tables.main)
-                        .set_key(Some(key(format!("SALES#{day}"), format!("PRODUCT#{}", pad(product)))))
-                        .update_expression("SET #day = :day, productId = :product ADD quantity :q")
-                        .expression_attribute_names("#day", "day")
-                        .expression_attribute_values(":day", s(day.clone()))
-                        .expression_attribute_values(":product", n(product))
-                        .expression_attribute_values(":q", n(quantity))
-                        .build()?,
-                )
-                .build(),
-        );
+        writes.push(updating(
+            Update::builder()
+                .table_name(&tables.main)
+                .set_key(Some(key(format!("SALES#{day}"), format!("PRODUCT#{}", pad(product)))))
+                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":day", s(day.clone()))
+                .expression_attribute_values(":product", n(product))
+                .expression_attribute_values(":q", n(quantity))
+                .build()?,
+        ));
     }
     if !free {
         let pending = HashMap::from([
@@ -685,44 +681,32 @@ async fn pay(
             ("at".to_owned(), s(at.clone())),
             ("orderId".to_owned(), s(order)),
         ]);
-        writes.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&tables.main)
-                        .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
-                        .update_expression(BALANCE_UPDATE)
-                        .condition_expression(
-                            "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound",
-                        )
-                        .set_expression_attribute_names(Some(pending_names(&entry)))
-                        .expression_attribute_values(":d", n(format!("-{total}")))
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":entry", AttributeValue::M(pending))
-                        .expression_attribute_values(":bound", n(&total))
-                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                        .build()?,
-                )
-                .build(),
-        );
+        writes.push(updating(
+            Update::builder()
+                .table_name(&tables.main)
+                .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
+                .update_expression(BALANCE_UPDATE)
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound")
+                .set_expression_attribute_names(Some(pending_names(&entry)))
+                .expression_attribute_values(":d", n(format!("-{total}")))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":entry", AttributeValue::M(pending))
+                .expression_attribute_values(":bound", n(&total))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()?,
+        ));
     }
     if let Some(coupon) = coupon {
-        writes.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&tables.main)
-                        .set_key(Some(key(format!("USER#{user}"), format!("COUPON#{}", pad(coupon)))))
-                        .update_expression("SET usedAt = :at, orderId = :order")
-                        .condition_expression(
-                            "attribute_exists(pk) AND attribute_not_exists(usedAt) AND usableUntil > :at",
-                        )
-                        .expression_attribute_values(":at", s(at.clone()))
-                        .expression_attribute_values(":order", s(order))
-                        .build()?,
-                )
-                .build(),
-        );
+        writes.push(updating(
+            Update::builder()
+                .table_name(&tables.main)
+                .set_key(Some(key(format!("USER#{user}"), format!("COUPON#{}", pad(coupon)))))
+                .update_expression("SET usedAt = :at, orderId = :order")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND usableUntil > :at")
+                .expression_attribute_values(":at", s(at.clone()))
+                .expression_attribute_values(":order", s(order))
+                .build()?,
+        ));
     }
     let mut record = key(format!("ORDER#{order}"), format!("PAYMENT#{payment}"));
     record.insert("paymentId".to_owned(), s(payment.clone()));
@@ -734,17 +718,7 @@ async fn pay(
         record.insert("entryId".to_owned(), s(entry.clone()));
     }
     record.insert("createdAt".to_owned(), s(at.clone()));
-    writes.push(
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&tables.main)
-                    .set_item(Some(record))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()?,
-            )
-            .build(),
-    );
+    writes.push(new_put(&tables.main, record)?);
     let event_id = format!("{order}:ORDER_PAID");
     let mut event = key(format!("ORDER#{order}"), "ORDER_PAID".to_owned());
     event.insert("orderId".to_owned(), s(order));
@@ -753,18 +727,9 @@ async fn pay(
     event.insert("gsi1pk".to_owned(), s("PENDING"));
     event.insert("gsi1sk".to_owned(), s(format!("{at}#{event_id}")));
     event.insert("eventId".to_owned(), s(event_id));
-    writes.push(
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&tables.outbox)
-                    .set_item(Some(event))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()?,
-            )
-            .build(),
-    );
-    let sent = c
+    writes.push(new_put(&tables.outbox, event)?);
+    let sent = tables
+        .client
         .transact_write_items()
         .set_transact_items(Some(writes))
         .client_request_token(format!("{payment}-0"))
@@ -773,16 +738,7 @@ async fn pay(
     if let Outcome::Refused = transaction_outcome(sent)? {
         return Ok(Outcome::Refused);
     }
-    let profile = c
-        .get_item()
-        .table_name(&tables.main)
-        .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(sdk)?
-        .item
-        .ok_or_else(|| anyhow!("no user {user}"))?;
+    let profile = get(tables, format!("USER#{user}"), "PROFILE").await?;
     if !free {
         let seq = attribute_n(&profile, &format!("ps_{entry}"))?;
         let after = attribute_n(&profile, &format!("pb_{entry}"))?;
