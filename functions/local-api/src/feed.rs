@@ -114,14 +114,16 @@ async fn start_receiver() -> anyhow::Result<String> {
                 let service = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
                     let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                     let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let paid = event["paidAt"].as_str().and_then(|t| {
+                    // Lag from the change the event reports: its refund, or else its payment.
+                    let changed = event["refundedAt"].as_str().or_else(|| event["paidAt"].as_str()).and_then(|t| {
                         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
                     });
-                    let lag_ms = paid.map(|p| (time::OffsetDateTime::now_utc() - p).whole_milliseconds());
+                    let lag_ms = changed.map(|at| (time::OffsetDateTime::now_utc() - at).whole_milliseconds());
                     tracing::info!(
+                        event = event["type"].as_str().unwrap_or("?"),
                         order = event["orderId"].as_str().unwrap_or("?"),
                         lag_ms,
-                        "data platform received ORDER_PAID"
+                        "data platform received an event"
                     );
                     Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
                 });
