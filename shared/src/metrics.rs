@@ -6,7 +6,8 @@
 //! name metrics from it (a test holds them to it), and `/_local/metrics` sums what the
 //! functions wrote.
 //!
-//! [`count`] and [`duration`] write one EMF record each, a JSON line on stdout, where
+//! [`count`] and [`duration`] write one EMF record each, and [`record`] the samples of
+//! one unit of work together (a request's count and latency), a JSON line on stdout, where
 //! CloudWatch Logs turns it into a metric with no API call on the request's path; a
 //! process may [`install`] another sink (the local API sums them). Why not a crate:
 //! AWS's `metrique` (with its EMF writer) is the well-kept one, built for wide
@@ -164,53 +165,144 @@ pub fn install(sink: Box<dyn Sink>) -> bool {
 
 /// Counts `n` of the metric `name` with `dimensions` (values in the spec's order).
 pub fn count(name: &'static str, dimensions: &[&str], n: u64) {
-    emit(name, dimensions, n as f64);
+    record(&[sample(name, dimensions, n as f64)]);
 }
 
 /// Records a duration of the metric `name`.
 pub fn duration(name: &'static str, dimensions: &[&str], elapsed: std::time::Duration) {
-    emit(name, dimensions, elapsed.as_secs_f64() * 1000.0);
+    record(&[sample(name, dimensions, millis(elapsed))]);
 }
 
-fn emit(name: &'static str, dimensions: &[&str], value: f64) {
+/// A duration in milliseconds, as EMF values of [`Unit::Milliseconds`] are.
+pub fn millis(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
+}
+
+/// One value of the metric `name`, for [`record`]; `None` (and an error logged: a bug,
+/// caught by tests, never fatal) for a name outside the catalogue or the wrong number
+/// of dimension values.
+pub fn sample<'a>(name: &'static str, dimensions: &'a [&'a str], value: f64) -> Option<Sample<'a>> {
     let Some(spec) = spec(name) else {
-        // A name outside the catalogue is a bug; it is caught by tests, never fatal.
         tracing::error!(metric = name, "a metric outside the catalogue");
-        return;
+        return None;
     };
     if spec.dimensions.len() != dimensions.len() {
         tracing::error!(metric = name, "a metric with the wrong dimensions");
-        return;
+        return None;
     }
-    let sample = Sample { spec, dimensions, value };
-    let record = emf(&sample, time::OffsetDateTime::now_utc());
-    match SINK.get() {
-        Some(sink) => sink.write(&record),
-        None => println!("{record}"),
+    Some(Sample { spec, dimensions, value })
+}
+
+/// Writes several samples of one unit of work (a request's count and latency) in as
+/// few EMF records as they fit: one, unless two of them name the same metric or give
+/// the same dimension different values (an EMF record has one value per key).
+pub fn record(samples: &[Option<Sample<'_>>]) {
+    let at = time::OffsetDateTime::now_utc();
+    for group in records_of(samples.iter().flatten()) {
+        let record = emf_of(&group, at);
+        match SINK.get() {
+            Some(sink) => sink.write(&record),
+            None => println!("{record}"),
+        }
+    }
+}
+
+/// `samples` in order, split into the fewest consecutive groups that can each be one
+/// EMF record.
+fn records_of<'s, 'a: 's>(samples: impl Iterator<Item = &'s Sample<'a>>) -> Vec<Vec<&'s Sample<'a>>> {
+    let mut groups: Vec<Vec<&Sample<'a>>> = Vec::new();
+    for sample in samples {
+        let fits = groups.last().is_some_and(|group| group.iter().all(|other| compatible(other, sample)));
+        match groups.last_mut() {
+            Some(group) if fits => group.push(sample),
+            _ => groups.push(vec![sample]),
+        }
+    }
+    groups
+}
+
+/// Whether two samples can share a record: different metrics, and every dimension they
+/// both name has the same value in each.
+fn compatible(a: &Sample<'_>, b: &Sample<'_>) -> bool {
+    a.spec.name != b.spec.name
+        && a.dimensions_named().all(|(name, value)| b.dimensions_named().all(|(n, v)| n != name || v == value))
+}
+
+impl Sample<'_> {
+    /// (dimension name, its value), in the spec's order.
+    fn dimensions_named(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        self.spec.dimensions.iter().copied().zip(self.dimensions.iter().copied())
     }
 }
 
 /// The EMF record of one sample: the `_aws` metadata (namespace, the dimension set,
 /// the metric and its unit) beside the dimension values and the value itself.
 pub fn emf(sample: &Sample<'_>, at: time::OffsetDateTime) -> String {
-    let mut record = serde_json::Map::new();
-    let spec = sample.spec;
-    record.insert(
-        "_aws".to_owned(),
-        serde_json::json!({
-            "Timestamp": (at.unix_timestamp_nanos() / 1_000_000) as i64,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [spec.dimensions],
-                "Metrics": [{ "Name": spec.name, "Unit": spec.unit.as_str() }],
-            }],
-        }),
-    );
-    for (name, value) in spec.dimensions.iter().zip(sample.dimensions) {
-        record.insert((*name).to_owned(), serde_json::Value::from(*value));
+    emf_of(&[sample], at)
+}
+
+/// One EMF record of several samples that [`compatible`] allows together: a metric
+/// directive each (its dimension set, its name and unit), and the dimension values and
+/// the values beside the metadata. Written straight from the samples (no JSON tree in
+/// between): this runs on every request.
+fn emf_of(samples: &[&Sample<'_>], at: time::OffsetDateTime) -> String {
+    use serde::ser::{SerializeMap as _, Serializer as _};
+    struct Directive<'s>(&'s MetricSpec);
+    impl serde::Serialize for Directive<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(serde::Serialize)]
+            struct Metric {
+                #[serde(rename = "Name")]
+                name: &'static str,
+                #[serde(rename = "Unit")]
+                unit: &'static str,
+            }
+            let mut map = serializer.serialize_map(Some(3))?;
+            map.serialize_entry("Namespace", NAMESPACE)?;
+            map.serialize_entry("Dimensions", &[self.0.dimensions])?;
+            map.serialize_entry("Metrics", &[Metric { name: self.0.name, unit: self.0.unit.as_str() }])?;
+            map.end()
+        }
     }
-    record.insert(spec.name.to_owned(), serde_json::json!(sample.value));
-    serde_json::Value::Object(record).to_string()
+    struct Metadata<'s> {
+        timestamp: i64,
+        directives: Vec<Directive<'s>>,
+    }
+    impl serde::Serialize for Metadata<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry("Timestamp", &self.timestamp)?;
+            map.serialize_entry("CloudWatchMetrics", &self.directives)?;
+            map.end()
+        }
+    }
+    let metadata = Metadata {
+        timestamp: (at.unix_timestamp_nanos() / 1_000_000) as i64,
+        directives: samples.iter().map(|sample| Directive(sample.spec)).collect(),
+    };
+    let mut out = Vec::with_capacity(256);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let written = (|| {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("_aws", &metadata)?;
+        let mut named: Vec<&str> = Vec::new();
+        for sample in samples {
+            for (name, value) in sample.dimensions_named() {
+                if !named.contains(&name) {
+                    named.push(name);
+                    map.serialize_entry(name, value)?;
+                }
+            }
+        }
+        for sample in samples {
+            map.serialize_entry(sample.spec.name, &sample.value)?;
+        }
+        map.end()
+    })();
+    // Strings and finite numbers always serialise; a NaN or infinite value becomes
+    // `null`, which CloudWatch skips, as it should.
+    debug_assert!(written.is_ok(), "an EMF record serialises");
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -240,6 +332,59 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_requests_count_and_latency_are_one_record_with_a_directive_each() {
+        let class = ["pay-order", "2xx"];
+        let samples = [sample("Requests", &class, 1.0), sample("Latency", &class[..1], 12.5)];
+        let groups = records_of(samples.iter().flatten());
+        assert_eq!(groups.len(), 1);
+        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&emf_of(&groups[0], at)).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": 1_700_000_000_000_i64,
+                    "CloudWatchMetrics": [
+                        {"Namespace": "rushcart", "Dimensions": [["Route", "StatusClass"]],
+                         "Metrics": [{"Name": "Requests", "Unit": "Count"}]},
+                        {"Namespace": "rushcart", "Dimensions": [["Route"]],
+                         "Metrics": [{"Name": "Latency", "Unit": "Milliseconds"}]},
+                    ],
+                },
+                "Route": "pay-order",
+                "StatusClass": "2xx",
+                "Requests": 1.0,
+                "Latency": 12.5,
+            })
+        );
+    }
+
+    #[test]
+    fn samples_that_cannot_share_a_record_get_their_own() {
+        // The same dimension with two values, and the same metric twice.
+        let samples = [
+            sample("CouponIssues", &["Issued"], 1.0),
+            sample("CouponGate", &["Admitted"], 1.0),
+            sample("Payments", &["Succeeded"], 1.0),
+            sample("Payments", &["Failed"], 1.0),
+        ];
+        let groups: Vec<Vec<&str>> = records_of(samples.iter().flatten())
+            .iter()
+            .map(|group| group.iter().map(|s| s.spec.name).collect())
+            .collect();
+        assert_eq!(groups, [vec!["CouponIssues"], vec!["CouponGate"], vec!["Payments"], vec!["Payments"]]);
+        let fits = [sample("FeedLag", &[], 3.0), sample("FeedEvents", &["Relayed"], 1.0)];
+        assert_eq!(records_of(fits.iter().flatten()).len(), 1);
+    }
+
+    #[test]
+    fn a_sample_outside_the_catalogue_or_with_the_wrong_dimensions_is_dropped() {
+        assert!(sample("NoSuchMetric", &[], 1.0).is_none());
+        assert!(sample("Requests", &["pay-order"], 1.0).is_none());
+        assert!(sample("Requests", &["pay-order", "2xx"], 1.0).is_some());
+    }
+
     /// The catalogue is the truth both ways: the code emits only its metrics, and every
     /// one of them is emitted somewhere (so an alarm on it can fire).
     #[test]
@@ -256,7 +401,7 @@ mod tests {
         ];
         let mut emitted = std::collections::BTreeSet::new();
         for source in sources {
-            for call in ["metrics::count(\"", "metrics::duration(\""] {
+            for call in ["metrics::count(\"", "metrics::duration(\"", "metrics::sample(\""] {
                 for (at, _) in source.match_indices(call) {
                     let rest = &source[at + call.len()..];
                     emitted.insert(&rest[..rest.find('"').unwrap_or(0)]);

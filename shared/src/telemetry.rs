@@ -40,13 +40,32 @@ impl LogSettings {
 /// Logging, and the one TLS crypto provider ([`crate::install_crypto_provider`]):
 /// what every binary does first.
 pub fn init() {
+    init_writing_to(std::io::stdout, std::io::stdout().is_terminal());
+}
+
+/// [`init`], with the lines going to `writer` (a `terminal` or not, which decides the
+/// format as for stdout): for a process that times the functions in-process and must
+/// pay for their logging without printing it.
+pub fn init_writing_to<W>(writer: W, terminal: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     crate::install_crypto_provider();
-    let settings = LogSettings::from_env(|name| std::env::var(name).ok(), std::io::stdout().is_terminal());
+    let settings = LogSettings::from_env(|name| std::env::var(name).ok(), terminal);
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(settings.ansi);
-    // `try_init`: a second call (tests, the local API) keeps the first subscriber.
-    let _ =
-        if settings.json { builder.json().with_current_span(true).try_init() } else { builder.compact().try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(settings.ansi)
+        .with_writer(writer);
+    // `try_init`: a second call (tests, the local API) keeps the first subscriber. A
+    // JSON line carries the request span once (`span`): it is the only span there is,
+    // so the list of enclosing spans would repeat it on every line.
+    let _ = if settings.json {
+        builder.json().with_current_span(true).with_span_list(false).try_init()
+    } else {
+        builder.compact().try_init()
+    };
 }
 
 #[cfg(test)]
@@ -77,5 +96,36 @@ mod tests {
         let text = settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")], false);
         assert_eq!((text.json, text.ansi), (false, false), "asked for text, a file gets plain text");
         assert!(!settings(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")], true).ansi, "JSON never carries colour");
+    }
+
+    /// JSON lines carry the current span only ([`init`]), which is all of the context
+    /// while the request span is the only span: a second one would hide the request's
+    /// ids from the lines logged inside it.
+    #[test]
+    fn the_request_span_is_the_only_span() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+            for entry in std::fs::read_dir(dir).expect("read the sources").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push((path.clone(), std::fs::read_to_string(&path).expect("read a source")));
+                }
+            }
+        }
+        let mut found = Vec::new();
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+        let spans: Vec<String> = found
+            .iter()
+            .flat_map(|(path, text)| {
+                ["_span!(", "#[instrument", "tracing::instrument"]
+                    .iter()
+                    .filter(|needle| text.contains(*needle))
+                    .map(move |needle| format!("{} {needle}", path.display()))
+            })
+            .filter(|hit| !hit.contains("telemetry.rs"))
+            .collect();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert!(spans[0].contains("http/mod.rs"), "{spans:?}");
     }
 }

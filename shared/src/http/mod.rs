@@ -152,8 +152,12 @@ where
         let elapsed = started.elapsed();
         let status = response.status();
         tracing::info!(status = status.as_u16(), latency_ms = millis(elapsed), "handled");
-        crate::metrics::count("Requests", &[route, status_class(status)], 1);
-        crate::metrics::duration("Latency", &[route], elapsed);
+        // The request's count and latency in one EMF record (one log line, not two).
+        let class = [route, status_class(status)];
+        crate::metrics::record(&[
+            crate::metrics::sample("Requests", &class, 1.0),
+            crate::metrics::sample("Latency", &class[..1], crate::metrics::millis(elapsed)),
+        ]);
         response
     }
     .instrument(span)
