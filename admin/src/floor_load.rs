@@ -15,6 +15,8 @@
 //! The key shapes below are the adapters' (shared/src/adapters/dynamodb/keys.rs),
 //! written out here on purpose: this is the floor, not rushcart.
 
+pub mod layers;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;

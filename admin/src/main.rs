@@ -6,7 +6,8 @@
 //!   ending in 30 days); any size by flags, with a progress bar for large sets.
 //! - `audit`: check the invariants from the table after a load run.
 //! - `floor`: time single DynamoDB calls, the storage's floor for `make bench`; with
-//!   `--load <scenario>`, the floor under a scenario's load (floor_load.rs).
+//!   `--load <scenario>`, the floor under a scenario's load (floor_load.rs); with
+//!   `--layers`, an unloaded request's time layer by layer (floor_load/layers.rs).
 //! - `token`: a token from the running local API's issuer (`make run`), to sign in.
 //! - `redrive`: move the feed's dead letters back to the feed queue (or, with
 //!   `--dry-run`, list them).
@@ -67,6 +68,11 @@ enum Command {
         /// rate and latency percentiles.
         #[arg(long, value_enum)]
         load: Option<floor_load::Scenario>,
+        /// Instead: time an unloaded GET product and charge layer by layer (the SDK
+        /// calls, rushcart's adapter, the whole function in-process) and print each
+        /// layer's p50 and p90.
+        #[arg(long, conflicts_with = "load")]
+        layers: bool,
     },
     /// Print a token from the running local API's issuer (`make run`): the same as
     /// `POST /_local/token`.
@@ -159,8 +165,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
         Command::Audit { users, coupons, orders } => audit(&client, &cli.prefix, users, coupons, orders).await?,
+        Command::Floor { layers: true, .. } => floor_load::layers::floor_layers(&client, &cli.prefix).await?,
         Command::Floor { load: Some(scenario), .. } => floor_load::floor_load(&client, &cli.prefix, scenario).await?,
-        Command::Floor { samples, transact_sizes, load: None } => {
+        Command::Floor { samples, transact_sizes, load: None, .. } => {
             floor::floor(&client, &cli.prefix, samples, &transact_sizes).await?
         }
         Command::Token { user, admin, api } => println!("{}", token(&api, user, admin).await?),
