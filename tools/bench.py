@@ -10,7 +10,8 @@ before and after), so "floor" below is: the calls one unit of the scenario made,
 the emulator's unloaded median round trip (`rushcart-admin floor`).
 
 Environment: PORT (main API, default 3000), SUSTAINED_SECONDS (default 60),
-BROWSE_RATE (default 300), CHECKOUT_RATE (default 50), WARM_UP_SECONDS (default 20).
+BROWSE_RATE (default 300), CHECKOUT_RATE (default 50), WARM_UP_SECONDS (default 20),
+RUSH_ROUNDS (default 3: rounds of balance and the gate-off coupon rushes against their floor).
 """
 
 import csv
@@ -37,6 +38,10 @@ SUSTAINED = int(os.environ.get("SUSTAINED_SECONDS", "60"))
 BROWSE_RATE = int(os.environ.get("BROWSE_RATE", "300"))
 CHECKOUT_RATE = int(os.environ.get("CHECKOUT_RATE", "50"))
 WARM_UP = int(os.environ.get("WARM_UP_SECONDS", "20"))
+# Rounds of the rushes compared with their floor (balance, the gate-off coupon rushes):
+# one run of each side can land anywhere in the machine's noise, so the goals take the
+# median ratio of these rounds, and the report shows every round.
+ROUNDS = int(os.environ.get("RUSH_ROUNDS", "3"))
 PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104, "auth-off": 3105}
 
 # The baseline's figures (its own k6 runs, docs/architecture.md), in req/s and milliseconds; None where not given.
@@ -286,10 +291,24 @@ def main():
         if floor:
             row["load_floor"] = load_floor(floor, rush is not None)
 
+    def another_round(key, run, trend, rush, floor):
+        """One more round of a scenario already run (`key`) and its floor, kept in the
+        row's `rounds` beside the first."""
+        metrics, _, _ = run
+        rate = metrics["http_reqs"]["rate"] if rush is None else rush / (metrics[trend]["max"] / 1000)
+        row = next(r for r in rows if r["key"] == key)
+        rounds = row.setdefault("rounds", [round_of(row["rate"], row["p99"], row["load_floor"])])
+        rounds.append(round_of(rate, metrics[trend]["p(99)"], load_floor(floor, rush is not None)))
+        log(f"  {key}, round {len(rounds)}: {rate:.1f}/s p99 {metrics[trend]['p(99)']:.1f} ms; "
+            f"÷ floor: rate {rounds[-1]['rate_ratio']:.2f}, p99 {rounds[-1]['p99_ratio']:.2f}")
+
     first = int(time.time()) % 100000 * 10 + 1000
-    coupons = [1] + [first + i for i in range(6)]
+    # Coupons first … first + 5 for the scenarios below, then one per extra round of the
+    # gate-off rushes (100 and 1000 users).
+    extra = 2 * (ROUNDS - 1)
+    coupons = [1] + [first + i for i in range(6 + extra)]
     admin("seed", "--users", "0", "--products", "8", "--first-product", str(first), "--stock", "1000",
-          "--coupons", "6", "--first-coupon", str(first), "--coupon-quantity", "100")
+          "--coupons", str(6 + extra), "--first-coupon", str(first), "--coupon-quantity", "100")
     admin("seed", "--users", "0", "--products", "10", "--first-product", str(first + 100),
           "--stock", "10000000", "--coupons", "0")
     # The refund flow's product costs more than the coupon takes off, so its refunds
@@ -306,6 +325,8 @@ def main():
     log("balance: one user, 100 VUs × 10 charge/use pairs")
     scenario("balance", "balance: 100 users, charge/use pairs on one user",
              k6("balance", "balance.js", PORT), ["charge-balance", "use-balance"], floor="balance")
+    for n in range(2, ROUNDS + 1):
+        another_round("balance", k6(f"balance-{n}", "balance.js", PORT), "http_req_duration", None, "balance")
 
     start_api(PORTS["gate-off"], COUPON_GATE="off")
     start_api(PORTS["gate-on"], COUPON_GATE="on")
@@ -316,6 +337,14 @@ def main():
                      k6(f"coupon-{users}-{gate}", "coupon-rush.js", PORTS[f"gate-{gate}"],
                         {"COUPON_ID": str(coupon), "USERS": str(users)}),
                      ["issue-coupon"], trend="issue", rush=users, floor=f"coupon{users}" if gate == "off" else None)
+    # More rounds of the gate-off rushes, each for a fresh coupon.
+    spare = iter(range(first + 6, first + 6 + extra))
+    for users in (100, 1000):
+        for n in range(2, ROUNDS + 1):
+            log(f"coupon rush: {users} users for 100 units, gate off, round {n}")
+            run = k6(f"coupon-{users}-off-{n}", "coupon-rush.js", PORTS["gate-off"],
+                     {"COUPON_ID": str(next(spare)), "USERS": str(users)})
+            another_round(f"coupon-{users}-off", run, "issue", users, f"coupon{users}")
 
     log("payment: 100 users × orders of 3 products × 10")
     scenario("payment", "payment: 100 users, 3 products × 10",
@@ -579,6 +608,26 @@ def handled_p50(log_path, since):
     return {route: sorted(v)[len(v) // 2] for route, v in latencies.items() if v}
 
 
+def round_of(rate, p99, floor):
+    """One round of a scenario beside its floor."""
+    return {"rate": rate, "p99": p99, "floor_rate": floor["rate"], "floor_p99": floor["p99"],
+            "rate_ratio": rate / floor["rate"], "p99_ratio": p99 / floor["p99"]}
+
+
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratios(row):
+    """(rate ÷ floor, p99 ÷ floor): the median over the row's rounds when it has them."""
+    if row.get("rounds"):
+        return median([r["rate_ratio"] for r in row["rounds"]]), median([r["p99_ratio"] for r in row["rounds"]])
+    f = row["load_floor"]
+    return row["rate"] / f["rate"], row["p99"] / f["p99"]
+
+
 # `floor --layers`'s layers, in the report's order and words.
 LAYER_ORDER = ["sdk", "sdk_no_stall_check", "adapter", "function"]
 LAYER_NAMES = {"sdk": "DynamoDB calls from the SDK (floor)",
@@ -604,9 +653,10 @@ def goals(rows, unloaded, layers):
         f = r.get("load_floor")
         if not f:
             continue
-        rate, p99 = r["rate"] / f["rate"], r["p99"] / f["p99"]
+        rate, p99 = ratios(r)
+        of = f" (median of {len(r['rounds'])} rounds)" if r.get("rounds") else ""
         out.append((f"{r['key']} at its load: rate ≥ floor ÷ 1.25, p99 ≤ 1.25× floor",
-                    f"rate {rate:.2f}× the floor's, p99 {p99:.2f}×", rate >= 0.8 and p99 <= 1.25))
+                    f"rate {rate:.2f}× the floor's, p99 {p99:.2f}×{of}", rate >= 0.8 and p99 <= 1.25))
     for key, times in (("coupon-100-off", 50), ("top-cached", 50), ("balance", 20), ("payment", 20)):
         r, b = by_key.get(key), BASELINE[key]
         if not r:
@@ -729,6 +779,24 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
             f"| {r['label']} | {r['rate']:.1f}/s, {ms(r['p50'])}, {ms(r['p99'])} "
             f"| {f['rate']:.1f}/s, {ms(f['p50'])}, {ms(f['p99'])} | {r['rate'] / f['rate']:.2f} "
             f"| {r['p50'] / f['p50']:.2f} | {r['p99'] / f['p99']:.2f} | {f['errors']} |")
+    repeated = [r for r in rows if r.get("rounds")]
+    if repeated:
+        lines += [
+            "",
+            f"One round of each side can land anywhere in this machine's noise, so balance and the",
+            f"gate-off coupon rushes ran {ROUNDS} rounds, each followed by its floor (the table above",
+            "shows the first); the goals below take the median ratio:",
+            "",
+            "| scenario | round | rushcart rate | floor rate | rate ÷ floor | rushcart p99 | floor p99 | p99 ÷ floor |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in repeated:
+            for n, one in enumerate(r["rounds"], 1):
+                lines.append(f"| {r['key']} | {n} | {one['rate']:.1f}/s | {one['floor_rate']:.1f}/s "
+                             f"| {one['rate_ratio']:.2f} | {ms(one['p99'])} | {ms(one['floor_p99'])} "
+                             f"| {one['p99_ratio']:.2f} |")
+            rate, p99 = ratios(r)
+            lines.append(f"| {r['key']} | **median** | | | **{rate:.2f}** | | | **{p99:.2f}** |")
     lines += [
         "",
         "Where the two cores went, in CPU seconds used while each ran (from /proc: the k6 run on",
