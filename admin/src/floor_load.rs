@@ -229,6 +229,16 @@ impl Samples {
 }
 
 pub async fn floor_load(client: &Client, prefix: &str, scenario: Scenario) -> anyhow::Result<()> {
+    on_scratch_tables(client, prefix, |tables| run(tables, scenario)).await
+}
+
+/// Runs `measure` on fresh scratch tables (`<prefix>-floorload-main`, `-outbox`), drops
+/// them afterwards whatever happened, and prints what it measured.
+async fn on_scratch_tables<F, Fut>(client: &Client, prefix: &str, measure: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Tables>) -> Fut,
+    Fut: Future<Output = anyhow::Result<serde_json::Value>>,
+{
     let tables = Arc::new(Tables {
         client: client.clone(),
         main: format!("{prefix}-floorload-main"),
@@ -238,7 +248,7 @@ pub async fn floor_load(client: &Client, prefix: &str, scenario: Scenario) -> an
     drop_tables(&tables).await;
     MAIN_TABLE.provision(client, &tables.main).await.context("create the scratch main table")?;
     OUTBOX_TABLE.provision(client, &tables.outbox).await.context("create the scratch outbox table")?;
-    let measured = run(tables.clone(), scenario).await;
+    let measured = measure(tables.clone()).await;
     drop_tables(&tables).await;
     println!("{}", serde_json::to_string_pretty(&measured?)?);
     Ok(())

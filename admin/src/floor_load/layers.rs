@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt as _;
 use rushcart::adapters::dynamodb::DynamoStore;
@@ -27,7 +27,7 @@ use rushcart::catalog::ProductCatalog as _;
 use rushcart::http::routes::dispatch;
 use rushcart::ids::ProductId;
 
-use super::{change_balance, drop_tables, read, seed_products, seed_users, Tables, MAIN_TABLE, OUTBOX_TABLE};
+use super::{change_balance, read, seed_products, seed_users, Tables};
 
 /// Rounds of each layer.
 const ROUNDS: usize = 500;
@@ -66,18 +66,7 @@ impl rushcart::metrics::Sink for Dropped {
 pub async fn floor_layers(client: &aws_sdk_dynamodb::Client, prefix: &str) -> anyhow::Result<()> {
     rushcart::telemetry::init_writing_to(std::io::sink, false);
     rushcart::metrics::install(Box::new(Dropped));
-    let tables = Arc::new(Tables {
-        client: client.clone(),
-        main: format!("{prefix}-floorload-main"),
-        outbox: format!("{prefix}-floorload-outbox"),
-    });
-    drop_tables(&tables).await;
-    MAIN_TABLE.provision(client, &tables.main).await.context("create the scratch main table")?;
-    OUTBOX_TABLE.provision(client, &tables.outbox).await.context("create the scratch outbox table")?;
-    let measured = layers(&tables).await;
-    drop_tables(&tables).await;
-    println!("{}", serde_json::to_string_pretty(&measured?)?);
-    Ok(())
+    super::on_scratch_tables(client, prefix, |tables| async move { layers(&tables).await }).await
 }
 
 /// The seven timings of one run.
