@@ -7,11 +7,11 @@
 //! Transactions are timed at each size asked for (`--transact-sizes 2,9`), since
 //! DynamoDB Local's cost grows with the items in one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use rushcart::adapters::dynamodb::MAIN_TABLE;
 
@@ -103,6 +103,21 @@ async fn measure(
                 .limit(20)
                 .send()
                 .await?;
+            Ok(())
+        })
+        .await?,
+    );
+    // A read of several items, as create-order (the user, its products, the coupon's
+    // copy) and the top 5 (its products) make one: four keys, strongly consistent.
+    floor.insert(
+        "BatchGetItem".to_owned(),
+        median_ms(samples, move |_| async move {
+            let keys: Vec<_> = (0..4)
+                .map(|i| HashMap::from([("pk".to_owned(), s("FLOOR#LIST")), ("sk".to_owned(), s(format!("{i:04}")))]))
+                .collect();
+            let read = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?;
+            let output = client.batch_get_item().request_items(table, read).send().await?;
+            anyhow::ensure!(output.unprocessed_keys().is_none_or(|left| left.is_empty()), "unprocessed keys");
             Ok(())
         })
         .await?,
