@@ -26,7 +26,7 @@ use anyhow::{anyhow, Context as _};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConditionCheck, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
@@ -410,16 +410,6 @@ fn updating(update: Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(update).build()
 }
 
-/// A put of a new item (refused if its key exists) as a transaction item.
-fn new_put(table: &str, item: HashMap<String, AttributeValue>) -> anyhow::Result<TransactWriteItem> {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
 /// charge-balance / use-balance without a key: the conditional update that commits the
 /// change with its pending entry, the history row, the clearing of the pending entry.
 async fn change_balance(tables: &Tables, user: u64, credit: bool) -> anyhow::Result<Outcome> {
@@ -545,7 +535,7 @@ async fn issue_coupon(tables: &Tables, coupon: u64, user: u64) -> anyhow::Result
         .transact_write_items()
         .transact_items(TransactWriteItem::builder().update(counter).build())
         .transact_items(TransactWriteItem::builder().condition_check(holder).build())
-        .transact_items(new_put(&tables.main, copy)?)
+        .transact_items(seed::new_put(&tables.main, copy)?)
         .send()
         .await;
     transaction_outcome(sent)
@@ -730,7 +720,7 @@ async fn pay(
         record.insert("entryId".to_owned(), s(entry.clone()));
     }
     record.insert("createdAt".to_owned(), s(at.clone()));
-    writes.push(new_put(&tables.main, record)?);
+    writes.push(seed::new_put(&tables.main, record)?);
     let event_id = format!("{order}:ORDER_PAID");
     let mut event = key(format!("ORDER#{order}"), "ORDER_PAID".to_owned());
     event.insert("orderId".to_owned(), s(order));
@@ -739,7 +729,7 @@ async fn pay(
     event.insert("gsi1pk".to_owned(), s("PENDING"));
     event.insert("gsi1sk".to_owned(), s(format!("{at}#{event_id}")));
     event.insert("eventId".to_owned(), s(event_id));
-    writes.push(new_put(&tables.outbox, event)?);
+    writes.push(seed::new_put(&tables.outbox, event)?);
     let sent = tables
         .client
         .transact_write_items()

@@ -149,19 +149,19 @@ pub async fn seed_items(client: &aws_sdk_dynamodb::Client, table: &str, items: V
     Ok(created)
 }
 
+/// A put of a new item (refused if its key exists) as a transaction item.
+pub fn new_put(table: &str, item: Item) -> anyhow::Result<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 /// Puts every item in one transaction if none exists; `Ok(false)` if one did.
 async fn put_all_new(client: &aws_sdk_dynamodb::Client, table: &str, items: Vec<Item>) -> anyhow::Result<bool> {
-    let writes = items
-        .into_iter()
-        .map(|item| {
-            let put = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let writes = items.into_iter().map(|item| new_put(table, item)).collect::<anyhow::Result<Vec<_>>>()?;
     match client.transact_write_items().set_transact_items(Some(writes)).send().await {
         Ok(_) => Ok(true),
         Err(err)
