@@ -202,10 +202,7 @@ impl Samples {
     fn figures(mut self, scenario: Scenario, workers: usize) -> serde_json::Value {
         self.latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let at = |q: f64| {
-            let i = ((q * self.latencies.len() as f64).ceil() as usize).saturating_sub(1);
-            self.latencies.get(i).copied().map(ms).unwrap_or(0.0)
-        };
+        let at = |q| percentile_ms(&self.latencies, q);
         let units = self.latencies.len();
         let total: Duration = self.latencies.iter().sum();
         let max = self.latencies.last().copied().unwrap_or_default();
@@ -226,6 +223,12 @@ impl Samples {
             "max": ms(max),
         })
     }
+}
+
+/// The nearest-rank percentile `q` of sorted latencies, in milliseconds (0 for none).
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((q * sorted.len() as f64).ceil() as usize).saturating_sub(1);
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 pub async fn floor_load(client: &Client, prefix: &str, scenario: Scenario) -> anyhow::Result<()> {
