@@ -448,7 +448,9 @@ async fn change_balance(tables: &Tables, user: u64, credit: bool) -> anyhow::Res
     let attributes = updated.attributes.unwrap_or_default();
     let seq = attribute_n(&attributes, &format!("ps_{entry}"))?;
     let after = attribute_n(&attributes, &format!("pb_{entry}"))?;
-    materialise(tables, user, &entry, &seq, &after, if credit { "CHARGE" } else { "USE" }, PRICE, None, &at).await?;
+    let kind = if credit { "CHARGE" } else { "USE" };
+    let entry = Entry { id: &entry, seq: &seq, balance_after: &after, kind, amount: PRICE, order: None, at: &at };
+    materialise(tables, user, &entry).await?;
     Ok(Outcome::Done)
 }
 
@@ -470,30 +472,36 @@ fn attribute_n(item: &HashMap<String, AttributeValue>, name: &str) -> anyhow::Re
     }
 }
 
-/// The history row of a committed change, then the pending entry cleared.
-#[allow(clippy::too_many_arguments)]
-async fn materialise(
-    tables: &Tables,
-    user: u64,
-    entry: &str,
-    seq: &str,
-    balance_after: &str,
-    kind: &str,
-    amount: &str,
-    order: Option<&str>,
-    at: &str,
-) -> anyhow::Result<()> {
-    let seq_number: u64 = seq.parse().context("a history seq")?;
-    let mut row = key(format!("USER#{user}"), format!("HIST#{}", pad(seq_number)));
-    row.insert("entryId".to_owned(), s(entry));
-    row.insert("seq".to_owned(), n(seq));
-    row.insert("kind".to_owned(), s(kind));
-    row.insert("amount".to_owned(), n(amount));
-    row.insert("balanceAfter".to_owned(), n(balance_after));
-    if let Some(order) = order {
+/// A committed ledger entry, as the history row and the pending attributes name it.
+struct Entry<'a> {
+    id: &'a str,
+    seq: &'a str,
+    balance_after: &'a str,
+    kind: &'a str,
+    amount: &'a str,
+    order: Option<&'a str>,
+    at: &'a str,
+}
+
+/// A ledger entry's history row, `USER#u / HIST#<seq>`.
+fn history_row(user: u64, entry: &Entry) -> anyhow::Result<HashMap<String, AttributeValue>> {
+    let seq: u64 = entry.seq.parse().context("a history seq")?;
+    let mut row = key(format!("USER#{user}"), format!("HIST#{}", pad(seq)));
+    row.insert("entryId".to_owned(), s(entry.id));
+    row.insert("seq".to_owned(), n(entry.seq));
+    row.insert("kind".to_owned(), s(entry.kind));
+    row.insert("amount".to_owned(), n(entry.amount));
+    row.insert("balanceAfter".to_owned(), n(entry.balance_after));
+    if let Some(order) = entry.order {
         row.insert("orderId".to_owned(), s(order));
     }
-    row.insert("createdAt".to_owned(), s(at));
+    row.insert("createdAt".to_owned(), s(entry.at));
+    Ok(row)
+}
+
+/// The history row of a committed change, then the pending entry cleared.
+async fn materialise(tables: &Tables, user: u64, entry: &Entry<'_>) -> anyhow::Result<()> {
+    let row = history_row(user, entry)?;
     tables.client.put_item().table_name(&tables.main).set_item(Some(row)).send().await.map_err(sdk)?;
     tables
         .client
@@ -501,7 +509,7 @@ async fn materialise(
         .table_name(&tables.main)
         .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
         .update_expression("REMOVE #pe, #pb, #ps")
-        .set_expression_attribute_names(Some(pending_names(entry)))
+        .set_expression_attribute_names(Some(pending_names(entry.id)))
         .send()
         .await
         .map_err(sdk)?;
@@ -623,9 +631,10 @@ async fn create_order(
     Ok(order)
 }
 
-/// pay-order without a key: read the order, one transaction (order, stock and sales of
-/// each line, balance, coupon, payment record, outbox event), then the balance entry
-/// read back and materialised — or, for a free order, the balance read.
+/// pay-order without a key, its balance unmoved since the read: the order and the
+/// payer's profile in one batch read, then one transaction (order, stock and sales of
+/// each line, the balance at the seq read and the entry's history row, coupon, payment
+/// record, outbox event).
 async fn pay(
     tables: &Tables,
     user: u64,
@@ -633,9 +642,19 @@ async fn pay(
     lines: &[(u64, u64)],
     coupon: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    let item = get(tables, format!("ORDER#{order}"), "ORDER").await?;
-    let total = attribute_n(&item, "total")?;
+    let (order_key, profile_key) =
+        (key(format!("ORDER#{order}"), "ORDER".to_owned()), key(format!("USER#{user}"), "PROFILE".to_owned()));
+    let found = read_many(tables, vec![order_key.clone(), profile_key.clone()]).await?;
+    let find = |wanted: &HashMap<String, AttributeValue>| {
+        found.iter().find(|item| item.get("pk") == wanted.get("pk") && item.get("sk") == wanted.get("sk"))
+    };
+    let (Some(item), Some(profile)) = (find(&order_key), find(&profile_key)) else {
+        anyhow::bail!("order {order} or the profile of user {user} is missing");
+    };
+    let total = attribute_n(item, "total")?;
     let free = total.parse::<rust_decimal::Decimal>()?.is_zero();
+    let balance: rust_decimal::Decimal = attribute_n(profile, "balance")?.parse()?;
+    let seq: u64 = attribute_n(profile, "seq")?.parse()?;
     let now = OffsetDateTime::now_utc();
     let at = rfc3339(now);
     let payment = ulid::Ulid::new().to_string();
@@ -680,26 +699,32 @@ async fn pay(
         ));
     }
     if !free {
-        let pending = HashMap::from([
-            ("kind".to_owned(), s("PAYMENT")),
-            ("amount".to_owned(), n(&total)),
-            ("at".to_owned(), s(at.clone())),
-            ("orderId".to_owned(), s(order)),
-        ]);
+        let next = (seq + 1).to_string();
+        let after = balance - total.parse::<rust_decimal::Decimal>()?;
         writes.push(updating(
             Update::builder()
                 .table_name(&tables.main)
-                .set_key(Some(key(format!("USER#{user}"), "PROFILE".to_owned())))
-                .update_expression(BALANCE_UPDATE)
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#pe) AND balance >= :bound")
-                .set_expression_attribute_names(Some(pending_names(&entry)))
-                .expression_attribute_values(":d", n(format!("-{total}")))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":entry", AttributeValue::M(pending))
-                .expression_attribute_values(":bound", n(&total))
+                .set_key(Some(profile_key))
+                .update_expression("SET balance = balance - :amount, seq = :next")
+                .condition_expression("attribute_exists(pk) AND seq = :seen AND balance >= :amount")
+                .expression_attribute_values(":amount", n(&total))
+                .expression_attribute_values(":seen", n(seq))
+                .expression_attribute_values(":next", n(&next))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .build()?,
         ));
+        let after = after.to_string();
+        let paid = Entry {
+            id: &entry,
+            seq: &next,
+            balance_after: &after,
+            kind: "PAYMENT",
+            amount: &total,
+            order: Some(order),
+            at: &at,
+        };
+        let row = history_row(user, &paid)?;
+        writes.push(seed::new_put(&tables.main, row)?);
     }
     if let Some(coupon) = coupon {
         writes.push(updating(
@@ -740,16 +765,7 @@ async fn pay(
         .client_request_token(format!("{payment}-0"))
         .send()
         .await;
-    if let Outcome::Refused = transaction_outcome(sent)? {
-        return Ok(Outcome::Refused);
-    }
-    let profile = get(tables, format!("USER#{user}"), "PROFILE").await?;
-    if !free {
-        let seq = attribute_n(&profile, &format!("ps_{entry}"))?;
-        let after = attribute_n(&profile, &format!("pb_{entry}"))?;
-        materialise(tables, user, &entry, &seq, &after, "PAYMENT", &total, Some(order), &at).await?;
-    }
-    Ok(Outcome::Done)
+    transaction_outcome(sent)
 }
 
 /// The ORDER_PAID event's JSON, the size and shape of the real one (docs/events.md).

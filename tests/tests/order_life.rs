@@ -2,13 +2,15 @@
 //! API: its customer's list, its payment deadline, the operator's view of it, and the
 //! ledger entry that names it. Time is a manual clock the tests move.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::future::join_all;
 use rushcart::adapters::dynamodb::audit::check_orders;
 use rushcart::clock::{Clock, ManualClock};
-use rushcart::ids::{IdempotencyKey, OrderId, PaymentId};
-use rushcart::orders::{OrderError, OrderPayer, OrderStore};
+use rushcart::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
+use rushcart::orders::{OrderError, OrderPayer};
+use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger};
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -161,20 +163,48 @@ async fn an_order_unpaid_past_its_window_expires_and_paying_it_changes_nothing()
 async fn the_payment_transaction_itself_refuses_a_payment_past_the_deadline() {
     let (app, clock) = shop().await;
     let id: OrderId = place(&app, 1, 2).await["orderId"].as_str().unwrap().parse().unwrap();
-    let order = app.store.order(id).await.unwrap().expect("the order");
+    let (order, seen) = app.store.order_to_pay(id, UserId::new(1).unwrap()).await.unwrap();
+    let (order, seen) = (order.expect("the order"), Some(seen.expect("the payer's balance")));
     let late = clock.now() + WINDOW;
     let key = IdempotencyKey::parse("late-pay").unwrap();
-    let refused = app.store.pay(&order, PaymentId::generate(), late, Some(key)).await;
+    let refused = app.store.pay(&order, seen, PaymentId::generate(), late, Some(key)).await;
     assert!(matches!(refused, Err(OrderError::Expired)), "{refused:?}");
+    let refused = app.store.pay(&order, None, PaymentId::generate(), late, None).await;
+    assert!(matches!(refused, Err(OrderError::Expired)), "without the balance read too: {refused:?}");
     let just_in_time = late - Duration::milliseconds(1);
-    let paid = app.store.pay(&order, PaymentId::generate(), just_in_time, None).await.expect("paid in time");
-    assert_eq!(paid.payment.amount.to_string(), "10.00");
+    let paid = app.store.pay(&order, seen, PaymentId::generate(), just_in_time, None).await.expect("paid in time");
+    assert_eq!((paid.payment.amount.to_string(), paid.balance_after.to_string()), ("10.00".into(), "990.00".into()));
     // Once paid, the deadline no longer matters: the order stays paid, never expires.
     clock.advance(WINDOW * 10);
     assert_eq!(app.get(&format!("/api/v1/orders/{id}")).await.1["status"], "PAID");
-    let refused = app.store.pay(&order, PaymentId::generate(), late, None).await;
+    let refused = app.store.pay(&order, None, PaymentId::generate(), late, None).await;
     assert!(matches!(refused, Err(OrderError::AlreadyPaid)), "{refused:?}");
     assert_eq!((app.balance(1).await, stock(&app, 2).await), ("990.00".to_owned(), 99));
+    check_orders(app.client(), app.table()).await.expect("invariants hold");
+}
+
+/// A payment reads the payer's balance with the order and commits only if it has not
+/// moved since; when another change came in between, it pays the way that needs no read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_whose_balance_moved_after_its_read_still_pays_once_with_the_right_entry() {
+    let (app, clock) = shop().await;
+    let id: OrderId = place(&app, 1, 2).await["orderId"].as_str().unwrap().parse().unwrap();
+    let (order, seen) = app.store.order_to_pay(id, UserId::new(1).unwrap()).await.unwrap();
+    let (order, seen) = (order.expect("the order"), seen.expect("the payer's balance"));
+    assert_eq!((seen.balance.to_string(), seen.seq), ("1000.00".to_owned(), 1));
+    let (status, charged) = app.post("/api/v1/users/1/balance/charge", r#"{"amount":"5.00"}"#, None).await;
+    assert_eq!(status, 200, "{charged}");
+
+    let paid = app.store.pay(&order, Some(seen), PaymentId::generate(), clock.now(), None).await.expect("paid");
+    assert_eq!(paid.balance_after.to_string(), "995.00", "the balance after both changes, not the one seen");
+    assert_eq!(app.store.metrics().payments_moved.load(Ordering::Relaxed), 1, "it found the balance moved");
+    let again = app.store.pay(&order, Some(seen), PaymentId::generate(), clock.now(), None).await;
+    assert!(matches!(again, Err(OrderError::AlreadyPaid)), "{again:?}");
+    let ledger = read_ledger(app.client(), app.table(), 1).await;
+    assert_ledger_consistent(&ledger);
+    let kinds: Vec<&str> = ledger.entries.values().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["CHARGE", "CHARGE", "PAYMENT"], "the opening entry, the charge, the payment: seqs 1, 2, 3");
+    assert_eq!(ledger.entries[&3].balance_after, money("995.00"));
     check_orders(app.client(), app.table()).await.expect("invariants hold");
 }
 

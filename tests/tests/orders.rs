@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 use rushcart::adapters::dynamodb::audit::{check_orders, OrdersAudit};
-use rushcart_tests::invariants::users;
+use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger, users};
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -112,6 +112,43 @@ async fn one_order_paid_twenty_times_at_once_is_paid_once() {
     assert_eq!(paid["status"], "PAID");
     assert_eq!(paid["payments"].as_array().unwrap().len(), 1);
     audit(&app).await;
+}
+
+/// A payment commits from the balance it read with the order unless another change of
+/// the user's came first; racing the user's own charges and uses, many do not, and every
+/// change still lands exactly once, in one gapless ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_users_thirty_payments_racing_a_hundred_of_their_own_charges_and_uses_all_land_once() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "1000.00")]).await;
+    app.seed_products(1, "10.00", 1000).await;
+    let line = json!([{"productId": 1, "quantity": 1}]);
+    let orders = join_all((0..30).map(|_| order_id(&app, json!({"userId": 1, "products": line})))).await;
+
+    let payments = join_all(orders.iter().map(|order| pay(&app, 1, order)));
+    let changes = join_all((0..100).map(|i| {
+        let path = if i % 2 == 0 { "/api/v1/users/1/balance/charge" } else { "/api/v1/users/1/balance/use" };
+        app.post(path, r#"{"amount":"5.00"}"#, None)
+    }));
+    let (payments, changes) = futures::join!(payments, changes);
+
+    for (status, body) in payments.iter().chain(&changes) {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(app.balance(1).await, "700.00", "30 payments of 10.00; the charges and uses cancel out");
+    assert_eq!(stock(&app, 1).await, 970);
+    let ledger = read_ledger(app.client(), app.table(), 1).await;
+    assert_ledger_consistent(&ledger);
+    assert_eq!(ledger.entries.len(), 131, "the opening entry, 30 payments, 100 changes: seqs 1..=131");
+    for (_, paid) in &payments {
+        let after = money(paid["balanceAfter"].as_str().unwrap());
+        let entry = ledger.entries.values().find(|e| e.order.as_deref() == paid["orderId"].as_str());
+        assert_eq!(entry.map(|e| e.balance_after), Some(after), "each payment answers its own entry's balance");
+    }
+    let audit = audit(&app).await;
+    assert_eq!((audit.orders, audit.paid, audit.failed_payments), (30, 30, 0));
+    let moved = app.store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{moved} of 30 payments found the balance moved since their read and paid without it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

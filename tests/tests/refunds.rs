@@ -345,7 +345,7 @@ async fn a_cancel_that_read_the_order_before_a_payment_or_another_cancel_committ
     let id: OrderId = place(&app, 1, &[(1, 1)], None).await.parse().unwrap();
     let pending = app.store.order(id).await.unwrap().expect("the order");
     let now = OffsetDateTime::now_utc();
-    app.store.pay(&pending, PaymentId::generate(), now, None).await.expect("the payment commits first");
+    app.store.pay(&pending, None, PaymentId::generate(), now, None).await.expect("the payment commits first");
 
     let by = Canceller::Customer(UserId::new(1).unwrap());
     let stale = app.store.cancel_unpaid(&pending, by, now, None).await.expect("no fault");

@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::balance::{
     cursor_after, cursor_seq, Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader,
-    EntryKind, LedgerEntry,
+    BalanceSeen, EntryKind, LedgerEntry,
 };
 use crate::catalog::{
     CatalogAdmin, CatalogError, Keyed, NewProduct, Product, ProductCatalog, ProductChange, MAX_STOCK,
@@ -376,9 +376,24 @@ impl OrderStore for MemoryStore {
 }
 
 impl OrderPayer for MemoryStore {
+    async fn order_to_pay(
+        &self,
+        id: OrderId,
+        user: UserId,
+    ) -> Result<(Option<Order>, Option<BalanceSeen>), OrderError> {
+        let world = self.lock();
+        let seen = world.accounts.get(&user).map(|account| BalanceSeen {
+            balance: account.balance,
+            seq: account.entries.last().map_or(0, |entry| entry.seq),
+        });
+        Ok((world.orders.get(&id).cloned(), seen))
+    }
+
+    /// One lock makes every payment here exact whatever it saw, so `seen` is not needed.
     async fn pay(
         &self,
         order: &Order,
+        _seen: Option<BalanceSeen>,
         payment: PaymentId,
         now: OffsetDateTime,
         key: Option<IdempotencyKey>,

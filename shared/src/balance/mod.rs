@@ -81,6 +81,15 @@ pub struct LedgerEntry {
     pub created_at: OffsetDateTime,
 }
 
+/// A user's balance as one read found it: the balance and the seq of its newest entry.
+/// A change that commits only while the seq is still `seq` knows its entry before it
+/// commits: `seq + 1`, with the balance moved by its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceSeen {
+    pub balance: Money,
+    pub seq: u64,
+}
+
 /// A request to change a balance, fully parsed.
 #[derive(Debug, Clone)]
 pub struct BalanceChange {

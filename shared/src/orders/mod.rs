@@ -24,6 +24,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::balance::BalanceSeen;
 use crate::coupons::IssuedCoupon;
 use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, Quantity, UserId};
 use crate::money::Money;
@@ -385,9 +386,20 @@ pub trait OrderCanceller: Send + Sync {
 
 /// Pays orders all or nothing.
 pub trait OrderPayer: Send + Sync {
+    /// The order and its payer's balance (absent for a user who does not exist), in one
+    /// read where the store allows: a payment that saw the balance can write its ledger
+    /// entry with the change.
+    fn order_to_pay(
+        &self,
+        id: OrderId,
+        user: UserId,
+    ) -> impl Future<Output = Result<(Option<Order>, Option<BalanceSeen>), OrderError>> + Send;
+    /// Pays `order` from a balance last seen as `seen` (if it was read; a store may
+    /// ignore it, and pays correctly if it has moved since).
     fn pay(
         &self,
         order: &Order,
+        seen: Option<BalanceSeen>,
         payment: PaymentId,
         now: OffsetDateTime,
         key: Option<IdempotencyKey>,

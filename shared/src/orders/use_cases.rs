@@ -80,7 +80,13 @@ pub async fn get_order(
     id: OrderId,
     user: Option<UserId>,
 ) -> Result<Order, OrderError> {
-    match store.order(id).await? {
+    owned(store.order(id).await?, clock, user)
+}
+
+/// The order as it stands now, if it is `user`'s (any user's for `None`): someone else's
+/// is "not found", as one that does not exist.
+fn owned(order: Option<Order>, clock: &dyn Clock, user: Option<UserId>) -> Result<Order, OrderError> {
+    match order {
         Some(order) if user.is_none_or(|u| u == order.user) => Ok(order.as_of(clock.now())),
         _ => Err(OrderError::UnknownOrder),
     }
@@ -112,7 +118,8 @@ pub async fn pay<S: OrderStore + OrderPayer>(
     id: OrderId,
     key: Option<IdempotencyKey>,
 ) -> Result<Paid, OrderError> {
-    let order = get_order(store, clock, id, Some(user)).await?;
+    let (order, seen) = store.order_to_pay(id, user).await?;
+    let order = owned(order, clock, Some(user))?;
     if order.status == OrderStatus::Expired {
         // Cancelled, refunded and paid orders are refused by the transaction itself,
         // which reads their status where it cannot be stale.
@@ -120,7 +127,7 @@ pub async fn pay<S: OrderStore + OrderPayer>(
     }
     let payment = PaymentId::generate();
     let now = clock.now();
-    match store.pay(&order, payment, now, key).await {
+    match store.pay(&order, seen, payment, now, key).await {
         Ok(paid) => Ok(paid),
         Err(refusal) => {
             if let Some(reason) = refusal.failure_reason() {

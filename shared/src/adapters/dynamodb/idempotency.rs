@@ -60,7 +60,20 @@ pub struct KeyReused;
 impl Record<'_> {
     /// The transaction item: a put that fails when the key was used before.
     pub fn put(&self, table: &str) -> Result<Put, DbError> {
+        self.put_at(table, None)
+    }
+
+    /// The same, for a change whose history row `seq` commits in the same transaction:
+    /// the record names its seq from the start.
+    pub fn put_materialised(&self, table: &str, seq: u64) -> Result<Put, DbError> {
+        self.put_at(table, Some(seq))
+    }
+
+    fn put_at(&self, table: &str, seq: Option<u64>) -> Result<Put, DbError> {
         let mut item = keys::idempotency_record(self.scope, self.key).item();
+        if let Some(seq) = seq {
+            item.insert("seq".to_owned(), n(seq));
+        }
         item.insert("fingerprint".to_owned(), s(&self.fingerprint));
         let (field, id) = match self.target {
             Target::Entry(id) => ("entryId", id.to_string()),

@@ -46,7 +46,8 @@ use super::{
     db_error, get_money, get_optional_parsed, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item,
 };
 use crate::balance::{
-    Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, EntryKind, LedgerEntry,
+    Applied, BalanceChange, BalanceError, BalanceHistory, BalanceLedger, BalanceReader, BalanceSeen, EntryKind,
+    LedgerEntry,
 };
 use crate::clock::rfc3339;
 use crate::ids::{EntryId, IdempotencyKey, UserId};
@@ -204,6 +205,54 @@ impl BalanceUpdate {
             .context("build the balance update")
             .map_err(DbError::Other)
     }
+}
+
+/// A debit from a balance last seen as `seen`, known before it commits: the profile's
+/// update for a transaction that also puts the entry's history row (`ledger_row` of the
+/// returned entry). It commits only while the seq is still `seen.seq`, so the entry is
+/// `seen.seq + 1` with exactly `seen.balance − amount` after it, and nothing is left
+/// pending. On a failed condition the old profile comes back: [`moved_since`] tells a
+/// seq that moved (another change came first) from a balance that said no. `None` when
+/// the balance seen is already too low: the debit could only fail.
+pub fn debit_seen(
+    change: &BalanceChange,
+    seen: BalanceSeen,
+    table: &str,
+) -> Result<Option<(Update, LedgerEntry)>, DbError> {
+    let amount = change.amount.money();
+    let Ok(balance_after) = seen.balance.checked_sub(amount) else { return Ok(None) };
+    let entry = LedgerEntry {
+        id: change.id,
+        seq: seen.seq + 1,
+        kind: change.kind,
+        amount,
+        balance_after,
+        order: change.order,
+        created_at: change.at,
+    };
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(keys::profile(change.user).item()))
+        .update_expression("SET balance = balance - :amount, seq = :next")
+        .condition_expression("attribute_exists(pk) AND seq = :seen AND balance >= :amount")
+        .expression_attribute_values(":amount", n(amount))
+        .expression_attribute_values(":seen", n(seen.seq))
+        .expression_attribute_values(":next", n(entry.seq))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .context("build the balance debit")
+        .map_err(DbError::Other)?;
+    Ok(Some((update, entry)))
+}
+
+/// The balance a profile holds, and the seq of its newest entry.
+pub fn balance_seen(profile: &Item) -> anyhow::Result<BalanceSeen> {
+    Ok(BalanceSeen { balance: get_money(profile, "balance")?, seq: get_u64(profile, "seq")? })
+}
+
+/// Whether a profile that refused a [`debit_seen`] had moved past `seen`.
+pub fn moved_since(profile: Option<&Item>, seen: BalanceSeen) -> bool {
+    profile.is_some_and(|profile| get_u64(profile, "seq").ok() != Some(seen.seq))
 }
 
 /// What a balance whose condition failed means: no such user, or a balance that is

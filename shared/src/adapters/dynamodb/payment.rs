@@ -8,7 +8,8 @@
 //! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID`; `payBy > now` → `ORDER_EXPIRED` |
 //! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
 //! | `SALES#<day>` / `PRODUCT#p`, each line | `ADD quantity q` | — |
-//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE` |
+//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE`; when read first, `seq` unchanged → else pay without the read |
+//! | `USER#u` / `HIST#<seq + 1>` | the entry's history row, when the balance was read first | new |
 //! | `USER#u` / `COUPON#c` | `usedAt`, `orderId` | the user's, unused, unexpired → `COUPON_UNAVAILABLE` |
 //! | `ORDER#o` / `PAYMENT#pay` | the payment record | new |
 //! | outbox `ORDER#o` / `ORDER_PAID` | the event for the data platform | new |
@@ -16,9 +17,19 @@
 //!
 //! The balance row is left out for a zero total, the coupon row without a coupon, the
 //! key row without a key. [`refusal`] reads which conditions failed, in the order a
-//! customer can act on them; conflicts are retried by [`super::transaction`]. After the
-//! commit the ledger finishes its entry ([`DynamoStore::finish_entry`]). A refused
+//! customer can act on them; conflicts are retried by [`super::transaction`]. A refused
 //! payment is only counted on its order ([`DynamoStore::count_failure`]).
+//!
+//! The balance row comes one of two ways:
+//!
+//! - **From the balance read with the order** (`OrderPayer::order_to_pay`, one
+//!   `BatchGetItem`): the debit commits only while the profile's seq is the one read,
+//!   and the entry's history row `USER#u / HIST#<seq + 1>` is one more item
+//!   ([`super::ledger::debit_seen`]). Two calls in all; nothing follows the commit.
+//! - **Without a read**, when there was none or the seq moved before the commit
+//!   (another change of the user's came first): the ledger's pending entry, finished
+//!   after the commit ([`DynamoStore::finish_entry`]). This way never retries on the
+//!   profile, however many changes of the user race it.
 //!
 //! # Refunding (a cancel of a paid order)
 //!
@@ -43,14 +54,14 @@ use time::OffsetDateTime;
 
 use super::idempotency::{KeyReused, Record, Target};
 use super::keys::KeyScope;
-use super::ledger::BalanceUpdate;
-use super::orders::{payment_from_item, payment_item};
+use super::ledger::{balance_seen, debit_seen, ledger_row, moved_since, BalanceUpdate};
+use super::orders::{order_from_item, payment_from_item, payment_item};
 use super::transaction::{Refusal, Transaction};
 use super::{get_s, keys, n, s, DbError, DynamoStore, Item};
-use crate::balance::{BalanceChange, BalanceReader, EntryKind};
+use crate::balance::{BalanceChange, BalanceReader, BalanceSeen, EntryKind, LedgerEntry};
 use crate::clock::rfc3339;
 use crate::feed::EventType;
-use crate::ids::{EntryId, IdempotencyKey, PaymentId, ProductId};
+use crate::ids::{EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
 use crate::money::{Amount, Money};
 use crate::orders::{
     Canceller, Order, OrderCanceller, OrderError, OrderLine, OrderPayer, OrderStatus, OrderStore, Paid, Payment,
@@ -64,6 +75,8 @@ pub enum PayItem {
     Stock(ProductId),
     Sales,
     Balance,
+    /// The ledger entry's history row, when the payment knows it.
+    History,
     Coupon,
     PaymentRecord,
     Outbox,
@@ -106,22 +119,37 @@ fn order_refusal(old: Option<&Item>) -> OrderError {
 }
 
 impl OrderPayer for DynamoStore {
+    /// One strongly consistent `BatchGetItem` of the order and the payer's profile.
+    async fn order_to_pay(
+        &self,
+        id: OrderId,
+        user: UserId,
+    ) -> Result<(Option<Order>, Option<BalanceSeen>), OrderError> {
+        let wanted = [keys::order(id), keys::profile(user)];
+        let found = self.get_many(&wanted, || format!("read order {id} and the profile of user {user}")).await?;
+        let order = found.get(&wanted[0]).map(order_from_item).transpose()?;
+        let seen = found.get(&wanted[1]).map(balance_seen).transpose()?;
+        Ok((order, seen))
+    }
+
     async fn pay(
         &self,
         order: &Order,
+        seen: Option<BalanceSeen>,
         payment: PaymentId,
         now: OffsetDateTime,
         key: Option<IdempotencyKey>,
     ) -> Result<Paid, OrderError> {
         let entry = EntryId::generate();
         let record = succeeded(order, payment, entry, now);
-        let transaction = self.payment_transaction(order, &record, key.as_ref())?;
+        if let Some(seen) = seen {
+            if let Some(paid) = self.pay_from_seen(order, &record, seen, key.as_ref()).await? {
+                return Ok(paid);
+            }
+        }
+        let (transaction, _) = self.payment_transaction(order, &record, key.as_ref(), None)?;
         if let Err(refused) = self.transact(&transaction).await? {
-            return match (refusal(&refused, order), &key) {
-                (Some(refusal), _) => Err(refusal),
-                (None, Some(key)) => self.replay_payment(order, key).await,
-                (None, None) => Err(OrderError::Unexpected(anyhow!("a key refusal without a key"))),
-            };
+            return self.refused(&refused, order, key.as_ref()).await;
         }
         let balance_after = match record.entry {
             Some(entry) => self.finish_entry(order.user, entry, key.as_ref()).await?.balance_after,
@@ -132,6 +160,55 @@ impl OrderPayer for DynamoStore {
 
     async fn record_failure(&self, order: &Order, failure: PaymentFailure) -> Result<(), OrderError> {
         Ok(self.count_failure(order, &failure).await?)
+    }
+}
+
+impl DynamoStore {
+    /// The payment from the balance read with the order: its ledger entry is known, so
+    /// its history row commits in the transaction and no call follows. `None` when the
+    /// balance moved between the read and the commit (another change of the user's came
+    /// first): then the payment is made the way that needs no read.
+    async fn pay_from_seen(
+        &self,
+        order: &Order,
+        record: &Payment,
+        seen: BalanceSeen,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Paid>, OrderError> {
+        let (transaction, entry) = match self.payment_transaction(order, record, key, Some(seen)) {
+            Ok(built) => built,
+            Err(OrderError::InsufficientBalance) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let balance_after = entry.map_or(seen.balance, |entry| entry.balance_after);
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(Some(Paid { payment: record.clone(), balance_after, replayed: false })),
+            Err(refused) => {
+                let moved = refused.failed(PayItem::Balance) && moved_since(refused.old_item(PayItem::Balance), seen);
+                match refusal(&refused, order) {
+                    Some(OrderError::InsufficientBalance) if moved => {
+                        self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(None)
+                    }
+                    _ => self.refused(&refused, order, key).await.map(Some),
+                }
+            }
+        }
+    }
+
+    /// A refused payment's answer: the refusal a customer can act on, or the first
+    /// payment of its key, replayed.
+    async fn refused(
+        &self,
+        refused: &Refusal<PayItem>,
+        order: &Order,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Paid, OrderError> {
+        match (refusal(refused, order), key) {
+            (Some(refusal), _) => Err(refusal),
+            (None, Some(key)) => self.replay_payment(order, key).await,
+            (None, None) => Err(OrderError::Unexpected(anyhow!("a key refusal without a key"))),
+        }
     }
 }
 
@@ -225,15 +302,29 @@ impl DynamoStore {
     }
 
     /// The transaction that pays `order` as `payment` records it.
+    ///
+    /// Without `seen`, the balance's change is the ledger's pending entry, finished after
+    /// the commit ([`DynamoStore::finish_entry`]). With it, the change is made from the
+    /// balance seen ([`debit_seen`]) and the entry's history row is one more item; the
+    /// entry comes back with the transaction (`InsufficientBalance` when the balance
+    /// seen could not pay: the transaction could only fail).
     pub fn payment_transaction(
         &self,
         order: &Order,
         payment: &Payment,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Transaction<PayItem>, OrderError> {
+        seen: Option<BalanceSeen>,
+    ) -> Result<(Transaction<PayItem>, Option<LedgerEntry>), OrderError> {
         let now = payment.at;
         let at = s(rfc3339(now));
-        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(payment.id);
+        // The way from a balance seen has a token of its own: when the balance moved, the
+        // other way follows it for the same payment.
+        let token = match (seen, payment.entry) {
+            (Some(_), Some(entry)) => entry.to_string(),
+            _ => payment.id.to_string(),
+        };
+        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(token);
+        let mut known = None;
 
         let paid = Update::builder()
             .table_name(&self.table)
@@ -267,7 +358,18 @@ impl DynamoStore {
                 at: now,
                 idempotency_key: key.cloned(),
             };
-            transaction.update(PayItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?);
+            match seen {
+                None => {
+                    transaction.update(PayItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?)
+                }
+                Some(seen) => {
+                    let (debit, entry) =
+                        debit_seen(&change, seen, &self.table)?.ok_or(OrderError::InsufficientBalance)?;
+                    transaction.update(PayItem::Balance, debit);
+                    transaction.put(PayItem::History, self.new_item(ledger_row(order.user, &entry))?);
+                    known = Some(entry);
+                }
+            }
         }
 
         if let Some(coupon) = order.coupon {
@@ -295,9 +397,13 @@ impl DynamoStore {
                 entry: payment.entry,
                 at: now,
             };
-            transaction.put(PayItem::Key, record.put(&self.table)?);
+            let put = match &known {
+                Some(entry) => record.put_materialised(&self.table, entry.seq)?,
+                None => record.put(&self.table)?,
+            };
+            transaction.put(PayItem::Key, put);
         }
-        Ok(transaction)
+        Ok((transaction, known))
     }
 
     /// The first payment made under `key`, answered as it was then.
@@ -672,7 +778,8 @@ mod tests {
         let order = order(true);
         let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
         let key = IdempotencyKey::parse("pay-1").unwrap();
-        let transaction = store.payment_transaction(&order, &payment, Some(&key)).unwrap();
+        let (transaction, known) = store.payment_transaction(&order, &payment, Some(&key), None).unwrap();
+        assert_eq!(known, None, "the entry is pending until the commit");
         assert_eq!(
             transaction.roles(),
             [
@@ -719,8 +826,60 @@ mod tests {
         order.total = Money::ZERO;
         let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
         assert_eq!(payment.entry, None);
-        let transaction = store.payment_transaction(&order, &payment, None).unwrap();
+        let seen = Some(BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 3 });
+        let (transaction, known) = store.payment_transaction(&order, &payment, None, seen).unwrap();
+        assert_eq!(known, None);
         assert!(!transaction.roles().iter().any(|r| matches!(r, PayItem::Balance | PayItem::Coupon | PayItem::Key)));
+    }
+
+    #[test]
+    fn from_a_balance_seen_the_entry_commits_in_the_transaction_at_the_next_seq() {
+        let store = store();
+        let order = order(true);
+        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
+        let key = IdempotencyKey::parse("pay-1").unwrap();
+        let seen = BalanceSeen { balance: Money::parse("100.00").unwrap(), seq: 7 };
+        let (transaction, known) = store.payment_transaction(&order, &payment, Some(&key), Some(seen)).unwrap();
+        let entry = known.expect("the entry is known before the commit");
+        assert_eq!(
+            (entry.seq, entry.balance_after, entry.id),
+            (8, Money::parse("55.00").unwrap(), payment.entry.unwrap())
+        );
+        assert_eq!(transaction.roles()[5..7], [PayItem::Balance, PayItem::History]);
+        let items = transaction.items();
+        let balance = update(&items[5]);
+        assert_eq!(balance.condition_expression(), Some("attribute_exists(pk) AND seq = :seen AND balance >= :amount"));
+        let values = balance.expression_attribute_values().unwrap();
+        assert_eq!((&values[":seen"], &values[":next"], &values[":amount"]), (&n(7), &n(8), &n("45.00")));
+        let history = items[6].put().unwrap();
+        assert_eq!(get_s(history.item(), "sk").unwrap(), "HIST#00000000000000000008");
+        assert_eq!(history.item()["balanceAfter"], n("55.00"));
+        assert_eq!(history.condition_expression(), Some("attribute_not_exists(pk)"));
+        let key_record = items[10].put().unwrap();
+        assert_eq!(get_s(key_record.item(), "sk").unwrap(), "IDEM#pay-1");
+        assert_eq!(key_record.item()["seq"], n(8), "the key names its entry's seq from the start");
+
+        let pending = store.payment_transaction(&order, &payment, Some(&key), None).unwrap().0;
+        assert_ne!(pending.token(), transaction.token(), "each way has its own request token");
+    }
+
+    #[test]
+    fn a_balance_seen_too_low_to_pay_builds_no_transaction() {
+        let store = store();
+        let order = order(true);
+        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
+        let seen = BalanceSeen { balance: Money::parse("44.99").unwrap(), seq: 2 };
+        let built = store.payment_transaction(&order, &payment, None, Some(seen));
+        assert!(matches!(built, Err(OrderError::InsufficientBalance)), "{:?}", built.err());
+    }
+
+    #[test]
+    fn a_refusing_profile_moved_when_its_seq_is_not_the_one_seen() {
+        let seen = BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 4 };
+        let profile = |seq: u64| Item::from([("balance".to_owned(), n("10.00")), ("seq".to_owned(), n(seq))]);
+        assert!(!moved_since(Some(&profile(4)), seen), "the same seq: the balance said no");
+        assert!(moved_since(Some(&profile(5)), seen), "another change came first");
+        assert!(!moved_since(None, seen), "no profile: an unknown user, not a move");
     }
 
     /// Order, stock of products 1 and 2, their sales, balance, coupon, record, outbox.
