@@ -184,7 +184,8 @@ async fn the_payment_transaction_itself_refuses_a_payment_past_the_deadline() {
 }
 
 /// A payment reads the payer's balance with the order and commits only if it has not
-/// moved since; when another change came in between, it pays the way that needs no read.
+/// moved since; when another change came in between, it tries again from the balance
+/// the refusal returned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payment_whose_balance_moved_after_its_read_still_pays_once_with_the_right_entry() {
     let (app, clock) = shop().await;

@@ -115,8 +115,9 @@ async fn one_order_paid_twenty_times_at_once_is_paid_once() {
 }
 
 /// A payment commits from the balance it read with the order unless another change of
-/// the user's came first; racing the user's own charges and uses, many do not, and every
-/// change still lands exactly once, in one gapless ledger.
+/// the user's came first (then it tries again, and at last pays without the read);
+/// racing the user's own charges and uses, many try again, and every change still lands
+/// exactly once, in one gapless ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_users_thirty_payments_racing_a_hundred_of_their_own_charges_and_uses_all_land_once() {
     let app = TestApp::spawn().await;
@@ -148,7 +149,7 @@ async fn one_users_thirty_payments_racing_a_hundred_of_their_own_charges_and_use
     let audit = audit(&app).await;
     assert_eq!((audit.orders, audit.paid, audit.failed_payments), (30, 30, 0));
     let moved = app.store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("{moved} of 30 payments found the balance moved since their read and paid without it");
+    eprintln!("30 payments found the balance moved since they read it {moved} times");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -250,9 +250,11 @@ pub fn balance_seen(profile: &Item) -> anyhow::Result<BalanceSeen> {
     Ok(BalanceSeen { balance: get_money(profile, "balance")?, seq: get_u64(profile, "seq")? })
 }
 
-/// Whether a profile that refused a [`debit_seen`] had moved past `seen`.
-pub fn moved_since(profile: Option<&Item>, seen: BalanceSeen) -> bool {
-    profile.is_some_and(|profile| get_u64(profile, "seq").ok() != Some(seen.seq))
+/// The balance a profile that refused a [`debit_seen`] holds now, if it moved past
+/// `seen` (another change came first); `None` when its seq is the one seen (the balance
+/// said no) or there is no profile.
+pub fn moved_since(profile: Option<&Item>, seen: BalanceSeen) -> Option<BalanceSeen> {
+    profile.and_then(|profile| balance_seen(profile).ok()).filter(|now| now.seq != seen.seq)
 }
 
 /// What a balance whose condition failed means: no such user, or a balance that is

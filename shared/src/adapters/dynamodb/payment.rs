@@ -8,7 +8,7 @@
 //! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID`; `payBy > now` → `ORDER_EXPIRED` |
 //! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
 //! | `SALES#<day>` / `PRODUCT#p`, each line | `ADD quantity q` | — |
-//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE`; when read first, `seq` unchanged → else pay without the read |
+//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE`; when read first, `seq` unchanged → else try again from the profile returned |
 //! | `USER#u` / `HIST#<seq + 1>` | the entry's history row, when the balance was read first | new |
 //! | `USER#u` / `COUPON#c` | `usedAt`, `orderId` | the user's, unused, unexpired → `COUPON_UNAVAILABLE` |
 //! | `ORDER#o` / `PAYMENT#pay` | the payment record | new |
@@ -26,10 +26,12 @@
 //!   `BatchGetItem`): the debit commits only while the profile's seq is the one read,
 //!   and the entry's history row `USER#u / HIST#<seq + 1>` is one more item
 //!   ([`super::ledger::debit_seen`]). Two calls in all; nothing follows the commit.
-//! - **Without a read**, when there was none or the seq moved before the commit
-//!   (another change of the user's came first): the ledger's pending entry, finished
-//!   after the commit ([`DynamoStore::finish_entry`]). This way never retries on the
-//!   profile, however many changes of the user race it.
+//!   When another change of the user's commits first, the refusing profile returns
+//!   its balance and seq as they are now, and the payment tries again from those.
+//! - **Without a read**, when there was none, or after three tries from a balance that
+//!   kept moving: the ledger's pending entry, finished after the commit
+//!   ([`DynamoStore::finish_entry`]). This way never retries on the profile, however
+//!   many changes of the user race it.
 //!
 //! # Refunding (a cancel of a paid order)
 //!
@@ -163,37 +165,52 @@ impl OrderPayer for DynamoStore {
     }
 }
 
+/// How many times a payment tries from a balance it has seen before it pays without one.
+const SEEN_ATTEMPTS: usize = 3;
+
 impl DynamoStore {
     /// The payment from the balance read with the order: its ledger entry is known, so
-    /// its history row commits in the transaction and no call follows. `None` when the
-    /// balance moved between the read and the commit (another change of the user's came
-    /// first): then the payment is made the way that needs no read.
+    /// its history row commits in the transaction and no call follows. When another
+    /// change of the user's came first, the refusing profile tells its balance and seq
+    /// as they are now, and the payment tries again from those, [`SEEN_ATTEMPTS`] times
+    /// in all. `None` when it could not (the user kept changing, or the balance read is
+    /// too low to pay): then the payment is made the way that needs no read.
     async fn pay_from_seen(
         &self,
         order: &Order,
         record: &Payment,
-        seen: BalanceSeen,
+        mut seen: BalanceSeen,
         key: Option<&IdempotencyKey>,
     ) -> Result<Option<Paid>, OrderError> {
-        let (transaction, entry) = match self.payment_transaction(order, record, key, Some(seen)) {
-            Ok(built) => built,
-            Err(OrderError::InsufficientBalance) => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let balance_after = entry.map_or(seen.balance, |entry| entry.balance_after);
-        match self.transact(&transaction).await? {
-            Ok(()) => Ok(Some(Paid { payment: record.clone(), balance_after, replayed: false })),
-            Err(refused) => {
-                let moved = refused.failed(PayItem::Balance) && moved_since(refused.old_item(PayItem::Balance), seen);
-                match refusal(&refused, order) {
-                    Some(OrderError::InsufficientBalance) if moved => {
-                        self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        Ok(None)
-                    }
-                    _ => self.refused(&refused, order, key).await.map(Some),
+        for attempt in 0..SEEN_ATTEMPTS {
+            let (transaction, entry) = match self.payment_transaction(order, record, key, Some(seen)) {
+                Ok(built) => built,
+                Err(OrderError::InsufficientBalance) => return Ok(None),
+                Err(err) => return Err(err),
+            };
+            // Each attempt is a request of its own, and the way without the read keeps the
+            // payment's id for its token.
+            let transaction = match record.entry {
+                Some(entry) => transaction.with_token(format!("{entry}-{attempt}")),
+                None => transaction,
+            };
+            let refused = match self.transact(&transaction).await? {
+                Ok(()) => {
+                    let balance_after = entry.map_or(seen.balance, |entry| entry.balance_after);
+                    return Ok(Some(Paid { payment: record.clone(), balance_after, replayed: false }));
                 }
+                Err(refused) => refused,
+            };
+            let moved = refused.failed(PayItem::Balance).then(|| moved_since(refused.old_item(PayItem::Balance), seen));
+            match (refusal(&refused, order), moved.flatten()) {
+                (Some(OrderError::InsufficientBalance), Some(now)) => {
+                    self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    seen = now;
+                }
+                _ => return self.refused(&refused, order, key).await.map(Some),
             }
         }
+        Ok(None)
     }
 
     /// A refused payment's answer: the refusal a customer can act on, or the first
@@ -317,13 +334,7 @@ impl DynamoStore {
     ) -> Result<(Transaction<PayItem>, Option<LedgerEntry>), OrderError> {
         let now = payment.at;
         let at = s(rfc3339(now));
-        // The way from a balance seen has a token of its own: when the balance moved, the
-        // other way follows it for the same payment.
-        let token = match (seen, payment.entry) {
-            (Some(_), Some(entry)) => entry.to_string(),
-            _ => payment.id.to_string(),
-        };
-        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(token);
+        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(payment.id);
         let mut known = None;
 
         let paid = Update::builder()
@@ -858,9 +869,6 @@ mod tests {
         let key_record = items[10].put().unwrap();
         assert_eq!(get_s(key_record.item(), "sk").unwrap(), "IDEM#pay-1");
         assert_eq!(key_record.item()["seq"], n(8), "the key names its entry's seq from the start");
-
-        let pending = store.payment_transaction(&order, &payment, Some(&key), None).unwrap().0;
-        assert_ne!(pending.token(), transaction.token(), "each way has its own request token");
     }
 
     #[test]
@@ -877,9 +885,10 @@ mod tests {
     fn a_refusing_profile_moved_when_its_seq_is_not_the_one_seen() {
         let seen = BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 4 };
         let profile = |seq: u64| Item::from([("balance".to_owned(), n("10.00")), ("seq".to_owned(), n(seq))]);
-        assert!(!moved_since(Some(&profile(4)), seen), "the same seq: the balance said no");
-        assert!(moved_since(Some(&profile(5)), seen), "another change came first");
-        assert!(!moved_since(None, seen), "no profile: an unknown user, not a move");
+        assert_eq!(moved_since(Some(&profile(4)), seen), None, "the same seq: the balance said no");
+        let now = BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 5 };
+        assert_eq!(moved_since(Some(&profile(5)), seen), Some(now), "another change came first");
+        assert_eq!(moved_since(None, seen), None, "no profile: an unknown user, not a move");
     }
 
     /// Order, stock of products 1 and 2, their sales, balance, coupon, record, outbox.

@@ -112,11 +112,6 @@ impl<R: Copy + PartialEq + Debug> Transaction<R> {
     pub fn roles(&self) -> &[R] {
         &self.roles
     }
-
-    /// The base of the request tokens, if it has one.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
 }
 
 /// The roles whose conditions failed, each with the item as it was when DynamoDB
