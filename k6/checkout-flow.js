@@ -10,6 +10,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { as, mintTokens, users } from './auth.js';
+import { spanned } from './rush.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const COUPON = parseInt(__ENV.COUPON_ID || '1', 10);
@@ -35,6 +36,11 @@ export function setup() {
 }
 
 export default function (data) {
+  spanned(() => unit(data));
+}
+
+// One user's part of the rush.
+function unit(data) {
   const user = FIRST + __VU - 1;
   const params = as(data.tokens, user);
   const started = Date.now();

@@ -9,6 +9,7 @@ import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import { as, mintTokens, users } from './auth.js';
+import { spanned } from './rush.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const COUPON = __ENV.COUPON_ID || '1';
@@ -40,6 +41,11 @@ export function setup() {
 const ISSUE = { responseCallback: http.expectedStatuses(201, 409) };
 
 export default function (data) {
+  spanned(() => unit(data));
+}
+
+// One user's part of the rush.
+function unit(data) {
   const user = FIRST + __VU - 1;
   const response = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null, as(data.tokens, user, ISSUE));
   issue.add(response.timings.duration);

@@ -9,6 +9,7 @@ import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { as, mintTokens, users } from './auth.js';
+import { spanned } from './rush.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const PRODUCTS = (__ENV.PRODUCTS || '1,2,3').split(',').map(Number);
@@ -41,6 +42,11 @@ export function setup() {
 }
 
 export default function (data) {
+  spanned(() => unit(data));
+}
+
+// One user's part of the rush.
+function unit(data) {
   const user = FIRST + __VU - 1;
   const order = data.orders[__VU - 1];
   const response = http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order }), as(data.tokens, user));
