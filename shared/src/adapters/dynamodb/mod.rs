@@ -63,8 +63,8 @@ pub struct StoreMetrics {
     pub coupon_issue_writes: Arc<AtomicU64>,
     /// Times the top 5 was computed from the sales figures.
     pub top_computations: AtomicU64,
-    /// Payments whose payer's balance moved between their read and their commit, and
-    /// which were therefore made again the way that needs no read.
+    /// Times a payment found its payer's balance moved between the read it paid from and
+    /// its commit (it then tries again from the balance as it is now).
     pub payments_moved: AtomicU64,
 }
 

@@ -201,8 +201,8 @@ impl DynamoStore {
                 }
                 Err(refused) => refused,
             };
-            let moved = refused.failed(PayItem::Balance).then(|| moved_since(refused.old_item(PayItem::Balance), seen));
-            match (refusal(&refused, order), moved.flatten()) {
+            // Only a failed role has an old image: the profile's says whether it moved.
+            match (refusal(&refused, order), moved_since(refused.old_item(PayItem::Balance), seen)) {
                 (Some(OrderError::InsufficientBalance), Some(now)) => {
                     self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     seen = now;
