@@ -116,6 +116,7 @@ fn read_to_close(mut stream: TcpStream) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_is_cut_off() {
     let timeouts = Timeouts {
+        idle: Duration::from_secs(60),
         header_read: Duration::from_millis(500),
         body_read: Duration::from_millis(500),
         integration: Duration::from_secs(30),
@@ -149,6 +150,112 @@ async fn a_client_that_stalls_is_cut_off() {
     assert!(waited < Duration::from_secs(5), "a body that never ends is cut off ({waited:?})");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(app.balance(1).await, "10.00", "nothing was charged");
+}
+
+/// Reads one answer off a keep-alive connection: its status and body (by its
+/// `Content-Length`), or `None` if the server closed the connection first.
+fn read_answer(stream: &mut TcpStream) -> Option<(u16, String)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap_or(0));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A GET of user 1's balance on a connection that stays open.
+fn balance_request(token: &str) -> String {
+    format!("GET /api/v1/users/1/balance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+}
+
+/// The baseline's k6 client takes a coupon, sleeps 10 s, then orders on the same
+/// connection: the local API must still be listening, as API Gateway is.
+#[tokio::test]
+async fn a_keep_alive_connection_left_idle_for_twelve_seconds_still_serves_the_next_request() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "10.00")]).await;
+    let token = app.token(1);
+    let mut stream = connect(&app);
+    let answers = tokio::task::spawn_blocking(move || {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(balance_request(&token).as_bytes()).unwrap();
+        let first = read_answer(&mut stream);
+        std::thread::sleep(Duration::from_secs(12));
+        let sent = stream.write_all(balance_request(&token).as_bytes());
+        (first, sent.is_ok(), read_answer(&mut stream))
+    })
+    .await
+    .unwrap();
+    let (first, sent, second) = answers;
+    assert_eq!(first.map(|(status, _)| status), Some(200));
+    assert!(sent, "the connection was still open to write to");
+    let (status, body) = second.expect("an answer on the connection that sat idle for 12 s");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("10.00"), "{body}");
+}
+
+/// Two clocks: the idle one runs between requests, the head's from its first byte. With
+/// both short, a wait past the head's limit (but not the idle one) between requests is
+/// fine, a head begun and left unfinished is cut off at the head's limit, and a
+/// connection that says nothing at all is closed at the idle limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_time_between_requests_is_not_counted_against_the_next_head() {
+    let timeouts = Timeouts {
+        idle: Duration::from_secs(4),
+        header_read: Duration::from_millis(500),
+        body_read: Duration::from_secs(10),
+        integration: Duration::from_secs(30),
+    };
+    let app = TestApp::spawn_with_timeouts(timeouts).await;
+    app.seed_users(&[(1, "10.00")]).await;
+    let token = app.token(1);
+
+    let reused = tokio::task::spawn_blocking({
+        let mut stream = connect(&app);
+        move || {
+            let mut statuses = Vec::new();
+            for _ in 0..2 {
+                stream.write_all(balance_request(&token).as_bytes()).unwrap();
+                statuses.push(read_answer(&mut stream).map(|(status, _)| status));
+                // Three times the head's limit, a quarter of the idle one to spare.
+                std::thread::sleep(Duration::from_millis(1_500));
+            }
+            // A head begun and never finished.
+            stream.write_all(b"GET /api/v1/users/1/balance HTTP/1.1\r\nHost: x\r\n").unwrap();
+            let started = Instant::now();
+            let rest = read_to_close(stream);
+            (statuses, started.elapsed(), rest)
+        }
+    });
+    let silent = tokio::task::spawn_blocking({
+        let stream = connect(&app);
+        move || {
+            let started = Instant::now();
+            let said = read_to_close(stream);
+            (started.elapsed(), said)
+        }
+    });
+    let (statuses, cut_after, rest) = reused.await.unwrap();
+    assert_eq!(statuses, [Some(200), Some(200)], "both requests served on one connection");
+    assert!(cut_after < Duration::from_secs(3), "an unfinished head is cut off at its own limit ({cut_after:?})");
+    assert!(rest.is_empty(), "no answer to half a head: {rest:?}");
+    let (closed_after, said) = silent.await.unwrap();
+    assert!(said.is_empty(), "{said:?}");
+    assert!(
+        closed_after >= Duration::from_secs(3) && closed_after < Duration::from_secs(9),
+        "a silent connection lives out its idle time, not the head's ({closed_after:?})"
+    );
 }
 
 /// Sends `head` (and nothing more) on a connection of its own that asks to be closed;

@@ -6,7 +6,7 @@
 //! query parameters filled in, and a request context with the request id (also sent
 //! back as `apigw-requestid`) and the verified token's claims. What API Gateway does in
 //! front of every function is a layer here: the JWT authorizer on every route that is
-//! not public ([`issuer`]), request ids, header-read, body and whole-request timeouts,
+//! not public ([`issuer`]), request ids, idle, header-read, body and whole-request timeouts,
 //! the limit on the request line and headers, the body limit, CORS ([`cors`]), and its
 //! own answers (`{"message": "Not Found"}` for what no route takes,
 //! `{"message": "Unauthorized"}` for a missing or bad token, `{"message": "Request-URI
@@ -30,6 +30,7 @@ pub mod docs;
 pub mod feed;
 pub mod issuer;
 pub mod metrics;
+pub mod pacing;
 pub mod throttle;
 
 use std::collections::HashMap;
@@ -60,7 +61,10 @@ use tokio::net::TcpListener;
 /// How long a client and a function may take, as API Gateway bounds them.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// For the request line and headers.
+    /// For a keep-alive connection between requests: from the end of an answer (or
+    /// the connection's start) to the first byte of the next request.
+    pub idle: Duration,
+    /// For the request line and headers, from their first byte.
     pub header_read: Duration,
     /// For the body, once the headers are in.
     pub body_read: Duration,
@@ -71,6 +75,9 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
+            // API Gateway keeps an idle connection open for a minute and more; the
+            // baseline's own client sleeps 10 s between the requests of one connection.
+            idle: Duration::from_secs(60),
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(10),
             integration: Duration::from_secs(30),
@@ -463,7 +470,9 @@ pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Dura
     }
 }
 
-/// Serves until `shutdown` completes. Connections are kept alive between requests.
+/// Serves until `shutdown` completes. Connections are kept alive between requests, for
+/// [`Timeouts::idle`]; a request's head must arrive within [`Timeouts::header_read`] of
+/// its first byte ([`pacing`] keeps both clocks; hyper's own header timer is off).
 ///
 /// What hyper itself refuses is answered by hyper, with a status and no body: a
 /// request it cannot parse at all (400), a head past [`READ_BUFFER_BYTES`] (431), a
@@ -495,11 +504,12 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
+            let stream = pacing::Paced::new(stream, timeouts.idle, timeouts.header_read);
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .max_buf_size(READ_BUFFER_BYTES)
                 .max_headers(MAX_HEADER_LINES)
-                .header_read_timeout(timeouts.header_read)
+                .header_read_timeout(None)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
