@@ -59,7 +59,7 @@ faults: install
 	if [ -f .local/faults.json ]; then .venv/bin/python tools/faults.py .local/faults.json .local/faults-functions.log; fi; exit $$status
 
 drill: install
-	cargo build --profile local -p rushcart-local-api -p rushcart-admin
+	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb
 	@.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.8,<4"
 	.venv/bin/python tools/drill.py
 

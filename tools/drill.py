@@ -72,7 +72,8 @@ def api(method, path, body=None):
 
 
 def start(stack):
-    subprocess.run([str(ROOT / "localstack" / "stack.sh"), "start", str(stack)], check=True)
+    subprocess.run([str(ROOT / "localstack" / "stack.sh"), "start", str(stack)], check=True,
+                   env=dict(os.environ, RUSHCART_DYNAMODB_BIN=str(BIN / "rushcart-dynamodb")))
     env = dict(os.environ)
     for line in (stack / "stack.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):

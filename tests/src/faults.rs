@@ -37,6 +37,7 @@ pub enum Fault {
 /// A proxy on a free loopback port in front of `upstream`.
 pub struct FaultProxy {
     port: u16,
+    upstream: SocketAddr,
     fault: watch::Sender<Fault>,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -56,7 +57,7 @@ impl FaultProxy {
                 tokio::spawn(relay(client, upstream, watching.clone()));
             }
         });
-        FaultProxy { port, fault, accepting }
+        FaultProxy { port, upstream, fault, accepting }
     }
 
     /// A proxy in front of the `http://host:port` (or `redis://…`) endpoint `url`.
@@ -66,6 +67,11 @@ impl FaultProxy {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// What the proxy stands in front of, as `http://host:port`.
+    pub fn upstream(&self) -> String {
+        format!("http://{}", self.upstream)
     }
 
     /// `url` with its host and port replaced by the proxy's.

@@ -1,12 +1,14 @@
-//! The integration-test harness: every test gets its own table on the real local
-//! stack and its own local API server on a free port, so tests run in parallel
-//! without seeing each other's data.
+//! The integration-test harness: every test gets its own tables and its own local API
+//! server on a free port, so tests run in parallel without seeing each other's data.
 //!
 //! # Backends
 //!
 //! `RUSHCART_TEST_BACKEND` picks where the AWS services come from:
-//! - `local` (default): the emulators `localstack/with-stack.sh` started, found through
-//!   `AWS_ENDPOINT_URL_DYNAMODB` (`make test` sets this up).
+//! - `local` (default): DynamoDB is the test binary's own engine (dynoxide, in this
+//!   process on an ephemeral port: `rushcart_dynamodb::shared`); SQS, Kinesis and Redis
+//!   are the shared processes `localstack/with-stack.sh` started (`make test` sets this
+//!   up). The fault suite pauses the stack's engine process with SIGSTOP, so it uses
+//!   [`stack_dynamodb_endpoint`] instead.
 //! - `testcontainers`: a LocalStack container started through testcontainers, for
 //!   machines with Docker, in a build with the `testcontainers` feature. Where no
 //!   Docker engine answers, every test fails with a message that says so; nothing
@@ -23,26 +25,31 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::Credentials;
 use rushcart::adapters::dynamodb::seed::{self, seed_users};
-use rushcart::adapters::dynamodb::{DynamoStore, MAIN_TABLE};
+use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
 use rushcart::Deps;
 use rushcart_local_api::issuer::LocalIssuer;
 
-/// The DynamoDB endpoint of the chosen backend.
+/// The DynamoDB endpoint of the chosen backend: locally, this test binary's own engine.
 pub async fn dynamodb_endpoint() -> String {
     match std::env::var("RUSHCART_TEST_BACKEND").as_deref() {
         Ok("testcontainers") => testcontainers_backend::endpoint().await,
-        Ok("local") | Err(_) => std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
-            panic!(
-                "AWS_ENDPOINT_URL_DYNAMODB is not set: these tests need the local AWS stack. \
-                 Run them with `make test` (or localstack/with-stack.sh cargo test)."
-            )
-        }),
+        Ok("local") | Err(_) => rushcart_dynamodb::shared().to_owned(),
         Ok(other) => panic!("RUSHCART_TEST_BACKEND={other:?} is not a backend; use `local` or `testcontainers`"),
     }
+}
+
+/// The local stack's engine process (`AWS_ENDPOINT_URL_DYNAMODB`, set by `make test`),
+/// for the tests that pause it.
+pub fn stack_dynamodb_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: the fault suite pauses the local stack's DynamoDB. \
+             Run it with `make test` (or localstack/with-stack.sh cargo test)."
+        )
+    })
 }
 
 /// Starts (once per test binary) LocalStack through testcontainers and returns its
@@ -74,19 +81,7 @@ pub fn dead_redis_url() -> String {
 
 /// A DynamoDB client for `endpoint` with the stack's static test credentials.
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(5))
-        .operation_timeout(Duration::from_secs(15))
-        .build();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("rushcartlocal", "rushcartlocal", None, None, "rushcart-tests"))
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
+    rushcart_dynamodb::client(endpoint).await
 }
 
 /// One test's world: a fresh table, a local API serving it with sign-in on (its own
@@ -158,8 +153,9 @@ impl TestApp {
         sign_in: bool,
         configure: impl FnOnce(&str, &mut Deps<DynamoStore>),
     ) -> TestApp {
-        let (store, table) = TestApp::fresh_store().await;
-        let endpoint = proxy.endpoint_for(&dynamodb_endpoint().await);
+        let upstream = proxy.upstream();
+        let (store, table) = TestApp::fresh_store_at(&upstream).await;
+        let endpoint = proxy.endpoint_for(&upstream);
         let config =
             aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await).endpoint_url(endpoint);
         let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone());
@@ -172,14 +168,16 @@ impl TestApp {
     }
 
     async fn fresh_store() -> (DynamoStore, String) {
-        let endpoint = dynamodb_endpoint().await;
-        let client = dynamodb_client(&endpoint).await;
+        TestApp::fresh_store_at(&dynamodb_endpoint().await).await
+    }
+
+    /// Fresh tables of their own on the DynamoDB at `endpoint`.
+    async fn fresh_store_at(endpoint: &str) -> (DynamoStore, String) {
+        let client = dynamodb_client(endpoint).await;
         let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
-        let table = MAIN_TABLE.local_name(&prefix);
-        for spec in rushcart::adapters::dynamodb::table::ALL_TABLES {
-            spec.provision(&client, &spec.local_name(&prefix)).await.expect("provision the test tables");
-        }
-        (DynamoStore::new(client, table.clone()), table)
+        let store = DynamoStore::provisioned(client, &prefix).await.expect("provision the test tables");
+        let table = store.table().to_owned();
+        (store, table)
     }
 
     async fn serve(

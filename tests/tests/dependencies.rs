@@ -49,3 +49,24 @@ fn one_http_stack_only() {
         }
     }
 }
+
+/// The local engine is for the stack, the admin CLI's benchmarks and the tests: no
+/// function's crate (every workspace member under `functions/` but the local API)
+/// reaches it, through its normal or build dependencies.
+#[test]
+fn no_lambda_links_the_local_dynamodb_engine() {
+    let tree = dependents("dynoxide-rs", &[]).expect("the local stack's engine is built");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
+    let mut lambdas = Vec::new();
+    for entry in std::fs::read_dir(root).expect("read functions/") {
+        let name = entry.expect("a directory entry").file_name().to_string_lossy().into_owned();
+        if name != "local-api" {
+            lambdas.push(name);
+        }
+    }
+    assert!(lambdas.len() > 20, "the functions were found: {lambdas:?}");
+    for lambda in &lambdas {
+        assert!(!tree.contains(&format!(" {lambda} v")), "{lambda} links dynoxide-rs:\n{tree}");
+    }
+    assert!(!tree.contains(" rushcart v"), "the shared library links dynoxide-rs:\n{tree}");
+}

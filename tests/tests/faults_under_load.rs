@@ -42,7 +42,7 @@ use rushcart::ids::{CouponId, UserId};
 use rushcart_tests::faults::{Fault, FaultProxy, Paused};
 use rushcart_tests::feed::{moto_endpoint, Behaviour, Receiver};
 use rushcart_tests::invariants::users;
-use rushcart_tests::{dynamodb_endpoint, redis_url, TestApp};
+use rushcart_tests::{redis_url, stack_dynamodb_endpoint, TestApp};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -421,7 +421,7 @@ impl Feed {
         );
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
             aws_sdk_dynamodbstreams::config::Builder::from(config)
-                .endpoint_url(dynamodb.endpoint_for(&dynamodb_endpoint().await))
+                .endpoint_url(dynamodb.endpoint_for(&dynamodb.upstream()))
                 .build(),
         );
         let receiver = Receiver::start(Behaviour::Accept).await;
@@ -758,7 +758,7 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
             .with_writer(std::sync::Mutex::new(file))
             .try_init();
     }
-    let dynamodb = FaultProxy::in_front_of(&dynamodb_endpoint().await).await;
+    let dynamodb = FaultProxy::in_front_of(&stack_dynamodb_endpoint()).await;
     let moto = FaultProxy::in_front_of(&moto_endpoint()).await;
     let redis = FaultProxy::in_front_of(&redis_url()).await;
     let redis_through = redis.endpoint_for(&redis_url());

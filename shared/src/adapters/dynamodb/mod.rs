@@ -82,6 +82,15 @@ impl DynamoStore {
         DynamoStore { client, table, outbox_table, coupon_terms: Arc::default(), metrics: Arc::default() }
     }
 
+    /// A store on fresh tables `<prefix>-main` and `<prefix>-outbox`, created if they
+    /// are missing (as `rushcart-admin provision` creates them).
+    pub async fn provisioned(client: aws_sdk_dynamodb::Client, prefix: &str) -> anyhow::Result<DynamoStore> {
+        for spec in table::ALL_TABLES {
+            spec.provision(&client, &spec.local_name(prefix)).await?;
+        }
+        Ok(DynamoStore::new(client, MAIN_TABLE.local_name(prefix)))
+    }
+
     pub fn with_outbox(mut self, outbox_table: impl Into<String>) -> DynamoStore {
         self.outbox_table = outbox_table.into();
         self

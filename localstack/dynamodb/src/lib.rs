@@ -1,0 +1,146 @@
+//! rushcart's local DynamoDB: [dynoxide](https://crates.io/crates/dynoxide-rs), an open
+//! DynamoDB engine in Rust on an in-memory SQLite database, served over DynamoDB's HTTP
+//! API on a loopback port.
+//!
+//! Two ways to run it:
+//! - as a process of the local stack (`rushcart-dynamodb`, started by
+//!   `localstack/stack.sh`), for `make run`, the benchmarks and the fault suite, which
+//!   pauses it with SIGSTOP;
+//! - inside a test process ([`Engine::start`], [`shared`]), so a test binary gets an
+//!   engine of its own on an ephemeral port.
+//!
+//! The engine serialises every call, reads too, on one lock, and a call blocks the
+//! thread that runs it. So it gets a runtime and threads of its own, never the
+//! caller's: a test's or the local API's request threads must not wait on it.
+//!
+//! Never linked into a Lambda: only the stack's binary, the admin CLI's benchmarks and
+//! the tests depend on this crate.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// How often the stack's engine deletes expired items from tables with TTL on. DynamoDB
+/// deletes them within a day or two of expiry, so nothing may rely on the moment (a
+/// reader checks `expiresAt` itself); the sweep only keeps a long `make run` from
+/// growing without end. The tests' engines never sweep: their clocks are often weeks
+/// from the wall clock, and a sweep landing mid-test would make it depend on timing.
+pub const TTL_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+/// A running engine. Dropping it stops the server.
+pub struct Engine {
+    db: dynoxide::Database,
+    endpoint: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts an empty in-memory engine listening on `address` (port 0: a free one),
+    /// served by `threads` threads of its own.
+    pub fn start(address: SocketAddr, threads: usize) -> anyhow::Result<Engine> {
+        let db = dynoxide::Database::memory().context("open an in-memory dynoxide database")?;
+        let listener = std::net::TcpListener::bind(address).with_context(|| format!("bind {address}"))?;
+        listener.set_nonblocking(true).context("a non-blocking listener")?;
+        let local = listener.local_addr().context("the listener's address")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("dynamodb")
+            .enable_all()
+            .build()
+            .context("the engine's runtime")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = db.clone();
+        let server = std::thread::Builder::new()
+            .name("dynamodb-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(err) => return eprintln!("dynamodb: the listener: {err}"),
+                    };
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(err) = dynoxide::server::serve_with_shutdown(listener, serving, shutdown).await {
+                        eprintln!("dynamodb: {err}");
+                    }
+                });
+            })
+            .context("start the engine's thread")?;
+        Ok(Engine { db, endpoint: format!("http://{local}"), stop: Some(stop), server: Some(server) })
+    }
+
+    /// Deletes expired items every `period`, on a thread of its own, for as long as the
+    /// process lives.
+    pub fn sweep_ttl_every(&self, period: Duration) -> anyhow::Result<()> {
+        let db = self.db.clone();
+        std::thread::Builder::new()
+            .name("dynamodb-ttl".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                if let Err(err) = db.sweep_ttl() {
+                    eprintln!("dynamodb: TTL sweep failed: {err}");
+                }
+            })
+            .context("start the TTL sweeper")?;
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>`: what `AWS_ENDPOINT_URL_DYNAMODB` (and
+    /// `…_DYNAMODB_STREAMS`) should say.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Blocks until the server stops (it stops when the engine is dropped elsewhere,
+    /// or never: the stack's binary waits here until a signal ends the process).
+    pub fn wait(mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The endpoint of this process's own engine, started on first use on a free loopback
+/// port and kept for the life of the process: a test binary's tests share it, each in
+/// tables of its own.
+pub fn shared() -> &'static str {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            Engine::start(SocketAddr::from(([127, 0, 0, 1], 0)), 2)
+                .unwrap_or_else(|err| panic!("start this process's DynamoDB engine: {err:#}"))
+        })
+        .endpoint()
+}
+
+/// A DynamoDB client for a local engine at `endpoint`: the stack's static credentials
+/// and region, and timeouts that turn a stuck engine into a clear error.
+pub async fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(15))
+        .build();
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("rushcartlocal", "rushcartlocal", None, None, "rushcart-local");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
