@@ -8,8 +8,8 @@
 //! - [`money`], [`ids`], [`clock`], [`pagination`]: domain values, built only by parsing.
 //! - [`balance`], [`catalog`], [`coupons`], [`orders`], [`top`], [`feed`]: the domain —
 //!   each its types, its ports (traits) and its use cases.
-//! - [`adapters`]: the ports on DynamoDB, Redis, SQS and Kinesis, and in memory for
-//!   unit tests.
+//! - [`adapters`]: the ports on DynamoDB, Redis, SQS and Kinesis (the tests run the
+//!   DynamoDB adapter against an in-process engine, never a second copy of the rules).
 //! - [`http`]: the route table, extractors, the one error → response mapping, one
 //!   handler per route.
 //! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).

@@ -1,10 +1,10 @@
 //! Every customer route's handler, fed its recorded API Gateway event: as recorded (user
 //! 1's verified claims) it acts for user 1; with no claims it answers 401 as API Gateway's
 //! authorizer would; with another customer's claims it refuses (403 for a named user,
-//! 404 for an order that is not theirs) and changes nothing. On the in-memory store.
+//! 404 for an order that is not theirs) and changes nothing. On the DynamoDB adapter over an in-process engine.
 
 use lambda_http::{Body, Request, Response};
-use rushcart::adapters::memory::MemoryStore;
+use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::balance::BalanceReader;
 use rushcart::catalog::Product;
 use rushcart::coupons::Coupon;
@@ -14,6 +14,8 @@ use rushcart::money::Money;
 use rushcart::Deps;
 use serde_json::Value;
 use time::macros::datetime;
+
+mod support;
 
 const CUSTOMER_ROUTES: [&str; 9] = [
     "get-balance",
@@ -43,7 +45,7 @@ fn event(function: &str, claims: impl FnOnce(&mut Value)) -> Request {
     event_about(function, RECORDED_ORDER, claims)
 }
 
-async fn handle(function: &str, request: Request, deps: &Deps<MemoryStore>) -> Response<Body> {
+async fn handle(function: &str, request: Request, deps: &Deps<DynamoStore>) -> Response<Body> {
     respond(match function {
         "get-balance" => balance::get_balance(request, deps).await,
         "charge-balance" => balance::charge(request, deps).await,
@@ -59,34 +61,24 @@ async fn handle(function: &str, request: Request, deps: &Deps<MemoryStore>) -> R
 }
 
 /// Users 1 and 2 with 1,000,000.00; products 1..3; coupon 1.
-fn shop() -> Deps<MemoryStore> {
-    let store = MemoryStore::new();
+async fn shop() -> Deps<DynamoStore> {
+    let store = support::store().await;
     for user in [1, 2] {
-        store.add_user(UserId::new(user).unwrap(), Money::parse("1000000.00").unwrap());
+        support::add_user(&store, user, "1000000.00").await;
     }
     for id in 1..=3 {
         let price = Money::parse("1000.00").unwrap();
-        store.add_product(Product {
-            product_id: ProductId::new(id).unwrap(),
-            name: format!("P{id}"),
-            price,
-            stock: 10,
-        });
+        let product = Product { product_id: ProductId::new(id).unwrap(), name: format!("P{id}"), price, stock: 10 };
+        support::add_product(&store, product).await;
     }
     let discount = Money::parse("1000.00").unwrap();
     let ends_at = datetime!(2099-01-01 00:00 UTC);
-    store.add_coupon(Coupon {
-        id: CouponId::new(1).unwrap(),
-        name: "C".into(),
-        discount,
-        total: 10,
-        issued: 0,
-        ends_at,
-    });
+    let coupon = Coupon { id: CouponId::new(1).unwrap(), name: "C".into(), discount, total: 10, issued: 0, ends_at };
+    support::add_coupon(&store, coupon).await;
     Deps::new(store)
 }
 
-async fn balances(deps: &Deps<MemoryStore>) -> Vec<Money> {
+async fn balances(deps: &Deps<DynamoStore>) -> Vec<Money> {
     let mut all = Vec::new();
     for user in [1, 2] {
         all.push(deps.store.balance(UserId::new(user).unwrap()).await.unwrap());
@@ -96,7 +88,7 @@ async fn balances(deps: &Deps<MemoryStore>) -> Vec<Money> {
 
 #[tokio::test]
 async fn without_verified_claims_every_customer_route_is_401() {
-    let deps = shop();
+    let deps = shop().await;
     for function in CUSTOMER_ROUTES {
         let response = handle(function, event(function, |authorizer| *authorizer = Value::Null), &deps).await;
         assert_eq!(response.status(), 401, "{function}");
@@ -109,7 +101,7 @@ async fn without_verified_claims_every_customer_route_is_401() {
 
 #[tokio::test]
 async fn another_customers_claims_are_refused_and_change_nothing() {
-    let deps = shop();
+    let deps = shop().await;
     // User 1's order (with the coupon the recorded order uses), which the order events
     // are made to name.
     assert_eq!(handle("issue-coupon", event("issue-coupon", |_| {}), &deps).await.status(), 201);
@@ -128,12 +120,12 @@ async fn another_customers_claims_are_refused_and_change_nothing() {
     assert_eq!(balances(&deps).await, before);
     let owned = handle("get-order", event_about("get-order", &order, |_| {}), &deps).await;
     assert_eq!(owned.status(), 200, "the owner reads it");
-    assert!(deps.store.copy(UserId::new(2).unwrap(), CouponId::new(1).unwrap()).is_none(), "no coupon for user 2");
+    assert!(support::copy(&deps.store, UserId::new(2).unwrap(), CouponId::new(1).unwrap()).await.is_none(), "no coupon for user 2");
 }
 
 #[tokio::test]
 async fn as_recorded_each_route_acts_for_the_tokens_user() {
-    let deps = shop();
+    let deps = shop().await;
     for function in [
         "get-balance",
         "charge-balance",
@@ -146,5 +138,5 @@ async fn as_recorded_each_route_acts_for_the_tokens_user() {
         let response = handle(function, event(function, |_| {}), &deps).await;
         assert!(response.status().is_success(), "{function}: {} {:?}", response.status(), response.body());
     }
-    assert!(deps.store.copy(UserId::new(1).unwrap(), CouponId::new(1).unwrap()).is_some());
+    assert!(support::copy(&deps.store, UserId::new(1).unwrap(), CouponId::new(1).unwrap()).await.is_some());
 }

@@ -1,16 +1,16 @@
 //! Handler tests: recorded API Gateway (HTTP API, payload 2.0) events from `events/`
-//! go through `lambda_http`'s own parser into the handlers, backed by the in-memory
-//! store. They prove the wiring an API Gateway request takes; the integration tests
-//! prove the DynamoDB adapter.
+//! go through `lambda_http`'s own parser into the handlers, on the DynamoDB adapter over
+//! an in-process engine. They prove the wiring an API Gateway request takes; the
+//! integration tests prove the whole local API.
 
 use lambda_http::{Body, Request, Response};
-use rushcart::adapters::memory::MemoryStore;
+use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::http::balance;
 use rushcart::http::respond;
-use rushcart::ids::UserId;
-use rushcart::money::Money;
 use rushcart::Deps;
 use serde_json::Value;
+
+mod support;
 
 fn event(name: &str) -> Request {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -23,9 +23,9 @@ fn with_body(request: Request, body: &str) -> Request {
     Request::from_parts(parts, Body::Text(body.to_owned()))
 }
 
-fn deps(balance: &str) -> Deps<MemoryStore> {
-    let store = MemoryStore::new();
-    store.add_user(UserId::new(1).unwrap(), Money::parse(balance).unwrap());
+async fn deps(balance: &str) -> Deps<DynamoStore> {
+    let store = support::store().await;
+    support::add_user(&store, 1, balance).await;
     Deps::new(store)
 }
 
@@ -35,7 +35,7 @@ fn json(response: &Response<Body>) -> Value {
 
 #[tokio::test]
 async fn the_get_balance_event_returns_the_balance_as_a_string() {
-    let response = respond(balance::get_balance(event("get-balance"), &deps("1000000.00")).await);
+    let response = respond(balance::get_balance(event("get-balance"), &deps("1000000.00").await).await);
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(json(&response), serde_json::json!({"userId": 1, "balance": "1000000.00"}));
@@ -43,7 +43,7 @@ async fn the_get_balance_event_returns_the_balance_as_a_string() {
 
 #[tokio::test]
 async fn the_charge_event_adds_to_the_balance_and_returns_the_entry() {
-    let deps = deps("1000000.00");
+    let deps = deps("1000000.00").await;
     let response = respond(balance::charge(event("charge-balance"), &deps).await);
     assert_eq!(response.status(), 200);
     let body = json(&response);
@@ -56,7 +56,7 @@ async fn the_charge_event_adds_to_the_balance_and_returns_the_entry() {
 
 #[tokio::test]
 async fn replaying_the_charge_event_with_its_idempotency_key_changes_nothing() {
-    let deps = deps("1000000.00");
+    let deps = deps("1000000.00").await;
     let first = respond(balance::charge(event("charge-balance"), &deps).await);
     let second = respond(balance::charge(event("charge-balance"), &deps).await);
     assert_eq!(json(&first), json(&second));
@@ -67,7 +67,7 @@ async fn replaying_the_charge_event_with_its_idempotency_key_changes_nothing() {
 
 #[tokio::test]
 async fn the_same_key_with_another_amount_is_refused() {
-    let deps = deps("1000000.00");
+    let deps = deps("1000000.00").await;
     respond(balance::charge(event("charge-balance"), &deps).await);
     let response = respond(balance::charge(with_body(event("charge-balance"), r#"{"amount":"5.00"}"#), &deps).await);
     assert_eq!(response.status(), 409);
@@ -76,7 +76,7 @@ async fn the_same_key_with_another_amount_is_refused() {
 
 #[tokio::test]
 async fn the_use_event_deducts_and_refuses_to_go_below_zero() {
-    let deps = deps("1500.00");
+    let deps = deps("1500.00").await;
     let response = respond(balance::use_balance(event("use-balance"), &deps).await);
     assert_eq!(response.status(), 200);
     assert_eq!(json(&response)["balance"], "500.00");
@@ -87,7 +87,7 @@ async fn the_use_event_deducts_and_refuses_to_go_below_zero() {
 
 #[tokio::test]
 async fn the_history_event_pages_newest_first() {
-    let deps = deps("1000000.00");
+    let deps = deps("1000000.00").await;
     for _ in 0..3 {
         respond(balance::use_balance(event("use-balance"), &deps).await);
     }
@@ -101,7 +101,7 @@ async fn the_history_event_pages_newest_first() {
 
 #[tokio::test]
 async fn a_json_number_amount_is_parsed_exactly() {
-    let deps = deps("0.30");
+    let deps = deps("0.30").await;
     let response = respond(balance::use_balance(with_body(event("use-balance"), r#"{"amount": 0.1}"#), &deps).await);
     assert_eq!(json(&response)["balance"], "0.20");
 }
@@ -113,7 +113,7 @@ async fn a_non_numeric_user_id_in_the_path_is_a_400() {
         request,
         std::collections::HashMap::from([("userId".to_owned(), "abc".to_owned())]),
     );
-    let response = respond(balance::get_balance(request, &deps("1.00")).await);
+    let response = respond(balance::get_balance(request, &deps("1.00").await).await);
     assert_eq!(response.status(), 400);
     assert_eq!(json(&response)["code"], "INVALID_USER_ID");
 }

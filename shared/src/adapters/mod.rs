@@ -1,9 +1,8 @@
 //! Adapters: the only code that sees DynamoDB attribute values, Redis commands, and
-//! SQS and Kinesis types. `memory` backs unit tests only.
+//! SQS and Kinesis types.
 
 pub mod dynamodb;
 pub mod feed_aws;
-pub mod memory;
 pub mod redis_budget;
 pub mod redis_connection;
 pub mod redis_gate;
