@@ -120,7 +120,10 @@ async fn another_customers_claims_are_refused_and_change_nothing() {
     assert_eq!(balances(&deps).await, before);
     let owned = handle("get-order", event_about("get-order", &order, |_| {}), &deps).await;
     assert_eq!(owned.status(), 200, "the owner reads it");
-    assert!(support::copy(&deps.store, UserId::new(2).unwrap(), CouponId::new(1).unwrap()).await.is_none(), "no coupon for user 2");
+    assert!(
+        support::copy(&deps.store, UserId::new(2).unwrap(), CouponId::new(1).unwrap()).await.is_none(),
+        "no coupon for user 2"
+    );
 }
 
 #[tokio::test]

@@ -65,10 +65,9 @@ fn request(user_id: u64, lines: &[(u64, u64)], coupon: Option<u64>) -> OrderRequ
 #[tokio::test]
 async fn an_order_is_priced_now_and_its_coupon_discount_is_capped_at_the_subtotal() {
     let (store, clock) = shop().await;
-    let placed =
-        create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 2), (2, 1)], Some(1)), None)
-            .await
-            .unwrap();
+    let placed = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 2), (2, 1)], Some(1)), None)
+        .await
+        .unwrap();
     let order = placed.order;
     assert_eq!((order.subtotal, order.discount, order.total), (money("30.00"), money("15.00"), money("15.00")));
     assert_eq!(order.status, OrderStatus::PendingPayment);
@@ -97,10 +96,8 @@ async fn paying_takes_stock_balance_and_coupon_at_once_and_only_once() {
 #[tokio::test]
 async fn someone_elses_order_is_not_found() {
     let (store, clock) = shop().await;
-    let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
-        .await
-        .unwrap()
-        .order;
+    let order =
+        create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None).await.unwrap().order;
     assert!(matches!(pay(&store, &clock, user(2), order.id, None).await, Err(OrderError::UnknownOrder)));
     assert!(matches!(get_order(&store, &clock, order.id, Some(user(2))).await, Err(OrderError::UnknownOrder)));
 }
@@ -108,10 +105,8 @@ async fn someone_elses_order_is_not_found() {
 #[tokio::test]
 async fn a_refusal_changes_nothing_but_the_orders_bounded_failure_record() {
     let (store, clock) = shop().await;
-    let order = create_order(&store, &clock, OrderWindows::default(), request(2, &[(1, 1)], None), None)
-        .await
-        .unwrap()
-        .order;
+    let order =
+        create_order(&store, &clock, OrderWindows::default(), request(2, &[(1, 1)], None), None).await.unwrap().order;
     for _ in 0..KEPT_FAILURES + 3 {
         let refused = pay(&store, &clock, user(2), order.id, None).await;
         assert!(matches!(refused, Err(OrderError::InsufficientBalance)));
@@ -142,10 +137,8 @@ async fn an_unpaid_order_expires_at_its_deadline_and_cannot_be_paid_after_it() {
 #[tokio::test]
 async fn a_paid_order_never_expires_and_its_ledger_entry_names_it() {
     let (store, clock) = shop().await;
-    let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
-        .await
-        .unwrap()
-        .order;
+    let order =
+        create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None).await.unwrap().order;
     pay(&store, &clock, user(1), order.id, None).await.unwrap();
     clock.advance(time::Duration::days(30));
     assert_eq!(get_order(&store, &clock, order.id, None).await.unwrap().status, OrderStatus::Paid);
@@ -193,17 +186,13 @@ async fn the_stock_refusal_names_the_first_product_short() {
 async fn a_keyed_retry_gets_the_first_payment_and_another_request_cannot_reuse_the_key() {
     let (store, clock) = shop().await;
     let key = IdempotencyKey::parse("pay-1").unwrap();
-    let order = create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None)
-        .await
-        .unwrap()
-        .order;
+    let order =
+        create_order(&store, &clock, OrderWindows::default(), request(1, &[(1, 1)], None), None).await.unwrap().order;
     let first = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
     let again = pay(&store, &clock, user(1), order.id, Some(key.clone())).await.unwrap();
     assert!(again.replayed && again.payment == first.payment && again.balance_after == first.balance_after);
-    let other = create_order(&store, &clock, OrderWindows::default(), request(1, &[(2, 1)], None), None)
-        .await
-        .unwrap()
-        .order;
+    let other =
+        create_order(&store, &clock, OrderWindows::default(), request(1, &[(2, 1)], None), None).await.unwrap().order;
     let reused = pay(&store, &clock, user(1), other.id, Some(key)).await;
     assert!(matches!(reused, Err(OrderError::IdempotencyKeyReused)));
     assert_eq!(store.balance(user(1)).await.unwrap(), money("90.00"));
