@@ -100,7 +100,12 @@ async fn a_body_past_the_limit_is_refused_without_reading_it_all() {
 
 /// Opens a raw connection to the app.
 fn connect(app: &TestApp) -> TcpStream {
-    let address = app.base_url.trim_start_matches("http://");
+    connect_to(&app.base_url)
+}
+
+/// Opens a raw connection to the app at `base_url`.
+fn connect_to(base_url: &str) -> TcpStream {
+    let address = base_url.trim_start_matches("http://");
     let stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
@@ -256,6 +261,66 @@ async fn idle_time_between_requests_is_not_counted_against_the_next_head() {
         closed_after >= Duration::from_secs(3) && closed_after < Duration::from_secs(9),
         "a silent connection lives out its idle time, not the head's ({closed_after:?})"
     );
+}
+
+/// Sends a charge of 1.00 for user 1 whose 17-byte body goes out in `pieces` writes,
+/// `gap` apart, on a connection of its own; the status of the answer (0 if none).
+fn upload_slowly(base_url: &str, token: &str, pieces: usize, gap: Duration) -> u16 {
+    let body = br#"{"amount":"1.00"}"#;
+    let mut stream = connect_to(base_url);
+    let head = format!(
+        "POST /api/v1/users/1/balance/charge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    for piece in body.chunks(body.len().div_ceil(pieces)) {
+        std::thread::sleep(gap);
+        // The server may already have answered and closed.
+        if stream.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let answer = read_to_close(stream);
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// API Gateway takes the whole body within its limit from the head, or answers 408 and
+/// calls nothing; its integration timeout starts when the function is called. With both
+/// short: a body trickled a byte at a time past the body limit (each byte well within
+/// it, which a timer restarted by every frame would let through) is refused and charges
+/// nothing; a body that takes longer than the integration timeout to arrive, but less
+/// than the body limit, is charged once and answered 200, not 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_timed_as_a_whole_and_does_not_eat_into_the_functions_time() {
+    let timeouts = Timeouts {
+        idle: Duration::from_secs(60),
+        header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(4),
+        integration: Duration::from_secs(2),
+    };
+    let app = TestApp::spawn_with_timeouts(timeouts).await;
+    app.seed_users(&[(1, "10.00")]).await;
+    let token = app.token(1);
+
+    let trickled = tokio::task::spawn_blocking({
+        let (base_url, token) = (app.base_url.clone(), token.clone());
+        move || {
+            let started = Instant::now();
+            (upload_slowly(&base_url, &token, 17, Duration::from_millis(350)), started.elapsed())
+        }
+    });
+    let (status, took) = trickled.await.unwrap();
+    assert_eq!(status, 408, "a body still arriving past the limit is refused");
+    assert!(took < Duration::from_secs(6), "refused at the body limit, not after the trickle ({took:?})");
+    assert_eq!(app.balance(1).await, "10.00", "and nothing was charged");
+
+    let slow = tokio::task::spawn_blocking({
+        let (base_url, token) = (app.base_url.clone(), token.clone());
+        move || upload_slowly(&base_url, &token, 13, Duration::from_millis(200))
+    });
+    assert_eq!(slow.await.unwrap(), 200, "2.6 s of upload is not the function's time");
+    assert_eq!(app.balance(1).await, "11.00", "charged once");
 }
 
 /// Sends `head` (and nothing more) on a connection of its own that asks to be closed;

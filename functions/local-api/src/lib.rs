@@ -66,9 +66,11 @@ pub struct Timeouts {
     pub idle: Duration,
     /// For the request line and headers, from their first byte.
     pub header_read: Duration,
-    /// For the body, once the headers are in.
+    /// For the whole body, from the end of the headers: a body still arriving then is
+    /// refused (408) and no function is called.
     pub body_read: Duration,
-    /// For the function's answer: API Gateway's integration timeout for an HTTP API.
+    /// For the function's answer, from the moment it is called with the whole request:
+    /// API Gateway's integration timeout for an HTTP API.
     pub integration: Duration,
 }
 
@@ -131,6 +133,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         let authorizer = settings.issuer.clone().filter(|_| route.access != Access::Public);
         let throttles = settings.throttles.clone();
         let route_key = Arc::new(route.key());
+        let timeouts = settings.timeouts;
         let method = MethodFilter::try_from(route.method.clone()).expect("the route table uses standard methods");
         router = router.route(
             route.path,
@@ -157,7 +160,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
                             }
                         }
                     };
-                    invoke(function, params, request, claims, &deps).await
+                    invoke(function, params, request, claims, &deps, timeouts).await
                 }
             }),
         );
@@ -186,7 +189,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
         .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
-        .layer(axum::middleware::from_fn(move |request, next| gateway(request, next, timeouts.integration)))
+        .layer(axum::middleware::from_fn(gateway))
 }
 
 /// `GET /_local/throttles` (the limits now) and `PUT /_local/throttles`
@@ -246,9 +249,9 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
 
 /// What API Gateway does around every request: refuse a request line and headers past
 /// [`MAX_HEAD_BYTES`], give the request an id (in its extensions for the function, and
-/// in the `apigw-requestid` answer header), cut it off after the integration timeout,
+/// in the `apigw-requestid` answer header),
 /// and say `nosniff` on every answer.
-async fn gateway(mut request: Request, next: axum::middleware::Next, integration: Duration) -> Response {
+async fn gateway(mut request: Request, next: axum::middleware::Next) -> Response {
     let id = RequestId(ulid::Ulid::new().to_string());
     let started = std::time::Instant::now();
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
@@ -256,10 +259,7 @@ async fn gateway(mut request: Request, next: axum::middleware::Next, integration
         refusal
     } else {
         request.extensions_mut().insert(id.clone());
-        match tokio::time::timeout(integration, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
-        }
+        next.run(request).await
     };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id.0) {
@@ -360,11 +360,16 @@ async fn invoke(
     request: Request,
     claims: Option<issuer::Claims>,
     deps: &Deps<DynamoStore>,
+    timeouts: Timeouts,
 ) -> Response {
     let (parts, body) = request.into_parts();
     // The function refuses bodies past its limit; read no more than that, so a large
-    // body is never buffered whole.
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    // body is never buffered whole. The whole body must be in within `body_read` (the
+    // layer's own timer restarts with every frame, so a slow trickle would pass it).
+    let Ok(read) = tokio::time::timeout(timeouts.body_read, Limited::new(body, MAX_BODY_BYTES).collect()).await else {
+        return gateway_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout");
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(err) if caused_by::<LengthLimitError>(err.as_ref()) => {
             let error = ApiError::new(
@@ -426,10 +431,14 @@ async fn invoke(
         .with_query_string_parameters(query)
         .with_raw_http_path(path)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    let response = calls::counted(function, dispatch(function, lambda_request, deps)).await;
-    match response {
-        Some(response) => from_lambda(response),
-        None => not_found().await,
+    // API Gateway's integration timeout runs from the call, not from the request's
+    // first byte: a slow upload does not eat into the function's time.
+    match tokio::time::timeout(timeouts.integration, calls::counted(function, dispatch(function, lambda_request, deps)))
+        .await
+    {
+        Ok(Some(response)) => from_lambda(response),
+        Ok(None) => not_found().await,
+        Err(_) => gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
     }
 }
 
