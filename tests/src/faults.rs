@@ -235,6 +235,135 @@ pub fn stack_pid(process: &str) -> u32 {
         .unwrap_or_else(|| panic!("the stack runs no {process}: {pids}"))
 }
 
+/// An HTTP proxy in front of DynamoDB that answers the next few `TransactWriteItems`
+/// itself, without forwarding them, as DynamoDB answers a transaction that ran into
+/// another: `TransactionCanceledException`, its first item `TransactionConflict`, the
+/// rest `None`. The local engine runs one call at a time and so never conflicts; this
+/// is how the conflict-retry path meets a conflict here. Everything else is passed on
+/// untouched (headers, signature and body), one upstream connection per client one.
+pub struct ConflictInjector {
+    port: u16,
+    upstream: SocketAddr,
+    pending: Arc<std::sync::atomic::AtomicU64>,
+    answered: Arc<std::sync::atomic::AtomicU64>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+/// The `X-Amz-Target` of a transaction.
+const TRANSACT_WRITE_ITEMS: &str = "DynamoDB_20120810.TransactWriteItems";
+
+impl ConflictInjector {
+    /// An injector on a free loopback port in front of the `http://host:port` `url`.
+    pub async fn in_front_of(url: &str) -> ConflictInjector {
+        let upstream = socket_of(url);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the injector");
+        let port = listener.local_addr().expect("the injector's address").port();
+        let pending = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (counting, answering) = (pending.clone(), answered.clone());
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { continue };
+                tokio::spawn(intercept(client, upstream, counting.clone(), answering.clone()));
+            }
+        });
+        ConflictInjector { port, upstream, pending, answered, accepting }
+    }
+
+    /// The injector's endpoint, for the functions' client.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What it stands in front of, as `http://host:port`.
+    pub fn upstream(&self) -> String {
+        format!("http://{}", self.upstream)
+    }
+
+    /// The next `count` transactions are answered with a conflict.
+    pub fn conflict_next(&self, count: u64) {
+        self.pending.store(count, Ordering::SeqCst);
+    }
+
+    /// How many transactions it has answered with a conflict so far.
+    pub fn conflicts_answered(&self) -> u64 {
+        self.answered.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ConflictInjector {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+type ProxiedBody = http_body_util::Full<hyper::body::Bytes>;
+
+async fn intercept(
+    client: TcpStream,
+    upstream: SocketAddr,
+    pending: Arc<std::sync::atomic::AtomicU64>,
+    answered: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use http_body_util::BodyExt as _;
+    use hyper_util::rt::TokioIo;
+
+    let Ok(server) = TcpStream::connect(upstream).await else { return };
+    let Ok((sender, connection)) = hyper::client::conn::http1::handshake(TokioIo::new(server)).await else { return };
+    tokio::spawn(connection);
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let (sender, pending, answered) = (sender.clone(), pending.clone(), answered.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let is_transaction = parts.headers.get("x-amz-target").is_some_and(|t| t == TRANSACT_WRITE_ITEMS);
+            if is_transaction && pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+            {
+                answered.fetch_add(1, Ordering::SeqCst);
+                return Ok(conflict_answer(&body));
+            }
+            let forwarded = hyper::Request::from_parts(parts, ProxiedBody::new(body));
+            let response = sender.lock().await.send_request(forwarded).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(hyper::Response::from_parts(parts, ProxiedBody::new(body)))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(client), service).await;
+}
+
+/// DynamoDB's answer to a `TransactWriteItems` (`request`) that ran into another
+/// transaction on its first item.
+fn conflict_answer(request: &[u8]) -> hyper::Response<ProxiedBody> {
+    let items = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|r| r["TransactItems"].as_array().map(Vec::len))
+        .unwrap_or(1)
+        .max(1);
+    let reasons: Vec<serde_json::Value> = (0..items)
+        .map(|i| match i {
+            0 => serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}),
+            _ => serde_json::json!({"Code": "None"}),
+        })
+        .collect();
+    let codes: Vec<&str> = (0..items).map(|i| if i == 0 { "TransactionConflict" } else { "None" }).collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            codes.join(", ")
+        ),
+        "CancellationReasons": reasons,
+    });
+    hyper::Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-requestid", ulid::Ulid::new().to_string())
+        .body(ProxiedBody::new(body.to_string().into()))
+        .expect("a well-formed answer")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,8 +154,25 @@ impl TestApp {
         configure: impl FnOnce(&str, &mut Deps<DynamoStore>),
     ) -> TestApp {
         let upstream = proxy.upstream();
-        let (store, table) = TestApp::fresh_store_at(&upstream).await;
-        let endpoint = proxy.endpoint_for(&upstream);
+        TestApp::spawn_via(&upstream, &proxy.endpoint_for(&upstream), sign_in, configure).await
+    }
+
+    /// A test app (sign-in on) whose functions reach DynamoDB through `injector`, which
+    /// answers the transactions it is told to with conflicts.
+    pub async fn spawn_with_conflicts(injector: &faults::ConflictInjector) -> TestApp {
+        TestApp::spawn_via(&injector.upstream(), &injector.endpoint(), true, |_, _| {}).await
+    }
+
+    /// Fresh tables on the DynamoDB at `upstream`; the functions reach it at `through`
+    /// with their own client settings, the test's client directly.
+    async fn spawn_via(
+        upstream: &str,
+        through: &str,
+        sign_in: bool,
+        configure: impl FnOnce(&str, &mut Deps<DynamoStore>),
+    ) -> TestApp {
+        let (store, table) = TestApp::fresh_store_at(upstream).await;
+        let endpoint = through;
         let config =
             aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await).endpoint_url(endpoint);
         let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone());
