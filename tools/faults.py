@@ -150,25 +150,20 @@ def markdown(report):
         "",
         "Per dependency, over its fault phases, and why:",
         "",
-        f"- **DynamoDB** ({faulted('DynamoDB Local')}). Paused, requests in flight wait (the SDK's 3 s "
-        "attempt timeout, a retry) and mostly succeed once it is back; cut off, every write fails fast (a "
-        "refused connection, the SDK's retries, a 503 in milliseconds); unresponsive, calls give up at the "
-        "SDK's 8 s and the function answers 503. Keyed requests are retried by their clients and land once "
-        "it is back; the top 5 keeps answering from Redis.",
+        f"- **DynamoDB** ({faulted('DynamoDB (dynoxide)')}). Paused (for at least 9 s, past the SDK's 8 s for "
+        "a whole call: the engine drains a shorter pause inside the SDK's retries), requests in flight wait "
+        "and give up at the SDK's 8 s with a 503; cut off, every write fails fast (a refused connection, the "
+        "SDK's retries, a 503 in milliseconds); unresponsive, calls give up at the SDK's 8 s and the function "
+        "answers 503. Keyed requests are retried by their clients and land once it is back; the top 5 keeps "
+        "answering from Redis.",
         f"- **moto** ({faulted('moto (SQS, Kinesis)')}): payment never waits on the feed; the relay and the "
         "consumer retry, and the sweeper republishes what the relay could not.",
         f"- **Redis** ({faulted('Redis')}): the gate, the budget and the cache each wait at most their "
         "250 ms call budget and step aside; DynamoDB alone decides the coupon rush, and the top 5 is "
         "computed from DynamoDB — once per 5 s per process, the others taking that answer.",
-        "- The few 503s in rows where DynamoDB itself was not failing (the warm-up included) are payments "
-        "and cancels that DynamoDB Local kept waiting past the SDK's 8 s (the causes below). The emulator "
-        "runs the writes to a table one at a time: a transaction holds a lock on every table it touches "
-        "(a payment: the main table and the outbox), and a write waits up to 10 s for it — longer than the "
-        "SDK's 3 s attempt, whose retry then queues again. AWS runs them concurrently and cancels only "
-        "true conflicts. Being that slow, such a request overlaps a fault phase more often than not, which "
-        "is where the table counts it. The answer is still the honest one: a 503 within the bound, and "
-        "the client's keyed retry lands the payment once. What this costs under load is the performance "
-        "work's subject (issue 18).",
+        "- A 503 in a row where DynamoDB itself was not failing is a request that overlapped a DynamoDB "
+        "fault (a row counts a request by the phase it belongs to, not by where its wait came from): the "
+        "answer is still the honest one, a 503 within the bound, and a keyed retry lands once.",
         "",
         "## Invariants afterwards, from the table",
         "",

@@ -108,7 +108,9 @@ pub const CATALOGUE: &[MetricSpec] = &[
         unit: Unit::Count,
         dimensions: &["Outcome"],
         description: "Feed events: Relayed and Retried (the relay's publish failed; the sweeper republishes), \
-            Delivered, Duplicate (delivered before) and DeliveryFailed (SQS retries it, then dead-letters it)",
+            Delivered, Duplicate (delivered before), DeliveryFailed (SQS retries it, then dead-letters it) and \
+            DeliveredUnrecorded (posted, but recording it failed: a retry may post it again, with the same \
+            Idempotency-Key)",
     },
     MetricSpec {
         name: "FeedLag",

@@ -311,7 +311,18 @@ async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
         Claim::Claimed => {}
     }
     match platform.deliver(event_id, body).await {
-        Ok(()) => log.delivered(event_id, now).await.map(|()| "Delivered"),
+        Ok(()) => match log.delivered(event_id, now).await {
+            Ok(()) => Ok("Delivered"),
+            // The platform has it, but the log does not say so: once the claim's lease
+            // runs out, a retry of the message claims and posts it again. That second
+            // post carries the same `Idempotency-Key` (the event id), by which the
+            // platform dedups; this is the one window where it has to.
+            Err(err) => {
+                tracing::warn!(event = event_id, error = %format!("{err:#}"), "delivered, but recording the delivery failed: a retry may post it again");
+                metrics::count("FeedEvents", &["DeliveredUnrecorded"], 1);
+                Err(err)
+            }
+        },
         Err(err) => {
             if let Err(release) = log.release(event_id).await {
                 tracing::warn!(event = event_id, error = %release, "releasing a delivery claim failed; its lease will expire");
