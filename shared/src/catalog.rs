@@ -18,7 +18,8 @@ pub struct Product {
 }
 
 /// A name shown to customers (a product's, a coupon's): 1 to 200 characters, no
-/// control characters, no blank edges.
+/// control characters, no invisible ones that change how the text around them reads
+/// ([`INVISIBLE`]), no blank edges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -38,12 +39,50 @@ impl DisplayName {
         if text.chars().any(char::is_control) {
             return Err("must not hold control characters");
         }
+        if text.chars().any(is_invisible) {
+            return Err("must not hold invisible characters (bidirectional controls, zero-width ones)");
+        }
         Ok(DisplayName(text.to_owned()))
+    }
+
+    /// The JSON Schema pattern of a name, built from the same character classes the
+    /// parser refuses: no blank edges, no control characters, none of [`INVISIBLE`].
+    pub fn pattern() -> String {
+        let invisible: String = INVISIBLE
+            .iter()
+            .map(|&(from, to)| {
+                if from == to {
+                    format!("\\u{:04x}", from as u32)
+                } else {
+                    format!("\\u{:04x}-\\u{:04x}", from as u32, to as u32)
+                }
+            })
+            .collect();
+        let refused = format!("\\x00-\\x1f\\x7f-\\x9f{invisible}");
+        format!("^[^\\s{refused}]([^{refused}]*[^\\s{refused}])?$")
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that change how the text around them is shown without showing
+/// themselves: the Arabic letter mark, zero-width spaces, joiners and the
+/// left-to-right and right-to-left marks, bidirectional embeddings and overrides, the
+/// word joiner and invisible operators, bidirectional isolates, and the byte-order
+/// mark. A name holding one can read as another (`"\u{202e}evil"` shows reversed).
+pub const INVISIBLE: &[(char, char)] = &[
+    ('\u{061c}', '\u{061c}'),
+    ('\u{200b}', '\u{200f}'),
+    ('\u{202a}', '\u{202e}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{2069}'),
+    ('\u{feff}', '\u{feff}'),
+];
+
+fn is_invisible(c: char) -> bool {
+    INVISIBLE.iter().any(|&(from, to)| (from..=to).contains(&c))
 }
 
 impl<'de> serde::Deserialize<'de> for DisplayName {
@@ -163,10 +202,18 @@ mod tests {
     #[test]
     fn display_names_are_short_printable_and_trimmed() {
         assert_eq!(DisplayName::parse("Kettle, 1.7 l").unwrap().as_str(), "Kettle, 1.7 l");
-        for bad in ["", "   ", " Kettle", "Kettle ", "a\u{0}b", "line\nbreak"] {
+        for bad in ["", "   ", " Kettle", "Kettle ", "a\u{0}b", "line\nbreak", "\u{202e}evil", "\u{200b}", "a\u{2066}b"]
+        {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(DisplayName::parse(&"é".repeat(200)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn the_documented_pattern_names_every_refused_character() {
+        let pattern = DisplayName::pattern();
+        assert!(pattern.starts_with(r"^[^\s\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"), "{pattern}");
+        assert!(pattern.contains(r"\u2066-\u2069\ufeff]"), "{pattern}");
     }
 }

@@ -234,6 +234,14 @@ async fn operators_run_the_catalogue_and_coupons_and_credit_balances() {
     let before = app.get("/api/v1/products?limit=100").await.1;
     let invalid = [
         ("/api/v1/admin/products", r#"{"name": "", "price": "1.00", "stock": 1}"#, "INVALID_NAME"),
+        // A right-to-left override and a zero-width space: names that read as others.
+        ("/api/v1/admin/products", r#"{"name": "\u202eevil", "price": "1.00", "stock": 1}"#, "INVALID_NAME"),
+        ("/api/v1/admin/products", r#"{"name": "\u200b", "price": "1.00", "stock": 1}"#, "INVALID_NAME"),
+        (
+            "/api/v1/admin/coupons",
+            r#"{"name": "\ufeffX", "discount": "1.00", "total": 1, "endsAt": "2099-01-01T00:00:00Z"}"#,
+            "INVALID_NAME",
+        ),
         ("/api/v1/admin/products", r#"{"name": "X", "price": "-1", "stock": 1}"#, "INVALID_AMOUNT"),
         ("/api/v1/admin/products", r#"{"name": "X", "price": "1.00", "stock": -1}"#, "INVALID_QUANTITY"),
         ("/api/v1/admin/products", r#"{"name": "X", "price": "1.00"}"#, "INVALID_QUANTITY"),
@@ -258,6 +266,9 @@ async fn operators_run_the_catalogue_and_coupons_and_credit_balances() {
     }
     let (status, _) = app.send_as(reqwest::Method::PUT, "/api/v1/admin/products/4", "{}", None, op).await;
     assert_eq!(status, 400, "a change must change something");
+    let isolated = r#"{"name": "Ket\u2066tle"}"#;
+    let (status, answer) = app.send_as(reqwest::Method::PUT, "/api/v1/admin/products/4", isolated, None, op).await;
+    assert_eq!((status, answer["code"].as_str()), (400, Some("INVALID_NAME")), "{answer}");
     assert_eq!(app.get("/api/v1/products?limit=100").await.1, before, "refused requests wrote nothing");
     assert_eq!(app.get("/api/v1/coupons/3").await.0, 404);
 }

@@ -402,8 +402,11 @@ scalar! {
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(DisplayName::MAX_CHARS))
-        .pattern(Some(r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"))
-        .description(Some("A name shown to customers: no blank edges, no control characters"))
+        .pattern(Some(DisplayName::pattern()))
+        .description(Some(
+            "A name shown to customers: no blank edges, no control characters, no invisible ones \
+             (bidirectional controls, zero-width characters)",
+        ))
         .examples([serde_json::json!("Espresso beans 1 kg")])
         .into();
 }
