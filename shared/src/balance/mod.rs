@@ -76,6 +76,11 @@ pub struct LedgerEntry {
     #[serde(rename = "orderId", skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     pub order: Option<OrderId>,
+    /// When the request that made the change was handled (its function's clock, read
+    /// before the commit). `seq` is the commit order; two changes racing for one user
+    /// may commit in the other order than their clocks read, so `createdAt` can step
+    /// back by the length of that race from one `seq` to the next. Order entries by
+    /// `seq`, never by `createdAt`.
     #[serde(with = "crate::clock::rfc3339_millis")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,

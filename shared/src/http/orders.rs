@@ -247,10 +247,10 @@ pub async fn get_any_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> H
 
 /// What a cancel answers, the customer's and the operator's alike.
 const CANCELLED: &str = "Cancelled (`CANCELLED`) if it was unpaid, refunded (`REFUNDED`) if it was paid: the amount \
-    back on the balance, the stock and an unexpired coupon given back";
-const CANCEL_REFUSED: &str =
-    "`ORDER_CANCELLED`, `ORDER_REFUNDED`: already done; `REFUND_WINDOW_CLOSED`: paid too long \
-    ago; `BALANCE_LIMIT_EXCEEDED`: the refund would pass the balance cap; `IDEMPOTENCY_KEY_REUSED`";
+    back on the balance, the stock and an unexpired coupon given back. An order already cancelled or refunded is \
+    answered as it is, with 200, and nothing moves: a cancel asks for an end state, and a retry finds it";
+const CANCEL_REFUSED: &str = "`REFUND_WINDOW_CLOSED`: paid too long ago; `BALANCE_LIMIT_EXCEEDED`: the refund would \
+    pass the balance cap; `IDEMPOTENCY_KEY_REUSED`";
 
 /// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
 /// own order cancelled, or refunded if paid; 200 with the order as it now is.
