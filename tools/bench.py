@@ -149,6 +149,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def memory_mib(pid, field):
+    """`VmRSS` (resident now) or `VmHWM` (the peak so far) of process `pid`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def listener(port):
     """The pid of the process listening on `port`, from `ss` (None without it: the
     CPU table then leaves the API out)."""
@@ -299,6 +307,8 @@ def main():
     log(f"starting a fresh make run on :{PORT} (build, stack, provision, demo data)")
     start_run()
     machine = machine_info()
+    engine = stack_pids()["dynamodb"]
+    machine["engine_idle_mib"] = memory_mib(engine, "VmRSS")
     rows = []
 
     def scenario(key, label, run, routes, unit_route=None, trend="http_req_duration", rate_metric="http_reqs",
@@ -342,8 +352,8 @@ def main():
     admin("seed", "--users", "0", "--products", "1", "--first-product", str(first + 200), "--price", "1500.00",
           "--stock", "1000", "--coupons", "0")
 
-    # DynamoDB Local's JVM is slow until it has compiled its hot paths: warm it (and the
-    # API's connection pools) with a short mix whose figures are not reported.
+    # Warm the API's connection pools and the caches with a short mix whose figures are
+    # not reported (every scenario then starts from the same warm state).
     log(f"warm-up: {WARM_UP} s of the browse and checkout mix, not reported")
     k6("warm-up", "sustained-mix.js", PORT, {"DURATION": f"{WARM_UP}s", "BROWSE_RATE": "100",
                                               "CHECKOUT_RATE": "20", "PRODUCTS": str(first + 109)})
@@ -396,10 +406,8 @@ def main():
     log(f"{rows[-1]['label']}: {rows[-1]['rate']:.1f}/s p50 {rows[-1]['p50']:.1f} ms p99 {rows[-1]['p99']:.1f} ms")
 
     start_api(PORTS["uncached"], TOP5_CACHE="off")
-    # The mix above reads the top 5 from the cache, so DynamoDB Local's JVM has not yet
-    # compiled its Query path: the first seconds of uncached reads ran ~2x its steady CPU
-    # per read (measured 2026-11-26), and the floor right after found it warm. Both sides
-    # are measured warm: a short unreported run first (it also pays the known sales).
+    # A short unreported run first pays the known sales, so rushcart and its floor read
+    # the same days of sales.
     log("top 5 without the cache: 10 s warm-up, not reported")
     k6("top-uncached-warm-up", "top-products.js", PORTS["uncached"], {"SEED_SALES": "1", "DURATION": "10s"})
     log("top 5 without the cache (100 VUs, 20 s)")
@@ -485,6 +493,8 @@ def main():
     for row in rows:
         row["floor"], row["floor_ops"] = floor_for(row["per_unit"], floor)
 
+    machine["engine_peak_mib"] = memory_mib(engine, "VmHWM")
+    machine["engine_end_mib"] = memory_mib(engine, "VmRSS")
     series = sustained_series(OUT / "sustained.csv")
     charts(rows, series)
     write_report(rows, machine, audit_text, audit.returncode, floor, dropped, series, auth_off, verify_us, unloaded,
@@ -716,7 +726,8 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
     lines = [
         "# Load report",
         "",
-        "Written by `make bench` (tools/bench.py): a fresh `make run` (local stack: DynamoDB Local,",
+        "Written by `make bench` (tools/bench.py): a fresh `make run` (local stack: DynamoDB served by",
+        "dynoxide (rushcart-dynamodb),",
         "moto's SQS/Kinesis, redis-server; the API built with the `local` profile), every k6",
         f"scenario (after a {WARM_UP} s unreported warm-up of the same stack), then the invariants",
         "checked from the database. Route throttles are lifted (`THROTTLE=off`), so the figures",
@@ -728,6 +739,10 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "",
         "k6, the API and the emulators share these cores, so the figures compare runs on this",
         "machine; they do not predict AWS.",
+        "",
+        f"The engine's memory (resident, all tables in memory): {machine['engine_idle_mib']:.0f} MiB idle with the "
+        f"demo data, {machine['engine_peak_mib']:.0f} MiB at its peak under the scenarios below, "
+        f"{machine['engine_end_mib']:.0f} MiB at the end (every scenario's orders, ledgers and sales kept).",
         "",
         "Sign-in is on for every figure below but the last section's: each request carries a",
         "bearer token from the local issuer (minted in k6's setup), verified (RS256) by the local",
@@ -798,7 +813,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "makes the same DynamoDB calls its requests make — the same items, conditions, update",
         "expressions and transaction shapes, one after another as the handler makes them — from as",
         "many concurrent workers as k6 has virtual users, straight from the Rust SDK with the",
-        "functions' SDK configuration, on scratch tables of the same DynamoDB Local (seeded like",
+        "functions' SDK configuration, on scratch tables of the same engine (seeded like",
         "the scenario's data, dropped afterwards). No HTTP, no token, no handler. So the distance",
         "between the columns is what rushcart adds on this machine; the floor itself is the",
         "emulator's ceiling on two cores shared with k6. Rushes (one request or flow per user) start",
@@ -841,7 +856,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "rushcart's side, the floor's own process on the floor's; seeding and scratch tables",
         "included on the floor's side):",
         "",
-        "| scenario | side | wall | client (k6 / floor) | local API | DynamoDB Local | moto | redis |",
+        "| scenario | side | wall | client (k6 / floor) | local API | DynamoDB (dynoxide) | moto | redis |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

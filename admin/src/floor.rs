@@ -5,7 +5,7 @@
 //! its requests makes, as counted by the local API.
 //!
 //! Transactions are timed at each size asked for (`--transact-sizes 2,9`), since
-//! DynamoDB Local's cost grows with the items in one.
+//! an engine's cost grows with the items in one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

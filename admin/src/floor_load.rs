@@ -7,10 +7,10 @@
 //!
 //! It works on scratch copies of the tables (`<prefix>-floorload-main`, `-outbox`,
 //! same keys, indexes and stream), seeded like the scenario's own data and deleted
-//! afterwards, so the run leaves the shop's data as it found it. DynamoDB Local
-//! serialises the writes to a table, so the scratch tables see the same contention as
-//! the shop's: what it cannot see is the rest of the shop (the feed's relay and
-//! consumer writing the outbox while payments run); that is part of rushcart's cost.
+//! afterwards, so the run leaves the shop's data as it found it. The local engine
+//! serialises every call, so the scratch tables see the same contention as the shop's:
+//! what it cannot see is the rest of the shop (the feed's relay and consumer writing the
+//! outbox while payments run); that is part of rushcart's cost.
 //!
 //! The key shapes below are the adapters' (shared/src/adapters/dynamodb/keys.rs),
 //! written out here on purpose: this is the floor, not rushcart.

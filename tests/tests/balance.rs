@@ -1,4 +1,4 @@
-//! The balance use cases against the real local stack (DynamoDB Local), through the
+//! The balance use cases against the real local engine (dynoxide), through the
 //! local API over HTTP, with the ledger invariant checked from the database after
 //! every race.
 

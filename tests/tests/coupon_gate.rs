@@ -1,5 +1,5 @@
 //! The Redis admission gate in front of coupon issue, against the stack's real
-//! redis-server and DynamoDB Local: invariants hold with it, it keeps DynamoDB's write
+//! redis-server and the local DynamoDB engine: invariants hold with it, it keeps DynamoDB's write
 //! count near the number of units, and when Redis is gone it steps aside.
 
 use std::sync::Arc;

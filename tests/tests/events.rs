@@ -1,5 +1,5 @@
 //! Every recorded event in `events/` goes through the handler its function runs, against
-//! the real local stack (DynamoDB Local, moto's SQS and Kinesis, Redis): the HTTP events
+//! the real local stack (the DynamoDB engine, moto's SQS and Kinesis, Redis): the HTTP events
 //! through `lambda_http`'s parser into the route handlers, the stream, SQS and schedule
 //! events into `rushcart::triggers`. Where a recorded event names an order that only
 //! exists once the test has made it, the test swaps in the real order id and says so.

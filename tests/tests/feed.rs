@@ -111,8 +111,8 @@ async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
     let app = shop(|u| if u > 50 && u <= 55 { "1.00" } else { "1000.00" }, 60).await;
     let receiver = Receiver::start(Behaviour::Accept).await;
     let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
-    // Read the stream while it is still empty, as `make run` does from its start:
-    // DynamoDB Local then trims that iterator, and the reader must reopen the shard.
+    // Read the stream while it is still empty, as `make run` does from its start: an
+    // engine may then trim that iterator, and the reader must reopen the shard.
     assert_eq!(feed.relay(&app).await.unwrap(), 0);
     let (paid, unpaid) = orders(&app, 1..=60, |u| u <= 55).await;
     assert_eq!((paid.len(), unpaid.len()), (50, 10));

@@ -400,8 +400,8 @@ pub async fn clients_from_env() -> (aws_sdk_sqs::Client, aws_sdk_kinesis::Client
 }
 
 /// A DynamoDB Streams client from the shared SDK configuration
-/// (`AWS_ENDPOINT_URL_DYNAMODB_STREAMS` locally: DynamoDB Local serves streams on its
-/// own port).
+/// (`AWS_ENDPOINT_URL_DYNAMODB_STREAMS` locally, which may differ from the table
+/// endpoint; the local engine serves both on one port).
 pub async fn streams_client_from_env() -> aws_sdk_dynamodbstreams::Client {
     aws_sdk_dynamodbstreams::Client::new(crate::adapters::aws_sdk_config().await)
 }
