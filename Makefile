@@ -33,16 +33,9 @@ install:
 run:
 	@localstack/run.sh
 
-test: install template-check lint
-	cargo build --workspace --all-targets
-	localstack/with-stack.sh cargo test --workspace --no-fail-fast
-	@# The LocalStack-in-Docker backend: built with its Docker client, and shown to fail
-	@# loudly where no Docker engine runs (as here).
-	cargo test -p rushcart-tests --features testcontainers --test backends
-	@# Swagger UI in headless Chromium (about 25 s).
-	tests/browser/run.sh
-	@# schemathesis, every check, a bounded seeded pass (about a minute; make fuzz runs long).
-	FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh
+# Every phase timed, the times printed at the end (tools/test.sh says what each runs).
+test:
+	@tools/test.sh
 
 # The fault suite (tests/tests/faults_under_load.rs), thoroughly: 8 s faults, 6 s of calm
 # after each, 128 clients, the `local` profile (about 5 minutes with the build); writes
