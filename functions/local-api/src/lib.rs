@@ -28,6 +28,7 @@ pub mod calls;
 pub mod cors;
 pub mod docs;
 pub mod feed;
+pub mod head_errors;
 pub mod issuer;
 pub mod metrics;
 pub mod pacing;
@@ -38,6 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::{BytesRejection, RawPathParamsRejection};
 use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
@@ -96,7 +98,7 @@ pub const MAX_HEAD_BYTES: usize = 10_240;
 /// hyper's read buffer, which must hold a whole request head: far past
 /// [`MAX_HEAD_BYTES`], so that heads up to this size reach the [`gateway`] layer and
 /// are refused there with API Gateway's JSON answer. A head past it gets hyper's own
-/// 431, which has no body (see [`serve`]).
+/// 431, which [`head_errors`] gives the same JSON body (see [`serve`]).
 const READ_BUFFER_BYTES: usize = 128 * 1024;
 
 /// The most header lines hyper parses: as many of the shortest possible line (`a:` and
@@ -135,11 +137,19 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         let route_key = Arc::new(route.key());
         let timeouts = settings.timeouts;
         let method = MethodFilter::try_from(route.method.clone()).expect("the route table uses standard methods");
+        let template = route.path;
         router = router.route(
             route.path,
-            on(method, move |params: RawPathParams, request: Request| {
+            on(method, move |params: Result<RawPathParams, RawPathParamsRejection>, request: Request| {
                 let (deps, authorizer, throttles, route_key) =
                     (deps.clone(), authorizer.clone(), throttles.clone(), route_key.clone());
+                // A parameter that does not decode to UTF-8 (`%ff`) is handed over as
+                // sent, for the function to refuse in JSON after the authorizer has
+                // run, as API Gateway would; axum's own refusal is plain text.
+                let params: Vec<(String, String)> = match params {
+                    Ok(params) => params.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect(),
+                    Err(_) => raw_params(template, request.uri().path()),
+                };
                 async move {
                     // API Gateway throttles a route before its authorizer runs.
                     if throttles.is_some_and(|throttles| !throttles.admit(&route_key)) {
@@ -214,8 +224,12 @@ fn throttle_routes(throttles: Option<Arc<throttle::Throttles>>) -> Router {
     Router::new().route(
         "/_local/throttles",
         axum::routing::get(move || async move { reading.as_deref().map(describe).unwrap_or_else(off) }).put(
-            move |body: axum::body::Bytes| async move {
+            move |body: Result<axum::body::Bytes, BytesRejection>| async move {
                 let Some(throttles) = throttles.as_deref() else { return off() };
+                let body = match body {
+                    Ok(body) => body,
+                    Err(refused) => return body_refused(&refused),
+                };
                 let change: Change = match serde_json::from_slice(&body) {
                     Ok(change) => change,
                     Err(err) => {
@@ -309,9 +323,14 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
     Router::new()
         .route(
             "/_local/token",
-            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+            axum::routing::post(move |headers: http::HeaderMap, body: Result<axum::body::Bytes, BytesRejection>| {
                 let issuer = minting.clone();
-                async move { mint(&issuer, &headers, &body) }
+                async move {
+                    match body {
+                        Ok(body) => mint(&issuer, &headers, &body),
+                        Err(refused) => body_refused(&refused),
+                    }
+                }
             }),
         )
         .route(
@@ -319,6 +338,14 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
             axum::routing::get(move || async move { axum::Json(discovery.discovery()) }),
         )
         .route("/_local/jwks.json", axum::routing::get(move || async move { axum::Json(issuer.jwks()) }))
+}
+
+/// A local route's body that could not be read (past axum's 2 MB default, say), refused
+/// in JSON as the functions refuse theirs, not in axum's plain text.
+fn body_refused(refused: &BytesRejection) -> Response {
+    let status = refused.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { "INVALID_BODY" };
+    from_lambda(ApiError::new(status, code, refused.body_text()).into_response())
 }
 
 /// `POST /_local/token` `{"userId": 42}` or `{"userId": 42, "admin": true}`, sent as
@@ -356,7 +383,7 @@ fn mint(issuer: &LocalIssuer, headers: &http::HeaderMap, body: &[u8]) -> Respons
 /// authorizer verified.
 async fn invoke(
     function: &'static str,
-    params: RawPathParams,
+    params: Vec<(String, String)>,
     request: Request,
     claims: Option<issuer::Claims>,
     deps: &Deps<DynamoStore>,
@@ -395,8 +422,7 @@ async fn invoke(
             Err(err) => Body::Binary(err.into_bytes()),
         }
     };
-    let path_parameters: HashMap<String, String> =
-        params.iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
+    let path_parameters: HashMap<String, String> = params.into_iter().collect();
     let mut query: HashMap<String, Vec<String>> = HashMap::new();
     for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
         query.entry(name.into_owned()).or_default().push(value.into_owned());
@@ -442,6 +468,19 @@ async fn invoke(
     }
 }
 
+/// The parameters of route `template` (`/api/v1/users/{userId}/balance`) in `path`, each
+/// as its segment was sent, still percent-encoded.
+fn raw_params(template: &str, path: &str) -> Vec<(String, String)> {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(part, segment)| {
+            let name = part.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), segment.to_owned()))
+        })
+        .collect()
+}
+
 /// Whether `T` is anywhere in the error's chain of causes.
 fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(err);
@@ -483,12 +522,11 @@ pub async fn run_refresher(deps: Arc<Deps<DynamoStore>>, period: std::time::Dura
 /// [`Timeouts::idle`]; a request's head must arrive within [`Timeouts::header_read`] of
 /// its first byte ([`pacing`] keeps both clocks; hyper's own header timer is off).
 ///
-/// What hyper itself refuses is answered by hyper, with a status and no body: a
-/// request it cannot parse at all (400), a head past [`READ_BUFFER_BYTES`] (431), a
-/// URI past 65,534 bytes (414). hyper 1 writes those answers inside its connection
-/// state machine (`on_parse_error` writes a bare head) and offers no hook to give them
-/// a body, so they cannot carry API Gateway's `{"message": …}` here; everything that
-/// parses, however large up to the buffer, reaches [`gateway`] and gets the JSON answer.
+/// What hyper itself refuses — a request it cannot parse at all (400), a head past
+/// [`READ_BUFFER_BYTES`] (431), a URI past 65,534 bytes (414) — hyper answers inside its
+/// connection state machine with a bare head; [`head_errors`] swaps that for API
+/// Gateway's `{"message": …}` on its way out. Everything that parses, however large up to
+/// the buffer, reaches [`gateway`] and gets the JSON answer there.
 pub async fn serve(
     listener: TcpListener,
     deps: Arc<Deps<DynamoStore>>,
@@ -513,7 +551,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
-            let stream = pacing::Paced::new(stream, timeouts.idle, timeouts.header_read);
+            let stream = pacing::Paced::new(head_errors::JsonErrors::new(stream), timeouts.idle, timeouts.header_read);
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .max_buf_size(READ_BUFFER_BYTES)
