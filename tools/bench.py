@@ -684,13 +684,14 @@ LAYER_NAMES = {"sdk": "DynamoDB calls from the SDK (floor)",
 
 
 def goals(rows, unloaded, layers):
-    """Issue 18's goals, each with what this run measured and whether it holds."""
+    """The goals (issues 18 and 26), each with what this run measured and whether it holds."""
     by_key = {r["key"]: r for r in rows}
     out = []
     for u in unloaded:
-        ratio = u["p50"] / u["floor_p50"]
-        out.append((f"unloaded {u['label']}: p50 ≤ 1.25× the floor ({u['calls']})",
-                    f"{u['p50']:.2f} ms vs {u['floor_p50']:.2f} ms = {ratio:.2f}×", ratio <= 1.25))
+        # Less the gateway's own round trip: deployed, that hop is API Gateway's.
+        ratio = (u["p50"] - u["hop"]) / u["floor_p50"]
+        out.append((f"unloaded {u['label']}: p50 less the HTTP round trip ≤ 1.25× its calls ({u['calls']})",
+                    f"({u['p50']:.2f} − {u['hop']:.2f}) ms vs {u['floor_p50']:.2f} ms = {ratio:.2f}×", ratio <= 1.25))
     for name, kind, calls in (("GET product", "get-product", "GetItem"),
                               ("charge, no key", "charge", "UpdateItem + PutItem + UpdateItem")):
         ratio = layers[kind]["function"]["p50"] / layers[kind]["sdk"]["p50"]
@@ -886,12 +887,12 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "answer); \"HTTP alone\" is k6's round trip to a path no route takes (the gateway's own",
         "404), which every request measured from outside pays before any function runs.",
         "",
-        "| request | DynamoDB calls | rushcart p50 | in the function | floor p50 | HTTP alone | ratio | floor + HTTP alone | rushcart p99 | floor p99 |",
+        "| request | DynamoDB calls | rushcart p50 | in the function | floor p50 | HTTP alone | ratio | less HTTP alone | rushcart p99 | floor p99 |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *[f"| {u['label']} | {u['calls']} | {u['p50']:.2f} ms "
           f"| {'—' if u['inside_p50'] is None else format(u['inside_p50'], '.2f') + ' ms'} "
           f"| {u['floor_p50']:.2f} ms | {u['hop']:.2f} ms | {u['p50'] / u['floor_p50']:.2f}× "
-          f"| {(u['floor_p50'] + u['hop']) / u['floor_p50']:.2f}× | {u['p99']:.2f} ms | {u['floor_p99']:.2f} ms |"
+          f"| {(u['p50'] - u['hop']) / u['floor_p50']:.2f}× | {u['p99']:.2f} ms | {u['floor_p99']:.2f} ms |"
           for u in unloaded],
         "",
         "### Layer by layer, in one process",
@@ -911,7 +912,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
           for name, kind in (("GET product", "get-product"), ("charge, no key", "charge"))
           for layer, v in sorted(layers[kind].items(), key=lambda item: LAYER_ORDER.index(item[0]))],
         "",
-        "## Goals (issue 18), as this run measured them",
+        "## Goals (issues 18 and 26), as this run measured them",
         "",
         "| goal | measured | met |",
         "|---|---|---|",
