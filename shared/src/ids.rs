@@ -324,6 +324,39 @@ impl IdempotencyKey {
     }
 }
 
+/// Whose idempotency keys a key is among: one user's, or the operators' (shared by
+/// every operator, so two operators must not send one key for different requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    User(UserId),
+    Operators,
+}
+
+impl From<UserId> for KeyScope {
+    fn from(user: UserId) -> KeyScope {
+        KeyScope::User(user)
+    }
+}
+
+impl std::fmt::Display for KeyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyScope::User(user) => write!(f, "user {user}"),
+            KeyScope::Operators => f.write_str("the operators"),
+        }
+    }
+}
+
+/// What the change an idempotency key guards made: a retry under the key answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTarget {
+    Entry(EntryId),
+    Order(OrderId),
+    Payment(PaymentId),
+    Product(ProductId),
+    Coupon(CouponId),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use rushcart::adapters::dynamodb::audit::check_orders;
 use rushcart::clock::{Clock, ManualClock};
 use rushcart::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
+use rushcart::orders::use_cases::pay_as_read;
 use rushcart::orders::{OrderError, OrderPayer};
 use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger};
 use rushcart_tests::TestApp;
@@ -167,17 +168,18 @@ async fn the_payment_transaction_itself_refuses_a_payment_past_the_deadline() {
     let (order, seen) = (order.expect("the order"), Some(seen.expect("the payer's balance")));
     let late = clock.now() + WINDOW;
     let key = IdempotencyKey::parse("late-pay").unwrap();
-    let refused = app.store.pay(&order, seen, PaymentId::generate(), late, Some(key)).await;
+    let refused = pay_as_read(&app.store, &order, seen, PaymentId::generate(), late, Some(&key)).await;
     assert!(matches!(refused, Err(OrderError::Expired)), "{refused:?}");
-    let refused = app.store.pay(&order, None, PaymentId::generate(), late, None).await;
+    let refused = pay_as_read(&app.store, &order, None, PaymentId::generate(), late, None).await;
     assert!(matches!(refused, Err(OrderError::Expired)), "without the balance read too: {refused:?}");
     let just_in_time = late - Duration::milliseconds(1);
-    let paid = app.store.pay(&order, seen, PaymentId::generate(), just_in_time, None).await.expect("paid in time");
+    let paid =
+        pay_as_read(&app.store, &order, seen, PaymentId::generate(), just_in_time, None).await.expect("paid in time");
     assert_eq!((paid.payment.amount.to_string(), paid.balance_after.to_string()), ("10.00".into(), "990.00".into()));
     // Once paid, the deadline no longer matters: the order stays paid, never expires.
     clock.advance(WINDOW * 10);
     assert_eq!(app.get(&format!("/api/v1/orders/{id}")).await.1["status"], "PAID");
-    let refused = app.store.pay(&order, None, PaymentId::generate(), late, None).await;
+    let refused = pay_as_read(&app.store, &order, None, PaymentId::generate(), late, None).await;
     assert!(matches!(refused, Err(OrderError::AlreadyPaid)), "{refused:?}");
     assert_eq!((app.balance(1).await, stock(&app, 2).await), ("990.00".to_owned(), 99));
     check_orders(app.client(), app.table()).await.expect("invariants hold");
@@ -196,10 +198,11 @@ async fn a_payment_whose_balance_moved_after_its_read_still_pays_once_with_the_r
     let (status, charged) = app.post("/api/v1/users/1/balance/charge", r#"{"amount":"5.00"}"#, None).await;
     assert_eq!(status, 200, "{charged}");
 
-    let paid = app.store.pay(&order, Some(seen), PaymentId::generate(), clock.now(), None).await.expect("paid");
+    let paid =
+        pay_as_read(&app.store, &order, Some(seen), PaymentId::generate(), clock.now(), None).await.expect("paid");
     assert_eq!(paid.balance_after.to_string(), "995.00", "the balance after both changes, not the one seen");
     assert_eq!(app.store.metrics().payments_moved.load(Ordering::Relaxed), 1, "it found the balance moved");
-    let again = app.store.pay(&order, Some(seen), PaymentId::generate(), clock.now(), None).await;
+    let again = pay_as_read(&app.store, &order, Some(seen), PaymentId::generate(), clock.now(), None).await;
     assert!(matches!(again, Err(OrderError::AlreadyPaid)), "{again:?}");
     let ledger = read_ledger(app.client(), app.table(), 1).await;
     assert_ledger_consistent(&ledger);

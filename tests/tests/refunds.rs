@@ -338,23 +338,26 @@ async fn strangers_cannot_cancel_an_order_and_bad_requests_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancel_that_read_the_order_before_a_payment_or_another_cancel_committed_changes_nothing() {
     use rushcart::ids::{OrderId, PaymentId};
-    use rushcart::orders::{Canceller, OrderCanceller, OrderPayer};
+    use rushcart::orders::use_cases::{cancel_as_read, pay_as_read, CancelAttempt};
+    use rushcart::orders::Canceller;
     let app = TestApp::spawn().await;
     app.seed_users(&[(1, "1000.00")]).await;
     app.seed_products(1, "10.00", 100).await;
     let id: OrderId = place(&app, 1, &[(1, 1)], None).await.parse().unwrap();
     let pending = app.store.order(id).await.unwrap().expect("the order");
     let now = OffsetDateTime::now_utc();
-    app.store.pay(&pending, None, PaymentId::generate(), now, None).await.expect("the payment commits first");
+    pay_as_read(&app.store, &pending, None, PaymentId::generate(), now, None).await.expect("the payment commits first");
 
     let by = Canceller::Customer(UserId::new(1).unwrap());
-    let stale = app.store.cancel_unpaid(&pending, by, now, None).await.expect("no fault");
-    assert_eq!(stale, None, "the order was paid meanwhile: nothing cancelled");
+    let stale = cancel_as_read(&app.store, &pending, by, now, None).await.expect("no fault");
+    assert_eq!(stale, CancelAttempt::ReadAgain, "the order was paid meanwhile: nothing cancelled");
     let paid = app.store.order(id).await.unwrap().expect("the order");
-    let refunded = app.store.refund(&paid, by, now, None).await.expect("no fault").expect("refunded");
-    assert_eq!(refunded.status, rushcart::orders::OrderStatus::Refunded);
-    let again = app.store.refund(&paid, Canceller::Operator, now, None).await.expect("no fault");
-    assert_eq!(again, None, "refunded meanwhile: no second refund");
+    let refunded = cancel_as_read(&app.store, &paid, by, now, None).await.expect("no fault");
+    assert!(
+        matches!(refunded, CancelAttempt::Done(ref order) if order.status == rushcart::orders::OrderStatus::Refunded)
+    );
+    let again = cancel_as_read(&app.store, &paid, Canceller::Operator, now, None).await.expect("no fault");
+    assert_eq!(again, CancelAttempt::ReadAgain, "refunded meanwhile: no second refund");
     assert_eq!((app.balance(1).await, stock(&app, 1).await), ("1000.00".to_owned(), 100));
     assert_eq!(entries(&app, 1, "REFUND").await.len(), 1);
     audit(&app).await;

@@ -95,8 +95,27 @@ pub struct BalanceSeen {
     pub seq: u64,
 }
 
+impl BalanceSeen {
+    /// The entry `change`, a debit, makes if it commits while the balance is still as
+    /// seen: the next seq, with exactly the amount less. `None` when the balance seen
+    /// does not cover it.
+    pub fn debited(&self, change: &BalanceChange) -> Option<LedgerEntry> {
+        let amount = change.amount.money();
+        let balance_after = self.balance.checked_sub(amount).ok()?;
+        Some(LedgerEntry {
+            id: change.id,
+            seq: self.seq + 1,
+            kind: change.kind,
+            amount,
+            balance_after,
+            order: change.order,
+            created_at: change.at,
+        })
+    }
+}
+
 /// A request to change a balance, fully parsed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BalanceChange {
     pub id: EntryId,
     pub user: UserId,

@@ -12,6 +12,7 @@
 //! carries the event id as `Idempotency-Key`, so a platform that honours it stays exact
 //! even when a consumer dies after posting and before marking.
 
+pub mod events;
 pub mod local;
 
 use std::future::Future;

@@ -18,6 +18,7 @@
 //! it (a payment committed first) reads it again and acts on what it now is; a second
 //! cancel of a cancelled or refunded order answers it as it is and moves nothing.
 
+pub mod plan;
 pub mod use_cases;
 
 use std::future::Future;
@@ -352,9 +353,25 @@ pub struct CancelOutcome {
     pub replayed: bool,
 }
 
-/// Cancels and refunds orders. Each change is conditional on the order being as it was
-/// read: `Ok(None)` means it was not (read it again and decide anew).
-pub trait OrderCanceller: Send + Sync {
+/// Carries out plans ([`plan`]): every step or none.
+pub trait PlanStore: Send + Sync {
+    /// Commits `plan` (`Ok(Ok(()))`), or says which of its steps refused it and what
+    /// each found (`Ok(Err(refused))`, nothing changed). Faults are `Err`.
+    fn commit(&self, plan: &plan::Plan) -> impl Future<Output = Result<Result<(), plan::Refused>, OrderError>> + Send;
+    /// Finishes the ledger entry a committed plan left pending (its history row): the
+    /// balance right after it.
+    fn settle_entry(
+        &self,
+        user: UserId,
+        entry: EntryId,
+        key: Option<&IdempotencyKey>,
+    ) -> impl Future<Output = Result<Money, OrderError>> + Send;
+    /// The balance as it is now.
+    fn balance_now(&self, user: UserId) -> impl Future<Output = Result<Money, OrderError>> + Send;
+}
+
+/// What cancelling needs besides plans.
+pub trait OrderCanceller: PlanStore {
     /// Whether `key` already cancelled this order (`true`: answer the order as it is
     /// now), or `IdempotencyKeyReused` when it was used for another request.
     fn cancel_key_used(
@@ -363,29 +380,10 @@ pub trait OrderCanceller: Send + Sync {
         key: &IdempotencyKey,
         order: &Order,
     ) -> impl Future<Output = Result<bool, OrderError>> + Send;
-    /// A pending or expired order → `CANCELLED`; nothing else moves.
-    fn cancel_unpaid(
-        &self,
-        order: &Order,
-        by: Canceller,
-        now: OffsetDateTime,
-        key: Option<&IdempotencyKey>,
-    ) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
-    /// A paid order → `REFUNDED`, all at once: the balance gets the total back (a
-    /// `REFUND` entry naming the order), each line's stock comes back and leaves the
-    /// day's sales it was counted in, the coupon is usable again if unexpired, the
-    /// payment is marked refunded and an `ORDER_REFUNDED` event is written.
-    fn refund(
-        &self,
-        order: &Order,
-        by: Canceller,
-        now: OffsetDateTime,
-        key: Option<&IdempotencyKey>,
-    ) -> impl Future<Output = Result<Option<Order>, OrderError>> + Send;
 }
 
-/// Pays orders all or nothing.
-pub trait OrderPayer: Send + Sync {
+/// What paying needs besides plans.
+pub trait OrderPayer: PlanStore {
     /// The order and its payer's balance (absent for a user who does not exist), in one
     /// read where the store allows: a payment that saw the balance can write its ledger
     /// entry with the change.
@@ -394,15 +392,12 @@ pub trait OrderPayer: Send + Sync {
         id: OrderId,
         user: UserId,
     ) -> impl Future<Output = Result<(Option<Order>, Option<BalanceSeen>), OrderError>> + Send;
-    /// Pays `order` from a balance last seen as `seen` (if it was read; a store may
-    /// ignore it, and pays correctly if it has moved since).
-    fn pay(
+    /// The payment `key` made of `order` first, answered as it was then
+    /// (`IdempotencyKeyReused` when the key made something else).
+    fn replay_payment(
         &self,
         order: &Order,
-        seen: Option<BalanceSeen>,
-        payment: PaymentId,
-        now: OffsetDateTime,
-        key: Option<IdempotencyKey>,
+        key: &IdempotencyKey,
     ) -> impl Future<Output = Result<Paid, OrderError>> + Send;
     /// Counts a refused attempt and keeps it among the latest few: the only write a
     /// refused payment makes.

@@ -17,20 +17,12 @@ use time::OffsetDateTime;
 use super::keys::KeyScope;
 use super::{get_s, get_u64, keys, n, s, DbError, DynamoStore};
 use crate::clock::rfc3339;
-use crate::ids::{CouponId, EntryId, IdempotencyKey, OrderId, PaymentId, ProductId};
+use crate::ids::{EntryId, IdempotencyKey};
 
 /// How long a key is remembered.
 pub const TTL: time::Duration = time::Duration::hours(24);
 
-/// What the guarded change made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Entry(EntryId),
-    Order(OrderId),
-    Payment(PaymentId),
-    Product(ProductId),
-    Coupon(CouponId),
-}
+pub use crate::ids::KeyTarget as Target;
 
 /// A record to write with the change it guards.
 #[derive(Debug, Clone)]
@@ -173,7 +165,7 @@ impl DynamoStore {
 mod tests {
     use super::*;
     use crate::adapters::dynamodb::get_n;
-    use crate::ids::UserId;
+    use crate::ids::{PaymentId, UserId};
 
     #[test]
     fn a_record_expires_a_day_after_it_was_made_and_is_put_only_once() {

@@ -80,28 +80,7 @@ pub fn ledger_entry(user: UserId, seq: u64) -> Key {
     Key::new(user_partition(user), format!("{HISTORY_PREFIX}{seq:020}"))
 }
 
-/// Whose idempotency keys a key is among: one user's, or the operators' (shared by
-/// every operator, so two operators must not send one key for different requests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyScope {
-    User(UserId),
-    Operators,
-}
-
-impl From<UserId> for KeyScope {
-    fn from(user: UserId) -> KeyScope {
-        KeyScope::User(user)
-    }
-}
-
-impl std::fmt::Display for KeyScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyScope::User(user) => write!(f, "user {user}"),
-            KeyScope::Operators => f.write_str("the operators"),
-        }
-    }
-}
+pub use crate::ids::KeyScope;
 
 pub fn idempotency_record(scope: impl Into<KeyScope>, key: &IdempotencyKey) -> Key {
     let partition = match scope.into() {

@@ -207,54 +207,9 @@ impl BalanceUpdate {
     }
 }
 
-/// A debit from a balance last seen as `seen`, known before it commits: the profile's
-/// update for a transaction that also puts the entry's history row (`ledger_row` of the
-/// returned entry). It commits only while the seq is still `seen.seq`, so the entry is
-/// `seen.seq + 1` with exactly `seen.balance − amount` after it, and nothing is left
-/// pending. On a failed condition the old profile comes back: [`moved_since`] tells a
-/// seq that moved (another change came first) from a balance that said no. `None` when
-/// the balance seen is already too low: the debit could only fail.
-pub fn debit_seen(
-    change: &BalanceChange,
-    seen: BalanceSeen,
-    table: &str,
-) -> Result<Option<(Update, LedgerEntry)>, DbError> {
-    let amount = change.amount.money();
-    let Ok(balance_after) = seen.balance.checked_sub(amount) else { return Ok(None) };
-    let entry = LedgerEntry {
-        id: change.id,
-        seq: seen.seq + 1,
-        kind: change.kind,
-        amount,
-        balance_after,
-        order: change.order,
-        created_at: change.at,
-    };
-    let update = Update::builder()
-        .table_name(table)
-        .set_key(Some(keys::profile(change.user).item()))
-        .update_expression("SET balance = balance - :amount, seq = :next")
-        .condition_expression("attribute_exists(pk) AND seq = :seen AND balance >= :amount")
-        .expression_attribute_values(":amount", n(amount))
-        .expression_attribute_values(":seen", n(seen.seq))
-        .expression_attribute_values(":next", n(entry.seq))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .context("build the balance debit")
-        .map_err(DbError::Other)?;
-    Ok(Some((update, entry)))
-}
-
 /// The balance a profile holds, and the seq of its newest entry.
 pub fn balance_seen(profile: &Item) -> anyhow::Result<BalanceSeen> {
     Ok(BalanceSeen { balance: get_money(profile, "balance")?, seq: get_u64(profile, "seq")? })
-}
-
-/// The balance a profile that refused a [`debit_seen`] holds now, if it moved past
-/// `seen` (another change came first); `None` when its seq is the one seen (the balance
-/// said no) or there is no profile.
-pub fn moved_since(profile: Option<&Item>, seen: BalanceSeen) -> Option<BalanceSeen> {
-    profile.and_then(|profile| balance_seen(profile).ok()).filter(|now| now.seq != seen.seq)
 }
 
 /// What a balance whose condition failed means: no such user, or a balance that is

@@ -1,122 +1,65 @@
-//! Paying an order, and refunding it: each one `TransactWriteItems`, all or nothing.
-//! The refund is the payment inverted, item by item, so both directions are here.
+//! Plans ([`crate::orders::plan`]) carried out as one `TransactWriteItems`: each step
+//! becomes one item, and DynamoDB's cancellation reasons come back as the steps that
+//! refused and what each found. What a refusal means is the plan's to say.
 //!
-//! # Paying
+//! | step | item | write | condition |
+//! |---|---|---|---|
+//! | order, paying | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT AND payBy > now` |
+//! | order, refunding | `ORDER#o` / `ORDER` | status REFUNDED, cancelledAt, refundEntryId | `status = PAID AND paymentId = p` |
+//! | order, cancelling | `ORDER#o` / `ORDER` | status CANCELLED, cancelledAt | `status = PENDING_PAYMENT` |
+//! | stock, out / back | `PRODUCT#p` / `PRODUCT` | `stock − q` / `stock + q` | exists, and `stock >= q` out |
+//! | sales, out / back | `SALES#<day>` / `PRODUCT#p` | `ADD quantity ±q` | back: `quantity >= q` |
+//! | balance (pending entry) | `USER#u` / `PROFILE` | the ledger's update ([`BalanceUpdate`]) | exists, covers the debit or stays under the maximum |
+//! | debit from the balance seen | `USER#u` / `PROFILE` | balance − amount, seq + 1 | exists, `seq` as seen, covers it |
+//! | history | `USER#u` / `HIST#<seq>` | the entry's row | new |
+//! | coupon, out / back | `USER#u` / `COUPON#c` | usedAt, orderId / REMOVE both | out: unused, `usableUntil > now`; back: used by this order, `usableUntil > now` |
+//! | payment record | `ORDER#o` / `PAYMENT#pay` | the record / status REFUNDED, refundedAt | new / exists |
+//! | event | outbox `ORDER#o` / `<TYPE>` | the event, listed for the sweeper | new |
+//! | key | `USER#u` or `OPERATORS` / `IDEM#k` | the idempotency record | new |
 //!
-//! | item | write | condition → refusal |
-//! |---|---|---|
-//! | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT` → `ALREADY_PAID`; `payBy > now` → `ORDER_EXPIRED` |
-//! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock − q` | `stock >= q` → `OUT_OF_STOCK` (names p) |
-//! | `SALES#<day>` / `PRODUCT#p`, each line | `ADD quantity q` | — |
-//! | `USER#u` / `PROFILE` | the ledger's update (a PAYMENT entry) | `balance >= total` → `INSUFFICIENT_BALANCE`; when read first, `seq` unchanged → else try again from the profile returned |
-//! | `USER#u` / `HIST#<seq + 1>` | the entry's history row, when the balance was read first | new |
-//! | `USER#u` / `COUPON#c` | `usedAt`, `orderId` | the user's, unused, unexpired → `COUPON_UNAVAILABLE` |
-//! | `ORDER#o` / `PAYMENT#pay` | the payment record | new |
-//! | outbox `ORDER#o` / `ORDER_PAID` | the event for the data platform | new |
-//! | `USER#u` / `IDEM#k` | with an `Idempotency-Key` | new → replay the first payment |
-//!
-//! The balance row is left out for a zero total, the coupon row without a coupon, the
-//! key row without a key. [`refusal`] reads which conditions failed, in the order a
-//! customer can act on them; conflicts are retried by [`super::transaction`]. A refused
-//! payment is only counted on its order ([`DynamoStore::count_failure`]).
-//!
-//! The balance row comes one of two ways:
-//!
-//! - **From the balance read with the order** (`OrderPayer::order_to_pay`, one
-//!   `BatchGetItem`): the debit commits only while the profile's seq is the one read,
-//!   and the entry's history row `USER#u / HIST#<seq + 1>` is one more item
-//!   ([`super::ledger::debit_seen`]). Two calls in all; nothing follows the commit.
-//!   When another change of the user's commits first, the refusing profile returns
-//!   its balance and seq as they are now, and the payment tries again from those.
-//! - **Without a read**, when there was none, or after three tries from a balance that
-//!   kept moving: the ledger's pending entry, finished after the commit
-//!   ([`DynamoStore::finish_entry`]). This way never retries on the profile, however
-//!   many changes of the user race it.
-//!
-//! # Refunding (a cancel of a paid order)
-//!
-//! | item | write | condition → meaning |
-//! |---|---|---|
-//! | `ORDER#o` / `ORDER` | status REFUNDED, cancelledAt, refundEntryId | `status = PAID` and the same payment → else the order changed: read it again |
-//! | `PRODUCT#p` / `PRODUCT`, each line | `stock = stock + q` | exists |
-//! | `SALES#<day paid>` / `PRODUCT#p`, each line | `ADD quantity −q` | `quantity >= q` (it was counted when paid) |
-//! | `USER#u` / `PROFILE` | the ledger's update (a REFUND entry naming the order) | `balance <= max − total` → `BALANCE_LIMIT_EXCEEDED` |
-//! | `USER#u` / `COUPON#c`, if still usable | REMOVE usedAt, orderId | used by this order, `usableUntil > now` → else read again |
-//! | `ORDER#o` / `PAYMENT#pay` | status REFUNDED, refundedAt | exists |
-//! | outbox `ORDER#o` / `ORDER_REFUNDED` | the event for the data platform | new |
-//! | `USER#u` or `OPERATORS` / `IDEM#k` | with an `Idempotency-Key` | new → the key's order as it is |
-//!
-//! A coupon that expired before the refund stays used: giving back a coupon nobody can
-//! use any more would only make the books disagree. Cancelling an unpaid order is one
-//! conditional status change (`status = PENDING_PAYMENT`, whatever its deadline).
+//! The order's and the balance's items come back as they were when refused, so the
+//! refusal says what the order's status was, whether the payer exists, and whether a
+//! balance seen had moved on. A refused payment is only counted on its order
+//! ([`DynamoStore::count_failure`]).
 
 use anyhow::anyhow;
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
-use time::OffsetDateTime;
 
 use super::idempotency::{KeyReused, Record, Target};
-use super::keys::KeyScope;
-use super::ledger::{balance_seen, debit_seen, ledger_row, moved_since, BalanceUpdate};
+use super::ledger::{balance_seen, ledger_row, BalanceUpdate};
 use super::orders::{order_from_item, payment_from_item, payment_item};
 use super::transaction::{Refusal, Transaction};
-use super::{get_s, keys, n, s, DbError, DynamoStore, Item};
-use crate::balance::{BalanceChange, BalanceReader, BalanceSeen, EntryKind, LedgerEntry};
+use super::{get_s, keys, n, s, DbError, DynamoStore};
+use crate::balance::{BalanceReader, BalanceSeen};
 use crate::clock::rfc3339;
-use crate::feed::EventType;
-use crate::ids::{EntryId, IdempotencyKey, OrderId, PaymentId, ProductId, UserId};
-use crate::money::{Amount, Money};
+use crate::feed::events::OrderEvent;
+use crate::ids::{EntryId, IdempotencyKey, OrderId, UserId};
+use crate::money::Money;
+use crate::orders::plan::{self, Found, OrderMove, Plan, Refused, Role, Step, Way};
 use crate::orders::{
-    Canceller, Order, OrderCanceller, OrderError, OrderLine, OrderPayer, OrderStatus, OrderStore, Paid, Payment,
-    PaymentFailure,
+    Canceller, Order, OrderCanceller, OrderError, OrderPayer, OrderStatus, Paid, PaymentFailure, PlanStore,
 };
 
-/// What each item of a payment transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayItem {
-    Order,
-    Stock(ProductId),
-    Sales,
-    Balance,
-    /// The ledger entry's history row, when the payment knows it.
-    History,
-    Coupon,
-    PaymentRecord,
-    Outbox,
-    Key,
-}
-
-/// What a refused payment of `order` means: `None` when its key already paid (replay
-/// it), otherwise the refusal a customer can act on first — the order's state, stock,
-/// balance (or a profile that is gone), coupon.
-pub fn refusal(refused: &Refusal<PayItem>, order: &Order) -> Option<OrderError> {
-    if refused.failed(PayItem::Key) {
-        return None;
+impl PlanStore for DynamoStore {
+    async fn commit(&self, plan: &Plan) -> Result<Result<(), Refused>, OrderError> {
+        let transaction = self.transaction(plan)?;
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(Ok(())),
+            Err(refusal) => Ok(Err(self.refused(plan, &refusal)?)),
+        }
     }
-    let stock = || refused.find(|item| if let PayItem::Stock(product) = item { Some(product) } else { None });
-    Some(if refused.failed(PayItem::Order) {
-        order_refusal(refused.old_item(PayItem::Order))
-    } else if let Some(product) = stock() {
-        OrderError::OutOfStock(product)
-    } else if refused.failed(PayItem::Balance) && !refused.existed(PayItem::Balance) {
-        OrderError::UnknownUser(order.user)
-    } else if refused.failed(PayItem::Balance) {
-        OrderError::InsufficientBalance
-    } else if refused.failed(PayItem::Coupon) {
-        OrderError::CouponUnavailable
-    } else {
-        OrderError::Unexpected(anyhow!("a payment was refused by items that cannot refuse: {refused:?}"))
-    })
-}
 
-/// Why the order item refused a payment, from the item as it was: paid, cancelled or
-/// refunded already, or still pending but past its deadline (the transaction checks
-/// both).
-fn order_refusal(old: Option<&Item>) -> OrderError {
-    let Some(item) = old else { return OrderError::UnknownOrder };
-    match get_s(item, "status").ok().and_then(OrderStatus::parse) {
-        Some(OrderStatus::PendingPayment) => OrderError::Expired,
-        Some(status) => status.payment_refusal().unwrap_or(OrderError::AlreadyPaid),
-        None => OrderError::Unexpected(anyhow!("order item with an unknown status: {item:?}")),
+    async fn settle_entry(
+        &self,
+        user: UserId,
+        entry: EntryId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Money, OrderError> {
+        Ok(self.finish_entry(user, entry, key).await?.balance_after)
+    }
+
+    async fn balance_now(&self, user: UserId) -> Result<Money, OrderError> {
+        Ok(BalanceReader::balance(self, user).await?)
     }
 }
 
@@ -134,290 +77,6 @@ impl OrderPayer for DynamoStore {
         Ok((order, seen))
     }
 
-    async fn pay(
-        &self,
-        order: &Order,
-        seen: Option<BalanceSeen>,
-        payment: PaymentId,
-        now: OffsetDateTime,
-        key: Option<IdempotencyKey>,
-    ) -> Result<Paid, OrderError> {
-        let entry = EntryId::generate();
-        let record = succeeded(order, payment, entry, now);
-        if let Some(seen) = seen {
-            if let Some(paid) = self.pay_from_seen(order, &record, seen, key.as_ref()).await? {
-                return Ok(paid);
-            }
-        }
-        let (transaction, _) = self.payment_transaction(order, &record, key.as_ref(), None)?;
-        if let Err(refused) = self.transact(&transaction).await? {
-            return self.refused(&refused, order, key.as_ref()).await;
-        }
-        let balance_after = match record.entry {
-            Some(entry) => self.finish_entry(order.user, entry, key.as_ref()).await?.balance_after,
-            None => self.balance(order.user).await?,
-        };
-        Ok(Paid { payment: record, balance_after, replayed: false })
-    }
-
-    async fn record_failure(&self, order: &Order, failure: PaymentFailure) -> Result<(), OrderError> {
-        Ok(self.count_failure(order, &failure).await?)
-    }
-}
-
-/// How many times a payment tries from a balance it has seen before it pays without one.
-const SEEN_ATTEMPTS: usize = 3;
-
-impl DynamoStore {
-    /// The payment from the balance read with the order: its ledger entry is known, so
-    /// its history row commits in the transaction and no call follows. When another
-    /// change of the user's came first, the refusing profile tells its balance and seq
-    /// as they are now, and the payment tries again from those, [`SEEN_ATTEMPTS`] times
-    /// in all. `None` when it could not (the user kept changing, or the balance read is
-    /// too low to pay): then the payment is made the way that needs no read.
-    async fn pay_from_seen(
-        &self,
-        order: &Order,
-        record: &Payment,
-        mut seen: BalanceSeen,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Option<Paid>, OrderError> {
-        for attempt in 0..SEEN_ATTEMPTS {
-            let (transaction, entry) = match self.payment_transaction(order, record, key, Some(seen)) {
-                Ok(built) => built,
-                Err(OrderError::InsufficientBalance) => return Ok(None),
-                Err(err) => return Err(err),
-            };
-            // Each attempt is a request of its own, and the way without the read keeps the
-            // payment's id for its token.
-            let transaction = match record.entry {
-                Some(entry) => transaction.with_token(format!("{entry}-{attempt}")),
-                None => transaction,
-            };
-            let refused = match self.transact(&transaction).await? {
-                Ok(()) => {
-                    let balance_after = entry.map_or(seen.balance, |entry| entry.balance_after);
-                    return Ok(Some(Paid { payment: record.clone(), balance_after, replayed: false }));
-                }
-                Err(refused) => refused,
-            };
-            // Only a failed role has an old image: the profile's says whether it moved.
-            match (refusal(&refused, order), moved_since(refused.old_item(PayItem::Balance), seen)) {
-                (Some(OrderError::InsufficientBalance), Some(now)) => {
-                    self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    seen = now;
-                }
-                _ => return self.refused(&refused, order, key).await.map(Some),
-            }
-        }
-        Ok(None)
-    }
-
-    /// A refused payment's answer: the refusal a customer can act on, or the first
-    /// payment of its key, replayed.
-    async fn refused(
-        &self,
-        refused: &Refusal<PayItem>,
-        order: &Order,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Paid, OrderError> {
-        match (refusal(refused, order), key) {
-            (Some(refusal), _) => Err(refusal),
-            (None, Some(key)) => self.replay_payment(order, key).await,
-            (None, None) => Err(OrderError::Unexpected(anyhow!("a key refusal without a key"))),
-        }
-    }
-}
-
-/// The record of the payment that pays `order`: no ledger entry when nothing is taken.
-fn succeeded(order: &Order, payment: PaymentId, entry: EntryId, now: OffsetDateTime) -> Payment {
-    Payment {
-        id: payment,
-        order: order.id,
-        user: order.user,
-        amount: order.total,
-        entry: (order.total > Money::ZERO).then_some(entry),
-        at: now,
-    }
-}
-
-fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, DbError> {
-    built.map_err(|e| DbError::Other(anyhow!("build a payment item: {e}")))
-}
-
-/// Which way a paid line moves its stock and sales: a payment sells it, a refund takes
-/// it back. The two directions share one builder each, so they cannot drift apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
-    Sold,
-    Returned,
-}
-
-impl DynamoStore {
-    /// A line's stock: sold only if there is enough, returned to a product that exists.
-    fn stock_update(&self, line: &OrderLine, way: Way) -> Result<Update, DbError> {
-        let (expression, condition) = match way {
-            Way::Sold => ("SET stock = stock - :q", "attribute_exists(pk) AND stock >= :q"),
-            Way::Returned => ("SET stock = stock + :q", "attribute_exists(pk)"),
-        };
-        built(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::product(line.product_id).item()))
-                .update_expression(expression)
-                .condition_expression(condition)
-                .expression_attribute_values(":q", n(line.quantity.get()))
-                .build(),
-        )
-    }
-
-    /// A line's quantity in the sales of `day`: a sale adds it (making the day's row if
-    /// need be), a return takes it off again (never below zero: it was counted then).
-    fn sales_update(&self, day: time::Date, line: &OrderLine, way: Way) -> Result<Update, DbError> {
-        let quantity = i64::from(line.quantity.get());
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::sales(day, line.product_id).item()))
-            .expression_attribute_values(":q", n(quantity));
-        let update = match way {
-            Way::Sold => update
-                .update_expression("SET #day = :day, productId = :product ADD quantity :q")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":day", s(day.to_string()))
-                .expression_attribute_values(":product", n(line.product_id)),
-            Way::Returned => update
-                .update_expression("ADD quantity :minus")
-                .condition_expression("quantity >= :q")
-                .expression_attribute_values(":minus", n(-quantity)),
-        };
-        built(update.build())
-    }
-
-    /// An order's event as a new outbox item, listed for the sweeper until the relay
-    /// marks it published.
-    fn outbox_put(
-        &self,
-        order: &Order,
-        kind: EventType,
-        event: &serde_json::Value,
-        at: OffsetDateTime,
-    ) -> Result<Put, OrderError> {
-        let event_id = kind.event_id(order.id);
-        let mut item = keys::order_event(order.id, kind).item();
-        item.insert("orderId".to_owned(), s(order.id.to_string()));
-        item.insert("payload".to_owned(), s(event.to_string()));
-        item.insert("createdAt".to_owned(), s(rfc3339(at)));
-        item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
-        item.insert("gsi1sk".to_owned(), s(format!("{}#{event_id}", rfc3339(at))));
-        item.insert("eventId".to_owned(), s(event_id));
-        let put = Put::builder()
-            .table_name(&self.outbox_table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build();
-        Ok(built(put)?)
-    }
-
-    /// The transaction that pays `order` as `payment` records it.
-    ///
-    /// Without `seen`, the balance's change is the ledger's pending entry, finished after
-    /// the commit ([`DynamoStore::finish_entry`]). With it, the change is made from the
-    /// balance seen ([`debit_seen`]) and the entry's history row is one more item; the
-    /// entry comes back with the transaction (`InsufficientBalance` when the balance
-    /// seen could not pay: the transaction could only fail).
-    pub fn payment_transaction(
-        &self,
-        order: &Order,
-        payment: &Payment,
-        key: Option<&IdempotencyKey>,
-        seen: Option<BalanceSeen>,
-    ) -> Result<(Transaction<PayItem>, Option<LedgerEntry>), OrderError> {
-        let now = payment.at;
-        let at = s(rfc3339(now));
-        let mut transaction = Transaction::new(format!("pay order {}", order.id)).with_token(payment.id);
-        let mut known = None;
-
-        let paid = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::order(order.id).item()))
-            .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
-            .condition_expression("#status = :pending AND payBy > :at")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
-            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
-            .expression_attribute_values(":at", at.clone())
-            .expression_attribute_values(":payment", s(payment.id.to_string()))
-            .build();
-        transaction.update(PayItem::Order, built(paid)?);
-
-        for line in &order.lines {
-            transaction.update(PayItem::Stock(line.product_id), self.stock_update(line, Way::Sold)?);
-        }
-        for line in &order.lines {
-            transaction.update(PayItem::Sales, self.sales_update(now.date(), line, Way::Sold)?);
-        }
-
-        if let Some(entry) = payment.entry {
-            let amount = Amount::from_decimal(order.total.as_decimal()).map_err(|_| OrderError::TooLarge)?;
-            let change = BalanceChange {
-                id: entry,
-                user: order.user,
-                kind: EntryKind::Payment,
-                amount,
-                order: Some(order.id),
-                at: now,
-                idempotency_key: key.cloned(),
-            };
-            match seen {
-                None => {
-                    transaction.update(PayItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?)
-                }
-                Some(seen) => {
-                    let (debit, entry) =
-                        debit_seen(&change, seen, &self.table)?.ok_or(OrderError::InsufficientBalance)?;
-                    transaction.update(PayItem::Balance, debit);
-                    transaction.put(PayItem::History, self.new_item(ledger_row(order.user, &entry))?);
-                    known = Some(entry);
-                }
-            }
-        }
-
-        if let Some(coupon) = order.coupon {
-            let used = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::coupon_copy(order.user, coupon).item()))
-                .update_expression("SET usedAt = :at, orderId = :order")
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(usedAt) AND usableUntil > :at")
-                .expression_attribute_values(":at", at.clone())
-                .expression_attribute_values(":order", s(order.id.to_string()))
-                .build();
-            transaction.update(PayItem::Coupon, built(used)?);
-        }
-
-        transaction.put(PayItem::PaymentRecord, self.new_item(payment_item(payment))?);
-        let event = paid_event(order, payment.id, now);
-        transaction.put(PayItem::Outbox, self.outbox_put(order, EventType::OrderPaid, &event, now)?);
-
-        if let Some(key) = key {
-            let record = Record {
-                scope: order.user.into(),
-                key,
-                fingerprint: order.payment_fingerprint(),
-                target: Target::Payment(payment.id),
-                entry: payment.entry,
-                at: now,
-            };
-            let put = match &known {
-                Some(entry) => record.put_materialised(&self.table, entry.seq)?,
-                None => record.put(&self.table)?,
-            };
-            transaction.put(PayItem::Key, put);
-        }
-        Ok((transaction, known))
-    }
-
-    /// The first payment made under `key`, answered as it was then.
     async fn replay_payment(&self, order: &Order, key: &IdempotencyKey) -> Result<Paid, OrderError> {
         let (stored, entry) = self
             .entry_of_key(order.user, order.user.into(), key, &order.payment_fingerprint())
@@ -431,291 +90,243 @@ impl DynamoStore {
         let payment = payment_from_item(&record)?;
         let balance_after = match entry {
             Some(entry) => entry.balance_after,
-            None => self.balance(order.user).await?,
+            None => BalanceReader::balance(self, order.user).await?,
         };
         Ok(Paid { payment, balance_after, replayed: true })
     }
-}
 
-/// What each item of a refund (or an unpaid order's cancel) is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundItem {
-    Order,
-    Stock,
-    Sales(ProductId),
-    Balance,
-    Coupon,
-    PaymentRecord,
-    Outbox,
-    Key,
-}
-
-fn key_scope(by: Canceller, order: &Order) -> KeyScope {
-    match by {
-        Canceller::Customer(_) => KeyScope::User(order.user),
-        Canceller::Operator => KeyScope::Operators,
+    async fn record_failure(&self, order: &Order, failure: PaymentFailure) -> Result<(), OrderError> {
+        Ok(self.count_failure(order, &failure).await?)
     }
 }
 
 impl OrderCanceller for DynamoStore {
     async fn cancel_key_used(&self, by: Canceller, key: &IdempotencyKey, order: &Order) -> Result<bool, OrderError> {
-        match self.find_idempotency_record(key_scope(by, order), key, &order.cancel_fingerprint()).await? {
+        let scope = plan::cancel_scope(by, order);
+        match self.find_idempotency_record(scope, key, &order.cancel_fingerprint()).await? {
             None => Ok(false),
             Some(Ok(stored)) if stored.target == Target::Order(order.id) => Ok(true),
             Some(_) => Err(OrderError::IdempotencyKeyReused),
         }
     }
+}
 
-    async fn cancel_unpaid(
-        &self,
-        order: &Order,
-        by: Canceller,
-        now: OffsetDateTime,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Option<Order>, OrderError> {
-        let mut transaction = Transaction::new(format!("cancel order {}", order.id));
-        let cancelled = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::order(order.id).item()))
-            .update_expression("SET #status = :cancelled, cancelledAt = :at")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
-            .expression_attribute_values(":pending", s(OrderStatus::PendingPayment.as_str()))
-            .expression_attribute_values(":at", s(rfc3339(now)))
-            .build();
-        transaction.update(RefundItem::Order, built(cancelled)?);
-        self.cancel_key(&mut transaction, order, by, key, None, now)?;
-        if !self.commit_cancel(&transaction, order, by, key).await? {
-            return Ok(None);
-        }
-        Ok(Some(Order { status: OrderStatus::Cancelled, cancelled_at: Some(now), ..order.clone() }))
-    }
-
-    async fn refund(
-        &self,
-        order: &Order,
-        by: Canceller,
-        now: OffsetDateTime,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Option<Order>, OrderError> {
-        // Whether the coupon comes back depends on its expiry, read here and held by
-        // the transaction's condition (an expiry passing in between reads it again).
-        let coupon_back = match order.coupon {
-            Some(coupon) => OrderStore::user_coupon(self, order.user, coupon)
-                .await?
-                .is_some_and(|copy| copy.used_at.is_some() && now < copy.expires_at),
-            None => false,
-        };
-        let entry = (order.total > Money::ZERO).then(EntryId::generate);
-        let transaction = self.refund_transaction(order, now, entry, coupon_back, by, key)?;
-        if !self.commit_cancel(&transaction, order, by, key).await? {
-            return Ok(None);
-        }
-        if let Some(entry) = entry {
-            // Committed, and the answer does not need the entry: failing to write its
-            // history row now only leaves it pending, for the next history read.
-            if let Err(err) = self.finish_entry(order.user, entry, None).await {
-                tracing::warn!(order = %order.id, entry = %entry, error = %format!("{err:#}"), "the refund's ledger entry stays pending");
-            }
-        }
-        Ok(Some(Order { status: OrderStatus::Refunded, cancelled_at: Some(now), refund_entry: entry, ..order.clone() }))
-    }
+fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, DbError> {
+    built.map_err(|e| DbError::Other(anyhow!("build a plan's item: {e}")))
 }
 
 impl DynamoStore {
-    /// The transaction that refunds the paid `order` at `now`.
-    pub fn refund_transaction(
-        &self,
-        order: &Order,
-        now: OffsetDateTime,
-        entry: Option<EntryId>,
-        coupon_back: bool,
-        by: Canceller,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Transaction<RefundItem>, OrderError> {
-        let (Some(payment), Some(paid_at)) = (order.payment, order.paid_at) else {
-            return Err(OrderError::Unexpected(anyhow!("order {} is not paid", order.id)));
-        };
-        let at = s(rfc3339(now));
-        // A token of this request's own: concurrent cancels must not pass for one.
-        let token = entry.unwrap_or_else(EntryId::generate);
-        let mut transaction = Transaction::new(format!("refund order {}", order.id)).with_token(token);
-
-        let mut update = "SET #status = :refunded, cancelledAt = :at".to_owned();
-        if entry.is_some() {
-            update.push_str(", refundEntryId = :entry");
+    /// The transaction that carries `plan` out: one item per step, in the plan's order.
+    pub fn transaction(&self, plan: &Plan) -> Result<Transaction<Role>, OrderError> {
+        let mut transaction = Transaction::new(plan.what.clone()).with_token(&plan.attempt);
+        for step in &plan.steps {
+            let role = step.role();
+            match step {
+                Step::Order(change) => transaction.update(role, self.order_update(plan, change)?),
+                Step::Stock { product, quantity, way } => {
+                    let (expression, condition) = match way {
+                        Way::Out => ("SET stock = stock - :q", "attribute_exists(pk) AND stock >= :q"),
+                        Way::Back => ("SET stock = stock + :q", "attribute_exists(pk)"),
+                    };
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(keys::product(*product).item()))
+                        .update_expression(expression)
+                        .condition_expression(condition)
+                        .expression_attribute_values(":q", n(quantity.get()));
+                    transaction.update(role, built(update.build())?);
+                }
+                Step::Sales { day, product, quantity, way } => {
+                    let quantity = i64::from(quantity.get());
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(keys::sales(*day, *product).item()))
+                        .expression_attribute_values(":q", n(quantity));
+                    let update = match way {
+                        // Makes the day's row if need be.
+                        Way::Out => update
+                            .update_expression("SET #day = :day, productId = :product ADD quantity :q")
+                            .expression_attribute_names("#day", "day")
+                            .expression_attribute_values(":day", s(day.to_string()))
+                            .expression_attribute_values(":product", n(*product)),
+                        // Never below zero: it was counted when sold.
+                        Way::Back => update
+                            .update_expression("ADD quantity :minus")
+                            .condition_expression("quantity >= :q")
+                            .expression_attribute_values(":minus", n(-quantity)),
+                    };
+                    transaction.update(role, built(update.build())?);
+                }
+                Step::Balance(change) => {
+                    transaction.update(role, BalanceUpdate::new(change).transaction_item(&self.table)?)
+                }
+                Step::DebitSeen { change, seen } => {
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(keys::profile(change.user).item()))
+                        .update_expression("SET balance = balance - :amount, seq = :next")
+                        .condition_expression("attribute_exists(pk) AND seq = :seen AND balance >= :amount")
+                        .expression_attribute_values(":amount", n(change.amount.money()))
+                        .expression_attribute_values(":seen", n(seen.seq))
+                        .expression_attribute_values(":next", n(seen.seq + 1))
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                    transaction.update(role, built(update.build())?);
+                }
+                Step::History(entry) => transaction.put(role, self.new_item(ledger_row(plan.user, entry))?),
+                Step::Coupon { coupon, way } => {
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(keys::coupon_copy(plan.user, *coupon).item()))
+                        .expression_attribute_values(":at", s(rfc3339(plan.at)))
+                        .expression_attribute_values(":order", s(plan.order.to_string()));
+                    let update = match way {
+                        Way::Out => {
+                            update.update_expression("SET usedAt = :at, orderId = :order").condition_expression(
+                                "attribute_exists(pk) AND attribute_not_exists(usedAt) AND usableUntil > :at",
+                            )
+                        }
+                        Way::Back => update
+                            .update_expression("REMOVE usedAt, orderId")
+                            .condition_expression("orderId = :order AND usableUntil > :at"),
+                    };
+                    transaction.update(role, built(update.build())?);
+                }
+                Step::RecordPayment(payment) => transaction.put(role, self.new_item(payment_item(payment))?),
+                Step::PaymentRefunded { payment } => {
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(keys::payment(plan.order, *payment).item()))
+                        .update_expression("SET #status = :refunded, refundedAt = :at")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
+                        .expression_attribute_values(":at", s(rfc3339(plan.at)));
+                    transaction.update(role, built(update.build())?);
+                }
+                Step::Emit(event) => transaction.put(role, self.outbox_put(event)?),
+                Step::ClaimKey(claim) => {
+                    let record = Record {
+                        scope: claim.scope,
+                        key: &claim.key,
+                        fingerprint: claim.fingerprint.clone(),
+                        target: claim.target,
+                        entry: claim.entry,
+                        at: plan.at,
+                    };
+                    let put = match claim.seq {
+                        Some(seq) => record.put_materialised(&self.table, seq)?,
+                        None => record.put(&self.table)?,
+                    };
+                    transaction.put(role, put);
+                }
+            }
         }
-        let mut refunded = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::order(order.id).item()))
-            .update_expression(update)
-            .condition_expression("#status = :paid AND paymentId = :payment")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
-            .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
-            .expression_attribute_values(":payment", s(payment.to_string()))
-            .expression_attribute_values(":at", at.clone());
-        if let Some(entry) = entry {
-            refunded = refunded.expression_attribute_values(":entry", s(entry.to_string()));
-        }
-        transaction.update(RefundItem::Order, built(refunded.build())?);
-
-        for line in &order.lines {
-            transaction.update(RefundItem::Stock, self.stock_update(line, Way::Returned)?);
-        }
-        for line in &order.lines {
-            // Taken from the day it was sold, which the top 5 reads.
-            let sales = self.sales_update(paid_at.date(), line, Way::Returned)?;
-            transaction.update(RefundItem::Sales(line.product_id), sales);
-        }
-
-        if let Some(entry) = entry {
-            let amount = Amount::from_decimal(order.total.as_decimal()).map_err(|_| OrderError::TooLarge)?;
-            let change = BalanceChange {
-                id: entry,
-                user: order.user,
-                kind: EntryKind::Refund,
-                amount,
-                order: Some(order.id),
-                at: now,
-                // The cancel's key guards the refund; the entry is found through the order.
-                idempotency_key: None,
-            };
-            transaction.update(RefundItem::Balance, BalanceUpdate::new(&change).transaction_item(&self.table)?);
-        }
-
-        if let (Some(coupon), true) = (order.coupon, coupon_back) {
-            let unused = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(keys::coupon_copy(order.user, coupon).item()))
-                .update_expression("REMOVE usedAt, orderId")
-                .condition_expression("orderId = :order AND usableUntil > :at")
-                .expression_attribute_values(":order", s(order.id.to_string()))
-                .expression_attribute_values(":at", at.clone())
-                .build();
-            transaction.update(RefundItem::Coupon, built(unused)?);
-        }
-
-        let record = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(keys::payment(order.id, payment).item()))
-            .update_expression("SET #status = :refunded, refundedAt = :at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
-            .expression_attribute_values(":at", at)
-            .build();
-        transaction.update(RefundItem::PaymentRecord, built(record)?);
-
-        let event = refunded_event(order, payment, now);
-        transaction.put(RefundItem::Outbox, self.outbox_put(order, EventType::OrderRefunded, &event, now)?);
-        self.cancel_key(&mut transaction, order, by, key, entry, now)?;
         Ok(transaction)
     }
 
-    fn cancel_key(
-        &self,
-        transaction: &mut Transaction<RefundItem>,
-        order: &Order,
-        by: Canceller,
-        key: Option<&IdempotencyKey>,
-        entry: Option<EntryId>,
-        now: OffsetDateTime,
-    ) -> Result<(), OrderError> {
-        if let Some(key) = key {
-            let record = Record {
-                scope: key_scope(by, order),
-                key,
-                fingerprint: order.cancel_fingerprint(),
-                target: Target::Order(order.id),
-                entry,
-                at: now,
-            };
-            transaction.put(RefundItem::Key, record.put(&self.table)?);
-        }
-        Ok(())
-    }
-
-    /// Commits a cancel or refund: `true` when it did, `false` when the order (or its
-    /// coupon's expiry) changed since it was read, or when the same key got there
-    /// first — read the order again either way.
-    async fn commit_cancel(
-        &self,
-        transaction: &Transaction<RefundItem>,
-        order: &Order,
-        by: Canceller,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<bool, OrderError> {
-        let Err(refused) = self.transact(transaction).await? else { return Ok(true) };
-        if refused.failed(RefundItem::Key) {
-            if let Some(key) = key {
-                if self.cancel_key_used(by, key, order).await? {
-                    return Ok(false);
+    /// The order's own item, moved only from the status the plan read; on a refusal it
+    /// comes back as it was, telling paid, cancelled, refunded and expired apart.
+    fn order_update(&self, plan: &Plan, change: &OrderMove) -> Result<Update, DbError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::order(plan.order).item()))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":at", s(rfc3339(plan.at)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let pending = s(OrderStatus::PendingPayment.as_str());
+        let update = match change {
+            OrderMove::Pay { payment } => update
+                .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
+                .condition_expression("#status = :pending AND payBy > :at")
+                .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
+                .expression_attribute_values(":pending", pending)
+                .expression_attribute_values(":payment", s(payment.to_string())),
+            OrderMove::Refund { payment, entry } => {
+                let update = update
+                    .condition_expression("#status = :paid AND paymentId = :payment")
+                    .expression_attribute_values(":refunded", s(OrderStatus::Refunded.as_str()))
+                    .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
+                    .expression_attribute_values(":payment", s(payment.to_string()));
+                match entry {
+                    Some(entry) => update
+                        .update_expression("SET #status = :refunded, cancelledAt = :at, refundEntryId = :entry")
+                        .expression_attribute_values(":entry", s(entry.to_string())),
+                    None => update.update_expression("SET #status = :refunded, cancelledAt = :at"),
                 }
             }
-            return Err(OrderError::IdempotencyKeyReused);
+            OrderMove::Cancel => update
+                .update_expression("SET #status = :cancelled, cancelledAt = :at")
+                .condition_expression("#status = :pending")
+                .expression_attribute_values(":cancelled", s(OrderStatus::Cancelled.as_str()))
+                .expression_attribute_values(":pending", pending),
+        };
+        built(update.build())
+    }
+
+    /// An order's event as a new outbox item, listed for the sweeper until the relay
+    /// marks it published.
+    fn outbox_put(&self, event: &OrderEvent) -> Result<Put, DbError> {
+        let event_id = event.event_id();
+        let at = rfc3339(event.at);
+        let mut item = keys::order_event(event.order, event.kind).item();
+        item.insert("orderId".to_owned(), s(event.order.to_string()));
+        item.insert("payload".to_owned(), s(event.payload.to_string()));
+        item.insert("createdAt".to_owned(), s(&at));
+        item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
+        item.insert("gsi1sk".to_owned(), s(format!("{at}#{event_id}")));
+        item.insert("eventId".to_owned(), s(event_id));
+        let put = Put::builder()
+            .table_name(&self.outbox_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build();
+        built(put)
+    }
+
+    /// What each refusing step of `plan` found: the order's stored status, a payer who
+    /// is gone, a balance seen that moved on; the other steps only say that they refused.
+    fn refused(&self, plan: &Plan, refusal: &Refusal<Role>) -> Result<Refused, OrderError> {
+        let mut steps = Vec::new();
+        for (role, old) in refusal.iter() {
+            let exists = old.is_some_and(|item| item.contains_key("pk"));
+            let found = match role {
+                Role::Order => match old.filter(|_| exists) {
+                    None => Found::Missing,
+                    Some(item) => match get_s(item, "status").ok().and_then(OrderStatus::parse) {
+                        Some(status) => Found::Order(status),
+                        None => return Err(anyhow!("order item with an unknown status: {item:?}").into()),
+                    },
+                },
+                Role::Balance if !exists => Found::Missing,
+                Role::Balance => match (seen_by(plan), old.map(balance_seen).transpose()?) {
+                    (Some(seen), Some(now)) if now.seq != seen.seq => {
+                        self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Found::Moved(now)
+                    }
+                    _ => Found::Refused,
+                },
+                _ => Found::Refused,
+            };
+            steps.push((role, found));
         }
-        if refused.failed(RefundItem::Order) || refused.failed(RefundItem::Coupon) {
-            return Ok(false);
-        }
-        if refused.failed(RefundItem::Balance) {
-            return Err(if refused.existed(RefundItem::Balance) {
-                OrderError::BalanceLimitExceeded
-            } else {
-                OrderError::UnknownUser(order.user)
-            });
-        }
-        Err(OrderError::Unexpected(anyhow!("cancelling order {} was refused: {refused:?}", order.id)))
+        Ok(Refused { steps })
     }
 }
 
-/// The ORDER_PAID event, schema version 1 (documented in `docs/events.md`).
-pub fn paid_event(order: &Order, payment: PaymentId, paid_at: OffsetDateTime) -> serde_json::Value {
-    let mut event = event_base(order, EventType::OrderPaid, payment);
-    event["paidAt"] = rfc3339(paid_at).into();
-    event
-}
-
-/// The ORDER_REFUNDED event, schema version 1: the order as paid, and when it was
-/// refunded.
-pub fn refunded_event(order: &Order, payment: PaymentId, refunded_at: OffsetDateTime) -> serde_json::Value {
-    let mut event = event_base(order, EventType::OrderRefunded, payment);
-    event["paidAt"] = order.paid_at.map(rfc3339).into();
-    event["refundedAt"] = rfc3339(refunded_at).into();
-    event
-}
-
-fn event_base(order: &Order, kind: EventType, payment: PaymentId) -> serde_json::Value {
-    serde_json::json!({
-        "schemaVersion": 1,
-        "eventId": kind.event_id(order.id),
-        "type": kind.as_str(),
-        "orderId": order.id.to_string(),
-        "paymentId": payment.to_string(),
-        "userId": order.user.get(),
-        "lines": order.lines.iter().map(|l| serde_json::json!({
-            "productId": l.product_id.get(),
-            "quantity": l.quantity.get(),
-            "unitPrice": l.unit_price.to_string(),
-            "lineTotal": l.line_total.to_string(),
-        })).collect::<Vec<_>>(),
-        "subtotal": order.subtotal.to_string(),
-        "discount": order.discount.to_string(),
-        "total": order.total.to_string(),
-        "couponId": order.coupon.map(|c| c.get()),
-    })
+/// The balance a plan's debit was made from, if it was made from one seen.
+fn seen_by(plan: &Plan) -> Option<BalanceSeen> {
+    plan.steps.iter().find_map(|step| if let Step::DebitSeen { seen, .. } = step { Some(*seen) } else { None })
 }
 
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+    use time::macros::datetime;
 
     use super::*;
     use crate::adapters::dynamodb::transaction::{read_cancellation, Cancelled};
-    use crate::adapters::dynamodb::{get_s, DynamoStore};
-    use crate::ids::{CouponId, OrderId, Quantity, UserId};
-    use crate::orders::{Failures, OrderLine};
+    use crate::adapters::dynamodb::Item;
+    use crate::ids::{PaymentId, ProductId};
 
     fn p(id: u64) -> ProductId {
         ProductId::new(id).unwrap()
@@ -725,31 +336,8 @@ mod tests {
         Money::parse(text).unwrap()
     }
 
-    fn order(coupon: bool) -> Order {
-        let line = |id: u64, quantity: u64| OrderLine {
-            product_id: p(id),
-            name: format!("Product {id}"),
-            quantity: Quantity::new(quantity).unwrap(),
-            unit_price: money("10.00"),
-            line_total: money("10.00").checked_mul(quantity as u32).unwrap(),
-        };
-        Order {
-            id: OrderId::generate(),
-            user: UserId::new(7).unwrap(),
-            status: OrderStatus::PendingPayment,
-            lines: vec![line(1, 2), line(2, 3)],
-            subtotal: money("50.00"),
-            discount: if coupon { money("5.00") } else { Money::ZERO },
-            total: if coupon { money("45.00") } else { money("50.00") },
-            coupon: coupon.then(|| CouponId::new(9).unwrap()),
-            created_at: time::macros::datetime!(2026-11-24 10:00 UTC),
-            pay_by: time::macros::datetime!(2026-11-24 10:30 UTC),
-            paid_at: None,
-            payment: None,
-            cancelled_at: None,
-            refund_entry: None,
-            failures: Failures::default(),
-        }
+    fn order() -> Order {
+        crate::orders::plan::tests::order(true)
     }
 
     fn store() -> DynamoStore {
@@ -760,103 +348,59 @@ mod tests {
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "shop-main")
     }
 
-    /// The refusal in which the items at `failed` failed their conditions, each with
-    /// the old image of an item that exists (a paid order, for the order item).
-    fn refused(roles: &[PayItem], failed: &[usize]) -> Refusal<PayItem> {
-        let reasons: Vec<CancellationReason> = (0..roles.len())
-            .map(|i| match failed.contains(&i) {
-                true => CancellationReason::builder()
-                    .code("ConditionalCheckFailed")
-                    .item("pk", s("existing"))
-                    .item("status", s("PAID"))
-                    .build(),
-                false => CancellationReason::builder().code("None").build(),
-            })
-            .collect();
-        match read_cancellation(roles, &reasons) {
-            Cancelled::Refused(refusal) => refusal,
-            other => panic!("not a refusal: {other:?}"),
-        }
-    }
-
     fn update(item: &TransactWriteItem) -> &Update {
         item.update().expect("an update")
     }
 
-    #[test]
-    fn a_payment_is_one_transaction_of_exactly_these_items() {
-        let store = store();
-        let order = order(true);
-        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
+    fn payment_plan(seen: Option<(BalanceSeen, usize)>) -> (Order, Plan) {
+        let order = order();
+        let record = plan::payment_record(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
         let key = IdempotencyKey::parse("pay-1").unwrap();
-        let (transaction, known) = store.payment_transaction(&order, &payment, Some(&key), None).unwrap();
-        assert_eq!(known, None, "the entry is pending until the commit");
-        assert_eq!(
-            transaction.roles(),
-            [
-                PayItem::Order,
-                PayItem::Stock(p(1)),
-                PayItem::Stock(p(2)),
-                PayItem::Sales,
-                PayItem::Sales,
-                PayItem::Balance,
-                PayItem::Coupon,
-                PayItem::PaymentRecord,
-                PayItem::Outbox,
-                PayItem::Key,
-            ]
-        );
+        let plan = plan::payment(&order, &record, Some(&key), seen).unwrap();
+        (order, plan)
+    }
+
+    #[test]
+    fn a_payment_plan_is_one_item_per_step_each_on_its_key_with_its_condition() {
+        let (order, plan) = payment_plan(None);
+        let transaction = store().transaction(&plan).unwrap();
+        assert_eq!(transaction.roles(), plan.roles());
         let items = transaction.items();
         let status = update(&items[0]);
         assert_eq!(status.key()["pk"], s(format!("ORDER#{}", order.id)));
         assert_eq!(status.condition_expression(), Some("#status = :pending AND payBy > :at"));
         assert_eq!(status.expression_attribute_values().unwrap()[":at"], s("2026-11-24T10:00:00.000Z"));
         let stock = update(&items[2]);
-        assert_eq!(stock.key()["pk"], s("PRODUCT#2"));
+        assert_eq!(
+            (stock.key()["pk"].clone(), stock.condition_expression()),
+            (s("PRODUCT#2"), Some("attribute_exists(pk) AND stock >= :q"))
+        );
         assert_eq!(stock.expression_attribute_values().unwrap()[":q"], n(3));
         let sales = update(&items[3]);
-        assert_eq!(sales.key()["pk"], s("SALES#2026-11-24"));
-        assert_eq!(sales.key()["sk"], s("PRODUCT#00000000000000000001"));
+        assert_eq!(
+            (sales.key()["pk"].clone(), sales.key()["sk"].clone()),
+            (s("SALES#2026-11-24"), s("PRODUCT#00000000000000000001"))
+        );
         let balance = update(&items[5]);
         assert_eq!(balance.key()["sk"], s("PROFILE"));
         assert_eq!(balance.expression_attribute_values().unwrap()[":bound"], n("45"));
         let coupon = update(&items[6]);
         assert_eq!(coupon.key()["sk"], s("COUPON#00000000000000000009"));
         let record = items[7].put().unwrap();
+        let Step::RecordPayment(payment) = &plan.steps[7] else { panic!("the record") };
         assert_eq!(get_s(record.item(), "sk").unwrap(), format!("PAYMENT#{}", payment.id));
         let outbox = items[8].put().unwrap();
         assert_eq!(outbox.table_name(), "shop-outbox");
         assert_eq!(get_s(outbox.item(), "sk").unwrap(), "ORDER_PAID");
+        assert_eq!(get_s(outbox.item(), "gsi1pk").unwrap(), keys::UNPUBLISHED_GSI1PK);
         assert_eq!(get_s(items[9].put().unwrap().item(), "sk").unwrap(), "IDEM#pay-1");
     }
 
     #[test]
-    fn a_free_order_without_coupon_or_key_takes_no_balance() {
-        let store = store();
-        let mut order = order(false);
-        order.total = Money::ZERO;
-        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
-        assert_eq!(payment.entry, None);
-        let seen = Some(BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 3 });
-        let (transaction, known) = store.payment_transaction(&order, &payment, None, seen).unwrap();
-        assert_eq!(known, None);
-        assert!(!transaction.roles().iter().any(|r| matches!(r, PayItem::Balance | PayItem::Coupon | PayItem::Key)));
-    }
-
-    #[test]
-    fn from_a_balance_seen_the_entry_commits_in_the_transaction_at_the_next_seq() {
-        let store = store();
-        let order = order(true);
-        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
-        let key = IdempotencyKey::parse("pay-1").unwrap();
-        let seen = BalanceSeen { balance: Money::parse("100.00").unwrap(), seq: 7 };
-        let (transaction, known) = store.payment_transaction(&order, &payment, Some(&key), Some(seen)).unwrap();
-        let entry = known.expect("the entry is known before the commit");
-        assert_eq!(
-            (entry.seq, entry.balance_after, entry.id),
-            (8, Money::parse("55.00").unwrap(), payment.entry.unwrap())
-        );
-        assert_eq!(transaction.roles()[5..7], [PayItem::Balance, PayItem::History]);
+    fn a_debit_from_a_balance_seen_commits_only_at_its_seq_with_its_history_row() {
+        let seen = BalanceSeen { balance: money("100.00"), seq: 7 };
+        let (_, plan) = payment_plan(Some((seen, 0)));
+        let transaction = store().transaction(&plan).unwrap();
         let items = transaction.items();
         let balance = update(&items[5]);
         assert_eq!(balance.condition_expression(), Some("attribute_exists(pk) AND seq = :seen AND balance >= :amount"));
@@ -866,101 +410,77 @@ mod tests {
         assert_eq!(get_s(history.item(), "sk").unwrap(), "HIST#00000000000000000008");
         assert_eq!(history.item()["balanceAfter"], n("55.00"));
         assert_eq!(history.condition_expression(), Some("attribute_not_exists(pk)"));
-        let key_record = items[10].put().unwrap();
-        assert_eq!(get_s(key_record.item(), "sk").unwrap(), "IDEM#pay-1");
-        assert_eq!(key_record.item()["seq"], n(8), "the key names its entry's seq from the start");
+        assert_eq!(items[10].put().unwrap().item()["seq"], n(8), "the key names its entry's seq from the start");
     }
 
     #[test]
-    fn a_balance_seen_too_low_to_pay_builds_no_transaction() {
-        let store = store();
-        let order = order(true);
-        let payment = succeeded(&order, PaymentId::generate(), EntryId::generate(), order.created_at);
-        let seen = BalanceSeen { balance: Money::parse("44.99").unwrap(), seq: 2 };
-        let built = store.payment_transaction(&order, &payment, None, Some(seen));
-        assert!(matches!(built, Err(OrderError::InsufficientBalance)), "{:?}", built.err());
-    }
-
-    #[test]
-    fn a_refusing_profile_moved_when_its_seq_is_not_the_one_seen() {
-        let seen = BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 4 };
-        let profile = |seq: u64| Item::from([("balance".to_owned(), n("10.00")), ("seq".to_owned(), n(seq))]);
-        assert_eq!(moved_since(Some(&profile(4)), seen), None, "the same seq: the balance said no");
-        let now = BalanceSeen { balance: Money::parse("10.00").unwrap(), seq: 5 };
-        assert_eq!(moved_since(Some(&profile(5)), seen), Some(now), "another change came first");
-        assert_eq!(moved_since(None, seen), None, "no profile: an unknown user, not a move");
-    }
-
-    /// Order, stock of products 1 and 2, their sales, balance, coupon, record, outbox.
-    fn roles() -> Vec<PayItem> {
-        vec![
-            PayItem::Order,
-            PayItem::Stock(p(1)),
-            PayItem::Stock(p(2)),
-            PayItem::Sales,
-            PayItem::Sales,
-            PayItem::Balance,
-            PayItem::Coupon,
-            PayItem::PaymentRecord,
-            PayItem::Outbox,
-        ]
-    }
-
-    fn refusal_of(refused: &Refusal<PayItem>) -> Option<OrderError> {
-        refusal(refused, &order(false))
-    }
-
-    #[test]
-    fn each_failed_condition_maps_to_its_refusal() {
-        assert!(matches!(refusal_of(&refused(&roles(), &[0])), Some(OrderError::AlreadyPaid)));
-        assert!(matches!(refusal_of(&refused(&roles(), &[2])), Some(OrderError::OutOfStock(id)) if id == p(2)));
-        assert!(matches!(refusal_of(&refused(&roles(), &[5])), Some(OrderError::InsufficientBalance)));
-        assert!(matches!(refusal_of(&refused(&roles(), &[6])), Some(OrderError::CouponUnavailable)));
-    }
-
-    #[test]
-    fn the_order_item_says_whether_it_was_paid_already_or_expired() {
-        let order_refused = |old: Option<&str>| {
-            let reasons: Vec<CancellationReason> = (0..roles().len())
-                .map(|i| match (i, old) {
-                    (0, Some(status)) => CancellationReason::builder()
-                        .code("ConditionalCheckFailed")
-                        .item("pk", s("ORDER#o"))
-                        .item("status", s(status))
-                        .build(),
-                    (0, None) => CancellationReason::builder().code("ConditionalCheckFailed").build(),
-                    _ => CancellationReason::builder().code("None").build(),
-                })
-                .collect();
-            let Cancelled::Refused(refused) = read_cancellation(&roles(), &reasons) else { panic!("refused") };
-            refusal_of(&refused)
+    fn a_refund_plan_gives_back_stock_sales_and_the_coupon_on_the_same_keys() {
+        let order = Order {
+            status: OrderStatus::Paid,
+            paid_at: Some(datetime!(2026-11-24 10:05 UTC)),
+            payment: Some(PaymentId::generate()),
+            ..order()
         };
-        assert!(matches!(order_refused(Some("PAID")), Some(OrderError::AlreadyPaid)));
-        assert!(matches!(order_refused(Some("PENDING_PAYMENT")), Some(OrderError::Expired)));
-        assert!(matches!(order_refused(Some("CANCELLED")), Some(OrderError::Cancelled)));
-        assert!(matches!(order_refused(Some("REFUNDED")), Some(OrderError::Refunded)));
-        assert!(matches!(order_refused(None), Some(OrderError::UnknownOrder)));
+        let now = datetime!(2026-11-25 8:00 UTC);
+        let plan = plan::refund(&order, now, Some(EntryId::generate()), None, Canceller::Operator, None).unwrap();
+        let transaction = store().transaction(&plan).unwrap();
+        let items = transaction.items();
+        assert_eq!(update(&items[0]).condition_expression(), Some("#status = :paid AND paymentId = :payment"));
+        assert!(update(&items[0]).update_expression().contains("refundEntryId"));
+        assert_eq!(update(&items[1]).update_expression(), "SET stock = stock + :q");
+        let sales = update(&items[3]);
+        assert_eq!(
+            (sales.key()["pk"].clone(), sales.condition_expression()),
+            (s("SALES#2026-11-24"), Some("quantity >= :q"))
+        );
+        assert_eq!(get_s(items[7].put().unwrap().item(), "sk").unwrap(), "ORDER_REFUNDED");
     }
 
-    #[test]
-    fn the_refusal_a_customer_can_act_on_first_wins() {
-        assert!(matches!(refusal_of(&refused(&roles(), &[1, 5])), Some(OrderError::OutOfStock(id)) if id == p(1)));
-        assert!(matches!(refusal_of(&refused(&roles(), &[0, 1])), Some(OrderError::AlreadyPaid)));
-    }
-
-    #[test]
-    fn a_balance_whose_profile_is_gone_means_an_unknown_user() {
-        let reasons: Vec<CancellationReason> = (0..roles().len())
-            .map(|i| CancellationReason::builder().code(if i == 5 { "ConditionalCheckFailed" } else { "None" }).build())
+    /// The refusal in which the steps at `failed` refused, each with `old` as its item.
+    fn refusal(plan: &Plan, failed: &[(usize, Option<Item>)]) -> Refusal<Role> {
+        let reasons: Vec<CancellationReason> = (0..plan.steps.len())
+            .map(|i| match failed.iter().find(|(at, _)| *at == i) {
+                Some((_, old)) => {
+                    CancellationReason::builder().code("ConditionalCheckFailed").set_item(old.clone()).build()
+                }
+                None => CancellationReason::builder().code("None").build(),
+            })
             .collect();
-        let Cancelled::Refused(refused) = read_cancellation(&roles(), &reasons) else { panic!("refused") };
-        assert!(matches!(refusal_of(&refused), Some(OrderError::UnknownUser(_))));
+        match read_cancellation(&plan.roles(), &reasons) {
+            Cancelled::Refused(refusal) => refusal,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    fn item(fields: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]) -> Option<Item> {
+        Some(fields.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
     }
 
     #[test]
-    fn an_existing_key_record_means_replay() {
-        let mut roles = roles();
-        roles.push(PayItem::Key);
-        assert!(refusal_of(&refused(&roles, &[0, 9])).is_none());
+    fn a_refusal_reads_back_the_orders_status_a_missing_payer_and_a_balance_that_moved() {
+        let store = store();
+        let seen = BalanceSeen { balance: money("100.00"), seq: 7 };
+        let (_, plan) = payment_plan(Some((seen, 0)));
+        let order = item(&[("pk", s("ORDER#o")), ("status", s("PAID"))]);
+        let refused = store.refused(&plan, &refusal(&plan, &[(0, order), (2, None)])).unwrap();
+        assert_eq!(
+            refused.steps,
+            [(Role::Order, Found::Order(OrderStatus::Paid)), (Role::Stock(p(2)), Found::Refused)]
+        );
+        assert_eq!(store.refused(&plan, &refusal(&plan, &[(0, None)])).unwrap().steps, [(Role::Order, Found::Missing)]);
+
+        let profile = |seq: u64| item(&[("pk", s("USER#7")), ("balance", n("100.00")), ("seq", n(seq))]);
+        let same = store.refused(&plan, &refusal(&plan, &[(5, profile(7))])).unwrap();
+        assert_eq!(same.steps, [(Role::Balance, Found::Refused)], "the seq seen: the balance said no");
+        assert_eq!(store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let moved = store.refused(&plan, &refusal(&plan, &[(5, profile(8))])).unwrap();
+        let now = BalanceSeen { balance: money("100.00"), seq: 8 };
+        assert_eq!(moved.steps, [(Role::Balance, Found::Moved(now))], "another change came first");
+        assert_eq!(store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let gone = store.refused(&plan, &refusal(&plan, &[(5, None)])).unwrap();
+        assert_eq!(gone.steps, [(Role::Balance, Found::Missing)], "no profile: an unknown payer");
+
+        let unknown = item(&[("pk", s("ORDER#o")), ("status", s("LOST"))]);
+        assert!(store.refused(&plan, &refusal(&plan, &[(0, unknown)])).is_err(), "an unknown status is a fault");
     }
 }

@@ -137,6 +137,11 @@ impl<R: Copy + PartialEq> Refusal<R> {
         self.old_item(role).is_some_and(|item| item.contains_key("pk"))
     }
 
+    /// Each failed role, in transaction order, with its item's old image if any.
+    pub fn iter(&self) -> impl Iterator<Item = (R, Option<&Item>)> + '_ {
+        self.failed.iter().map(|(role, item)| (*role, item.as_ref()))
+    }
+
     /// The first failed role for which `pick` says something, in transaction order.
     pub fn find<T>(&self, pick: impl Fn(R) -> Option<T>) -> Option<T> {
         self.failed.iter().find_map(|(role, _)| pick(*role))

@@ -1,0 +1,150 @@
+//! Fifty requests at once under one `Idempotency-Key`, on every keyed route: one makes
+//! the change, and every answer is exactly the one that change made, never a state read
+//! before it committed (issue 29, defect 2).
+
+use futures::future::join_all;
+use rushcart_tests::invariants::{assert_ledger_consistent, read_ledger};
+use rushcart_tests::TestApp;
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+const AT_ONCE: usize = 50;
+
+/// One answer: the status, `Idempotent-Replayed`, the body.
+type Answer = (u16, bool, Value);
+
+async fn send(app: &TestApp, path: &str, body: &str, key: &str, token: &str) -> Answer {
+    let response = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    (status, replayed, response.json().await.expect("a JSON body"))
+}
+
+/// [`AT_ONCE`] sends of one keyed request at the same moment: every answer is the same
+/// success, and exactly one of them made it (the others say they are replays).
+async fn at_once(app: &TestApp, path: &str, body: &str, key: &str, token: &str, status: u16) -> Value {
+    let answers: Vec<Answer> = join_all((0..AT_ONCE).map(|_| send(app, path, body, key, token))).await;
+    let first = answers.iter().find(|(_, replayed, _)| !replayed).map(|(_, _, body)| body.clone());
+    let first = first.unwrap_or_else(|| panic!("{path}: no answer made the change: {answers:?}"));
+    for (got, _, answer) in &answers {
+        assert_eq!((*got, answer), (status, &first), "{path}: every answer is the one the change made");
+    }
+    let made = answers.iter().filter(|(_, replayed, _)| !replayed).count();
+    assert_eq!(made, 1, "{path}: one answer made the change, the others replayed it");
+    first
+}
+
+async fn shop() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "1000.00")]).await;
+    app.seed_products(2, "10.00", 100).await;
+    app.seed_coupon(1, 10, "5.00", OffsetDateTime::now_utc() + Duration::days(1)).await;
+    app
+}
+
+async fn place(app: &TestApp, coupon: bool) -> String {
+    let mut body = json!({"userId": 1, "products": [{"productId": 1, "quantity": 2}]});
+    if coupon {
+        body["couponId"] = 1.into();
+    }
+    let (status, order) = app.post("/api/v1/orders", &body.to_string(), None).await;
+    assert_eq!(status, 201, "{order}");
+    order["orderId"].as_str().expect("orderId").to_owned()
+}
+
+async fn pay(app: &TestApp, order: &str) {
+    let (status, paid) = app.post("/api/v1/payment", &json!({"userId": 1, "orderId": order}).to_string(), None).await;
+    assert_eq!(status, 200, "{paid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_cancels_under_one_key_all_answer_the_cancel_or_refund_it_made() {
+    let app = shop().await;
+    let customer = app.token(1);
+    let operator = app.operator_token(900);
+
+    let unpaid = place(&app, false).await;
+    let path = format!("/api/v1/orders/{unpaid}/cancel");
+    let answer = at_once(&app, &path, "", "cancel-unpaid", &customer, 200).await;
+    assert_eq!(answer["status"], "CANCELLED", "{answer}");
+
+    assert_eq!(app.post("/api/v1/coupons/1?userId=1", "", None).await.0, 201);
+    let paid = place(&app, true).await;
+    pay(&app, &paid).await;
+    let path = format!("/api/v1/orders/{paid}/cancel");
+    let answer = at_once(&app, &path, "", "cancel-paid", &customer, 200).await;
+    assert_eq!(answer["status"], "REFUNDED", "{answer}");
+
+    let by_operator = place(&app, false).await;
+    pay(&app, &by_operator).await;
+    let path = format!("/api/v1/admin/orders/{by_operator}/cancel");
+    let answer = at_once(&app, &path, "", "cancel-for-them", &operator, 200).await;
+    assert_eq!(answer["status"], "REFUNDED", "{answer}");
+
+    assert_eq!(app.balance(1).await, "1000.00", "two refunds, each once");
+    let ledger = read_ledger(app.client(), app.table(), 1).await;
+    assert_ledger_consistent(&ledger);
+    assert_eq!(ledger.entries.values().filter(|entry| entry.kind == "REFUND").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_orders_payments_and_balance_changes_under_one_key_each_make_one_change() {
+    let app = shop().await;
+    let customer = app.token(1);
+
+    let order = json!({"userId": 1, "products": [{"productId": 2, "quantity": 1}]}).to_string();
+    let placed = at_once(&app, "/api/v1/orders", &order, "order-1", &customer, 201).await;
+    let id = placed["orderId"].as_str().expect("orderId");
+    let (_, orders) = app.get("/api/v1/users/1/orders").await;
+    assert_eq!(orders["items"].as_array().map(Vec::len), Some(1), "one order: {orders}");
+
+    let payment = json!({"userId": 1, "orderId": id}).to_string();
+    let paid = at_once(&app, "/api/v1/payment", &payment, "pay-1", &customer, 200).await;
+    assert_eq!(paid["balanceAfter"], "990.00", "{paid}");
+
+    let charge = r#"{"amount": "5.00"}"#;
+    let charged = at_once(&app, "/api/v1/users/1/balance/charge", charge, "charge-1", &customer, 200).await;
+    assert_eq!(charged["balance"], "995.00", "{charged}");
+    let used = at_once(&app, "/api/v1/users/1/balance/use", charge, "use-1", &customer, 200).await;
+    assert_eq!(used["balance"], "990.00", "{used}");
+
+    assert_eq!(app.balance(1).await, "990.00");
+    let ledger = read_ledger(app.client(), app.table(), 1).await;
+    assert_ledger_consistent(&ledger);
+    assert_eq!(ledger.entries.len(), 4, "the opening entry, one payment, one charge, one use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_operator_writes_under_one_key_each_make_one_change() {
+    let app = shop().await;
+    let operator = app.operator_token(900);
+
+    let product = r#"{"name": "Kettle", "price": "39.90", "stock": 50}"#;
+    let created = at_once(&app, "/api/v1/admin/products", product, "new-kettle", &operator, 201).await;
+    assert_eq!(created["productId"], 3, "{created}");
+    assert_eq!(app.get("/api/v1/products/4").await.0, 404, "one product made");
+
+    let restock = r#"{"add": 25}"#;
+    let restocked = at_once(&app, "/api/v1/admin/products/3/stock", restock, "restock-3", &operator, 200).await;
+    assert_eq!(restocked["stock"], 75, "{restocked}");
+
+    let coupon = json!({"name": "Winter", "discount": "5.00", "total": 2, "endsAt": "2099-01-01T00:00:00Z"});
+    let made = at_once(&app, "/api/v1/admin/coupons", &coupon.to_string(), "winter", &operator, 201).await;
+    let id = made["couponId"].as_u64().expect("couponId");
+    assert_eq!(app.get(&format!("/api/v1/coupons/{}", id + 1)).await.0, 404, "one coupon made");
+
+    let credit = r#"{"amount": "100.00"}"#;
+    let path = "/api/v1/admin/users/1/balance/charge";
+    let credited = at_once(&app, path, credit, "credit-1", &operator, 200).await;
+    assert_eq!(credited["balance"], "1100.00", "{credited}");
+    assert_eq!(app.balance(1).await, "1100.00");
+}
