@@ -173,8 +173,13 @@ impl TestApp {
     ) -> TestApp {
         let (store, table) = TestApp::fresh_store_at(upstream).await;
         let endpoint = through;
-        let config =
-            aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await).endpoint_url(endpoint);
+        // The local engine takes any credentials: a test run needs none in its environment.
+        let credentials =
+            aws_sdk_dynamodb::config::Credentials::new("rushcartlocal", "rushcartlocal", None, None, "rushcart-tests");
+        let config = aws_sdk_dynamodb::config::Builder::from(rushcart::adapters::aws_sdk_config().await)
+            .endpoint_url(endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(credentials);
         let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone());
         let mut deps = Deps::new(proxied);
         if !sign_in {
