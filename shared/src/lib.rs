@@ -12,10 +12,16 @@
 //!   DynamoDB adapter against an in-process engine, never a second copy of the rules).
 //! - [`http`]: the route table, extractors, the one error → response mapping, one
 //!   handler per route.
-//! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules).
+//! - [`identity`]: who is acting — the user and roles from the authorizer's verified
+//!   claims (locally, `AUTH=off`'s client-named user) — and a new user's sign-up.
+//! - [`triggers`]: the handlers of the non-HTTP functions (stream, SQS, schedules,
+//!   Cognito's sign-up and token triggers).
 //! - [`echo`]: how much of a client's input an error message may quote back.
-//! - [`retry`]: bounded jittered backoff for transaction conflicts.
+//! - [`retry`]: bounded jittered backoff for transaction conflicts and for the keys a
+//!   `BatchGetItem` leaves unprocessed.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda), and the TLS crypto provider.
+//! - [`metrics`]: the catalogue of business and technical metrics, written as
+//!   CloudWatch Embedded Metric Format records in the log.
 //!
 //! A function binary builds [`Deps`] once and passes every request to its handler.
 
