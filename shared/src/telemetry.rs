@@ -3,18 +3,21 @@
 //! its id), readable text on a terminal, and never ANSI colour codes in a file. The
 //! template's `LoggingConfig` decides on Lambda: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or
 //! `Text`, which also overrides the default locally) and `AWS_LAMBDA_LOG_LEVEL`; else
-//! `RUST_LOG` filters, defaulting to `info`.
+//! `RUST_LOG` filters, defaulting to `info`. A filter is a level and levels per target
+//! (`warn,rushcart=debug`): `filter::Targets`, which needs no regex engine.
 
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// How a process logs, decided from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub json: bool,
     pub ansi: bool,
-    /// An `EnvFilter` directive.
+    /// A level, and levels per target: `info`, `warn,rushcart=debug`.
     pub filter: String,
 }
 
@@ -52,20 +55,24 @@ where
 {
     crate::install_crypto_provider();
     let settings = LogSettings::from_env(|name| std::env::var(name).ok(), terminal);
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(settings.ansi)
-        .with_writer(writer);
+    let filter = settings.targets();
+    let format = tracing_subscriber::fmt::layer().with_target(false).with_ansi(settings.ansi).with_writer(writer);
     // `try_init`: a second call (tests, the local API) keeps the first subscriber. A
     // JSON line carries the request span once (`span`): it is the only span there is,
     // so the list of enclosing spans would repeat it on every line.
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if settings.json {
-        builder.json().with_current_span(true).with_span_list(false).try_init()
+        registry.with(format.json().with_current_span(true).with_span_list(false)).try_init()
     } else {
-        builder.compact().try_init()
+        registry.with(format.compact()).try_init()
     };
+}
+
+impl LogSettings {
+    /// The filter, or `info` when it does not parse.
+    pub fn targets(&self) -> Targets {
+        self.filter.parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +103,19 @@ mod tests {
         let text = settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")], false);
         assert_eq!((text.json, text.ansi), (false, false), "asked for text, a file gets plain text");
         assert!(!settings(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")], true).ansi, "JSON never carries colour");
+    }
+
+    #[test]
+    fn a_filter_is_a_level_and_levels_per_target() {
+        use tracing::Level;
+        let targets = settings(&[("RUST_LOG", "warn,rushcart::feed=debug")], false).targets();
+        assert!(targets.would_enable("rushcart::feed::local", &Level::DEBUG));
+        assert!(!targets.would_enable("rushcart::orders", &Level::INFO));
+        assert!(targets.would_enable("rushcart::orders", &Level::WARN));
+        let lambda = settings(&[("AWS_LAMBDA_LOG_LEVEL", "ERROR")], false).targets();
+        assert!(!lambda.would_enable("rushcart", &Level::WARN) && lambda.would_enable("rushcart", &Level::ERROR));
+        let garbled = settings(&[("RUST_LOG", "=[")], false).targets();
+        assert!(garbled.would_enable("rushcart", &Level::INFO) && !garbled.would_enable("rushcart", &Level::DEBUG));
     }
 
     /// JSON lines carry the current span only ([`init`]), which is all of the context

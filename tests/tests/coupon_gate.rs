@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 
 /// A test app behind a gate on the stack's Redis, connected before it is used.
 async fn gated_app() -> (TestApp, Arc<RedisGate>) {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::WARN).try_init();
     let mut gate = None;
     let app = TestApp::spawn_with_gate(|namespace| {
         let built = Arc::new(RedisGate::with_call_timeout(redis_url(), namespace, REDIS_BUDGET).unwrap());

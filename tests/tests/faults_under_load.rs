@@ -786,7 +786,7 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
         let _ = tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
-            .with_env_filter("warn")
+            .with_max_level(tracing::Level::WARN)
             .with_writer(std::sync::Mutex::new(file))
             .try_init();
     }
