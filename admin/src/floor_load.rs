@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use rushcart::adapters::dynamodb::seed::{self, CouponSeed, ProductSeed};
+use rushcart_testkit::seed::{self, CouponSeed, ProductSeed};
 use rushcart::adapters::dynamodb::table::{MAIN_TABLE, OUTBOX_TABLE};
 use rushcart::clock::rfc3339;
 use rushcart::ids::{CouponId, ProductId, UserId};

@@ -18,10 +18,10 @@ mod floor_load;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rushcart::adapters::dynamodb::seed::{self, CouponSeed, ProductSeed};
 use rushcart::adapters::dynamodb::{client_from_env, table::ALL_TABLES};
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
+use rushcart_testkit::seed::{self, CouponSeed, ProductSeed};
 
 #[derive(Parser)]
 #[command(name = "rushcart-admin", about = "Provision and seed rushcart's tables")]
@@ -144,11 +144,11 @@ async fn main() -> anyhow::Result<()> {
                 println!("table {name} ready");
             }
             let (sqs, kinesis) = rushcart::adapters::feed_aws::clients_from_env().await;
-            let channels = rushcart::adapters::feed_aws::provision(
+            let channels = rushcart_testkit::channels::provision(
                 &sqs,
                 &kinesis,
                 &cli.prefix,
-                rushcart::adapters::feed_aws::VISIBILITY_TIMEOUT,
+                rushcart_testkit::channels::VISIBILITY_TIMEOUT,
             )
             .await?;
             println!(
@@ -179,11 +179,11 @@ async fn main() -> anyhow::Result<()> {
 
 /// `redrive`: moves the feed's dead letters back, or lists them.
 async fn redrive(prefix: &str, dry_run: bool) -> anyhow::Result<()> {
-    use rushcart::adapters::feed_aws::{self, FeedQueues};
-    let (sqs, _) = feed_aws::clients_from_env().await;
+    use rushcart_testkit::channels::{self, FeedQueues};
+    let (sqs, _) = rushcart::adapters::feed_aws::clients_from_env().await;
     let queues = FeedQueues::locate(&sqs, prefix).await?;
     if dry_run {
-        let letters = feed_aws::dead_letters(&sqs, &queues.dead_letter_queue_url).await?;
+        let letters = channels::dead_letters(&sqs, &queues.dead_letter_queue_url).await?;
         for letter in &letters {
             let event = letter.event_id.as_deref().unwrap_or("(a body that is no feed event)");
             println!("{}  {event}  receives: {}", letter.message_id, letter.receives);
@@ -191,7 +191,7 @@ async fn redrive(prefix: &str, dry_run: bool) -> anyhow::Result<()> {
         println!("{} messages in {} (dry run: nothing moved)", letters.len(), queues.dead_letter_queue_url);
         return Ok(());
     }
-    let redriven = feed_aws::redrive(&sqs, &queues.dead_letter_queue_url, &queues.queue_url).await?;
+    let redriven = channels::redrive(&sqs, &queues.dead_letter_queue_url, &queues.queue_url).await?;
     println!("moved {} messages from {} to {}", redriven.moved, queues.dead_letter_queue_url, queues.queue_url);
     for message in &redriven.not_deleted {
         println!("sent but not deleted from the dead-letter queue (the next redrive sends it again): {message}");
@@ -272,7 +272,7 @@ async fn audit(
     coupons: Vec<u64>,
     orders: bool,
 ) -> anyhow::Result<()> {
-    use rushcart::adapters::dynamodb::audit::{check_coupon, check_ledger, check_orders, read_ledger};
+    use rushcart_testkit::audit::{check_coupon, check_ledger, check_orders, read_ledger};
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let mut entries = 0;
     let mut violations = Vec::new();

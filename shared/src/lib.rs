@@ -10,6 +10,8 @@
 //!   each its types, its ports (traits) and its use cases.
 //! - [`adapters`]: the ports on DynamoDB, Redis, SQS and Kinesis (the tests run the
 //!   DynamoDB adapter against an in-process engine, never a second copy of the rules).
+//!   Only what the functions run lives here: seeding, audits, the local feed pollers,
+//!   provisioning and the store's counters are `rushcart-testkit`'s.
 //! - [`http`]: the route table, extractors, the one error → response mapping, one
 //!   handler per route.
 //! - [`identity`]: who is acting — the user and roles from the authorizer's verified

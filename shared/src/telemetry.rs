@@ -109,7 +109,7 @@ mod tests {
     fn a_filter_is_a_level_and_levels_per_target() {
         use tracing::Level;
         let targets = settings(&[("RUST_LOG", "warn,rushcart::feed=debug")], false).targets();
-        assert!(targets.would_enable("rushcart::feed::local", &Level::DEBUG));
+        assert!(targets.would_enable("rushcart::feed::relay", &Level::DEBUG));
         assert!(!targets.would_enable("rushcart::orders", &Level::INFO));
         assert!(targets.would_enable("rushcart::orders", &Level::WARN));
         let lambda = settings(&[("AWS_LAMBDA_LOG_LEVEL", "ERROR")], false).targets();

@@ -1,8 +1,8 @@
-//! Invariant checks for tests, over `rushcart::adapters::dynamodb::audit`.
+//! Invariant checks for tests, over `rushcart_testkit::audit`.
 
-use rushcart::adapters::dynamodb::audit::{self, StoredLedger};
 use rushcart::ids::UserId;
 use rushcart::money::Money;
+use rushcart_testkit::audit::{self, StoredLedger};
 use rust_decimal::Decimal;
 
 pub async fn read_ledger(client: &aws_sdk_dynamodb::Client, table: &str, user: u64) -> StoredLedger {
@@ -21,13 +21,10 @@ pub fn money(text: &str) -> Decimal {
 
 /// Checks invariant 2 for `coupon`; returns (issued count, copies held).
 pub async fn coupon_audit(app: &crate::TestApp, coupon: u64) -> (u64, u64) {
-    let audit = rushcart::adapters::dynamodb::audit::check_coupon(
-        app.client(),
-        app.table(),
-        rushcart::ids::CouponId::new(coupon).unwrap(),
-    )
-    .await
-    .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
+    let audit =
+        rushcart_testkit::audit::check_coupon(app.client(), app.table(), rushcart::ids::CouponId::new(coupon).unwrap())
+            .await
+            .unwrap_or_else(|violation| panic!("coupon invariant violated: {violation:#}"));
     (audit.issued, audit.copies)
 }
 

@@ -25,12 +25,13 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rushcart::adapters::dynamodb::seed::{self, seed_users};
 use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
 use rushcart::Deps;
 use rushcart_local_api::issuer::LocalIssuer;
+use rushcart_testkit::counters::StoreCounters;
+use rushcart_testkit::seed::{self, seed_users};
 
 /// The DynamoDB endpoint of the chosen backend: locally, this test binary's own engine.
 pub async fn dynamodb_endpoint() -> String {
@@ -139,7 +140,8 @@ impl TestApp {
     pub async fn spawn_intercepted(interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static) -> TestApp {
         let (store, table) = TestApp::fresh_store().await;
         let config = store.client().config().to_builder().interceptor(interceptor).build();
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+        let counted = store.probe().expect("a fresh store counts").clone();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table).with_probe(counted);
         TestApp::serve_deps(store.clone(), Deps::new(store)).await
     }
 
@@ -180,7 +182,8 @@ impl TestApp {
             .endpoint_url(endpoint)
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .credentials_provider(credentials);
-        let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone());
+        let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table.clone())
+            .with_probe(store.probe().expect("a fresh store counts").clone());
         let mut deps = Deps::new(proxied);
         if !sign_in {
             deps.identity = rushcart::identity::Identity::TrustClient;
@@ -198,6 +201,7 @@ impl TestApp {
         let client = dynamodb_client(endpoint).await;
         let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
         let store = DynamoStore::provisioned(client, &prefix).await.expect("provision the test tables");
+        let store = StoreCounters::attach(store);
         let table = store.table().to_owned();
         (store, table)
     }
@@ -413,6 +417,11 @@ impl TestApp {
     }
 
     /// The balance as the API reports it.
+    /// What the store (the test's and the functions') counted of its work.
+    pub fn counters(&self) -> &StoreCounters {
+        StoreCounters::of(&self.store).expect("a test store counts its work")
+    }
+
     pub async fn balance(&self, user: u64) -> String {
         let (status, body) = self.get(&format!("/api/v1/users/{user}/balance")).await;
         assert_eq!(status, 200, "{body}");

@@ -6,8 +6,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::check_orders;
 use rushcart::http::routes::{Access, ROUTES};
+use rushcart_testkit::audit::check_orders;
 use rushcart_tests::invariants::users;
 use rushcart_tests::shop::{request_for, shop, snapshot};
 use rushcart_tests::TestApp;

@@ -30,7 +30,7 @@ async fn gated_app() -> (TestApp, Arc<RedisGate>) {
 static ONE_RUSH_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn writes(app: &TestApp) -> u64 {
-    app.store.metrics().coupon_issue_writes.load(std::sync::atomic::Ordering::Relaxed)
+    app.counters().coupon_issue_writes()
 }
 
 async fn rush(app: &TestApp, users: std::ops::RangeInclusive<u64>) -> (usize, usize, usize) {

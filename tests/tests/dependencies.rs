@@ -50,12 +50,8 @@ fn one_http_stack_only() {
     }
 }
 
-/// The local engine is for the stack, the admin CLI's benchmarks and the tests: no
-/// function's crate (every workspace member under `functions/` but the local API)
-/// reaches it, through its normal or build dependencies.
-#[test]
-fn no_lambda_links_the_local_dynamodb_engine() {
-    let tree = dependents("dynoxide-rs", &[]).expect("the local stack's engine is built");
+/// The functions under `functions/` that run on Lambda (all but the local API).
+fn lambdas() -> Vec<String> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
     let mut lambdas = Vec::new();
     for entry in std::fs::read_dir(root).expect("read functions/") {
@@ -65,8 +61,20 @@ fn no_lambda_links_the_local_dynamodb_engine() {
         }
     }
     assert!(lambdas.len() > 20, "the functions were found: {lambdas:?}");
-    for lambda in &lambdas {
-        assert!(!tree.contains(&format!(" {lambda} v")), "{lambda} links dynoxide-rs:\n{tree}");
+    lambdas
+}
+
+/// The local engine, and the testkit (seeding, audits, the local feed pollers,
+/// provisioning, the store's counters), are for the stack, the admin CLI, the
+/// benchmarks and the tests: no function's crate reaches them through its normal or
+/// build dependencies, nor does the library every function links.
+#[test]
+fn no_lambda_links_the_local_engine_or_the_testkit() {
+    for package in ["dynoxide-rs", "rushcart-testkit", "aws-sdk-dynamodbstreams"] {
+        let tree = dependents(package, &[]).unwrap_or_else(|| panic!("{package} is built for the local stack"));
+        for lambda in lambdas() {
+            assert!(!tree.contains(&format!(" {lambda} v")), "{lambda} links {package}:\n{tree}");
+        }
+        assert!(!tree.contains(" rushcart v"), "the shared library links {package}:\n{tree}");
     }
-    assert!(!tree.contains(" rushcart v"), "the shared library links dynoxide-rs:\n{tree}");
 }

@@ -9,12 +9,11 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use futures::future::join_all;
 use futures::StreamExt as _;
-use rushcart::adapters::feed_aws::{
-    dead_letters, provision, redrive, AwsPublisher, FeedChannels, FeedQueues, HttpPlatform, Redriven, MAX_RECEIVES,
-};
+use rushcart::adapters::feed_aws::{AwsPublisher, FeedChannels, HttpPlatform};
 use rushcart::clock::SystemClock;
-use rushcart::feed::local::{consume_once, relay_once, StreamReader};
 use rushcart::feed::{sweep, EventPublisher, EventType, OutboxEvent};
+use rushcart_testkit::channels::{dead_letters, provision, redrive, FeedQueues, Redriven, MAX_RECEIVES};
+use rushcart_testkit::feed::{consume_once, relay_once, StreamReader};
 use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, streams_client, Behaviour, OwnMoto, Receiver};
 use rushcart_tests::{dynamodb_endpoint, TestApp};
 use serde_json::json;
@@ -453,7 +452,7 @@ async fn a_message_the_platform_always_refuses_ends_in_the_dead_letter_queue_wit
     for order in &doomed {
         assert_eq!(
             attempts[&format!("{order}:ORDER_PAID")],
-            rushcart::adapters::feed_aws::MAX_RECEIVES,
+            rushcart_testkit::channels::MAX_RECEIVES,
             "{order} was tried once per receive"
         );
     }

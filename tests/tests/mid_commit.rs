@@ -106,7 +106,7 @@ async fn a_payment_whose_commit_answer_was_lost_is_replayed_to_the_retry_and_tak
     let ledger = read_ledger(app.client(), app.table(), 1).await;
     assert_ledger_consistent(&ledger);
     assert_eq!(ledger.balance, money("80.00"), "paid once");
-    let audit = rushcart::adapters::dynamodb::audit::check_orders(app.client(), app.table())
+    let audit = rushcart_testkit::audit::check_orders(app.client(), app.table())
         .await
         .unwrap_or_else(|violation| panic!("{violation:#}"));
     assert_eq!(audit.paid, 1);

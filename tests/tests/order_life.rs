@@ -2,15 +2,14 @@
 //! API: its customer's list, its payment deadline, the operator's view of it, and the
 //! ledger entry that names it. Time is a manual clock the tests move.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::check_orders;
 use rushcart::clock::{Clock, ManualClock};
 use rushcart::ids::{IdempotencyKey, OrderId, PaymentId, UserId};
 use rushcart::orders::use_cases::pay_as_read;
 use rushcart::orders::{OrderError, OrderPayer};
+use rushcart_testkit::audit::check_orders;
 use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger};
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};
@@ -201,7 +200,7 @@ async fn a_payment_whose_balance_moved_after_its_read_still_pays_once_with_the_r
     let paid =
         pay_as_read(&app.store, &order, Some(seen), PaymentId::generate(), clock.now(), None).await.expect("paid");
     assert_eq!(paid.balance_after.to_string(), "995.00", "the balance after both changes, not the one seen");
-    assert_eq!(app.store.metrics().payments_moved.load(Ordering::Relaxed), 1, "it found the balance moved");
+    assert_eq!(app.counters().payments_moved(), 1, "it found the balance moved");
     let again = pay_as_read(&app.store, &order, Some(seen), PaymentId::generate(), clock.now(), None).await;
     assert!(matches!(again, Err(OrderError::AlreadyPaid)), "{again:?}");
     let ledger = read_ledger(app.client(), app.table(), 1).await;

@@ -2,7 +2,7 @@
 //! invariants 1–5 checked from the database after every race.
 
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::{check_orders, OrdersAudit};
+use rushcart_testkit::audit::{check_orders, OrdersAudit};
 use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger, users};
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};
@@ -148,7 +148,7 @@ async fn one_users_thirty_payments_racing_a_hundred_of_their_own_charges_and_use
     }
     let audit = audit(&app).await;
     assert_eq!((audit.orders, audit.paid, audit.failed_payments), (30, 30, 0));
-    let moved = app.store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed);
+    let moved = app.counters().payments_moved();
     eprintln!("30 payments found the balance moved since they read it {moved} times");
 }
 

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use rushcart::adapters::dynamodb::audit::{check_orders, OrdersAudit};
 use rushcart::clock::ManualClock;
 use rushcart::ids::{CouponId, UserId};
 use rushcart::orders::OrderStore;
+use rushcart_testkit::audit::{check_orders, OrdersAudit};
 use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger, users};
 use rushcart_tests::TestApp;
 use serde_json::{json, Value};

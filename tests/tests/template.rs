@@ -261,7 +261,7 @@ fn every_function_has_a_sample_event_and_http_ones_parse_through_lambda_http() {
 
 #[test]
 fn the_feed_queue_and_stream_are_provisioned_as_the_template_declares_them() {
-    use rushcart::adapters::feed_aws::{KINESIS_SHARDS, MAX_RECEIVES, VISIBILITY_TIMEOUT};
+    use rushcart_testkit::channels::{KINESIS_SHARDS, MAX_RECEIVES, VISIBILITY_TIMEOUT};
     let template = template();
     let resources = &template["Resources"];
     let queue = &resources["FeedQueue"]["Properties"];

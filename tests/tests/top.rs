@@ -4,7 +4,6 @@
 //! refresh period.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -129,7 +128,7 @@ async fn cached_app(url: &str) -> (TestApp, Arc<RedisTopCache>) {
 }
 
 fn computations(app: &TestApp) -> u64 {
-    app.store.metrics().top_computations.load(Ordering::Relaxed)
+    app.counters().top_computations()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,12 +12,11 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rushcart::adapters::dynamodb::DynamoStore;
-use rushcart::adapters::feed_aws::{
-    clients_from_env, streams_client_from_env, AwsPublisher, FeedChannels, HttpPlatform,
-};
-use rushcart::feed::local::{consume_once, relay_once, StreamReader};
+use rushcart::adapters::feed_aws::{clients_from_env, AwsPublisher, FeedChannels, HttpPlatform};
 use rushcart::feed::{sweep, SWEEP_GRACE};
 use rushcart::Deps;
+use rushcart_testkit::channels::streams_client_from_env;
+use rushcart_testkit::feed::{consume_once, relay_once, StreamReader};
 
 /// Starts the relay, sweeper and consumer tasks (and the stand-in receiver when
 /// `DATA_PLATFORM_URL` is unset), with clients and channels from the environment.

@@ -13,7 +13,6 @@
 //! even when a consumer dies after posting and before marking.
 
 pub mod events;
-pub mod local;
 
 use std::future::Future;
 use std::time::Duration;

@@ -5,7 +5,6 @@
 // Each test file uses its own share of these.
 #![allow(dead_code)]
 
-use rushcart::adapters::dynamodb::seed::{self, CouponSeed, ProductSeed};
 use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::catalog::{Product, ProductCatalog};
 use rushcart::coupons::{Coupon, IssuedCoupon, UserCoupons};
@@ -13,6 +12,7 @@ use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
 use rushcart::pagination::PageRequest;
 use rushcart::top::SalesReader;
+use rushcart_testkit::seed::{self, CouponSeed, ProductSeed};
 use time::{Date, OffsetDateTime};
 
 /// A store on tables of its own.

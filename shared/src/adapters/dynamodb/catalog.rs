@@ -252,24 +252,18 @@ pub fn product_from_item(item: &Item) -> anyhow::Result<Product> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::dynamodb::seed::{product_item, ProductSeed};
     use crate::money::Money;
 
     #[test]
     fn a_product_round_trips_and_is_listed_by_the_index_in_id_order() {
-        let seed = ProductSeed {
-            id: ProductId::new(7).unwrap(),
-            name: "Kettle".into(),
-            price: Money::parse("19.90").unwrap(),
-            stock: 40,
-        };
-        let item = product_item(&seed);
+        let (id, price) = (ProductId::new(7).unwrap(), Money::parse("19.90").unwrap());
+        let item = product_item(id, "Kettle", price, 40);
         assert_eq!((item["pk"].clone(), item["sk"].clone()), (s("PRODUCT#7"), s("PRODUCT")));
         assert_eq!((item["gsi1pk"].clone(), item["gsi1sk"].clone()), (s(PRODUCTS_GSI1PK), s("00000000000000000007")));
         let product = product_from_item(&item).unwrap();
         assert_eq!(
             (product.product_id, product.name.as_str(), product.price, product.stock),
-            (seed.id, "Kettle", seed.price, 40)
+            (id, "Kettle", price, 40)
         );
     }
 }

@@ -105,8 +105,11 @@ impl CouponIssuer for DynamoStore {
             used_at: None,
         };
         // Every attempt is a write DynamoDB must take: the count a gate keeps low.
-        let transaction =
-            self.issue_transaction(&copy, now)?.counting_attempts(self.metrics.coupon_issue_writes.clone());
+        let mut transaction = self.issue_transaction(&copy, now)?;
+        if let Some(probe) = self.probe() {
+            let probe = probe.clone();
+            transaction = transaction.on_each_attempt(std::sync::Arc::new(move || probe.coupon_issue_sent()));
+        }
         match self.transact(&transaction).await? {
             Ok(()) => Ok(copy),
             Err(refused) => Err(refusal(&refused, coupon, user, now)),
@@ -366,20 +369,20 @@ mod tests {
     }
 
     #[test]
-    fn a_coupon_round_trips_from_its_seeded_item() {
-        use crate::adapters::dynamodb::seed::{coupon_item, CouponSeed};
-        let seed = CouponSeed {
+    fn a_new_coupon_round_trips_through_its_item() {
+        let new = crate::coupons::Coupon {
             id: CouponId::new(4).unwrap(),
             name: "Rush".into(),
             discount: crate::money::Money::parse("1000.00").unwrap(),
             total: 100,
+            issued: 0,
             ends_at: NOW + time::Duration::days(30),
         };
-        let item = coupon_item(&seed);
+        let item = coupon_item(&new);
         assert_eq!((item["pk"].clone(), item["sk"].clone()), (s("COUPON#4"), s("COUPON")));
         let coupon = coupon_from_item(&item).unwrap();
-        assert_eq!((coupon.id, coupon.total, coupon.issued, coupon.ends_at), (seed.id, 100, 0, seed.ends_at));
-        assert_eq!((coupon.name.as_str(), coupon.discount), ("Rush", seed.discount));
+        assert_eq!((coupon.id, coupon.total, coupon.issued, coupon.ends_at), (new.id, 100, 0, new.ends_at));
+        assert_eq!((coupon.name.as_str(), coupon.discount), ("Rush", new.discount));
     }
 
     #[test]

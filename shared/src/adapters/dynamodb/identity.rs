@@ -6,11 +6,13 @@
 
 use anyhow::anyhow;
 
-use super::seed::user_items;
+use super::ledger::ledger_row;
 use super::transaction::Transaction;
-use super::{get_u64, keys, n, s, DbError, DynamoStore};
+use super::{get_u64, keys, n, s, DbError, DynamoStore, Item};
+use crate::balance::{EntryKind, LedgerEntry};
+use crate::clock::rfc3339;
 use crate::identity::{SignUpError, UserRegistry};
-use crate::ids::UserId;
+use crate::ids::{EntryId, UserId};
 use crate::money::Money;
 
 /// How many taken user numbers (seeded users) a sign-up skips before giving up.
@@ -21,6 +23,32 @@ const SKIPS: usize = 20;
 enum SignUpItem {
     Identity,
     Profile,
+}
+
+/// A new user's items: the profile with its opening `balance`, and, when it is not
+/// zero, that balance as ledger entry 1 (a CHARGE), so a user obeys the ledger
+/// invariant from the start. Sign-up makes them with a zero balance; the demo seeding
+/// with the balances it is given.
+pub fn user_items(user: UserId, balance: Money, at: time::OffsetDateTime) -> Vec<Item> {
+    let mut profile = keys::profile(user).item();
+    profile.insert("userId".to_owned(), n(user));
+    profile.insert("balance".to_owned(), n(balance));
+    profile.insert("createdAt".to_owned(), s(rfc3339(at)));
+    if balance == Money::ZERO {
+        profile.insert("seq".to_owned(), n(0));
+        return vec![profile];
+    }
+    profile.insert("seq".to_owned(), n(1));
+    let opening = LedgerEntry {
+        id: EntryId::generate(),
+        seq: 1,
+        kind: EntryKind::Charge,
+        amount: balance,
+        balance_after: balance,
+        order: None,
+        created_at: at,
+    };
+    vec![profile, ledger_row(user, &opening)]
 }
 
 impl From<DbError> for SignUpError {

@@ -13,7 +13,6 @@
 //!   [`identity`]: the ports.
 //! - [`seed`] and [`audit`]: bulk data and the invariant audits, for tools and tests.
 
-pub mod audit;
 pub mod catalog;
 pub mod counters;
 pub mod coupons;
@@ -25,12 +24,10 @@ pub mod ledger;
 pub mod orders;
 pub mod payment;
 pub mod sales;
-pub mod seed;
 pub mod table;
 pub mod transaction;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, Context as _};
@@ -53,19 +50,20 @@ pub struct DynamoStore {
     table: String,
     outbox_table: String,
     coupon_terms: Arc<RwLock<HashMap<CouponId, Arc<tokio::sync::OnceCell<Coupon>>>>>,
-    metrics: Arc<StoreMetrics>,
+    probe: Option<Arc<dyn StoreProbe>>,
 }
 
-/// Counters a benchmark or test can read.
-#[derive(Debug, Default)]
-pub struct StoreMetrics {
-    /// Issue transactions sent to DynamoDB (retries included).
-    pub coupon_issue_writes: Arc<AtomicU64>,
-    /// Times the top 5 was computed from the sales figures.
-    pub top_computations: AtomicU64,
-    /// Times a payment found its payer's balance moved between the read it paid from and
-    /// its commit (it then tries again from the balance as it is now).
-    pub payments_moved: AtomicU64,
+/// What the store tells whoever counts its work: a benchmark or a test
+/// (`rushcart-testkit`'s counters). The functions install none, and then each call
+/// is nothing.
+pub trait StoreProbe: std::any::Any + std::fmt::Debug + Send + Sync {
+    /// An issue transaction was sent to DynamoDB (each retry of it too).
+    fn coupon_issue_sent(&self) {}
+    /// The top 5 was computed from the sales figures.
+    fn top_computed(&self) {}
+    /// A payment found its payer's balance moved between the read it paid from and its
+    /// commit (it then tries again from the balance as it is now).
+    fn payment_balance_moved(&self) {}
 }
 
 impl DynamoStore {
@@ -79,7 +77,7 @@ impl DynamoStore {
             Some(prefix) => OUTBOX_TABLE.local_name(prefix),
             None => format!("{table}-{}", OUTBOX_TABLE.suffix),
         };
-        DynamoStore { client, table, outbox_table, coupon_terms: Arc::default(), metrics: Arc::default() }
+        DynamoStore { client, table, outbox_table, coupon_terms: Arc::default(), probe: None }
     }
 
     /// A store on fresh tables `<prefix>-main` and `<prefix>-outbox`, created if they
@@ -100,8 +98,20 @@ impl DynamoStore {
         &self.outbox_table
     }
 
-    pub fn metrics(&self) -> &StoreMetrics {
-        &self.metrics
+    /// The store with `probe` told of its work (and every clone of it).
+    pub fn with_probe(mut self, probe: Arc<dyn StoreProbe>) -> DynamoStore {
+        self.probe = Some(probe);
+        self
+    }
+
+    pub fn probe(&self) -> Option<&Arc<dyn StoreProbe>> {
+        self.probe.as_ref()
+    }
+
+    fn tell(&self, what: impl FnOnce(&dyn StoreProbe)) {
+        if let Some(probe) = &self.probe {
+            what(probe.as_ref());
+        }
     }
 
     /// The store the functions use: client from the environment, table from

@@ -300,7 +300,7 @@ impl DynamoStore {
                 Role::Balance if !exists => Found::Missing,
                 Role::Balance => match (seen_by(plan), old.map(balance_seen).transpose()?) {
                     (Some(seen), Some(now)) if now.seq != seen.seq => {
-                        self.metrics.payments_moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.tell(|probe| probe.payment_balance_moved());
                         Found::Moved(now)
                     }
                     _ => Found::Refused,
@@ -456,9 +456,21 @@ mod tests {
         Some(fields.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
     }
 
+    /// Counts the balances found moved.
+    #[derive(Debug, Default)]
+    struct Moved(std::sync::atomic::AtomicU64);
+
+    impl crate::adapters::dynamodb::StoreProbe for Moved {
+        fn payment_balance_moved(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn a_refusal_reads_back_the_orders_status_a_missing_payer_and_a_balance_that_moved() {
-        let store = store();
+        let moved_count = std::sync::Arc::new(Moved::default());
+        let store = store().with_probe(moved_count.clone());
+        let moves = || moved_count.0.load(std::sync::atomic::Ordering::Relaxed);
         let seen = BalanceSeen { balance: money("100.00"), seq: 7 };
         let (_, plan) = payment_plan(Some((seen, 0)));
         let order = item(&[("pk", s("ORDER#o")), ("status", s("PAID"))]);
@@ -472,11 +484,11 @@ mod tests {
         let profile = |seq: u64| item(&[("pk", s("USER#7")), ("balance", n("100.00")), ("seq", n(seq))]);
         let same = store.refused(&plan, &refusal(&plan, &[(5, profile(7))])).unwrap();
         assert_eq!(same.steps, [(Role::Balance, Found::Refused)], "the seq seen: the balance said no");
-        assert_eq!(store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(moves(), 0);
         let moved = store.refused(&plan, &refusal(&plan, &[(5, profile(8))])).unwrap();
         let now = BalanceSeen { balance: money("100.00"), seq: 8 };
         assert_eq!(moved.steps, [(Role::Balance, Found::Moved(now))], "another change came first");
-        assert_eq!(store.metrics().payments_moved.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(moves(), 1, "told to the store's probe");
         let gone = store.refused(&plan, &refusal(&plan, &[(5, None)])).unwrap();
         assert_eq!(gone.steps, [(Role::Balance, Found::Missing)], "no profile: an unknown payer");
 

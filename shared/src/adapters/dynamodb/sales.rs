@@ -12,7 +12,7 @@ impl crate::top::SalesReader for DynamoStore {
     /// One strongly consistent Query per day of `SALES#<day>` (at most a product count
     /// of small items each), the days at once.
     async fn sales(&self, days: &[time::Date]) -> Result<HashMap<ProductId, u64>, crate::top::TopError> {
-        self.metrics.top_computations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tell(|probe| probe.top_computed());
         let per_day = futures::future::try_join_all(days.iter().map(|day| self.sales_of(*day))).await?;
         let mut sold: HashMap<ProductId, u64> = HashMap::new();
         for (product, quantity) in per_day.into_iter().flatten() {

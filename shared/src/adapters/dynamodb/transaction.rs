@@ -12,7 +12,6 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -60,11 +59,14 @@ where
     }
 }
 
+/// What a transaction calls as it sends each attempt.
+pub type AttemptHook = Arc<dyn Fn() + Send + Sync>;
+
 /// The items of one transaction and the role of each.
 pub struct Transaction<R> {
     what: String,
     token: Option<String>,
-    attempts: Option<Arc<AtomicU64>>,
+    on_attempt: Option<AttemptHook>,
     items: Vec<TransactWriteItem>,
     roles: Vec<R>,
 }
@@ -72,7 +74,7 @@ pub struct Transaction<R> {
 impl<R: Copy + PartialEq + Debug> Transaction<R> {
     /// A transaction described as `what` in logs and errors.
     pub fn new(what: impl Into<String>) -> Transaction<R> {
-        Transaction { what: what.into(), token: None, attempts: None, items: Vec::new(), roles: Vec::new() }
+        Transaction { what: what.into(), token: None, on_attempt: None, items: Vec::new(), roles: Vec::new() }
     }
 
     /// Makes the SDK's retries of an attempt idempotent: attempt `n` is sent with the
@@ -82,9 +84,9 @@ impl<R: Copy + PartialEq + Debug> Transaction<R> {
         self
     }
 
-    /// Adds one to `counter` for every attempt sent (retries included).
-    pub fn counting_attempts(mut self, counter: Arc<AtomicU64>) -> Transaction<R> {
-        self.attempts = Some(counter);
+    /// Calls `hook` for every attempt sent (retries included).
+    pub fn on_each_attempt(mut self, hook: AttemptHook) -> Transaction<R> {
+        self.on_attempt = Some(hook);
         self
     }
 
@@ -198,8 +200,8 @@ impl DynamoStore {
     ) -> Result<Result<(), Refusal<R>>, DbError> {
         let what = || transaction.what.clone();
         with_conflict_retries(&what, move |attempt| async move {
-            if let Some(counter) = &transaction.attempts {
-                counter.fetch_add(1, Ordering::Relaxed);
+            if let Some(hook) = &transaction.on_attempt {
+                hook();
             }
             let sent = self
                 .client

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Context as _};
 use rust_decimal::Decimal;
 
-use super::ledger::pending_entries;
-use super::{get_n, get_s, get_u64, keys, s, Item};
-use crate::ids::UserId;
+use rushcart::adapters::dynamodb::ledger::pending_entries;
+use rushcart::adapters::dynamodb::{get_n, get_s, get_u64, keys, s, Item};
+use rushcart::ids::UserId;
 
 /// One ledger entry as stored: kind, amount, balance after.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
         if entry.amount <= Decimal::ZERO {
             bail!("user {user}: entry {seq} has amount {}", entry.amount);
         }
-        let credit = crate::balance::EntryKind::parse(&entry.kind).is_some_and(|kind| kind.is_credit());
+        let credit = rushcart::balance::EntryKind::parse(&entry.kind).is_some_and(|kind| kind.is_credit());
         running += if credit { entry.amount } else { -entry.amount };
         if running != entry.balance_after {
             bail!("user {user}: entry {seq} says balance {} but the entries sum to {running}", entry.balance_after);
@@ -127,9 +127,9 @@ pub struct CouponAudit {
 pub async fn check_coupon(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    coupon: crate::ids::CouponId,
+    coupon: rushcart::ids::CouponId,
 ) -> anyhow::Result<CouponAudit> {
-    use super::coupons::{copy_from_item, coupon_from_item};
+    use rushcart::adapters::dynamodb::coupons::{copy_from_item, coupon_from_item};
     let item = client
         .get_item()
         .table_name(table)
@@ -204,9 +204,9 @@ pub struct OrdersAudit {
 pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<OrdersAudit> {
     use std::collections::HashMap;
 
-    use super::coupons::copy_from_item;
-    use super::orders::{order_from_item, payment_from_item};
-    use crate::orders::{OrderStatus, KEPT_FAILURES};
+    use rushcart::adapters::dynamodb::coupons::copy_from_item;
+    use rushcart::adapters::dynamodb::orders::{order_from_item, payment_from_item};
+    use rushcart::orders::{OrderStatus, KEPT_FAILURES};
 
     let mut items: Vec<Item> = Vec::new();
     let mut start = None;

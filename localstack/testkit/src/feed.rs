@@ -15,9 +15,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 
-use super::{relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
-use crate::clock::Clock;
-use crate::triggers::consume_sqs_batch;
+use rushcart::clock::Clock;
+use rushcart::feed::{relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
+use rushcart::triggers::consume_sqs_batch;
 
 /// Reads every shard of a table's stream from its start, remembering where it got to.
 pub struct StreamReader {

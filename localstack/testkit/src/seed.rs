@@ -7,38 +7,13 @@ use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use time::OffsetDateTime;
 
-use super::keys;
-use super::ledger::ledger_row;
-use super::{n, s, Item};
-use crate::balance::{EntryKind, LedgerEntry};
-use crate::clock::rfc3339;
-use crate::ids::{CouponId, EntryId, ProductId, UserId};
-use crate::money::Money;
+use rushcart::adapters::dynamodb::identity::user_items;
+use rushcart::adapters::dynamodb::Item;
+use rushcart::ids::{CouponId, ProductId, UserId};
+use rushcart::money::Money;
 
 /// At most 100 items per transaction; a user is two.
 const USERS_PER_TRANSACTION: usize = 50;
-
-pub fn user_items(user: UserId, balance: Money, at: OffsetDateTime) -> Vec<Item> {
-    let mut profile = keys::profile(user).item();
-    profile.insert("userId".to_owned(), n(user));
-    profile.insert("balance".to_owned(), n(balance));
-    profile.insert("createdAt".to_owned(), s(rfc3339(at)));
-    if balance == Money::ZERO {
-        profile.insert("seq".to_owned(), n(0));
-        return vec![profile];
-    }
-    profile.insert("seq".to_owned(), n(1));
-    let opening = LedgerEntry {
-        id: EntryId::generate(),
-        seq: 1,
-        kind: EntryKind::Charge,
-        amount: balance,
-        balance_after: balance,
-        order: None,
-        created_at: at,
-    };
-    vec![profile, ledger_row(user, &opening)]
-}
 
 /// Writes users with opening balances; returns how many were new. `progress` is called
 /// with the number of users handled so far.
@@ -100,7 +75,7 @@ async fn raise_counter_to(
     ids: impl Iterator<Item = u64>,
 ) -> anyhow::Result<()> {
     if let Some(max) = ids.max() {
-        super::counters::raise_counter(client, table, kind, max)
+        rushcart::adapters::dynamodb::counters::raise_counter(client, table, kind, max)
             .await
             .with_context(|| format!("raise the {kind} counter"))?;
     }
@@ -115,7 +90,7 @@ pub struct ProductSeed {
 }
 
 pub fn product_item(product: &ProductSeed) -> Item {
-    super::catalog::product_item(product.id, &product.name, product.price, product.stock)
+    rushcart::adapters::dynamodb::catalog::product_item(product.id, &product.name, product.price, product.stock)
 }
 
 pub struct CouponSeed {
@@ -127,7 +102,7 @@ pub struct CouponSeed {
 }
 
 pub fn coupon_item(coupon: &CouponSeed) -> Item {
-    super::coupons::coupon_item(&crate::coupons::Coupon {
+    rushcart::adapters::dynamodb::coupons::coupon_item(&rushcart::coupons::Coupon {
         id: coupon.id,
         name: coupon.name.clone(),
         discount: coupon.discount,
