@@ -56,7 +56,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt as _};
 use rushcart::adapters::dynamodb::DynamoStore;
 use rushcart::http::routes::{dispatch, Access, RouteInfo, ROUTES};
-use rushcart::http::{ApiError, MAX_BODY_BYTES};
+use rushcart::http::{ApiError, Code, MAX_BODY_BYTES};
 use rushcart::Deps;
 use tokio::net::TcpListener;
 
@@ -234,14 +234,14 @@ fn throttle_routes(throttles: Option<Arc<throttle::Throttles>>) -> Router {
                     Ok(change) => change,
                     Err(err) => {
                         let message = format!(r#"expected {{"route": "GET /path", "rate": n, "burst": n}}: {err}"#);
-                        return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+                        return from_lambda(ApiError::bad_request(Code::InvalidBody, message).into_response());
                     }
                 };
                 let known = ROUTES.iter().any(|r| r.key() == change.route);
                 let valid = change.rate >= 0.0 && change.burst >= 0.0 && change.rate.is_finite() && change.burst.is_finite();
                 if !known || !valid {
                     let message = format!("{:?} is no route, or its limits are not numbers ≥ 0", change.route);
-                    return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+                    return from_lambda(ApiError::bad_request(Code::InvalidBody, message).into_response());
                 }
                 throttles.set(&change.route, throttle::Limit { rate: change.rate, burst: change.burst });
                 tracing::warn!(route = %change.route, rate = change.rate, burst = change.burst, "route throttle changed");
@@ -344,7 +344,7 @@ fn issuer_routes(issuer: Arc<LocalIssuer>) -> Router {
 /// in JSON as the functions refuse theirs, not in axum's plain text.
 fn body_refused(refused: &BytesRejection) -> Response {
     let status = refused.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "PAYLOAD_TOO_LARGE" } else { "INVALID_BODY" };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { Code::PayloadTooLarge } else { Code::InvalidBody };
     from_lambda(ApiError::new(status, code, refused.body_text()).into_response())
 }
 
@@ -365,7 +365,7 @@ fn mint(issuer: &LocalIssuer, headers: &http::HeaderMap, body: &[u8]) -> Respons
         Ok(request) => request,
         Err(err) => {
             let message = format!(r#"expected {{"userId": n, "admin"?: true}}: {err}"#);
-            return from_lambda(ApiError::bad_request("INVALID_BODY", message).into_response());
+            return from_lambda(ApiError::bad_request(Code::InvalidBody, message).into_response());
         }
     };
     match issuer.mint(request.user_id, request.admin) {
@@ -401,7 +401,7 @@ async fn invoke(
         Err(err) if caused_by::<LengthLimitError>(err.as_ref()) => {
             let error = ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                Code::PayloadTooLarge,
                 format!("the body must be at most {MAX_BODY_BYTES} bytes"),
             );
             return from_lambda(error.into_response());

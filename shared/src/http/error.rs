@@ -13,17 +13,87 @@ use crate::orders::OrderError;
 use crate::pagination::PageError;
 use crate::top::TopError;
 
+macro_rules! codes {
+    ($($code:ident = $text:literal,)*) => {
+        /// Every error code a function answers: the one vocabulary of the API, each
+        /// named in the OpenAPI document (a test holds [`Code::ALL`] to it).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($code,)*
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$code,)*];
+
+            /// As clients read it: `SCREAMING_SNAKE_CASE`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$code => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    AlreadyPaid = "ALREADY_PAID",
+    BalanceLimitExceeded = "BALANCE_LIMIT_EXCEEDED",
+    CouponAlreadyIssued = "COUPON_ALREADY_ISSUED",
+    CouponExpired = "COUPON_EXPIRED",
+    CouponNotFound = "COUPON_NOT_FOUND",
+    CouponSoldOut = "COUPON_SOLD_OUT",
+    CouponUnavailable = "COUPON_UNAVAILABLE",
+    DuplicateField = "DUPLICATE_FIELD",
+    Forbidden = "FORBIDDEN",
+    IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED",
+    InsufficientBalance = "INSUFFICIENT_BALANCE",
+    InternalError = "INTERNAL_ERROR",
+    InvalidAmount = "INVALID_AMOUNT",
+    InvalidBody = "INVALID_BODY",
+    InvalidCouponId = "INVALID_COUPON_ID",
+    InvalidCursor = "INVALID_CURSOR",
+    InvalidDate = "INVALID_DATE",
+    InvalidIdempotencyKey = "INVALID_IDEMPOTENCY_KEY",
+    InvalidLimit = "INVALID_LIMIT",
+    InvalidName = "INVALID_NAME",
+    InvalidOrderId = "INVALID_ORDER_ID",
+    InvalidProducts = "INVALID_PRODUCTS",
+    InvalidProductId = "INVALID_PRODUCT_ID",
+    InvalidQuantity = "INVALID_QUANTITY",
+    InvalidUserId = "INVALID_USER_ID",
+    MalformedJson = "MALFORMED_JSON",
+    OrderCancelled = "ORDER_CANCELLED",
+    OrderExpired = "ORDER_EXPIRED",
+    OrderNotFound = "ORDER_NOT_FOUND",
+    OrderRefunded = "ORDER_REFUNDED",
+    OrderTooLarge = "ORDER_TOO_LARGE",
+    OutOfStock = "OUT_OF_STOCK",
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    ProductNotFound = "PRODUCT_NOT_FOUND",
+    RefundWindowClosed = "REFUND_WINDOW_CLOSED",
+    ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    StockLimitExceeded = "STOCK_LIMIT_EXCEEDED",
+    TooManyRequests = "TOO_MANY_REQUESTS",
+    Unauthorized = "UNAUTHORIZED",
+    UnknownField = "UNKNOWN_FIELD",
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
+    UserNotFound = "USER_NOT_FOUND",
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// The `WWW-Authenticate` challenge of a 401.
     challenge: Option<String>,
 }
-
-/// The code of a 401, whose body has API Gateway's shape (no code).
-const UNAUTHORIZED: &str = "UNAUTHORIZED";
 
 /// Every error a function answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -49,7 +119,7 @@ impl ApiError {
     /// An error answer. Whatever the message quotes is cut to a short prefix here
     /// ([`crate::echo::shorten_quoted`]): the backstop for texts a library wrote with
     /// the client's input in them.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> ApiError {
         let message = crate::echo::shorten_quoted(&message.into());
         ApiError { status, code, message, challenge: None }
     }
@@ -64,7 +134,7 @@ impl ApiError {
         let challenge = format!(r#"Bearer scope="" error="invalid_token" error_description="{description}""#);
         ApiError {
             status: StatusCode::UNAUTHORIZED,
-            code: UNAUTHORIZED,
+            code: Code::Unauthorized,
             message: "Unauthorized".to_owned(),
             challenge: Some(challenge),
         }
@@ -72,17 +142,17 @@ impl ApiError {
 
     /// The token is fine but may not do this.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+        ApiError::new(StatusCode::FORBIDDEN, Code::Forbidden, message)
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// A fault: logged in full here, opaque to the client.
     pub fn internal(cause: anyhow::Error) -> ApiError {
         tracing::error!(error = %format!("{cause:#}"), debug = ?cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error")
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalError, "internal error")
     }
 
     /// A dependency is down or overloaded; nothing changed and a retry is safe.
@@ -90,7 +160,7 @@ impl ApiError {
         tracing::error!(error = %format!("{cause:#}"), "dependency unavailable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
+            Code::ServiceUnavailable,
             "the service is temporarily unavailable; retry later",
         )
     }
@@ -102,11 +172,11 @@ impl ApiError {
     /// The answer, its body carrying `requestId` (API Gateway's id of the request) so a
     /// client can quote it; a 503 also says when to retry (`Retry-After`).
     pub fn into_response_for(self, request_id: Option<&str>) -> Response<Body> {
-        let bytes = if self.code == UNAUTHORIZED {
+        let bytes = if self.code == Code::Unauthorized {
             // The authorizer's own answer carries no id in its body.
             serde_json::to_vec(&serde_json::json!({ "message": self.message }))
         } else {
-            serde_json::to_vec(&ErrorBody { code: self.code, message: &self.message, request_id })
+            serde_json::to_vec(&ErrorBody { code: self.code.as_str(), message: &self.message, request_id })
         };
         let bytes = bytes.unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
         let mut response = Response::new(Body::Binary(bytes));
@@ -127,15 +197,17 @@ impl From<BalanceError> for ApiError {
     fn from(err: BalanceError) -> ApiError {
         let message = err.to_string();
         match err {
-            BalanceError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
-            BalanceError::InsufficientBalance => ApiError::new(StatusCode::CONFLICT, "INSUFFICIENT_BALANCE", message),
+            BalanceError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, Code::UserNotFound, message),
+            BalanceError::InsufficientBalance => {
+                ApiError::new(StatusCode::CONFLICT, Code::InsufficientBalance, message)
+            }
             BalanceError::BalanceLimitExceeded => {
-                ApiError::new(StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED", message)
+                ApiError::new(StatusCode::CONFLICT, Code::BalanceLimitExceeded, message)
             }
             BalanceError::IdempotencyKeyReused => {
-                ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message)
+                ApiError::new(StatusCode::CONFLICT, Code::IdempotencyKeyReused, message)
             }
-            BalanceError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            BalanceError::BadCursor => ApiError::bad_request(Code::InvalidCursor, message),
             BalanceError::Unavailable(cause) => ApiError::unavailable(cause),
             BalanceError::Unexpected(cause) => ApiError::internal(cause),
         }
@@ -146,12 +218,14 @@ impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> ApiError {
         let message = err.to_string();
         match err {
-            CatalogError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", message),
-            CatalogError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
+            CatalogError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, Code::ProductNotFound, message),
+            CatalogError::BadCursor => ApiError::bad_request(Code::InvalidCursor, message),
             CatalogError::IdempotencyKeyReused => {
-                ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message)
+                ApiError::new(StatusCode::CONFLICT, Code::IdempotencyKeyReused, message)
             }
-            CatalogError::StockLimitExceeded(_) => ApiError::new(StatusCode::CONFLICT, "STOCK_LIMIT_EXCEEDED", message),
+            CatalogError::StockLimitExceeded(_) => {
+                ApiError::new(StatusCode::CONFLICT, Code::StockLimitExceeded, message)
+            }
             CatalogError::Unavailable(cause) => ApiError::unavailable(cause),
             CatalogError::Unexpected(cause) => ApiError::internal(cause),
         }
@@ -162,14 +236,16 @@ impl From<CouponError> for ApiError {
     fn from(err: CouponError) -> ApiError {
         let message = err.to_string();
         match err {
-            CouponError::UnknownCoupon(_) => ApiError::new(StatusCode::NOT_FOUND, "COUPON_NOT_FOUND", message),
-            CouponError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
-            CouponError::SoldOut(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_SOLD_OUT", message),
-            CouponError::AlreadyIssued(..) => ApiError::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", message),
-            CouponError::Expired(_) => ApiError::new(StatusCode::CONFLICT, "COUPON_EXPIRED", message),
-            CouponError::OverBudget(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message),
-            CouponError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
-            CouponError::IdempotencyKeyReused => ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", message),
+            CouponError::UnknownCoupon(_) => ApiError::new(StatusCode::NOT_FOUND, Code::CouponNotFound, message),
+            CouponError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, Code::UserNotFound, message),
+            CouponError::SoldOut(_) => ApiError::new(StatusCode::CONFLICT, Code::CouponSoldOut, message),
+            CouponError::AlreadyIssued(..) => ApiError::new(StatusCode::CONFLICT, Code::CouponAlreadyIssued, message),
+            CouponError::Expired(_) => ApiError::new(StatusCode::CONFLICT, Code::CouponExpired, message),
+            CouponError::OverBudget(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::TooManyRequests, message),
+            CouponError::BadCursor => ApiError::bad_request(Code::InvalidCursor, message),
+            CouponError::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::CONFLICT, Code::IdempotencyKeyReused, message)
+            }
             CouponError::Unavailable(cause) => ApiError::unavailable(cause),
             CouponError::Unexpected(cause) => ApiError::internal(cause),
         }
@@ -181,21 +257,21 @@ impl From<OrderError> for ApiError {
         let message = err.to_string();
         let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, message.clone());
         match err {
-            OrderError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", message),
-            OrderError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", message),
-            OrderError::UnknownOrder => ApiError::new(StatusCode::NOT_FOUND, "ORDER_NOT_FOUND", message),
-            OrderError::CouponUnavailable => conflict("COUPON_UNAVAILABLE"),
-            OrderError::OutOfStock(_) => conflict("OUT_OF_STOCK"),
-            OrderError::InsufficientBalance => conflict("INSUFFICIENT_BALANCE"),
-            OrderError::AlreadyPaid => conflict("ALREADY_PAID"),
-            OrderError::Expired => conflict("ORDER_EXPIRED"),
-            OrderError::Cancelled => conflict("ORDER_CANCELLED"),
-            OrderError::Refunded => conflict("ORDER_REFUNDED"),
-            OrderError::RefundWindowClosed => conflict("REFUND_WINDOW_CLOSED"),
-            OrderError::BalanceLimitExceeded => conflict("BALANCE_LIMIT_EXCEEDED"),
-            OrderError::BadCursor => ApiError::bad_request("INVALID_CURSOR", message),
-            OrderError::IdempotencyKeyReused => conflict("IDEMPOTENCY_KEY_REUSED"),
-            OrderError::TooLarge => ApiError::bad_request("ORDER_TOO_LARGE", message),
+            OrderError::UnknownUser(_) => ApiError::new(StatusCode::NOT_FOUND, Code::UserNotFound, message),
+            OrderError::UnknownProduct(_) => ApiError::new(StatusCode::NOT_FOUND, Code::ProductNotFound, message),
+            OrderError::UnknownOrder => ApiError::new(StatusCode::NOT_FOUND, Code::OrderNotFound, message),
+            OrderError::CouponUnavailable => conflict(Code::CouponUnavailable),
+            OrderError::OutOfStock(_) => conflict(Code::OutOfStock),
+            OrderError::InsufficientBalance => conflict(Code::InsufficientBalance),
+            OrderError::AlreadyPaid => conflict(Code::AlreadyPaid),
+            OrderError::Expired => conflict(Code::OrderExpired),
+            OrderError::Cancelled => conflict(Code::OrderCancelled),
+            OrderError::Refunded => conflict(Code::OrderRefunded),
+            OrderError::RefundWindowClosed => conflict(Code::RefundWindowClosed),
+            OrderError::BalanceLimitExceeded => conflict(Code::BalanceLimitExceeded),
+            OrderError::BadCursor => ApiError::bad_request(Code::InvalidCursor, message),
+            OrderError::IdempotencyKeyReused => conflict(Code::IdempotencyKeyReused),
+            OrderError::TooLarge => ApiError::bad_request(Code::OrderTooLarge, message),
             OrderError::Unavailable(cause) => ApiError::unavailable(cause),
             OrderError::Unexpected(cause) => ApiError::internal(cause),
         }
@@ -214,8 +290,8 @@ impl From<TopError> for ApiError {
 impl From<PageError> for ApiError {
     fn from(err: PageError) -> ApiError {
         let code = match err {
-            PageError::BadLimit => "INVALID_LIMIT",
-            PageError::BadCursor => "INVALID_CURSOR",
+            PageError::BadLimit => Code::InvalidLimit,
+            PageError::BadCursor => Code::InvalidCursor,
         };
         ApiError::bad_request(code, err.to_string())
     }
@@ -231,7 +307,7 @@ mod tests {
 
     #[test]
     fn an_error_quotes_the_request_id_and_a_503_says_when_to_retry() {
-        let conflict = ApiError::new(StatusCode::CONFLICT, "ALREADY_PAID", "paid").into_response_for(Some("r-1"));
+        let conflict = ApiError::new(StatusCode::CONFLICT, Code::AlreadyPaid, "paid").into_response_for(Some("r-1"));
         assert_eq!(body(&conflict), serde_json::json!({"code": "ALREADY_PAID", "message": "paid", "requestId": "r-1"}));
         assert!(conflict.headers().get(http::header::RETRY_AFTER).is_none());
 
@@ -241,7 +317,7 @@ mod tests {
         assert_eq!(body(&down)["requestId"], "r-2");
         assert!(!body(&down).to_string().contains("refused"), "the cause stays in the log");
 
-        let without = ApiError::bad_request("INVALID_BODY", "no").into_response_for(None);
+        let without = ApiError::bad_request(Code::InvalidBody, "no").into_response_for(None);
         assert!(body(&without).get("requestId").is_none());
     }
 

@@ -17,6 +17,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt as _};
 use serde::de::DeserializeOwned;
 
+use super::error::Code;
 use super::{ApiError, MAX_BODY_BYTES};
 use crate::echo::quote;
 use crate::identity::{Caller, ClaimNames, Identity};
@@ -24,18 +25,18 @@ use crate::ids::{IdempotencyKey, UserId};
 use crate::pagination::PageRequest;
 
 /// The error code of a request field, by its name: one vocabulary for every route.
-fn field_code(field: &str) -> &'static str {
+fn field_code(field: &str) -> Code {
     match field {
-        "amount" | "price" | "discount" => "INVALID_AMOUNT",
-        "userId" => "INVALID_USER_ID",
-        "productId" => "INVALID_PRODUCT_ID",
-        "quantity" | "stock" | "add" | "total" => "INVALID_QUANTITY",
-        "name" => "INVALID_NAME",
-        "endsAt" => "INVALID_DATE",
-        "couponId" => "INVALID_COUPON_ID",
-        "orderId" => "INVALID_ORDER_ID",
-        "products" => "INVALID_PRODUCTS",
-        _ => "INVALID_BODY",
+        "amount" | "price" | "discount" => Code::InvalidAmount,
+        "userId" => Code::InvalidUserId,
+        "productId" => Code::InvalidProductId,
+        "quantity" | "stock" | "add" | "total" => Code::InvalidQuantity,
+        "name" => Code::InvalidName,
+        "endsAt" => Code::InvalidDate,
+        "couponId" => Code::InvalidCouponId,
+        "orderId" => Code::InvalidOrderId,
+        "products" => Code::InvalidProducts,
+        _ => Code::InvalidBody,
     }
 }
 
@@ -136,7 +137,7 @@ pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiE
 }
 
 fn invalid_key() -> ApiError {
-    ApiError::bad_request("INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 128 printable ASCII characters")
+    ApiError::bad_request(Code::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 128 printable ASCII characters")
 }
 
 /// `limit` and `cursor` from the query string.
@@ -148,7 +149,8 @@ pub fn page_request(request: &Request) -> Result<PageRequest, ApiError> {
 /// The body as the route's request type `T`, with the size limit and errors that name
 /// the field they are about.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
-    optional_json_body(request)?.ok_or_else(|| ApiError::bad_request("INVALID_BODY", "a JSON object body is required"))
+    optional_json_body(request)?
+        .ok_or_else(|| ApiError::bad_request(Code::InvalidBody, "a JSON object body is required"))
 }
 
 /// As [`json_body`], for routes whose body may be left out: `None` when it is empty
@@ -158,7 +160,7 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
+            Code::PayloadTooLarge,
             format!("the body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
@@ -172,7 +174,7 @@ pub fn optional_json_body<T: DeserializeOwned>(request: &Request) -> Result<Opti
         Some(_) => {
             return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
                 Err(err) => malformed(err),
-                Ok(_) => ApiError::bad_request("INVALID_BODY", "the body must be a JSON object"),
+                Ok(_) => ApiError::bad_request(Code::InvalidBody, "the body must be a JSON object"),
             })
         }
     }
@@ -193,7 +195,7 @@ pub fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
     let refused = |what: String| {
         ApiError::new(
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            Code::UnsupportedMediaType,
             format!("the body must be sent as Content-Type: application/json, not {what}"),
         )
     };
@@ -216,7 +218,7 @@ pub fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
 }
 
 fn malformed(err: serde_json::Error) -> ApiError {
-    ApiError::bad_request("MALFORMED_JSON", format!("the body is not valid JSON: {err}"))
+    ApiError::bad_request(Code::MalformedJson, format!("the body is not valid JSON: {err}"))
 }
 
 /// Turns a deserialisation error into the 400 a client can act on.
@@ -235,10 +237,13 @@ fn body_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
     if let Some(field) = quoted("unknown field `") {
         let field = field.to_owned();
-        return ApiError::bad_request("UNKNOWN_FIELD", format!("{message}; `{field}` is not a field of this request"));
+        return ApiError::bad_request(
+            Code::UnknownField,
+            format!("{message}; `{field}` is not a field of this request"),
+        );
     }
     if quoted("duplicate field `").is_some() {
-        return ApiError::bad_request("DUPLICATE_FIELD", message);
+        return ApiError::bad_request(Code::DuplicateField, message);
     }
     let path: Vec<String> = err
         .path()
@@ -299,7 +304,7 @@ mod tests {
 
     fn refused(body: &str) -> (&'static str, String) {
         let err = parse(body).expect_err(body);
-        (err.code, err.message)
+        (err.code.as_str(), err.message)
     }
 
     #[test]
@@ -375,12 +380,12 @@ mod tests {
             let err = parse_as(refused, r#"{"amount": "5.00"}"#).expect_err(&format!("{refused:?}"));
             assert_eq!(
                 (err.status, err.code),
-                (http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+                (http::StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::UnsupportedMediaType),
                 "{refused:?}"
             );
         }
         // Before any parsing: a body that is not even JSON is refused for its type.
-        assert_eq!(parse_as(Some("text/plain"), "amount=5").unwrap_err().code, "UNSUPPORTED_MEDIA_TYPE");
+        assert_eq!(parse_as(Some("text/plain"), "amount=5").unwrap_err().code, Code::UnsupportedMediaType);
         // No body needs no type.
         assert!(parse_as(None, "").unwrap().is_none());
     }
@@ -390,7 +395,7 @@ mod tests {
         let mut request = Request::new(lambda_http::Body::Text("{}".to_owned()));
         request.headers_mut().append(http::header::CONTENT_TYPE, "application/json".parse().unwrap());
         request.headers_mut().append(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        assert_eq!(optional_json_body::<Body>(&request).unwrap_err().code, "UNSUPPORTED_MEDIA_TYPE");
+        assert_eq!(optional_json_body::<Body>(&request).unwrap_err().code, Code::UnsupportedMediaType);
     }
 
     #[test]

@@ -323,7 +323,7 @@ fn count_payment(paid: &Result<crate::orders::Paid, ApiError>) {
         Ok(_) => {}
         Err(err) if err.status == StatusCode::CONFLICT || err.status.is_server_error() => {
             crate::metrics::count("Payments", &["Failed"], 1);
-            crate::metrics::count("PaymentFailures", &[err.code], 1);
+            crate::metrics::count("PaymentFailures", &[err.code.as_str()], 1);
         }
         Err(_) => {}
     }

@@ -4,8 +4,9 @@
 //! template, the function (folder under `functions/`) that serves it, and its handler.
 //! Operator routes check the operator role here, before their handler runs.
 //! A function's `main` names its route (`rushcart::http_lambda!(GetBalance)`); the
-//! local API serves [`ROUTES`] through [`dispatch`]; tests compare [`ROUTES`] with
-//! `template.yaml` and with the function crates, so none of them can drift.
+//! local API serves [`ROUTES`] through [`dispatch`]; the OpenAPI document takes its
+//! operations from [`Operations`]; tests compare [`ROUTES`] with `template.yaml` and
+//! with the function crates, so none of them can drift.
 
 use std::future::Future;
 
@@ -70,7 +71,7 @@ pub fn url_of<R: Route>(id: impl std::fmt::Display) -> String {
 }
 
 macro_rules! routes {
-    ($($route:ident: $access:ident $method:ident $path:literal => $function:literal, $handler:path;)*) => {
+    ($($route:ident: $access:ident $method:ident $path:literal => $function:literal, $module:ident::$handler:ident;)*) => {
         $(
             #[doc = concat!("`", stringify!($method), " ", $path, "`, served by `", $function, "`.")]
             pub struct $route;
@@ -87,11 +88,18 @@ macro_rules! routes {
                         if Self::ACCESS == Access::Operator {
                             require_operator(&request, &deps.identity)?;
                         }
-                        $handler(request, deps).await
+                        $module::$handler(request, deps).await
                     }
                 }
             }
         )*
+
+        /// Every route's operation as its handler's `#[utoipa::path]` describes it, and
+        /// the schemas they name: the document's paths come from this table
+        /// ([`super::openapi::document`]), never from a second list.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($module::$handler),*))]
+        pub struct Operations;
 
         /// Every HTTP route, in the order API Gateway lists them.
         pub const ROUTES: &[RouteInfo] = &[
