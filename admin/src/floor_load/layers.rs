@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt as _;
-use rushcart::adapters::dynamodb::DynamoStore;
+use rushcart::adapters::dynamodb::{keys, DynamoStore};
 use rushcart::catalog::ProductCatalog as _;
 use rushcart::http::routes::dispatch;
-use rushcart::ids::ProductId;
+use rushcart::ids::{ProductId, UserId};
 
 use super::{change_balance, percentile_ms, read, seed_products, seed_users, Tables};
 
@@ -82,8 +82,8 @@ struct Layers {
 async fn layers(tables: &Arc<Tables>) -> anyhow::Result<serde_json::Value> {
     seed_products(tables, &[1], 1000).await?;
     seed_users(tables, 1..=1).await?;
-    let unchecked = Tables {
-        client: aws_sdk_dynamodb::Client::from_conf(
+    let unchecked = Tables::on(
+        aws_sdk_dynamodb::Client::from_conf(
             tables
                 .client
                 .config()
@@ -91,11 +91,9 @@ async fn layers(tables: &Arc<Tables>) -> anyhow::Result<serde_json::Value> {
                 .stalled_stream_protection(aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled())
                 .build(),
         ),
-        main: tables.main.clone(),
-        outbox: tables.outbox.clone(),
-    };
-    let store = DynamoStore::new(tables.client.clone(), tables.main.clone()).with_outbox(tables.outbox.clone());
-    let mut deps = rushcart::Deps::new(store);
+        tables.main.clone(),
+    );
+    let mut deps = rushcart::Deps::new(tables.store.clone());
     // The user comes from the path, as under `AUTH=off`: the token's check is the
     // authorizer's, in front of the function (the HTTP side of the split).
     deps.identity = rushcart::identity::Identity::TrustClient;
@@ -131,11 +129,12 @@ async fn round(
     layers: &mut Layers,
     turn: usize,
 ) -> anyhow::Result<()> {
+    let (product, user) = (ProductId::new(1)?, UserId::new(1)?);
     for step in 0..4 {
         match (turn + step) % 4 {
-            0 => layers.sdk.time(read(tables, "PRODUCT#1", "PRODUCT")).await?,
-            1 => layers.sdk_no_stall_check.time(read(unchecked, "PRODUCT#1", "PRODUCT")).await?,
-            2 => layers.adapter.time(async { Ok(deps.store.product(ProductId::new(1)?).await?) }).await?,
+            0 => layers.sdk.time(read(tables, &keys::product(product))).await?,
+            1 => layers.sdk_no_stall_check.time(read(unchecked, &keys::product(product))).await?,
+            2 => layers.adapter.time(async { Ok(deps.store.product(product).await?) }).await?,
             _ => {
                 let request = answer(deps, "get-product", "GET", "/api/v1/products/1", ("productId", "1"), None);
                 layers.function.time(request).await?
@@ -145,8 +144,8 @@ async fn round(
     let (path, body) = ("/api/v1/users/1/balance/charge", r#"{"amount":"1000.00"}"#);
     for step in 0..3 {
         match (turn + step) % 3 {
-            0 => layers.charge_sdk.time(change_balance(tables, 1, true)).await?,
-            1 => layers.charge_sdk_no_stall_check.time(change_balance(unchecked, 1, true)).await?,
+            0 => layers.charge_sdk.time(change_balance(tables, user, true)).await?,
+            1 => layers.charge_sdk_no_stall_check.time(change_balance(unchecked, user, true)).await?,
             _ => {
                 let request = answer(deps, "charge-balance", "POST", path, ("userId", "1"), Some(body));
                 layers.charge_function.time(request).await?

@@ -35,6 +35,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use time::OffsetDateTime;
@@ -205,6 +207,51 @@ impl BalanceUpdate {
             .context("build the balance update")
             .map_err(DbError::Other)
     }
+
+    /// The change committed alone (no key): one `UpdateItem` whose `UPDATED_NEW` return
+    /// values carry the pending entry; on a failed condition the old profile comes back,
+    /// which holds the entry if an earlier attempt of this same change committed.
+    pub fn update_item(self, client: &aws_sdk_dynamodb::Client, table: &str) -> UpdateItemFluentBuilder {
+        client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(self.key))
+            .update_expression(PROFILE_UPDATE)
+            .condition_expression(self.condition)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+}
+
+/// The first step of materialising `entry`: its history row, unconditionally (the row
+/// is deterministic, so writing it again is harmless).
+pub fn put_ledger_row(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    user: UserId,
+    entry: &LedgerEntry,
+) -> PutItemFluentBuilder {
+    client.put_item().table_name(table).set_item(Some(ledger_row(user, entry)))
+}
+
+/// The last step of materialising entry `id`: its pending attributes removed from the
+/// profile.
+pub fn clear_pending_entry(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    user: UserId,
+    id: EntryId,
+) -> UpdateItemFluentBuilder {
+    client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(keys::profile(user).item()))
+        .update_expression("REMOVE #pe, #pb, #ps")
+        .expression_attribute_names("#pe", format!("pe_{id}"))
+        .expression_attribute_names("#pb", format!("pb_{id}"))
+        .expression_attribute_names("#ps", format!("ps_{id}"))
 }
 
 /// The balance a profile holds, and the seq of its newest entry.
@@ -266,20 +313,7 @@ impl DynamoStore {
     async fn commit_alone(&self, change: &BalanceChange) -> Result<LedgerEntry, BalanceError> {
         let what = || describe(change);
         let outcome = with_conflict_retries(&what, |_| async {
-            let update = BalanceUpdate::new(change);
-            let sent = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(update.key))
-                .update_expression(PROFILE_UPDATE)
-                .condition_expression(update.condition)
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values))
-                .return_values(ReturnValue::UpdatedNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
+            let sent = BalanceUpdate::new(change).update_item(&self.client, &self.table).send().await;
             let err = match sent {
                 Ok(output) => {
                     let updated = output.attributes.unwrap_or_default();
@@ -364,10 +398,7 @@ impl DynamoStore {
         entry: &LedgerEntry,
         key: Option<&IdempotencyKey>,
     ) -> Result<(), DbError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(ledger_row(user, entry)))
+        put_ledger_row(&self.client, &self.table, user, entry)
             .send()
             .await
             .map_err(|e| db_error(e, || format!("write history row {} of user {user}", entry.seq)))?;
@@ -375,14 +406,7 @@ impl DynamoStore {
             self.record_entry_seq(key_scope(user, entry.kind), key, entry.seq).await?;
         }
         let id = entry.id;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::profile(user).item()))
-            .update_expression("REMOVE #pe, #pb, #ps")
-            .expression_attribute_names("#pe", format!("pe_{id}"))
-            .expression_attribute_names("#pb", format!("pb_{id}"))
-            .expression_attribute_names("#ps", format!("ps_{id}"))
+        clear_pending_entry(&self.client, &self.table, user, id)
             .send()
             .await
             .map_err(|e| db_error(e, || format!("clear pending entry {id} of user {user}")))?;
@@ -531,6 +555,27 @@ mod tests {
         assert_eq!(update.key()["pk"], s("USER#7"));
         assert_eq!(update.key()["sk"], s("PROFILE"));
         assert_eq!(update.expression_attribute_names().unwrap()["#pe"], format!("pe_{}", use_it.id));
+    }
+
+    fn client() -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    #[test]
+    fn an_unkeyed_change_is_the_same_update_returning_its_entry_and_clearing_it_names_it() {
+        let charge = change(EntryKind::Charge, None);
+        let alone = BalanceUpdate::new(&charge).update_item(&client(), "t");
+        let keyed = BalanceUpdate::new(&charge).transaction_item("t").unwrap();
+        assert_eq!(alone.get_update_expression().as_deref(), Some(keyed.update_expression()));
+        assert_eq!(alone.get_condition_expression().as_deref(), keyed.condition_expression());
+        assert_eq!(alone.get_return_values(), &Some(ReturnValue::UpdatedNew));
+        let clear = clear_pending_entry(&client(), "t", charge.user, charge.id);
+        assert_eq!(clear.get_update_expression().as_deref(), Some("REMOVE #pe, #pb, #ps"));
+        assert_eq!(clear.get_expression_attribute_names().as_ref().unwrap()["#pe"], format!("pe_{}", charge.id));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::idempotency::{Record, Target};
@@ -90,11 +91,7 @@ impl OrderStore for DynamoStore {
 
     async fn place(&self, order: Order, idempotency: Option<(IdempotencyKey, String)>) -> Result<Placed, OrderError> {
         let Some((key, fingerprint)) = idempotency else {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(order_item(&order)))
-                .condition_expression("attribute_not_exists(pk)")
+            put_new_order(&self.client, &self.table, &order)
                 .send()
                 .await
                 .map_err(|e| db_error(e, || format!("save order {}", order.id)))?;
@@ -194,6 +191,16 @@ impl DynamoStore {
             .map_err(|e| db_error(e, || format!("keep refused payment {} of order {id}", failure.payment)))?;
         Ok(())
     }
+}
+
+/// A new order placed without a key: one `PutItem` of its item, refused if the id is
+/// taken.
+pub fn put_new_order(client: &aws_sdk_dynamodb::Client, table: &str, order: &Order) -> PutItemFluentBuilder {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(order_item(order)))
+        .condition_expression("attribute_not_exists(pk)")
 }
 
 pub fn order_item(order: &Order) -> Item {
