@@ -148,3 +148,49 @@ async fn fifty_operator_writes_under_one_key_each_make_one_change() {
     assert_eq!(credited["balance"], "1100.00", "{credited}");
     assert_eq!(app.balance(1).await, "1100.00");
 }
+
+/// A replay long after the change answers what the change answered, not what happened
+/// to the resource since: a product and a coupon as created, a restock's stock, an order
+/// as placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_later_replay_answers_the_first_answer_not_the_resource_as_it_is_now() {
+    let app = shop().await;
+    let operator = app.operator_token(900);
+    let customer = app.token(1);
+
+    let product = r#"{"name": "Kettle", "price": "39.90", "stock": 50}"#;
+    let created = send(&app, "/api/v1/admin/products", product, "kettle", &operator).await;
+    let id = created.2["productId"].as_u64().expect("productId");
+    let restock = r#"{"add": 25}"#;
+    let stock_path = format!("/api/v1/admin/products/{id}/stock");
+    let restocked = send(&app, &stock_path, restock, "restock", &operator).await;
+    assert_eq!((restocked.0, restocked.2["stock"].as_u64()), (200, Some(75)), "{:?}", restocked.2);
+
+    let coupon = json!({"name": "Winter", "discount": "5.00", "total": 2, "endsAt": "2099-01-01T00:00:00Z"});
+    let made = send(&app, "/api/v1/admin/coupons", &coupon.to_string(), "winter", &operator).await;
+    let coupon_id = made.2["couponId"].as_u64().expect("couponId");
+
+    let order = json!({"userId": 1, "products": [{"productId": id, "quantity": 5}]}).to_string();
+    let placed = send(&app, "/api/v1/orders", &order, "order", &customer).await;
+    let order_id = placed.2["orderId"].as_str().expect("orderId").to_owned();
+
+    // What happens next: a price change, a coupon issued, the order paid (stock 70).
+    let price = r#"{"price": "35.00"}"#;
+    let product_path = format!("/api/v1/admin/products/{id}");
+    let changed = app.send_as(reqwest::Method::PUT, &product_path, price, None, Some(&operator)).await;
+    assert_eq!(changed.0, 200, "{}", changed.1);
+    assert_eq!(app.post(&format!("/api/v1/coupons/{coupon_id}?userId=1"), "", None).await.0, 201);
+    pay(&app, &order_id).await;
+    assert_eq!(app.get(&format!("/api/v1/products/{id}")).await.1["stock"], 70);
+
+    for (path, body, key, token, first) in [
+        ("/api/v1/admin/products", product, "kettle", &operator, &created),
+        (stock_path.as_str(), restock, "restock", &operator, &restocked),
+        ("/api/v1/admin/coupons", &coupon.to_string(), "winter", &operator, &made),
+        ("/api/v1/orders", &order, "order", &customer, &placed),
+    ] {
+        let again = send(&app, path, body, key, token).await;
+        assert!(again.1, "{path}: a replay says so");
+        assert_eq!((again.0, &again.2), (first.0, &first.2), "{path}: the first answer, exactly");
+    }
+}

@@ -125,6 +125,20 @@ impl Order {
         self
     }
 
+    /// The order as placing it answered: unpaid, nothing yet done to it (everything
+    /// else about an order is fixed when it is placed). What a replayed create answers.
+    pub fn as_placed(self) -> Order {
+        Order {
+            status: OrderStatus::PendingPayment,
+            paid_at: None,
+            payment: None,
+            cancelled_at: None,
+            refund_entry: None,
+            failures: Failures::default(),
+            ..self
+        }
+    }
+
     /// What a payment retry must repeat for its key to be honoured.
     pub fn payment_fingerprint(&self) -> String {
         format!("PAY:{}:{}", self.user, self.id)

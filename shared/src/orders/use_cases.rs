@@ -74,6 +74,10 @@ pub async fn create_order<S: OrderStore>(
     };
     let key = key.map(|key| (key, request.fingerprint()));
     let placed = store.place(order, key).await?;
+    if placed.replayed {
+        // The first answer, exactly: the order as it was placed.
+        return Ok(placed);
+    }
     Ok(Placed { order: placed.order.as_of(now), ..placed })
 }
 
@@ -256,7 +260,7 @@ pub async fn cancel<S: OrderStore + OrderCanceller>(
         match cancel_as_read(store, &order, by, now, key.as_ref()).await? {
             CancelAttempt::Done(changed) => {
                 let outcome = if changed.status == OrderStatus::Refunded { "Refunded" } else { "Cancelled" };
-                crate::metrics::count("Cancellations", &[outcome], 1);
+                crate::metrics::count(crate::metrics::CANCELLATIONS, &[outcome], 1);
                 return Ok(CancelOutcome { order: changed.as_of(now), replayed: false });
             }
             CancelAttempt::Replay => return replay_cancel(store, clock, id, owner).await,

@@ -90,18 +90,22 @@ impl CatalogAdmin for DynamoStore {
             let id = ProductId::new(number).map_err(|e| DbError::Other(anyhow!("product id {number}: {e}")))?;
             Ok(product_item(id, product.name.as_str(), product.price, product.stock))
         };
+        // The product as this request made it. A replay (the same request: its
+        // fingerprint matched) answers the same, whatever happened to the product since.
+        let made = |product_id| Product {
+            product_id,
+            name: product.name.as_str().to_owned(),
+            price: product.price,
+            stock: product.stock,
+        };
         match self.create_numbered("products", build, numbered.as_ref()).await? {
             Err(KeyReused) => Err(CatalogError::IdempotencyKeyReused),
             Ok(Created::New(number)) => {
                 let product_id = ProductId::new(number).map_err(|e| anyhow!("product id {number}: {e}"))?;
-                let name = product.name.as_str().to_owned();
-                Ok(Keyed {
-                    value: Product { product_id, name, price: product.price, stock: product.stock },
-                    replayed: false,
-                })
+                Ok(Keyed { value: made(product_id), replayed: false })
             }
             Ok(Created::Replayed(stored)) => match stored.target {
-                Target::Product(id) => Ok(Keyed { value: self.product(id).await?, replayed: true }),
+                Target::Product(id) => Ok(Keyed { value: made(id), replayed: true }),
                 _ => Err(CatalogError::IdempotencyKeyReused),
             },
         }
@@ -171,6 +175,50 @@ impl CatalogAdmin for DynamoStore {
                 },
             };
         };
+        let fingerprint = format!("RESTOCK:{id}:{add}");
+        let record = |key| Record {
+            scope: KeyScope::Operators,
+            key,
+            fingerprint: fingerprint.clone(),
+            target: Target::Product(id),
+            entry: None,
+            at: now,
+        };
+        // From the product as read, the answer is known before the commit and kept
+        // with the key, so a replay answers exactly it; the commit holds only while the
+        // product is still as read. A product whose stock keeps moving (a rush on it)
+        // is restocked blind after a few tries: then a replay answers it as it is.
+        for _ in 0..SEEN_TRIES {
+            let seen = self.product(id).await?;
+            let after = seen.stock.checked_add(add).filter(|after| *after <= MAX_STOCK);
+            let Some(after) = after else { return Err(CatalogError::StockLimitExceeded(id)) };
+            let answer = Product { stock: after, ..seen.clone() };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(id).item()))
+                .update_expression("SET stock = :after ADD restocked :add")
+                .condition_expression("stock = :seen AND price = :price AND #name = :name")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":after", n(after))
+                .expression_attribute_values(":add", n(add))
+                .expression_attribute_values(":seen", n(seen.stock))
+                .expression_attribute_values(":price", n(seen.price))
+                .expression_attribute_values(":name", s(&seen.name))
+                .build()
+                .map_err(|e| anyhow!("build the restock: {e}"))?;
+            let answered = product_item(id, &answer.name, answer.price, answer.stock);
+            let mut transaction = Transaction::new(format!("restock product {id} with {add}"));
+            transaction.update(RestockItem::Product, update);
+            transaction.put(RestockItem::Key, record(&key).put_answering(&self.table, answered)?);
+            match self.transact(&transaction).await? {
+                Ok(()) => return Ok(Keyed { value: answer, replayed: false }),
+                Err(refusal) if refusal.failed(RestockItem::Key) => {
+                    return self.replay_restock(id, &key, &fingerprint).await
+                }
+                // The product changed since it was read: read it again.
+                Err(_) => continue,
+            }
+        }
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(keys::product(id).item()))
@@ -181,29 +229,38 @@ impl CatalogAdmin for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| anyhow!("build the restock: {e}"))?;
-        let record = Record {
-            scope: KeyScope::Operators,
-            key: &key,
-            fingerprint: format!("RESTOCK:{id}:{add}"),
-            target: Target::Product(id),
-            entry: None,
-            at: now,
-        };
         let mut transaction = Transaction::new(format!("restock product {id} with {add}"));
         transaction.update(RestockItem::Product, update);
-        transaction.put(RestockItem::Key, record.put(&self.table)?);
-        let replayed = match self.transact(&transaction).await? {
-            Ok(()) => false,
-            Err(refusal) if refusal.failed(RestockItem::Key) => {
-                let stored = self.idempotency_record(KeyScope::Operators, &key, &record.fingerprint).await?;
-                match stored {
-                    Ok(stored) if stored.target == Target::Product(id) => true,
-                    _ => return Err(CatalogError::IdempotencyKeyReused),
-                }
-            }
-            Err(refusal) => return Err(restock_refused(id, refusal.existed(RestockItem::Product))),
+        transaction.put(RestockItem::Key, record(&key).put(&self.table)?);
+        match self.transact(&transaction).await? {
+            Ok(()) => Ok(Keyed { value: self.product(id).await?, replayed: false }),
+            Err(refusal) if refusal.failed(RestockItem::Key) => self.replay_restock(id, &key, &fingerprint).await,
+            Err(refusal) => Err(restock_refused(id, refusal.existed(RestockItem::Product))),
+        }
+    }
+}
+
+/// How many times a keyed restock tries from the product as read.
+const SEEN_TRIES: usize = 3;
+
+impl DynamoStore {
+    /// The answer of the restock `key` made first: kept with the key, or (a restock
+    /// made blind) the product as it is now.
+    async fn replay_restock(
+        &self,
+        id: ProductId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        let stored = match self.idempotency_record(KeyScope::Operators, key, fingerprint).await? {
+            Ok(stored) if stored.target == Target::Product(id) => stored,
+            _ => return Err(CatalogError::IdempotencyKeyReused),
         };
-        Ok(Keyed { value: self.product(id).await?, replayed })
+        let value = match &stored.answer {
+            Some(answer) => product_from_item(answer)?,
+            None => self.product(id).await?,
+        };
+        Ok(Keyed { value, replayed: true })
     }
 }
 

@@ -249,8 +249,10 @@ impl CouponAdmin for DynamoStore {
         match self.create_numbered("coupons", build, numbered.as_ref()).await? {
             Err(KeyReused) => Err(CouponError::IdempotencyKeyReused),
             Ok(Created::New(number)) => Ok(Keyed { value: made(number)?, replayed: false }),
+            // The same request (its fingerprint matched): the coupon as it made it, not
+            // as issues have changed it since.
             Ok(Created::Replayed(stored)) => match stored.target {
-                Target::Coupon(id) => Ok(Keyed { value: self.coupon(id).await?, replayed: true }),
+                Target::Coupon(id) => Ok(Keyed { value: made(id.get())?, replayed: true }),
                 _ => Err(CouponError::IdempotencyKeyReused),
             },
         }

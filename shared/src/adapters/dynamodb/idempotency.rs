@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::Put;
 use time::OffsetDateTime;
 
 use super::keys::KeyScope;
-use super::{get_s, get_u64, keys, n, s, DbError, DynamoStore};
+use super::{get_s, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::clock::rfc3339;
 use crate::ids::{EntryId, IdempotencyKey};
 
@@ -37,12 +37,14 @@ pub struct Record<'a> {
 }
 
 /// A record as read back, its fingerprint already checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub target: Target,
     pub entry: Option<EntryId>,
     /// The entry's seq, once it is materialised.
     pub seq: Option<u64>,
+    /// The first answer, when the change kept it ([`Record::put_answering`]).
+    pub answer: Option<Item>,
 }
 
 /// The key was first used for a different request.
@@ -52,17 +54,26 @@ pub struct KeyReused;
 impl Record<'_> {
     /// The transaction item: a put that fails when the key was used before.
     pub fn put(&self, table: &str) -> Result<Put, DbError> {
-        self.put_at(table, None)
+        self.put_at(table, None, None)
+    }
+
+    /// The same, keeping `answer` (an item of the answer's fields) for a replay to
+    /// answer exactly, when what the change answers cannot be rebuilt from the request.
+    pub fn put_answering(&self, table: &str, answer: Item) -> Result<Put, DbError> {
+        self.put_at(table, None, Some(answer))
     }
 
     /// The same, for a change whose history row `seq` commits in the same transaction:
     /// the record names its seq from the start.
     pub fn put_materialised(&self, table: &str, seq: u64) -> Result<Put, DbError> {
-        self.put_at(table, Some(seq))
+        self.put_at(table, Some(seq), None)
     }
 
-    fn put_at(&self, table: &str, seq: Option<u64>) -> Result<Put, DbError> {
+    fn put_at(&self, table: &str, seq: Option<u64>, answer: Option<Item>) -> Result<Put, DbError> {
         let mut item = keys::idempotency_record(self.scope, self.key).item();
+        if let Some(answer) = answer {
+            item.insert("answer".to_owned(), aws_sdk_dynamodb::types::AttributeValue::M(answer));
+        }
         if let Some(seq) = seq {
             item.insert("seq".to_owned(), n(seq));
         }
@@ -135,7 +146,8 @@ impl DynamoStore {
                 Target::Entry(entry.ok_or_else(|| bad("target"))?)
             };
             let seq = item.get("seq").map(|_| get_u64(&item, "seq")).transpose()?;
-            Ok(Ok(Stored { target, entry, seq }))
+            let answer = item.get("answer").and_then(|answer| answer.as_m().ok()).cloned();
+            Ok(Ok(Stored { target, entry, seq, answer }))
         };
         read().map(Some).map_err(DbError::Other)
     }

@@ -117,7 +117,7 @@ impl OrderStore for DynamoStore {
                     .map_err(|_| OrderError::IdempotencyKeyReused)?;
                 let Target::Order(first) = stored.target else { return Err(OrderError::IdempotencyKeyReused) };
                 let order = self.load_order(first).await?.ok_or_else(|| anyhow!("order {first} vanished"))?;
-                Ok(Placed { order, replayed: true })
+                Ok(Placed { order: order.as_placed(), replayed: true })
             }
             Err(refusal) => Err(OrderError::Unexpected(anyhow!("saving order {} was refused: {refusal:?}", order.id))),
         }
