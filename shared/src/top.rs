@@ -223,14 +223,14 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
     let Some(cache) = cache else { return compute(store, clock.now()).await };
     match cache.get().await {
         Cached::Hit(value) => {
-            metrics::count("TopCache", &["Hit"], 1);
+            metrics::count(metrics::TOP_CACHE, &["Hit"], 1);
             return Ok(value);
         }
         Cached::Unavailable => {
-            metrics::count("TopCache", &["Fallback"], 1);
+            metrics::count(metrics::TOP_CACHE, &["Fallback"], 1);
             return cache.stand_in().get_or_compute(compute(store, clock.now())).await;
         }
-        Cached::Miss => metrics::count("TopCache", &["Miss"], 1),
+        Cached::Miss => metrics::count(metrics::TOP_CACHE, &["Miss"], 1),
     }
     if cache.try_lock().await {
         let result = compute(store, clock.now()).await;

@@ -241,7 +241,7 @@ impl<T: Send + Sync + 'static> Connector<T> {
                 let failure = match outcome {
                     Ok(Ok(Ok(connection))) => {
                         let _ = made.set(connection);
-                        crate::metrics::count("RedisConnect", &["Connected"], 1);
+                        crate::metrics::count(crate::metrics::REDIS_CONNECT, &["Connected"], 1);
                         tracing::info!(redis = %address, failures, "connected to Redis");
                         return;
                     }
@@ -253,7 +253,7 @@ impl<T: Send + Sync + 'static> Connector<T> {
                     }
                 };
                 failures += 1;
-                crate::metrics::count("RedisConnect", &["Failed"], 1);
+                crate::metrics::count(crate::metrics::REDIS_CONNECT, &["Failed"], 1);
                 tracing::warn!(
                     redis = %address,
                     failures,

@@ -24,7 +24,7 @@ pub async fn within_budget(budget: Option<&dyn IssueBudget>, user: UserId) -> Re
         Budget::Exceeded => ("Exceeded", Err(CouponError::OverBudget(user))),
         Budget::Unavailable => ("Bypassed", Ok(())),
     };
-    metrics::count("CouponBudget", &[outcome], 1);
+    metrics::count(metrics::COUPON_BUDGET, &[outcome], 1);
     result
 }
 
@@ -45,7 +45,7 @@ pub async fn issue(
         Err(_) => None,
     };
     if let Some(outcome) = outcome {
-        metrics::count("CouponIssues", &[outcome], 1);
+        metrics::count(metrics::COUPON_ISSUES, &[outcome], 1);
     }
     issued
 }
@@ -69,7 +69,7 @@ async fn issue_through_gate(
         Admission::SoldOut | Admission::AlreadyHolds => "Refused",
         Admission::Bypassed => "Bypassed",
     };
-    metrics::count("CouponGate", &[outcome], 1);
+    metrics::count(metrics::COUPON_GATE, &[outcome], 1);
     match admission {
         Admission::Admitted => {}
         Admission::SoldOut => return Err(CouponError::SoldOut(coupon)),

@@ -207,14 +207,14 @@ pub async fn relay<P: EventPublisher, O: Outbox>(
         for ((order, id, event), outcome) in outcomes {
             match outcome {
                 Ok(()) => {
-                    metrics::count("FeedEvents", &["Relayed"], 1);
+                    metrics::count(metrics::FEED_EVENTS, &["Relayed"], 1);
                     if let Some(lag) = committed_at(&event).map(|at| now - at) {
-                        metrics::duration("FeedLag", &[], lag.try_into().unwrap_or_default());
+                        metrics::duration(metrics::FEED_LAG, &[], lag.try_into().unwrap_or_default());
                     }
                 }
                 Err(err) => {
                     tracing::warn!(event = %event.event_id, error = %format!("{err:#}"), "relaying an event failed; it will be retried");
-                    metrics::count("FeedEvents", &["Retried"], 1);
+                    metrics::count(metrics::FEED_EVENTS, &["Retried"], 1);
                     failed.push(id);
                     // The order's later events wait for this one: failed with it.
                     failed.extend(by_order[order].drain(..).map(|(id, _)| id));
@@ -277,12 +277,12 @@ pub async fn consume<L: DeliveryLog, D: DataPlatform>(
         .map(|(message_id, body)| async move {
             match deliver_one(log, platform, &body, now).await {
                 Ok(delivered) => {
-                    metrics::count("FeedEvents", &[delivered], 1);
+                    metrics::count(metrics::FEED_EVENTS, &[delivered], 1);
                     None
                 }
                 Err(err) => {
                     tracing::warn!(message = %message_id, error = %format!("{err:#}"), "delivery failed; SQS will retry it");
-                    metrics::count("FeedEvents", &["DeliveryFailed"], 1);
+                    metrics::count(metrics::FEED_EVENTS, &["DeliveryFailed"], 1);
                     Some(message_id)
                 }
             }
@@ -319,7 +319,7 @@ async fn deliver_one<L: DeliveryLog, D: DataPlatform>(
             // platform dedups; this is the one window where it has to.
             Err(err) => {
                 tracing::warn!(event = event_id, error = %format!("{err:#}"), "delivered, but recording the delivery failed: a retry may post it again");
-                metrics::count("FeedEvents", &["DeliveredUnrecorded"], 1);
+                metrics::count(metrics::FEED_EVENTS, &["DeliveredUnrecorded"], 1);
                 Err(err)
             }
         },

@@ -155,8 +155,8 @@ where
         // The request's count and latency in one EMF record (one log line, not two).
         let class = [route, status_class(status)];
         crate::metrics::record(&[
-            crate::metrics::sample("Requests", &class, 1.0),
-            crate::metrics::sample("Latency", &class[..1], crate::metrics::millis(elapsed)),
+            crate::metrics::sample(crate::metrics::REQUESTS, &class, 1.0),
+            crate::metrics::sample(crate::metrics::LATENCY, &class[..1], crate::metrics::millis(elapsed)),
         ]);
         response
     }

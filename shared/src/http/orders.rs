@@ -319,11 +319,11 @@ pub async fn user_orders<S: OrderStore>(request: Request, deps: &Deps<S>) -> Han
 /// answer replayed for a retried key is no new payment; an unknown order is no attempt.
 fn count_payment(paid: &Result<crate::orders::Paid, ApiError>) {
     match paid {
-        Ok(paid) if !paid.replayed => crate::metrics::count("Payments", &["Succeeded"], 1),
+        Ok(paid) if !paid.replayed => crate::metrics::count(crate::metrics::PAYMENTS, &["Succeeded"], 1),
         Ok(_) => {}
         Err(err) if err.status == StatusCode::CONFLICT || err.status.is_server_error() => {
-            crate::metrics::count("Payments", &["Failed"], 1);
-            crate::metrics::count("PaymentFailures", &[err.code.as_str()], 1);
+            crate::metrics::count(crate::metrics::PAYMENTS, &["Failed"], 1);
+            crate::metrics::count(crate::metrics::PAYMENT_FAILURES, &[err.code.as_str()], 1);
         }
         Err(_) => {}
     }

@@ -47,7 +47,7 @@ where
                     // By the operation's verb ("pay order …" → pay): few values, as a
                     // dimension must have.
                     let verb = what.split_whitespace().next().unwrap_or("unknown");
-                    crate::metrics::count("TransactionConflictsRetried", &[verb], 1);
+                    crate::metrics::count(crate::metrics::TRANSACTION_CONFLICTS_RETRIED, &[verb], 1);
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
