@@ -70,7 +70,7 @@ fn lambdas() -> Vec<String> {
 /// build dependencies, nor does the library every function links.
 #[test]
 fn no_lambda_links_the_local_engine_or_the_testkit() {
-    for package in ["dynoxide-rs", "rushcart-testkit", "aws-sdk-dynamodbstreams"] {
+    for package in ["dynoxide-rs", "rushcart-testkit", "aws-sdk-dynamodbstreams", "rushcart-capacity"] {
         let tree = dependents(package, &[]).unwrap_or_else(|| panic!("{package} is built for the local stack"));
         for lambda in lambdas() {
             assert!(!tree.contains(&format!(" {lambda} v")), "{lambda} links {package}:\n{tree}");
