@@ -26,6 +26,9 @@ pub enum Attempt<T> {
     Done(T),
     /// Another transaction held an item; the attempt changed nothing.
     Conflict,
+    /// DynamoDB throttled an item's partition; the attempt changed nothing. The SDK
+    /// retries a throttled call itself, but never a cancelled transaction.
+    Throttled,
 }
 
 /// Runs `attempt(0)`, `attempt(1)` … while they conflict, sleeping with
@@ -38,21 +41,28 @@ where
 {
     let mut retry = 0;
     loop {
-        match attempt(retry).await? {
+        let outcome = attempt(retry).await?;
+        let throttled = matches!(outcome, Attempt::Throttled);
+        match outcome {
             Attempt::Done(value) => return Ok(value),
-            Attempt::Conflict => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
+            Attempt::Conflict | Attempt::Throttled => match RetryPolicy::TRANSACTION_CONFLICT.delay(retry) {
                 Some(delay) => {
                     let what = what();
-                    tracing::debug!(retry, "transaction conflict: {what}; retrying");
-                    // By the operation's verb ("pay order …" → pay): few values, as a
-                    // dimension must have.
-                    let verb = what.split_whitespace().next().unwrap_or("unknown");
-                    crate::metrics::count(crate::metrics::TRANSACTION_CONFLICTS_RETRIED, &[verb], 1);
+                    if throttled {
+                        tracing::warn!(retry, "transaction throttled: {what}; retrying");
+                    } else {
+                        tracing::debug!(retry, "transaction conflict: {what}; retrying");
+                        // By the operation's verb ("pay order …" → pay): few values, as a
+                        // dimension must have.
+                        let verb = what.split_whitespace().next().unwrap_or("unknown");
+                        crate::metrics::count(crate::metrics::TRANSACTION_CONFLICTS_RETRIED, &[verb], 1);
+                    }
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
                 None => {
-                    return Err(DbError::Unavailable(anyhow!("{}: still conflicting after {retry} retries", what())))
+                    let why = if throttled { "throttled" } else { "conflicting" };
+                    return Err(DbError::Unavailable(anyhow!("{}: still {why} after {retry} retries", what())));
                 }
             },
         }
@@ -157,6 +167,9 @@ pub enum Cancelled<R> {
     Refused(Refusal<R>),
     /// Only conflicts: retry.
     Conflict,
+    /// A partition was throttled (`ThrottlingError`), and no condition failed: retry
+    /// after a backoff.
+    Throttled,
     /// Something else (validation, capacity …), with the codes by role.
     Other(String),
 }
@@ -177,6 +190,9 @@ pub fn read_cancellation<R: Copy + PartialEq + Debug>(
     }
     if reasons.iter().any(|reason| reason.code() == Some("TransactionConflict")) {
         return Cancelled::Conflict;
+    }
+    if reasons.iter().any(|reason| reason.code() == Some("ThrottlingError")) {
+        return Cancelled::Throttled;
     }
     Cancelled::Other(
         roles
@@ -223,6 +239,7 @@ impl DynamoStore {
             match cancelled {
                 Cancelled::Refused(refusal) => Ok(Attempt::Done(Err(refusal))),
                 Cancelled::Conflict => Ok(Attempt::Conflict),
+                Cancelled::Throttled => Ok(Attempt::Throttled),
                 Cancelled::Other(codes) => Err(DbError::Other(anyhow!("{} was cancelled: {codes}", transaction.what))),
             }
         })
@@ -298,6 +315,15 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_partition_is_retried_unless_a_condition_failed() {
+        let throttled = read_cancellation(&ROLES, &reasons(["None", "ThrottlingError", "None", "None"]));
+        assert_eq!(throttled, Cancelled::Throttled);
+        let refused =
+            read_cancellation(&ROLES, &reasons(["ThrottlingError", "None", "None", "ConditionalCheckFailed"]));
+        assert!(matches!(refused, Cancelled::Refused(r) if r.failed(Role::Balance)));
+    }
+
+    #[test]
     fn conflicts_alone_are_retried_and_anything_else_is_reported_by_role() {
         assert_eq!(
             read_cancellation(&ROLES, &reasons(["None", "TransactionConflict", "None", "None"])),
@@ -320,6 +346,18 @@ mod tests {
         .await;
         assert_eq!(attempts, RetryPolicy::TRANSACTION_CONFLICT.max_retries + 1);
         assert!(matches!(outcome, Err(DbError::Unavailable(e)) if e.to_string().contains("a test write")));
+    }
+
+    #[tokio::test]
+    async fn throttled_attempts_are_retried_as_boundedly_and_say_so() {
+        let mut attempts = 0;
+        let outcome: Result<(), DbError> = with_conflict_retries(&|| "a hot write".to_owned(), |_| {
+            attempts += 1;
+            async { Ok(Attempt::Throttled) }
+        })
+        .await;
+        assert_eq!(attempts, RetryPolicy::TRANSACTION_CONFLICT.max_retries + 1);
+        assert!(matches!(outcome, Err(DbError::Unavailable(e)) if e.to_string().contains("still throttled")));
     }
 
     #[tokio::test]
