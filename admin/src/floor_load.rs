@@ -30,11 +30,11 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use rushcart_testkit::seed::{self, CouponSeed, ProductSeed};
 use rushcart::adapters::dynamodb::table::{MAIN_TABLE, OUTBOX_TABLE};
 use rushcart::clock::rfc3339;
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::money::Money;
+use rushcart_testkit::seed::{self, CouponSeed, ProductSeed};
 use time::OffsetDateTime;
 
 /// `make bench`'s scenarios, each as its k6 script runs it.
