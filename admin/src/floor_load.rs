@@ -416,7 +416,7 @@ fn updating(update: Update) -> TransactWriteItem {
 /// charge-balance / use-balance without a key: the conditional update that commits the
 /// change with its pending entry, the history row, the clearing of the pending entry.
 async fn change_balance(tables: &Tables, user: u64, credit: bool) -> anyhow::Result<Outcome> {
-    let entry = ulid::Ulid::new().to_string();
+    let entry = ulid::Ulid::generate().to_string();
     let (delta, condition, bound) = if credit {
         ("1000", "attribute_exists(pk) AND attribute_not_exists(#pe) AND balance <= :bound", "999999000.00")
     } else {
@@ -602,7 +602,7 @@ async fn create_order(
         Some(_) => PRICE.parse::<rust_decimal::Decimal>()?.min(subtotal),
         None => rust_decimal::Decimal::ZERO,
     };
-    let order = ulid::Ulid::new().to_string();
+    let order = ulid::Ulid::generate().to_string();
     let at = rfc3339(now);
     let mut item = key(format!("ORDER#{order}"), "ORDER".to_owned());
     item.insert("orderId".to_owned(), s(order.clone()));
@@ -657,8 +657,8 @@ async fn pay(
     let seq: u64 = attribute_n(profile, "seq")?.parse()?;
     let now = OffsetDateTime::now_utc();
     let at = rfc3339(now);
-    let payment = ulid::Ulid::new().to_string();
-    let entry = ulid::Ulid::new().to_string();
+    let payment = ulid::Ulid::generate().to_string();
+    let entry = ulid::Ulid::generate().to_string();
     let mut writes = vec![updating(
         Update::builder()
             .table_name(&tables.main)
