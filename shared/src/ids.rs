@@ -205,7 +205,7 @@ macro_rules! ulid_id {
 
         impl $name {
             pub fn generate() -> $name {
-                $name(ulid::Ulid::new())
+                $name(ulid::Ulid::generate())
             }
         }
 
@@ -278,7 +278,7 @@ pub struct EntryId(ulid::Ulid);
 
 impl EntryId {
     pub fn generate() -> EntryId {
-        EntryId(ulid::Ulid::new())
+        EntryId(ulid::Ulid::generate())
     }
 }
 
@@ -408,6 +408,19 @@ mod tests {
         assert_eq!(payment.to_string().to_ascii_lowercase().parse::<PaymentId>(), Ok(payment));
         let entry = EntryId::generate();
         assert_eq!(entry.to_string().to_ascii_lowercase().parse::<EntryId>(), Ok(entry));
+    }
+
+    /// An id already stored (the ULID spec's example) keeps its value, its instant and
+    /// its text whatever version of the ulid crate reads it: the 128-bit number below
+    /// is its Crockford base-32 decoded by hand, the top 48 bits the milliseconds.
+    #[test]
+    fn an_id_issued_earlier_reads_back_as_the_same_id() {
+        let stored = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        let id: OrderId = stored.parse().unwrap();
+        assert_eq!(id.0.timestamp_ms(), 1_469_922_850_259);
+        assert_eq!(id.0.to_bytes(), 0x0156_3E3A_B5D3_D676_4C61_EFB9_9302_BD5B_u128.to_be_bytes());
+        assert_eq!(id.to_string(), stored);
+        assert_eq!(stored.to_ascii_lowercase().parse::<EntryId>().map(|e| e.to_string()).as_deref(), Ok(stored));
     }
 
     #[test]

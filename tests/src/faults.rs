@@ -359,7 +359,7 @@ fn conflict_answer(request: &[u8]) -> hyper::Response<ProxiedBody> {
     hyper::Response::builder()
         .status(400)
         .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amzn-requestid", ulid::Ulid::new().to_string())
+        .header("x-amzn-requestid", ulid::Ulid::generate().to_string())
         .body(ProxiedBody::new(body.to_string().into()))
         .expect("a well-formed answer")
 }

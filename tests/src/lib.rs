@@ -199,7 +199,7 @@ impl TestApp {
     /// Fresh tables of their own on the DynamoDB at `endpoint`.
     async fn fresh_store_at(endpoint: &str) -> (DynamoStore, String) {
         let client = dynamodb_client(endpoint).await;
-        let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+        let prefix = format!("t{}", ulid::Ulid::generate().to_string().to_lowercase());
         let store = DynamoStore::provisioned(client, &prefix).await.expect("provision the test tables");
         let store = StoreCounters::attach(store);
         let table = store.table().to_owned();

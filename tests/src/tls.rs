@@ -15,7 +15,8 @@ pub struct TestCertificates {
 impl TestCertificates {
     /// A new CA and a server certificate it signed, valid for a day.
     pub fn generate() -> TestCertificates {
-        let dir = std::env::temp_dir().join(format!("rushcart-tls-{}", ulid::Ulid::new().to_string().to_lowercase()));
+        let dir =
+            std::env::temp_dir().join(format!("rushcart-tls-{}", ulid::Ulid::generate().to_string().to_lowercase()));
         std::fs::create_dir_all(&dir).expect("a temporary folder for the certificates");
         let certificates = TestCertificates { dir };
         let dir = &certificates.dir;

@@ -77,7 +77,7 @@ async fn every_token_the_authorizer_would_reject_is_401() {
         let jwks = app.issuer.jwks().to_string();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.kid = Some(app.issuer.kid().to_owned());
-        let key = jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes());
+        let key = jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes()).unwrap();
         jsonwebtoken::encode(&header, &claims_of(&valid), &key).unwrap()
     };
     let bad: Vec<(&str, String)> = vec![

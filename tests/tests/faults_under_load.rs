@@ -795,7 +795,7 @@ async fn every_dependency_fails_mid_rush_and_every_answer_is_quick_and_nothing_i
     let moto = FaultProxy::in_front_of(&moto_endpoint()).await;
     let redis = FaultProxy::in_front_of(&redis_url()).await;
     let redis_through = redis.endpoint_for(&redis_url());
-    let namespace = format!("faults-{}", ulid::Ulid::new());
+    let namespace = format!("faults-{}", ulid::Ulid::generate());
     let gate = Arc::new(RedisGate::with_call_timeout(&redis_through, &namespace, DEFAULT_CALL_TIMEOUT).unwrap());
     let cache = Arc::new(
         RedisTopCache::with_call_timeout(&redis_through, &namespace, Duration::from_secs(60), DEFAULT_CALL_TIMEOUT)

@@ -177,7 +177,7 @@ async fn stream_records(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_local_kinesis_keeps_every_one_of_a_thousand_concurrent_puts() {
     let kinesis = kinesis_client(&moto_endpoint()).await;
-    let stream = format!("puts-{}", ulid::Ulid::new());
+    let stream = format!("puts-{}", ulid::Ulid::generate());
     kinesis.create_stream().stream_name(&stream).shard_count(1).send().await.unwrap();
     let puts = futures::stream::iter(0..1000)
         .map(|i| {
@@ -225,7 +225,7 @@ async fn drain_queue(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
 async fn a_batch_of_events_reaches_sqs_and_kinesis_each_once_with_its_own_body_and_key() {
     let moto = moto_endpoint();
     let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
-    let prefix = format!("batch-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("batch-{}", ulid::Ulid::generate().to_string().to_lowercase());
     let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
     let publisher = AwsPublisher { sqs: sqs.clone(), kinesis: kinesis.clone(), channels };
     let events: Vec<OutboxEvent> = (0..25)
@@ -271,7 +271,7 @@ async fn a_batch_of_events_reaches_sqs_and_kinesis_each_once_with_its_own_body_a
 async fn a_batch_sqs_refuses_fails_every_event_and_puts_nothing_on_the_stream() {
     let moto = moto_endpoint();
     let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
-    let prefix = format!("gone-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("gone-{}", ulid::Ulid::generate().to_string().to_lowercase());
     let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
     sqs.delete_queue().queue_url(&channels.queue_url).send().await.unwrap();
     let publisher = AwsPublisher { sqs, kinesis: kinesis.clone(), channels };
@@ -555,7 +555,7 @@ async fn a_poison_message_is_dead_lettered_without_holding_up_its_batch_and_a_re
 async fn a_redrive_moves_every_dead_letter_back_with_its_body_and_attributes() {
     let moto = moto_endpoint();
     let (sqs, kinesis) = (sqs_client(&moto).await, kinesis_client(&moto).await);
-    let prefix = format!("redrive-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("redrive-{}", ulid::Ulid::generate().to_string().to_lowercase());
     let channels = provision(&sqs, &kinesis, &prefix, 30).await.expect("provision the feed");
     let queues = FeedQueues::by_name(&sqs, &prefix).await.expect("the queues by name");
     assert_eq!(

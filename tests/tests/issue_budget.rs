@@ -15,7 +15,7 @@ const PER_SECOND: u32 = 5;
 
 /// A test app with a budget on Redis at `url`, given `within` to connect first.
 async fn budgeted_app(url: String, within: std::time::Duration) -> TestApp {
-    let namespace = format!("budget-{}", ulid::Ulid::new());
+    let namespace = format!("budget-{}", ulid::Ulid::generate());
     let budget = Arc::new(RedisBudget::new(&url, namespace, PER_SECOND, REDIS_BUDGET).expect("a budget"));
     let connected = budget.ready(within).await;
     assert_eq!(connected, url == redis_url(), "the stack's Redis answers, the dead one does not");

@@ -211,7 +211,7 @@ fn every_table_spec_matches_its_template_table() {
 #[tokio::test]
 async fn provisioning_creates_tables_the_way_the_template_declares_them() {
     let client = dynamodb_client(&dynamodb_endpoint().await).await;
-    let prefix = format!("p{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("p{}", ulid::Ulid::generate().to_string().to_lowercase());
     for spec in ALL_TABLES {
         let name = spec.local_name(&prefix);
         spec.provision(&client, &name).await.unwrap();

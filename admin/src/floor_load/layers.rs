@@ -172,7 +172,7 @@ async fn answer(
         request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     }
     let mut context = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    context.request_id = Some(ulid::Ulid::new().to_string());
+    context.request_id = Some(ulid::Ulid::generate().to_string());
     let request = request
         .with_path_parameters(std::collections::HashMap::from([(parameter.to_owned(), value.to_owned())]))
         .with_raw_http_path(path)

@@ -54,7 +54,7 @@ fn replacement(written: &[u8]) -> Option<Vec<u8>> {
          x-content-type-options: nosniff\r\n{}: {}\r\nconnection: close\r\n\r\n{body}",
         body.len(),
         crate::REQUEST_ID_HEADER,
-        ulid::Ulid::new(),
+        ulid::Ulid::generate(),
     );
     Some(answer.into_bytes())
 }

@@ -56,7 +56,7 @@ impl LocalIssuer {
         let public = pair.public_key();
         let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-        let kid = format!("local-{}", &ulid::Ulid::new().to_string()[16..]);
+        let kid = format!("local-{}", &ulid::Ulid::generate().to_string()[16..]);
         let jwk = json!({ "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n, "e": e });
         let decoding = DecodingKey::from_jwk(&serde_json::from_value::<Jwk>(jwk.clone())?).context("the public JWK")?;
         Ok(LocalIssuer { issuer: issuer.into(), kid, encoding, jwk, decoding, claim_names: ClaimNames::default() })
@@ -96,7 +96,7 @@ impl LocalIssuer {
             "auth_time": now,
             "iat": now,
             "exp": now + TOKEN_LIFETIME.as_secs() as i64,
-            "jti": ulid::Ulid::new().to_string(),
+            "jti": ulid::Ulid::generate().to_string(),
         });
         claims[self.claim_names.user.as_str()] = json!(user.to_string());
         if operator {

@@ -266,7 +266,7 @@ pub fn gateway_message(status: StatusCode, message: &str) -> Response {
 /// in the `apigw-requestid` answer header),
 /// and say `nosniff` on every answer.
 async fn gateway(mut request: Request, next: axum::middleware::Next) -> Response {
-    let id = RequestId(ulid::Ulid::new().to_string());
+    let id = RequestId(ulid::Ulid::generate().to_string());
     let started = std::time::Instant::now();
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let mut response = if let Some(refusal) = head_too_large(&request) {

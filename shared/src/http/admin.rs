@@ -36,8 +36,7 @@ struct NewProductRequest {
 /// `{"name"?, "price"?}`: what to change, at least one of them.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-// At least one property: `minProperties` is added to the document in
-// `openapi::amend` (utoipa-gen 5.5's `min_properties` writes `maxProperties`).
+#[schema(min_properties = 1)]
 struct ProductChangeRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = DisplayName, required = false)]

@@ -198,6 +198,13 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
         (status = 201, description = "Placed, awaiting payment until `payBy`; prices are fixed now", body = OrderBody,
             headers(
                 ("Location" = String, description = "The order's URL"),
+            ),
+            // The order it names is the one reading, paying and cancelling act on: links a
+            // reader (and the fuzzer's stateful phase) can follow.
+            links(
+                ("GetOrder" = (operation_id = GetOrder::FUNCTION, parameters(("orderId" = "$response.body#/orderId")))),
+                ("CancelOrder" = (operation_id = CancelOrder::FUNCTION, parameters(("orderId" = "$response.body#/orderId")))),
+                ("PayOrder" = (operation_id = PayOrder::FUNCTION, request_body = json!({ "orderId": "$response.body#/orderId" }))),
             )),
         (status = 400, description = "`INVALID_PRODUCTS` (none, or more than 40 products), `INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, \
             `INVALID_COUPON_ID`, `INVALID_USER_ID`, `ORDER_TOO_LARGE`", body = ErrorBody),

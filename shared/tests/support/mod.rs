@@ -18,7 +18,7 @@ use time::{Date, OffsetDateTime};
 /// A store on tables of its own.
 pub async fn store() -> DynamoStore {
     let client = rushcart_dynamodb::client(rushcart_dynamodb::shared()).await;
-    let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("t{}", ulid::Ulid::generate().to_string().to_lowercase());
     DynamoStore::provisioned(client, &prefix).await.expect("provision fresh tables")
 }
 
