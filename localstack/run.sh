@@ -15,9 +15,14 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 "$ROOT/localstack/install.sh"
-cargo build --profile "$PROFILE" -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb
+# With CAPACITY=aws the stack puts the capacity model in front of the engine
+# (docs/local-stack.md): built here with the rest, in the same profile.
+packages=(-p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb)
+[ "${CAPACITY:-off}" = aws ] && packages+=(-p rushcart-capacity)
+cargo build --profile "$PROFILE" "${packages[@]}"
 BIN="$ROOT/target/$PROFILE"
 export RUSHCART_DYNAMODB_BIN="$BIN/rushcart-dynamodb"
+if [ "${CAPACITY:-off}" = aws ]; then export RUSHCART_CAPACITY_BIN="$BIN/rushcart-capacity"; fi
 
 api_pid=""
 cleanup() {
