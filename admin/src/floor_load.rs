@@ -43,7 +43,7 @@ use rushcart::adapters::dynamodb::table::{MAIN_TABLE, OUTBOX_TABLE};
 use rushcart::adapters::dynamodb::transaction::Transaction;
 use rushcart::adapters::dynamodb::{get_u64, keys, n, s, DynamoStore, Item};
 use rushcart::balance::{BalanceChange, EntryKind};
-use rushcart::coupons::{Coupon, IssuedCoupon};
+use rushcart::coupons::Coupon;
 use rushcart::ids::{CouponId, EntryId, OrderId, PaymentId, ProductId, Quantity, UserId};
 use rushcart::money::Money;
 use rushcart::orders::{plan, Failures, Order, OrderLine, OrderStatus, OrderWindows};
@@ -477,16 +477,7 @@ async fn change_balance(tables: &Tables, user: UserId, credit: bool) -> anyhow::
 /// transaction of three items.
 async fn issue_coupon(tables: &Tables, terms: &Coupon, user: UserId) -> anyhow::Result<Outcome> {
     let now = OffsetDateTime::now_utc();
-    let copy = IssuedCoupon {
-        coupon_id: terms.id,
-        user_id: user,
-        name: terms.name.clone(),
-        discount: terms.discount,
-        issued_at: now,
-        expires_at: terms.ends_at,
-        used_at: None,
-    };
-    send(tables, &tables.store.issue_transaction(&copy, now)?, None).await
+    send(tables, &tables.store.issue_transaction(&terms.copy_for(user, now), now)?, None).await
 }
 
 /// Strongly consistent reads of `wanted` (distinct keys of the main table) in one

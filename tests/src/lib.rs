@@ -379,6 +379,25 @@ impl TestApp {
     }
 
     /// Any method with a JSON body and exactly `token` (or none).
+    /// POST with `Idempotency-Key: key` as the holder of `token`, reading what a
+    /// retrying client reads besides the body: `Idempotent-Replayed` and `Retry-After`.
+    pub async fn post_keyed(&self, path: &str, body: &str, key: &str, token: &str) -> KeyedAnswer {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("an answer");
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (replayed, retry_after) = (header("idempotent-replayed").as_deref() == Some("true"), header("retry-after"));
+        let status = response.status().as_u16();
+        KeyedAnswer { status, replayed, retry_after, body: response.json().await.expect("a JSON body") }
+    }
+
     pub async fn send_as(
         &self,
         method: reqwest::Method,
@@ -450,6 +469,16 @@ fn named_user(path: &str, body: &str) -> Option<u64> {
         _ => None,
     });
     in_path.or(in_query).or(in_body).filter(|id| UserId::new(*id).is_ok())
+}
+
+/// A keyed request's answer ([`TestApp::post_keyed`]).
+#[derive(Debug)]
+pub struct KeyedAnswer {
+    pub status: u16,
+    /// `Idempotent-Replayed: true`.
+    pub replayed: bool,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
 }
 
 async fn read(response: reqwest::Response) -> (u16, serde_json::Value) {

@@ -14,19 +14,8 @@ const AT_ONCE: usize = 50;
 type Answer = (u16, bool, Value);
 
 async fn send(app: &TestApp, path: &str, body: &str, key: &str, token: &str) -> Answer {
-    let response = app
-        .http
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("an answer");
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
-    (status, replayed, response.json().await.expect("a JSON body"))
+    let answer = app.post_keyed(path, body, key, token).await;
+    (answer.status, answer.replayed, answer.body)
 }
 
 /// [`AT_ONCE`] sends of one keyed request at the same moment: every answer is the same

@@ -27,24 +27,12 @@ async fn app() -> (FaultProxy, TestApp) {
 /// the body, and how long the answer took.
 async fn send(app: &TestApp, path: &str, body: &str, key: &str) -> (u16, bool, serde_json::Value, Duration) {
     let started = Instant::now();
-    let response = app
-        .http
-        .post(app.url(path))
-        .bearer_auth(app.token(1))
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("an answer");
+    let answer = app.post_keyed(path, body, key, &app.token(1)).await;
     let took = started.elapsed();
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
-    if status == 503 {
-        assert_eq!(response.headers()["retry-after"], "1", "a 503 says when to retry");
+    if answer.status == 503 {
+        assert_eq!(answer.retry_after.as_deref(), Some("1"), "a 503 says when to retry");
     }
-    let body = response.json().await.expect("a JSON body");
-    (status, replayed, body, took)
+    (answer.status, answer.replayed, answer.body, took)
 }
 
 /// Sends with the commit's answer held until the function has answered; returns that

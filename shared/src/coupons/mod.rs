@@ -33,6 +33,19 @@ impl Coupon {
     pub fn has_ended(&self, now: OffsetDateTime) -> bool {
         now >= self.ends_at
     }
+
+    /// The copy `user` gets when issued one at `now`: unused, usable until the coupon ends.
+    pub fn copy_for(&self, user: UserId, now: OffsetDateTime) -> IssuedCoupon {
+        IssuedCoupon {
+            coupon_id: self.id,
+            user_id: user,
+            name: self.name.clone(),
+            discount: self.discount,
+            issued_at: now,
+            expires_at: self.ends_at,
+            used_at: None,
+        }
+    }
 }
 
 /// A user's copy of a coupon.

@@ -95,15 +95,7 @@ impl CouponIssuer for DynamoStore {
         if terms.has_ended(now) {
             return Err(CouponError::Expired(coupon));
         }
-        let copy = IssuedCoupon {
-            coupon_id: coupon,
-            user_id: user,
-            name: terms.name.clone(),
-            discount: terms.discount,
-            issued_at: now,
-            expires_at: terms.ends_at,
-            used_at: None,
-        };
+        let copy = terms.copy_for(user, now);
         // Every attempt is a write DynamoDB must take: the count a gate keeps low.
         let mut transaction = self.issue_transaction(&copy, now)?;
         if let Some(probe) = self.probe() {

@@ -153,11 +153,6 @@ impl<R: Copy + PartialEq> Refusal<R> {
     pub fn iter(&self) -> impl Iterator<Item = (R, Option<&Item>)> + '_ {
         self.failed.iter().map(|(role, item)| (*role, item.as_ref()))
     }
-
-    /// The first failed role for which `pick` says something, in transaction order.
-    pub fn find<T>(&self, pick: impl Fn(R) -> Option<T>) -> Option<T> {
-        self.failed.iter().find_map(|(role, _)| pick(*role))
-    }
 }
 
 /// What DynamoDB's answer to one attempt says.
@@ -280,11 +275,8 @@ mod tests {
         };
         assert!(refusal.failed(Role::Stock(2)) && refusal.failed(Role::Balance));
         assert!(!refusal.failed(Role::Order) && !refusal.failed(Role::Stock(1)));
-        let first_stock = refusal.find(|role| match role {
-            Role::Stock(p) => Some(p),
-            _ => None,
-        });
-        assert_eq!(first_stock, Some(2));
+        let failed: Vec<Role> = refusal.iter().map(|(role, _)| role).collect();
+        assert_eq!(failed, [Role::Stock(2), Role::Balance], "in transaction order");
     }
 
     #[test]
