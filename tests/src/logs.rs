@@ -29,3 +29,41 @@ impl Write for Captured {
         Ok(())
     }
 }
+
+/// The names of every span rushcart's code opened in this process, once
+/// [`record_spans`] has installed the recorder.
+static SPANS: std::sync::OnceLock<Arc<Mutex<std::collections::BTreeSet<String>>>> = std::sync::OnceLock::new();
+
+/// Installs, once per test process, a global subscriber that notes the name of every
+/// span opened under the `rushcart` target (and enables nothing else). For a test
+/// binary that installs no other global subscriber.
+pub fn record_spans() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    SPANS.get_or_init(|| {
+        let names = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let layer = SpanNames(names.clone())
+            .with_filter(tracing_subscriber::filter::Targets::new().with_target("rushcart", tracing::Level::TRACE));
+        tracing_subscriber::registry().with(layer).try_init().expect("no other global subscriber in this test binary");
+        names
+    });
+}
+
+/// The span names [`record_spans`] has seen so far.
+pub fn spans_seen() -> Vec<String> {
+    SPANS.get().map(|names| names.lock().unwrap().iter().cloned().collect()).unwrap_or_default()
+}
+
+struct SpanNames(Arc<Mutex<std::collections::BTreeSet<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.lock().unwrap().insert(attrs.metadata().name().to_owned());
+    }
+}

@@ -82,8 +82,13 @@ fn sqs_event(event: &Value) -> SqsEvent {
 
 /// Runs a recorded HTTP event through the route its function serves, as its `main`
 /// does: the function is named by the event's route.
+///
+/// Every span rushcart opened while it ran must be the request span: JSON log lines
+/// carry the current span only (`rushcart::telemetry`), so a span inside it would hide
+/// the request's ids from the lines logged there.
 async fn run(deps: &Deps<DynamoStore>, request: Request) -> (u16, Value) {
     use lambda_http::RequestExt as _;
+    rushcart_tests::logs::record_spans();
     let route_key = match request.request_context_ref() {
         Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.route_key.clone(),
         _ => None,
@@ -97,6 +102,7 @@ async fn run(deps: &Deps<DynamoStore>, request: Request) -> (u16, Value) {
     let response = as_function(route.function, Box::pin(dispatch(route.function, request, deps)))
         .await
         .expect("the route's function serves it");
+    assert_eq!(rushcart_tests::logs::spans_seen(), ["request"], "the spans rushcart opened");
     let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
     (response.status().as_u16(), body)
 }

@@ -11,7 +11,7 @@ use super::coupons::CouponBody;
 use super::error::ErrorBody;
 use super::extract::{idempotency_key, invalid, json_body, path_id};
 use super::openapi::IdempotencyHeader;
-use super::routes::{ChangeProduct, ChargeUserBalance, CreateCoupon, CreateProduct, RestockProduct, Route as _};
+use super::paths;
 use super::{json, replayed, Handled};
 use crate::balance::{use_cases as balance, BalanceLedger};
 use crate::catalog::Product;
@@ -83,7 +83,7 @@ struct ChargeRequest {
 }
 
 /// `POST /api/v1/admin/products` → 201 with the product and its new id.
-#[utoipa::path(post, path = CreateProduct::PATH, tag = "operator", summary = "Create a product", params(IdempotencyHeader), request_body = NewProductRequest,
+#[utoipa::path(post, path = paths::ADMIN_PRODUCTS, tag = "operator", summary = "Create a product", params(IdempotencyHeader), request_body = NewProductRequest,
     responses(
         (status = 201, description = "Created, with its new id", body = Product,
             headers(
@@ -100,14 +100,14 @@ pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
     }
     let product = NewProduct { name: body.name, price: body.price, stock: body.stock };
     let created = deps.store.create_product(product, key, deps.clock.now()).await?;
-    let location = super::routes::url_of::<super::routes::GetProduct>(created.value.product_id);
+    let location = paths::fill(paths::PRODUCT, created.value.product_id);
     Ok(replayed(super::created(&location, &created.value)?, created.replayed))
 }
 
 /// `PUT /api/v1/admin/products/{productId}` → 200 with the product as changed. Orders
 /// already made keep the prices they were made at. (A PUT is idempotent as it is:
 /// repeating it changes nothing more.)
-#[utoipa::path(put, path = ChangeProduct::PATH, tag = "operator", summary = "Rename or reprice a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = ProductChangeRequest,
+#[utoipa::path(put, path = paths::ADMIN_PRODUCT, tag = "operator", summary = "Rename or reprice a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = ProductChangeRequest,
     responses(
         (status = 200, description = "The product as changed; orders already made keep their prices", body = Product),
         (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_NAME`, `INVALID_AMOUNT`, `INVALID_BODY` (changes nothing)", body = ErrorBody),
@@ -127,7 +127,7 @@ pub async fn change_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
 /// `POST /api/v1/admin/products/{productId}/stock` `{"add": n}` → 200 with the new
 /// stock. With an `Idempotency-Key`, the stock is added once; a retry answers the
 /// product as it is then.
-#[utoipa::path(post, path = RestockProduct::PATH, tag = "operator", summary = "Restock a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
+#[utoipa::path(post, path = paths::ADMIN_PRODUCT_STOCK, tag = "operator", summary = "Restock a product", params(("productId" = ProductId, Path, description = "The product"), IdempotencyHeader), request_body = RestockRequest,
     responses(
         (status = 200, description = "The product with its new stock", body = Product),
         (status = 400, description = "`INVALID_PRODUCT_ID`, `INVALID_QUANTITY`", body = ErrorBody),
@@ -147,7 +147,7 @@ pub async fn restock<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `POST /api/v1/admin/coupons` → 201 with the coupon and its new id; customers can
 /// issue it from then on.
-#[utoipa::path(post, path = CreateCoupon::PATH, tag = "operator", summary = "Create a first-come coupon", params(IdempotencyHeader), request_body = NewCouponRequest,
+#[utoipa::path(post, path = paths::ADMIN_COUPONS, tag = "operator", summary = "Create a first-come coupon", params(IdempotencyHeader), request_body = NewCouponRequest,
     responses(
         (status = 201, description = "Created, with its new id; customers may issue it from now", body = CouponBody,
             headers(
@@ -173,13 +173,13 @@ pub async fn create_coupon<S: CouponAdmin>(request: Request, deps: &Deps<S>) -> 
         ends_at: body.ends_at.to_offset(time::UtcOffset::UTC),
     };
     let created = deps.store.create_coupon(coupon, key, now).await?;
-    let location = super::routes::url_of::<super::routes::GetCoupon>(created.value.id);
+    let location = paths::fill(paths::COUPON, created.value.id);
     Ok(replayed(super::created(&location, &CouponBody::from(&created.value))?, created.replayed))
 }
 
 /// `POST /api/v1/admin/users/{userId}/balance/charge` `{"amount"}`: an operator
 /// credits a customer (a shop whose payment provider tops balances up).
-#[utoipa::path(post, path = ChargeUserBalance::PATH, tag = "operator", summary = "Credit a customer's balance",
+#[utoipa::path(post, path = paths::ADMIN_BALANCE_CHARGE, tag = "operator", summary = "Credit a customer's balance",
     params(("userId" = UserId, Path, description = "The customer to credit"), IdempotencyHeader), request_body = ChargeRequest,
     responses(
         (status = 200, description = "Credited (a `CREDIT` entry)", body = super::balance::ChangeBody),

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, json_body, page_request};
+use super::paths;
 use super::{json, replayed, ApiError, Handled};
 use crate::balance::{use_cases, Applied, BalanceHistory, BalanceLedger, BalanceReader, LedgerEntry};
 use crate::http::openapi::{IdempotencyHeader, PageQuery};
-use crate::http::routes::{BalanceHistory as HistoryRoute, ChargeBalance, GetBalance, Route as _, UseBalance};
 use crate::ids::UserId;
 use crate::money::{Amount, Money};
 use crate::Deps;
@@ -46,7 +46,7 @@ struct HistoryBody<'a> {
 }
 
 /// `GET /api/v1/users/{userId}/balance`
-#[utoipa::path(get, path = GetBalance::PATH, tag = "balance", summary = "A user's balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own")),
+#[utoipa::path(get, path = paths::BALANCE, tag = "balance", summary = "A user's balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own")),
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
         (status = 400, description = "`INVALID_USER_ID`: the path's user is not a positive integer", body = ErrorBody),
@@ -60,7 +60,7 @@ pub async fn get_balance<S: BalanceReader>(request: Request, deps: &Deps<S>) -> 
 
 /// `POST /api/v1/users/{userId}/balance/charge`: the customer's own top-up, unless the
 /// shop turned self-service top-up off (then an operator credits balances).
-#[utoipa::path(post, path = ChargeBalance::PATH, tag = "balance", summary = "Top up a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
+#[utoipa::path(post, path = paths::BALANCE_CHARGE, tag = "balance", summary = "Top up a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
     responses(
         (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody),
         (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
@@ -80,7 +80,7 @@ pub async fn charge<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> Handl
 }
 
 /// `POST /api/v1/users/{userId}/balance/use`
-#[utoipa::path(post, path = UseBalance::PATH, tag = "balance", summary = "Spend from a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
+#[utoipa::path(post, path = paths::BALANCE_USE, tag = "balance", summary = "Spend from a balance", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), IdempotencyHeader), request_body = ChangeRequest,
     responses(
         (status = 200, description = "Applied (or, with a known `Idempotency-Key`, the first answer again)", body = ChangeBody),
         (status = 400, description = "`INVALID_AMOUNT`, `INVALID_USER_ID`", body = ErrorBody),
@@ -96,7 +96,7 @@ pub async fn use_balance<S: BalanceLedger>(request: Request, deps: &Deps<S>) -> 
 }
 
 /// `GET /api/v1/users/{userId}/balance/history?limit=&cursor=`
-#[utoipa::path(get, path = HistoryRoute::PATH, tag = "balance", summary = "A balance's history", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+#[utoipa::path(get, path = paths::BALANCE_HISTORY, tag = "balance", summary = "A balance's history", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
     responses(
         (status = 200, description = "The entries, newest first", body = HistoryBody),
         (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),

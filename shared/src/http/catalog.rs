@@ -6,7 +6,7 @@ use lambda_http::Request;
 use super::error::ErrorBody;
 use super::extract::{page_request, path_id};
 use super::openapi::PageQuery;
-use super::routes::{GetProduct, ListProducts, Route as _};
+use super::paths;
 use super::{json, Handled, ListBody};
 use crate::catalog::Product;
 use crate::catalog::ProductCatalog;
@@ -14,7 +14,7 @@ use crate::ids::ProductId;
 use crate::Deps;
 
 /// `GET /api/v1/products?limit=&cursor=`
-#[utoipa::path(get, path = ListProducts::PATH, tag = "catalogue", summary = "List products", params(PageQuery), security(),
+#[utoipa::path(get, path = paths::PRODUCTS, tag = "catalogue", summary = "List products", params(PageQuery), security(),
     responses(
         (status = 200, description = "A page of products, by id", body = ListBody<Product>),
         (status = 400, description = "`INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
@@ -25,7 +25,7 @@ pub async fn list_products<S: ProductCatalog>(request: Request, deps: &Deps<S>) 
 }
 
 /// `GET /api/v1/products/{productId}`
-#[utoipa::path(get, path = GetProduct::PATH, tag = "catalogue", summary = "One product", security(),
+#[utoipa::path(get, path = paths::PRODUCT, tag = "catalogue", summary = "One product", security(),
     params(("productId" = ProductId, Path, description = "The product")),
     responses(
         (status = 200, description = "The product", body = Product),

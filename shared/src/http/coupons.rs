@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::error::ErrorBody;
 use super::extract::{acting_user, optional_json_body, page_request, path_id};
 use super::openapi::PageQuery;
-use super::routes::{GetCoupon, IssueCoupon, Route as _, UserCoupons as UserCouponsRoute};
+use super::paths;
 use super::{json, Handled, ListBody};
 use crate::clock::rfc3339_millis;
 use crate::coupons::{use_cases, Coupon, CouponIssuer, CouponReader, CouponStatus, IssuedCoupon, UserCoupons};
@@ -80,7 +80,7 @@ fn copy_body(copy: &IssuedCoupon, now: OffsetDateTime) -> CopyBody<'_> {
 }
 
 /// `GET /api/v1/coupons/{couponId}`
-#[utoipa::path(get, path = GetCoupon::PATH, tag = "coupons", summary = "A coupon's terms and what remains", security(),
+#[utoipa::path(get, path = paths::COUPON, tag = "coupons", summary = "A coupon's terms and what remains", security(),
     params(("couponId" = CouponId, Path, description = "The coupon")),
     responses(
         (status = 200, description = "The coupon's terms and how many remain", body = CouponBody),
@@ -93,7 +93,7 @@ pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Ha
 }
 
 /// `POST /api/v1/coupons/{couponId}` with `?userId=` or `{"userId": …}`
-#[utoipa::path(post, path = IssueCoupon::PATH, tag = "coupons", summary = "Issue a first-come coupon",
+#[utoipa::path(post, path = paths::COUPON, tag = "coupons", summary = "Issue a first-come coupon",
     params(("couponId" = CouponId, Path, description = "The coupon"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
     request_body(content = Option<IssueRequest>, description = "Optional: the user may be named here instead of in the query"),
     responses(
@@ -114,7 +114,7 @@ pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> 
 }
 
 /// `GET /api/v1/users/{userId}/coupons?limit=&cursor=`
-#[utoipa::path(get, path = UserCouponsRoute::PATH, tag = "coupons", summary = "A user's coupons", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+#[utoipa::path(get, path = paths::USER_COUPONS, tag = "coupons", summary = "A user's coupons", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
     responses(
         (status = 200, description = "The user's coupons", body = ListBody<CopyBody>),
         (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),

@@ -24,6 +24,17 @@ use crate::identity::{Caller, ClaimNames, Identity};
 use crate::ids::{IdempotencyKey, UserId};
 use crate::pagination::PageRequest;
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with no token: the catalogue, the top 5, a coupon's terms.
+    Public,
+    /// A signed-in customer, acting for themself.
+    Customer,
+    /// A signed-in operator (the operator role).
+    Operator,
+}
+
 /// The error code of a request field, by its name: one vocabulary for every route.
 fn field_code(field: &str) -> Code {
     match field {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod orders;
+pub mod paths;
 pub mod routes;
 pub mod top;
 
@@ -20,7 +21,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 pub use error::{ApiError, Code};
-use routes::Access;
+use extract::Access;
 
 /// What every handler returns.
 pub type Handled = Result<Response<Body>, ApiError>;
@@ -39,7 +40,7 @@ pub fn json<T: Serialize>(status: http::StatusCode, value: &T) -> Handled {
 }
 
 /// A 201 for something that now has its own URL: the JSON body, and `Location` naming
-/// that URL (built from the route table, [`routes::url_of`]). A replayed creation
+/// that URL ([`paths::fill`]). A replayed creation
 /// answers the same `Location`.
 pub fn created<T: Serialize>(location: &str, value: &T) -> Handled {
     let mut response = json(http::StatusCode::CREATED, value)?;

@@ -223,7 +223,10 @@ fn replayed_header() -> utoipa::openapi::header::Header {
         .build()
 }
 
-fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &http::Method) -> Option<&'a mut Operation> {
+pub(super) fn operation_mut<'a>(
+    item: &'a mut utoipa::openapi::PathItem,
+    method: &http::Method,
+) -> Option<&'a mut Operation> {
     match *method {
         http::Method::GET => item.get.as_mut(),
         http::Method::POST => item.post.as_mut(),

@@ -10,9 +10,7 @@ use time::OffsetDateTime;
 use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, invalid, json_body, optional_json_body, page_request, path_id};
 use super::openapi::{IdempotencyHeader, PageQuery};
-use super::routes::{
-    CancelAnyOrder, CancelOrder, CreateOrder, GetAnyOrder, GetOrder, PayOrder, Route as _, UserOrders,
-};
+use super::paths;
 use super::{json, replayed, ApiError, Handled};
 use crate::catalog::ProductCatalog;
 use crate::clock::rfc3339_millis;
@@ -193,7 +191,7 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
 }
 
 /// `POST /api/v1/orders`
-#[utoipa::path(post, path = CreateOrder::PATH, tag = "orders", summary = "Place an order", params(IdempotencyHeader), request_body = CreateRequest,
+#[utoipa::path(post, path = paths::ORDERS, tag = "orders", summary = "Place an order", params(IdempotencyHeader), request_body = CreateRequest,
     responses(
         (status = 201, description = "Placed, awaiting payment until `payBy`; prices are fixed now", body = OrderBody,
             headers(
@@ -202,9 +200,9 @@ fn order_request(request: &Request, identity: &Identity) -> Result<OrderRequest,
             // The order it names is the one reading, paying and cancelling act on: links a
             // reader (and the fuzzer's stateful phase) can follow.
             links(
-                ("GetOrder" = (operation_id = GetOrder::FUNCTION, parameters(("orderId" = "$response.body#/orderId")))),
-                ("CancelOrder" = (operation_id = CancelOrder::FUNCTION, parameters(("orderId" = "$response.body#/orderId")))),
-                ("PayOrder" = (operation_id = PayOrder::FUNCTION, request_body = json!({ "orderId": "$response.body#/orderId" }))),
+                ("GetOrder" = (operation_id = "get-order", parameters(("orderId" = "$response.body#/orderId")))),
+                ("CancelOrder" = (operation_id = "cancel-order", parameters(("orderId" = "$response.body#/orderId")))),
+                ("PayOrder" = (operation_id = "pay-order", request_body = json!({ "orderId": "$response.body#/orderId" }))),
             )),
         (status = 400, description = "`INVALID_PRODUCTS` (none, or more than 40 products), `INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, \
             `INVALID_COUPON_ID`, `INVALID_USER_ID`, `ORDER_TOO_LARGE`", body = ErrorBody),
@@ -215,13 +213,13 @@ pub async fn create_order<S: OrderStore + ProductCatalog>(request: Request, deps
     let key = idempotency_key(&request)?;
     let order = order_request(&request, &deps.identity)?;
     let placed = use_cases::create_order(&deps.store, deps.clock.as_ref(), deps.order_windows, order, key).await?;
-    let location = super::routes::url_of::<super::routes::GetOrder>(placed.order.id);
+    let location = paths::fill(paths::ORDER, placed.order.id);
     Ok(replayed(super::created(&location, &order_body(&placed.order, false))?, placed.replayed))
 }
 
 /// `GET /api/v1/orders/{orderId}`: the caller's own order (someone else's is not
 /// found). Trusting the client locally, `?userId=` is optional, as in the baseline.
-#[utoipa::path(get, path = GetOrder::PATH, tag = "orders", summary = "One of the user's orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
+#[utoipa::path(get, path = paths::ORDER, tag = "orders", summary = "One of the user's orders", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
     responses(
         (status = 200, description = "The order with its payment attempts", body = OrderBody),
         (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),
@@ -240,7 +238,7 @@ pub async fn get_order<S: OrderStore>(request: Request, deps: &Deps<S>) -> Handl
 
 /// `GET /api/v1/admin/orders/{orderId}`: any customer's order, for an operator (the
 /// route table checks the role).
-#[utoipa::path(get, path = GetAnyOrder::PATH, tag = "operator", summary = "Any customer's order", params(("orderId" = OrderId, Path, description = "The order")),
+#[utoipa::path(get, path = paths::ADMIN_ORDER, tag = "operator", summary = "Any customer's order", params(("orderId" = OrderId, Path, description = "The order")),
     responses(
         (status = 200, description = "The order with its payment attempts", body = OrderBody),
         (status = 400, description = "`INVALID_ORDER_ID`", body = ErrorBody),
@@ -261,7 +259,7 @@ const CANCEL_REFUSED: &str = "`REFUND_WINDOW_CLOSED`: paid too long ago; `BALANC
 
 /// `POST /api/v1/orders/{orderId}/cancel` (`Idempotency-Key` honoured): the caller's
 /// own order cancelled, or refunded if paid; 200 with the order as it now is.
-#[utoipa::path(post, path = CancelOrder::PATH, tag = "orders", summary = "Cancel or refund an order", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
+#[utoipa::path(post, path = paths::ORDER_CANCEL, tag = "orders", summary = "Cancel or refund an order", params(("orderId" = OrderId, Path, description = "The order"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional: the user may be named here"),
     responses(
         (status = 200, description = CANCELLED, body = OrderBody),
@@ -279,7 +277,7 @@ pub async fn cancel_order<S: OrderStore + OrderCanceller>(request: Request, deps
 
 /// `POST /api/v1/admin/orders/{orderId}/cancel`: an operator cancels or refunds any
 /// customer's order for them (the route table checks the role).
-#[utoipa::path(post, path = CancelAnyOrder::PATH, tag = "operator", summary = "Cancel or refund any customer's order", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
+#[utoipa::path(post, path = paths::ADMIN_ORDER_CANCEL, tag = "operator", summary = "Cancel or refund any customer's order", params(("orderId" = OrderId, Path, description = "The order"), IdempotencyHeader),
     request_body(content = Option<CancelRequest>, description = "Optional and ignored: the operator acts for the order's owner"),
     responses(
         (status = 200, description = CANCELLED, body = OrderBody),
@@ -305,7 +303,7 @@ async fn cancelled<S: OrderStore + OrderCanceller>(
 }
 
 /// `GET /api/v1/users/{userId}/orders?limit=&cursor=`: the caller's orders, newest first.
-#[utoipa::path(get, path = UserOrders::PATH, tag = "orders", summary = "A user's orders", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
+#[utoipa::path(get, path = paths::USER_ORDERS, tag = "orders", summary = "A user's orders", params(("userId" = UserId, Path, description = "The user: signed in, the token's own"), PageQuery),
     responses(
         (status = 200, description = "The user's orders, newest first", body = OrdersBody),
         (status = 400, description = "`INVALID_USER_ID`, `INVALID_LIMIT`, `INVALID_CURSOR`", body = ErrorBody),
@@ -337,7 +335,7 @@ fn count_payment(paid: &Result<crate::orders::Paid, ApiError>) {
 }
 
 /// `POST /api/v1/payment` with `{"userId", "orderId"}`
-#[utoipa::path(post, path = PayOrder::PATH, tag = "orders", summary = "Pay an order from the balance", params(IdempotencyHeader), request_body = PayRequest,
+#[utoipa::path(post, path = paths::PAYMENT, tag = "orders", summary = "Pay an order from the balance", params(IdempotencyHeader), request_body = PayRequest,
     responses(
         (status = 200, description = "Paid: stock, balance, coupon and order changed in one transaction", body = PaidBody),
         (status = 400, description = "`INVALID_ORDER_ID`, `INVALID_USER_ID`", body = ErrorBody),

@@ -1,7 +1,9 @@
 //! Which handler serves which route, declared once.
 //!
 //! Each route is a type implementing [`Route`]: its method, its API Gateway path
-//! template, the function (folder under `functions/`) that serves it, and its handler.
+//! template (from [`super::paths`]), the function (folder under `functions/`) that
+//! serves it, and its handler. The table imports the handlers; no handler imports the
+//! table.
 //! Operator routes check the operator role here, before their handler runs.
 //! A function's `main` names its route (`rushcart::http_lambda!(GetBalance)`); the
 //! local API serves [`ROUTES`] through [`dispatch`]; the OpenAPI document takes its
@@ -14,20 +16,11 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 
 use super::extract::require_operator;
+pub use super::extract::Access;
+use super::paths;
 use super::{admin, balance, catalog, coupons, instrumented, orders, top, Handled};
 use crate::adapters::dynamodb::DynamoStore;
 use crate::Deps;
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, with no token: the catalogue, the top 5, a coupon's terms.
-    Public,
-    /// A signed-in customer, acting for themself.
-    Customer,
-    /// A signed-in operator (the operator role).
-    Operator,
-}
 
 /// One HTTP route and the handler its Lambda runs.
 pub trait Route {
@@ -60,20 +53,10 @@ impl RouteInfo {
     }
 }
 
-/// The URL of one resource of route `R`: its path with the one `{…}` parameter filled
-/// in (`url_of::<GetOrder>(id)` is `/api/v1/orders/{id}`). A 201 names it in
-/// `Location`, so the URL comes from the table the routes are served from.
-pub fn url_of<R: Route>(id: impl std::fmt::Display) -> String {
-    match (R::PATH.find('{'), R::PATH.find('}')) {
-        (Some(open), Some(close)) if open < close => format!("{}{id}{}", &R::PATH[..open], &R::PATH[close + 1..]),
-        _ => R::PATH.to_owned(),
-    }
-}
-
 macro_rules! routes {
-    ($($route:ident: $access:ident $method:ident $path:literal => $function:literal, $module:ident::$handler:ident;)*) => {
+    ($($route:ident: $access:ident $method:ident $path:expr => $function:literal, $module:ident::$handler:ident;)*) => {
         $(
-            #[doc = concat!("`", stringify!($method), " ", $path, "`, served by `", $function, "`.")]
+            #[doc = concat!("`", stringify!($method), "` [`", stringify!($path), "`], served by `", $function, "`.")]
             pub struct $route;
 
             impl Route for $route {
@@ -106,9 +89,10 @@ macro_rules! routes {
             $(RouteInfo { method: Method::$method, path: $path, function: $function, access: Access::$access },)*
         ];
 
-        /// Each route type's name with its function's (a test holds them to one naming).
+        /// Each route type's name with its function's (a test holds them to one naming)
+        /// and its handler's.
         #[cfg(test)]
-        const NAMES: &[(&str, &str)] = &[$((stringify!($route), $function),)*];
+        const NAMES: &[(&str, &str, &str)] = &[$((stringify!($route), $function, stringify!($handler)),)*];
 
         /// Calls the handler of `function` exactly as that function's `main` does;
         /// `None` for a function that serves no route.
@@ -126,28 +110,28 @@ macro_rules! routes {
 }
 
 routes! {
-    GetBalance: Customer GET "/api/v1/users/{userId}/balance" => "get-balance", balance::get_balance;
-    ChargeBalance: Customer POST "/api/v1/users/{userId}/balance/charge" => "charge-balance", balance::charge;
-    UseBalance: Customer POST "/api/v1/users/{userId}/balance/use" => "use-balance", balance::use_balance;
-    BalanceHistory: Customer GET "/api/v1/users/{userId}/balance/history" => "balance-history", balance::history;
-    ListProducts: Public GET "/api/v1/products" => "list-products", catalog::list_products;
-    ProductsTop: Public GET "/api/v1/products/top" => "products-top", top::top;
-    GetProduct: Public GET "/api/v1/products/{productId}" => "get-product", catalog::get_product;
-    GetCoupon: Public GET "/api/v1/coupons/{couponId}" => "get-coupon", coupons::get_coupon;
-    IssueCoupon: Customer POST "/api/v1/coupons/{couponId}" => "issue-coupon", coupons::issue_coupon;
-    UserCoupons: Customer GET "/api/v1/users/{userId}/coupons" => "user-coupons", coupons::user_coupons;
-    CreateOrder: Customer POST "/api/v1/orders" => "create-order", orders::create_order;
-    GetOrder: Customer GET "/api/v1/orders/{orderId}" => "get-order", orders::get_order;
-    PayOrder: Customer POST "/api/v1/payment" => "pay-order", orders::pay;
-    UserOrders: Customer GET "/api/v1/users/{userId}/orders" => "user-orders", orders::user_orders;
-    CancelOrder: Customer POST "/api/v1/orders/{orderId}/cancel" => "cancel-order", orders::cancel_order;
-    CreateProduct: Operator POST "/api/v1/admin/products" => "create-product", admin::create_product;
-    ChangeProduct: Operator PUT "/api/v1/admin/products/{productId}" => "change-product", admin::change_product;
-    RestockProduct: Operator POST "/api/v1/admin/products/{productId}/stock" => "restock-product", admin::restock;
-    CreateCoupon: Operator POST "/api/v1/admin/coupons" => "create-coupon", admin::create_coupon;
-    ChargeUserBalance: Operator POST "/api/v1/admin/users/{userId}/balance/charge" => "charge-user-balance", admin::charge_user_balance;
-    GetAnyOrder: Operator GET "/api/v1/admin/orders/{orderId}" => "get-any-order", orders::get_any_order;
-    CancelAnyOrder: Operator POST "/api/v1/admin/orders/{orderId}/cancel" => "cancel-any-order", orders::cancel_any_order;
+    GetBalance: Customer GET paths::BALANCE => "get-balance", balance::get_balance;
+    ChargeBalance: Customer POST paths::BALANCE_CHARGE => "charge-balance", balance::charge;
+    UseBalance: Customer POST paths::BALANCE_USE => "use-balance", balance::use_balance;
+    BalanceHistory: Customer GET paths::BALANCE_HISTORY => "balance-history", balance::history;
+    ListProducts: Public GET paths::PRODUCTS => "list-products", catalog::list_products;
+    ProductsTop: Public GET paths::PRODUCTS_TOP => "products-top", top::top;
+    GetProduct: Public GET paths::PRODUCT => "get-product", catalog::get_product;
+    GetCoupon: Public GET paths::COUPON => "get-coupon", coupons::get_coupon;
+    IssueCoupon: Customer POST paths::COUPON => "issue-coupon", coupons::issue_coupon;
+    UserCoupons: Customer GET paths::USER_COUPONS => "user-coupons", coupons::user_coupons;
+    CreateOrder: Customer POST paths::ORDERS => "create-order", orders::create_order;
+    GetOrder: Customer GET paths::ORDER => "get-order", orders::get_order;
+    PayOrder: Customer POST paths::PAYMENT => "pay-order", orders::pay;
+    UserOrders: Customer GET paths::USER_ORDERS => "user-orders", orders::user_orders;
+    CancelOrder: Customer POST paths::ORDER_CANCEL => "cancel-order", orders::cancel_order;
+    CreateProduct: Operator POST paths::ADMIN_PRODUCTS => "create-product", admin::create_product;
+    ChangeProduct: Operator PUT paths::ADMIN_PRODUCT => "change-product", admin::change_product;
+    RestockProduct: Operator POST paths::ADMIN_PRODUCT_STOCK => "restock-product", admin::restock;
+    CreateCoupon: Operator POST paths::ADMIN_COUPONS => "create-coupon", admin::create_coupon;
+    ChargeUserBalance: Operator POST paths::ADMIN_BALANCE_CHARGE => "charge-user-balance", admin::charge_user_balance;
+    GetAnyOrder: Operator GET paths::ADMIN_ORDER => "get-any-order", orders::get_any_order;
+    CancelAnyOrder: Operator POST paths::ADMIN_ORDER_CANCEL => "cancel-any-order", orders::cancel_any_order;
 }
 
 #[cfg(test)]
@@ -166,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_route_type_is_named_after_its_function() {
-        for (route, function) in NAMES {
+        for (route, function, _) in NAMES {
             let camel: String = function.split('-').map(|word| word[..1].to_uppercase() + &word[1..]).collect();
             assert_eq!(*route, camel, "{function} is served by {route}");
         }
@@ -181,11 +165,17 @@ mod tests {
         }
     }
 
+    /// A handler writes its path and method in its `#[utoipa::path]`; the row that
+    /// serves it must say the same (utoipa names an operation after its handler).
     #[test]
-    fn a_resource_url_fills_in_its_routes_one_parameter() {
-        assert_eq!(url_of::<GetOrder>("01J0000000000000000000000A"), "/api/v1/orders/01J0000000000000000000000A");
-        assert_eq!(url_of::<GetProduct>(7), "/api/v1/products/7");
-        assert_eq!(url_of::<GetCoupon>(3), "/api/v1/coupons/3");
+    fn each_handler_documents_its_rows_path_and_method() {
+        use utoipa::OpenApi as _;
+        let mut operations = Operations::openapi();
+        for (route, (_, _, handler)) in ROUTES.iter().zip(NAMES) {
+            let item = operations.paths.paths.get_mut(route.path);
+            let operation = item.and_then(|item| super::super::openapi::operation_mut(item, &route.method));
+            assert_eq!(operation.and_then(|o| o.operation_id.clone()).as_deref(), Some(*handler), "{route:?}");
+        }
     }
 
     #[test]

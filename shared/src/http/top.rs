@@ -3,7 +3,7 @@
 use http::StatusCode;
 use lambda_http::Request;
 
-use super::routes::{ProductsTop, Route as _};
+use super::paths;
 use super::{json, Handled};
 use crate::catalog::ProductCatalog;
 use crate::top::TopProducts;
@@ -11,7 +11,7 @@ use crate::top::{top_products, SalesReader};
 use crate::Deps;
 
 /// `GET /api/v1/products/top`
-#[utoipa::path(get, path = ProductsTop::PATH, tag = "catalogue", summary = "The top 5 products of the last 3 days", security(),
+#[utoipa::path(get, path = paths::PRODUCTS_TOP, tag = "catalogue", summary = "The top 5 products of the last 3 days", security(),
     responses(
         (status = 200, description = "The 5 products sold most in paid orders over the last 3 days (ties by product id), \
             at most one refresh interval stale", body = TopProducts),
