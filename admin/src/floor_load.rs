@@ -389,6 +389,7 @@ async fn seed_coupon(tables: &Tables, id: u64, now: OffsetDateTime) -> anyhow::R
         discount: PRICE.parse()?,
         total: 100,
         ends_at: now + time::Duration::days(30),
+        shards: 1,
     };
     seed::seed_coupons(&tables.client, &tables.main, &[coupon]).await?;
     coupon_from_item(&get(tables, &keys::coupon(id)).await?)
@@ -477,7 +478,7 @@ async fn change_balance(tables: &Tables, user: UserId, credit: bool) -> anyhow::
 /// transaction of three items.
 async fn issue_coupon(tables: &Tables, terms: &Coupon, user: UserId) -> anyhow::Result<Outcome> {
     let now = OffsetDateTime::now_utc();
-    send(tables, &tables.store.issue_transaction(&terms.copy_for(user, now), now)?, None).await
+    send(tables, &tables.store.issue_transaction(terms, &terms.copy_for(user, now), 0, None, now)?, None).await
 }
 
 /// Strongly consistent reads of `wanted` (distinct keys of the main table) in one

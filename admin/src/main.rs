@@ -257,6 +257,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
                 discount,
                 total: args.coupon_quantity,
                 ends_at: now + time::Duration::days(args.coupon_days),
+                shards: rushcart::coupons::default_shards(args.coupon_quantity),
             })
         })
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;

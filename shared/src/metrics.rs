@@ -73,7 +73,7 @@ catalogue! {
     LATENCY = "Latency", Milliseconds, ["Route"],
         "Time from a function receiving a request to its answer";
     COUPON_ISSUES = "CouponIssues", Count, ["Outcome"],
-        "Coupon issue attempts: Issued, SoldOut, AlreadyIssued, Expired";
+        "Coupon issue attempts: Issued, Replayed (a keyed retry answered its first copy), SoldOut, AlreadyIssued, Expired";
     COUPON_GATE = "CouponGate", Count, ["Outcome"],
         "The Redis admission gate: Admitted, Refused (sold out or held), Bypassed (Redis unavailable)";
     COUPON_BUDGET = "CouponBudget", Count, ["Outcome"],

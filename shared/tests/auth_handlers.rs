@@ -73,7 +73,8 @@ async fn shop() -> Deps<DynamoStore> {
     }
     let discount = Money::parse("1000.00").unwrap();
     let ends_at = datetime!(2099-01-01 00:00 UTC);
-    let coupon = Coupon { id: CouponId::new(1).unwrap(), name: "C".into(), discount, total: 10, issued: 0, ends_at };
+    let coupon =
+        Coupon { id: CouponId::new(1).unwrap(), name: "C".into(), discount, total: 10, issued: 0, ends_at, shards: 1 };
     support::add_coupon(&store, coupon).await;
     Deps::new(store)
 }

@@ -48,9 +48,10 @@ async fn shop() -> (DynamoStore, ManualClock) {
         total: 10,
         issued: 0,
         ends_at: datetime!(2026-12-24 00:00 UTC),
+        shards: 1,
     };
     support::add_coupon(&store, welcome).await;
-    store.issue(coupon, user(1), clock.now()).await.unwrap();
+    store.issue(coupon, user(1), None, clock.now()).await.unwrap();
     (store, clock)
 }
 

@@ -46,6 +46,7 @@ async fn shop() -> (Deps<DynamoStore>, ManualClock) {
         total: 1,
         issued: 0,
         ends_at: datetime!(2026-12-24 00:00 UTC),
+        shards: 1,
     };
     support::add_coupon(&shop, coupon).await;
     support::add_user(&shop, 1, "0.00").await;

@@ -321,14 +321,27 @@ impl TestApp {
         seed::seed_products(self.client(), self.table(), &products).await.expect("seed products");
     }
 
-    /// Seeds one coupon.
+    /// Seeds one coupon, sharded as an operator's creation would shard it.
     pub async fn seed_coupon(&self, id: u64, total: u64, discount: &str, ends_at: time::OffsetDateTime) {
+        self.seed_sharded_coupon(id, total, rushcart::coupons::default_shards(total), discount, ends_at).await;
+    }
+
+    /// Seeds one coupon of `shards` shards.
+    pub async fn seed_sharded_coupon(
+        &self,
+        id: u64,
+        total: u64,
+        shards: u32,
+        discount: &str,
+        ends_at: time::OffsetDateTime,
+    ) {
         let coupon = seed::CouponSeed {
             id: CouponId::new(id).unwrap(),
             name: format!("Coupon {id}"),
             discount: Money::parse(discount).unwrap(),
             total,
             ends_at,
+            shards,
         };
         seed::seed_coupons(self.client(), self.table(), &[coupon]).await.expect("seed coupon");
     }

@@ -144,6 +144,64 @@ async fn a_reservation_refused_by_dynamodb_is_released() {
     assert_eq!(gate.bypassed(), 0);
 }
 
+/// The gate answers for the coupon, not for a key: a keyed retry whose first request
+/// was issued gets its copy again when the gate knows the user holds one, and when it
+/// says sold out (here a gate that never saw the first request, made without it).
+#[tokio::test]
+async fn through_the_gate_a_keyed_retry_answers_its_copy_held_or_sold_out() {
+    let _one_at_a_time = ONE_RUSH_AT_A_TIME.lock().await;
+    let (app, gate) = gated_app().await;
+    app.seed_users(&users(1..=3, "0.00")).await;
+    app.seed_coupon(1, 1, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+    app.seed_coupon(2, 1, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
+    let token = app.token(1);
+
+    let first = app.post_keyed("/api/v1/coupons/1", "", "k-1", &token).await;
+    assert_eq!((first.status, first.replayed), (201, false), "{}", first.body);
+    let again = app.post_keyed("/api/v1/coupons/1", "", "k-1", &token).await;
+    assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body), "the gate: user 1 holds one");
+    let (status, body) = app.post("/api/v1/coupons/1?userId=1", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "unkeyed: {body}");
+    assert_eq!(gate.bypassed(), 0);
+
+    // Coupon 2's one copy goes to user 1 with no gate in front; a gate of its own then
+    // learns from user 2 that it is sold out.
+    let plain = rushcart::Deps::new(app.store.clone());
+    let response = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(1, 2, "k-2"), &plain).await;
+    let response = response.expect("a route");
+    assert_eq!(response.status(), 201);
+    let issued: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    let late =
+        Arc::new(RedisGate::with_call_timeout(redis_url(), format!("{}-late", app.table()), REDIS_BUDGET).unwrap());
+    assert!(late.ready(std::time::Duration::from_secs(5)).await);
+    let mut gated = rushcart::Deps::new(app.store.clone());
+    gated.coupon_gate = Some(late.clone());
+    let refused = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(2, 2, "k-3"), &gated).await;
+    assert_eq!(refused.expect("a route").status(), 409);
+    let replayed = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(1, 2, "k-2"), &gated).await;
+    let replayed = replayed.expect("a route");
+    assert_eq!(replayed.status(), 201, "the gate said sold out; the key found its copy");
+    assert_eq!(replayed.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(replayed.body()).unwrap(), issued);
+    assert_eq!(late.bypassed(), 0);
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 2).await, (1, 1));
+}
+
+/// [`issue_event`] of coupon `coupon` under an `Idempotency-Key`.
+fn keyed_issue_event(user: u64, coupon: u64, key: &str) -> lambda_http::Request {
+    let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["shop_user_id"] = user.to_string().into();
+    event["queryStringParameters"] = serde_json::json!({ "userId": user.to_string() });
+    event["rawQueryString"] = format!("userId={user}").into();
+    event["pathParameters"]["couponId"] = coupon.to_string().into();
+    event["rawPath"] = format!("/api/v1/coupons/{coupon}").into();
+    event["requestContext"]["http"]["path"] = format!("/api/v1/coupons/{coupon}").into();
+    event["headers"]["idempotency-key"] = key.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
 /// The recorded issue event, as `user` signed in asks it.
 fn issue_event(user: u64) -> lambda_http::Request {
     let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));

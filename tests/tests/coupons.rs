@@ -48,6 +48,111 @@ async fn one_user_firing_fifty_requests_gets_exactly_one_coupon() {
     assert_eq!(coupon_audit(&app, 1).await, (1, 1));
 }
 
+/// A coupon whose copies are counted in shards: a rush gets exactly its total, over
+/// every shard, and the shards add up to what users hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_hundred_users_racing_for_a_coupon_of_eight_shards_get_exactly_its_total() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&users(1..=400, "0.00")).await;
+    app.seed_sharded_coupon(1, 150, 8, "1000.00", in_days(30)).await;
+
+    let paths: Vec<String> = (1..=400).map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
+    let results = join_all(paths.iter().map(|path| app.post(path, "", None))).await;
+
+    let issued = results.iter().filter(|(status, _)| *status == 201).count();
+    let sold_out = results.iter().filter(|(status, body)| *status == 409 && body["code"] == "COUPON_SOLD_OUT").count();
+    assert_eq!((issued, sold_out), (150, 250), "{:?}", results.iter().find(|(s, _)| *s != 201 && *s != 409));
+    assert_eq!(coupon_audit(&app, 1).await, (150, 150));
+    let (status, coupon) = app.get("/api/v1/coupons/1").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (coupon["issued"].as_u64(), coupon["remaining"].as_u64(), coupon["shards"].as_u64()),
+        (Some(150), Some(0), Some(8))
+    );
+}
+
+/// One copy in each of five shards: however the picks fall, each of five users finds
+/// the shard with a copy left, and only then is the coupon sold out. A holder asking
+/// again is told it holds one, sold out or not.
+#[tokio::test]
+async fn an_issue_tries_every_shard_before_it_answers_sold_out() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&users(1..=6, "0.00")).await;
+    app.seed_sharded_coupon(1, 5, 5, "1.00", in_days(30)).await;
+
+    for user in 1..=5 {
+        let (status, body) = app.post(&format!("/api/v1/coupons/1?userId={user}"), "", None).await;
+        assert_eq!(status, 201, "user {user}: {body}");
+    }
+    let (status, body) = app.post("/api/v1/coupons/1?userId=6", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_SOLD_OUT")), "{body}");
+    let (status, body) = app.post("/api/v1/coupons/1?userId=3", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{body}");
+    assert_eq!(coupon_audit(&app, 1).await, (5, 5));
+}
+
+/// An operator's coupon of 1,000 copies or more is sharded unless they say how; a
+/// number of shards outside 1..=64, or above the total, is refused and makes nothing.
+#[tokio::test]
+async fn an_operator_chooses_a_coupons_shards_or_gets_them_from_its_total() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator_token(900);
+    let coupon = |total: u64, shards: Option<serde_json::Value>| {
+        let mut body =
+            serde_json::json!({"name": "Rush", "discount": "1.00", "total": total, "endsAt": "2099-01-01T00:00:00Z"});
+        if let Some(shards) = shards {
+            body["shards"] = shards;
+        }
+        body.to_string()
+    };
+    for (total, shards, expected) in
+        [(999, None, 1), (1_000, None, 16), (1_000, Some(1.into()), 1), (64, Some(64.into()), 64)]
+    {
+        let (status, made) =
+            app.post_as("/api/v1/admin/coupons", &coupon(total, shards.clone()), None, Some(&operator)).await;
+        assert_eq!((status, made["shards"].as_u64()), (201, Some(expected)), "{total} {shards:?}: {made}");
+        let (_, read) = app.get(&format!("/api/v1/coupons/{}", made["couponId"])).await;
+        assert_eq!((read["shards"].as_u64(), read["remaining"].as_u64()), (Some(expected), Some(total)), "{read}");
+    }
+    for (total, shards) in [
+        (100, serde_json::json!(0)),
+        (100, 65.into()),
+        (3, 4.into()),
+        (100, serde_json::Value::Null),
+        (100, "2".into()),
+    ] {
+        let (status, body) =
+            app.post_as("/api/v1/admin/coupons", &coupon(total, Some(shards.clone())), None, Some(&operator)).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_QUANTITY")), "{shards}: {body}");
+    }
+    assert_eq!(app.get("/api/v1/coupons/5").await.0, 404, "the refused ones made nothing");
+}
+
+/// A keyed issue retried answers its copy again (`Idempotent-Replayed`), even once
+/// the coupon is sold out; an unkeyed retry is told the user holds one; the key on
+/// another coupon is refused.
+#[tokio::test]
+async fn a_keyed_issue_retried_answers_its_copy_again_even_sold_out() {
+    let app = TestApp::spawn().await;
+    app.seed_users(&users(1..=2, "0.00")).await;
+    app.seed_coupon(1, 1, "1.00", in_days(30)).await;
+    app.seed_coupon(2, 10, "1.00", in_days(30)).await;
+    let token = app.token(1);
+
+    let first = app.post_keyed("/api/v1/coupons/1", "", "grab-1", &token).await;
+    assert_eq!((first.status, first.replayed), (201, false), "{}", first.body);
+    let (status, _) = app.post("/api/v1/coupons/1?userId=2", "", None).await;
+    assert_eq!(status, 409, "sold out now");
+    let again = app.post_keyed("/api/v1/coupons/1", "", "grab-1", &token).await;
+    assert_eq!((again.status, again.replayed, &again.body), (201, true, &first.body));
+    let (status, body) = app.post("/api/v1/coupons/1?userId=1", "", None).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{body}");
+    let reused = app.post_keyed("/api/v1/coupons/2", "", "grab-1", &token).await;
+    assert_eq!((reused.status, reused.body["code"].as_str()), (409, Some("IDEMPOTENCY_KEY_REUSED")), "{}", reused.body);
+    assert_eq!(coupon_audit(&app, 1).await, (1, 1));
+    assert_eq!(coupon_audit(&app, 2).await, (0, 0));
+}
+
 #[tokio::test]
 async fn an_issued_coupon_is_described_and_listed_with_its_status_as_the_clock_moves() {
     let clock = ManualClock::at(OffsetDateTime::now_utc());

@@ -113,6 +113,19 @@ async fn fifty_orders_payments_and_balance_changes_under_one_key_each_make_one_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_coupon_issues_under_one_key_issue_one_copy() {
+    let app = shop().await;
+    app.seed_sharded_coupon(2, 40, 4, "1.00", OffsetDateTime::now_utc() + Duration::days(1)).await;
+    let customer = app.token(1);
+    for coupon in [1, 2] {
+        let issued =
+            at_once(&app, &format!("/api/v1/coupons/{coupon}"), "", &format!("grab-{coupon}"), &customer, 201).await;
+        assert_eq!((issued["couponId"].as_u64(), issued["status"].as_str()), (Some(coupon), Some("AVAILABLE")));
+        assert_eq!(rushcart_tests::invariants::coupon_audit(&app, coupon).await, (1, 1), "coupon {coupon}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_operator_writes_under_one_key_each_make_one_change() {
     let app = shop().await;
     let operator = app.operator_token(900);

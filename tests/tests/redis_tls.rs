@@ -66,6 +66,7 @@ fn coupon(id: u64, total: u64) -> Coupon {
         total,
         issued: 0,
         ends_at: OffsetDateTime::now_utc() + time::Duration::days(1),
+        shards: 1,
     }
 }
 

@@ -121,26 +121,45 @@ pub struct CouponAudit {
     pub copies: u64,
 }
 
-/// Invariant 2, from the table: issued ≤ total; the number of users' copies
-/// equals the issued count (one per user follows from the copy's key); no copy was
-/// issued at or after the end date; a used copy was used before it expired.
+/// Invariant 2, from the table, over shards: each counter's issued ≤ its share, the
+/// shares add up to the total, and Σ issued over the counters = the users' copies ≤
+/// total (one per user follows from the copy's key); no copy was issued at or after
+/// the end date; a used copy was used before it expired.
 pub async fn check_coupon(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     coupon: rushcart::ids::CouponId,
 ) -> anyhow::Result<CouponAudit> {
     use rushcart::adapters::dynamodb::coupons::{copy_from_item, coupon_from_item};
-    let item = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(keys::coupon(coupon).item()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?
-        .item
-        .ok_or_else(|| anyhow!("coupon {coupon} does not exist"))?;
-    let terms = coupon_from_item(&item)?;
+    let get = |key: keys::Key| async move {
+        client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key.item()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            .map(|output| output.item)
+    };
+    let item = get(keys::coupon(coupon)).await?.ok_or_else(|| anyhow!("coupon {coupon} does not exist"))?;
+    let mut terms = coupon_from_item(&item)?;
+    if terms.shards > 1 {
+        let (mut issued, mut shares) = (0, 0);
+        for k in 0..terms.shards {
+            let shard =
+                get(keys::coupon_shard(coupon, k)).await?.ok_or_else(|| anyhow!("coupon {coupon}: no shard {k}"))?;
+            let (count, share) = (get_u64(&shard, "issued")?, get_u64(&shard, "total")?);
+            if count > share || share != terms.shard_total(k) {
+                bail!("coupon {coupon} shard {k}: issued {count} of {share} (its share is {})", terms.shard_total(k));
+            }
+            (issued, shares) = (issued + count, shares + share);
+        }
+        if shares != terms.total {
+            bail!("coupon {coupon}: the shards' shares add up to {shares}, not {}", terms.total);
+        }
+        terms.issued = issued;
+    }
     let mut copies = 0u64;
     let mut start = None;
     loop {

@@ -63,7 +63,13 @@ pub async fn seed_coupons(
     table: &str,
     coupons: &[CouponSeed],
 ) -> anyhow::Result<usize> {
-    let created = seed_items(client, table, coupons.iter().map(coupon_item).collect()).await?;
+    let mut created = 0;
+    for coupon in coupons {
+        // A coupon and its shards, together.
+        if put_all_new(client, table, coupon_items(coupon)).await? {
+            created += 1;
+        }
+    }
     raise_counter_to(client, table, "coupons", coupons.iter().map(|c| c.id.get())).await?;
     Ok(created)
 }
@@ -99,16 +105,20 @@ pub struct CouponSeed {
     pub discount: Money,
     pub total: u64,
     pub ends_at: OffsetDateTime,
+    /// As an operator's creation would choose: `rushcart::coupons::default_shards`.
+    pub shards: u32,
 }
 
-pub fn coupon_item(coupon: &CouponSeed) -> Item {
-    rushcart::adapters::dynamodb::coupons::coupon_item(&rushcart::coupons::Coupon {
+/// The coupon's item, then its shards' (as an operator's creation writes them).
+pub fn coupon_items(coupon: &CouponSeed) -> Vec<Item> {
+    rushcart::adapters::dynamodb::coupons::coupon_items(&rushcart::coupons::Coupon {
         id: coupon.id,
         name: coupon.name.clone(),
         discount: coupon.discount,
         total: coupon.total,
         issued: 0,
         ends_at: coupon.ends_at,
+        shards: coupon.shards,
     })
 }
 

@@ -6,8 +6,9 @@ use super::{
 };
 use std::sync::Arc;
 
+use crate::catalog::Keyed;
 use crate::clock::Clock;
-use crate::ids::UserId;
+use crate::ids::{IdempotencyKey, UserId};
 use crate::metrics;
 use crate::pagination::{Page, PageRequest};
 
@@ -28,17 +29,21 @@ pub async fn within_budget(budget: Option<&dyn IssueBudget>, user: UserId) -> Re
     result
 }
 
-/// Issues `coupon` to `user`, through the admission gate when there is one.
+/// Issues `coupon` to `user`, through the admission gate when there is one. With a
+/// key, a retry of an issue that committed answers its copy again, marked replayed,
+/// whatever the gate says.
 pub async fn issue(
     store: &impl CouponIssuer,
     gate: Option<&Arc<dyn AdmissionGate>>,
     clock: &dyn Clock,
     coupon: CouponId,
     user: UserId,
-) -> Result<IssuedCoupon, CouponError> {
-    let issued = issue_through_gate(store, gate, clock, coupon, user).await;
+    key: Option<&IdempotencyKey>,
+) -> Result<Keyed<IssuedCoupon>, CouponError> {
+    let issued = issue_through_gate(store, gate, clock, coupon, user, key).await;
     let outcome = match &issued {
-        Ok(_) => Some("Issued"),
+        Ok(Keyed { replayed: false, .. }) => Some("Issued"),
+        Ok(Keyed { replayed: true, .. }) => Some("Replayed"),
         Err(CouponError::SoldOut(_)) => Some("SoldOut"),
         Err(CouponError::AlreadyIssued(..)) => Some("AlreadyIssued"),
         Err(CouponError::Expired(_)) => Some("Expired"),
@@ -56,12 +61,22 @@ async fn issue_through_gate(
     clock: &dyn Clock,
     coupon: CouponId,
     user: UserId,
-) -> Result<IssuedCoupon, CouponError> {
+    key: Option<&IdempotencyKey>,
+) -> Result<Keyed<IssuedCoupon>, CouponError> {
     let now = clock.now();
-    let Some(gate) = gate else { return store.issue(coupon, user, now).await };
+    let Some(gate) = gate else { return store.issue(coupon, user, key, now).await };
     let terms = store.terms(coupon).await?;
+    // A keyed retry the coupon refuses (ended, or sold out at the gate) still finds
+    // the copy its first request was issued: the gate answers for the coupon, not for
+    // the key.
+    let replay_or = |refusal: CouponError| async move {
+        match key {
+            Some(key) => store.issued_with(coupon, user, key).await?.ok_or(refusal),
+            None => Err(refusal),
+        }
+    };
     if terms.has_ended(now) {
-        return Err(CouponError::Expired(coupon));
+        return replay_or(CouponError::Expired(coupon)).await;
     }
     let admission = gate.admit(&terms, user).await;
     let outcome = match admission {
@@ -70,14 +85,18 @@ async fn issue_through_gate(
         Admission::Bypassed => "Bypassed",
     };
     metrics::count(metrics::COUPON_GATE, &[outcome], 1);
-    match admission {
-        Admission::Admitted => {}
-        Admission::SoldOut => return Err(CouponError::SoldOut(coupon)),
-        Admission::AlreadyHolds => return Err(CouponError::AlreadyIssued(coupon, user)),
-        Admission::Bypassed => return store.issue(coupon, user, now).await,
+    match (admission, key) {
+        (Admission::Admitted, _) => {}
+        (Admission::Bypassed, _) => return store.issue(coupon, user, key, now).await,
+        (Admission::SoldOut, _) => return replay_or(CouponError::SoldOut(coupon)).await,
+        // The user holds a copy, or a request of theirs is being issued one: DynamoDB
+        // decides for a keyed one (its key, or its copy, refuses a second), with no
+        // reservation of its own to give back.
+        (Admission::AlreadyHolds, Some(_)) => return store.issue(coupon, user, key, now).await,
+        (Admission::AlreadyHolds, None) => return Err(CouponError::AlreadyIssued(coupon, user)),
     }
     let reservation = Reservation { gate, terms: &terms, user, settled: false };
-    let issued = store.issue(coupon, user, now).await;
+    let issued = store.issue(coupon, user, key, now).await;
     match &issued {
         // The user holds a copy either way: the reservation stands.
         Ok(_) | Err(CouponError::AlreadyIssued(..)) => {}
@@ -171,8 +190,22 @@ mod tests {
         async fn terms(&self, _: CouponId) -> Result<Coupon, CouponError> {
             Ok(self.0.clone())
         }
-        async fn issue(&self, _: CouponId, _: UserId, _: time::OffsetDateTime) -> Result<IssuedCoupon, CouponError> {
+        async fn issue(
+            &self,
+            _: CouponId,
+            _: UserId,
+            _: Option<&IdempotencyKey>,
+            _: time::OffsetDateTime,
+        ) -> Result<Keyed<IssuedCoupon>, CouponError> {
             std::future::pending().await
+        }
+        async fn issued_with(
+            &self,
+            _: CouponId,
+            _: UserId,
+            _: &IdempotencyKey,
+        ) -> Result<Option<Keyed<IssuedCoupon>>, CouponError> {
+            Ok(None)
         }
     }
 
@@ -185,6 +218,7 @@ mod tests {
             total: 10,
             issued: 0,
             ends_at: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            shards: 1,
         };
         let counting = Arc::new(CountingGate::default());
         let gate: Arc<dyn AdmissionGate> = counting.clone();
@@ -192,7 +226,8 @@ mod tests {
         let clock = crate::clock::SystemClock;
         let user = UserId::new(7).unwrap();
         let dropped =
-            tokio::time::timeout(Duration::from_millis(50), issue(&store, Some(&gate), &clock, coupon.id, user)).await;
+            tokio::time::timeout(Duration::from_millis(50), issue(&store, Some(&gate), &clock, coupon.id, user, None))
+                .await;
         assert!(dropped.is_err(), "the issue hung and was dropped");
         for _ in 0..100 {
             if counting.released.load(Ordering::SeqCst) == 1 {

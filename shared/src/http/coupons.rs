@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::ErrorBody;
-use super::extract::{acting_user, optional_json_body, page_request, path_id};
-use super::openapi::PageQuery;
+use super::extract::{acting_user, idempotency_key, optional_json_body, page_request, path_id};
+use super::openapi::{IdempotencyHeader, PageQuery};
 use super::paths;
-use super::{json, Handled, ListBody};
+use super::{json, replayed, Handled, ListBody};
 use crate::clock::rfc3339_millis;
 use crate::coupons::{use_cases, Coupon, CouponIssuer, CouponReader, CouponStatus, IssuedCoupon, UserCoupons};
 use crate::ids::{CouponId, UserId};
@@ -32,6 +32,8 @@ pub(super) struct CouponBody<'a> {
     total: u64,
     issued: u64,
     remaining: u64,
+    /// How many counters share the total (1: unsharded).
+    shards: u32,
     #[serde(with = "rfc3339_millis")]
     ends_at: OffsetDateTime,
 }
@@ -45,6 +47,7 @@ impl<'a> From<&'a Coupon> for CouponBody<'a> {
             total: c.total,
             issued: c.issued,
             remaining: c.remaining(),
+            shards: c.shards,
             ends_at: c.ends_at,
         }
     }
@@ -94,23 +97,27 @@ pub async fn get_coupon<S: CouponReader>(request: Request, deps: &Deps<S>) -> Ha
 
 /// `POST /api/v1/coupons/{couponId}` with `?userId=` or `{"userId": …}`
 #[utoipa::path(post, path = paths::COUPON, tag = "coupons", summary = "Issue a first-come coupon",
-    params(("couponId" = CouponId, Path, description = "The coupon"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names")),
+    params(("couponId" = CouponId, Path, description = "The coupon"), ("userId" = Option<UserId>, Query, description = "The acting user: signed in, the token's own (may be left out); with `AUTH=off` locally, the one the client names"), IdempotencyHeader),
     request_body(content = Option<IssueRequest>, description = "Optional: the user may be named here instead of in the query"),
     responses(
-        (status = 201, description = "Issued: the user's copy of the coupon", body = CopyBody),
+        (status = 201, description = "Issued: the user's copy of the coupon (a keyed retry: the same copy again, `Idempotent-Replayed: true`)", body = CopyBody),
         (status = 400, description = "`INVALID_COUPON_ID`, `INVALID_USER_ID`", body = ErrorBody),
         (status = 404, description = "`COUPON_NOT_FOUND`, `USER_NOT_FOUND`", body = ErrorBody),
-        (status = 409, description = "`COUPON_SOLD_OUT`: none left; `COUPON_ALREADY_ISSUED`: one per user; `COUPON_EXPIRED`: past its end", body = ErrorBody),
+        (status = 409, description = "`COUPON_SOLD_OUT`: none left; `COUPON_ALREADY_ISSUED`: this user holds a copy already (an unkeyed retry of an issue that was made gets this; no other user's request ever does); `COUPON_EXPIRED`: past its end; `IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
         (status = 429, description = "`TOO_MANY_REQUESTS`: this user's budget of issue requests per second is spent (`Retry-After`); \
             or API Gateway's route throttle (`{\"message\"}`)", body = ErrorBody),
     ))]
 pub async fn issue_coupon<S: CouponIssuer>(request: Request, deps: &Deps<S>) -> Handled {
+    let key = idempotency_key(&request)?;
     let coupon: CouponId = path_id(&request, "couponId")?;
     let body: IssueRequest = optional_json_body(&request)?.unwrap_or_default();
     let user = acting_user(&request, &deps.identity, body.user_id)?;
     use_cases::within_budget(deps.issue_budget.as_deref(), user).await?;
-    let copy = use_cases::issue(&deps.store, deps.coupon_gate.as_ref(), deps.clock.as_ref(), coupon, user).await?;
-    json(StatusCode::CREATED, &copy_body(&copy, deps.clock.now()))
+    let (store, gate, clock) = (&deps.store, deps.coupon_gate.as_ref(), deps.clock.as_ref());
+    let issued = use_cases::issue(store, gate, clock, coupon, user, key.as_ref()).await?;
+    // A replay answers the copy as it was issued, when it was available.
+    let at = if issued.replayed { issued.value.issued_at } else { deps.clock.now() };
+    Ok(replayed(json(StatusCode::CREATED, &copy_body(&issued.value, at))?, issued.replayed))
 }
 
 /// `GET /api/v1/users/{userId}/coupons?limit=&cursor=`

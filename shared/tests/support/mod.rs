@@ -44,6 +44,7 @@ pub async fn add_coupon(store: &DynamoStore, coupon: Coupon) {
         discount: coupon.discount,
         total: coupon.total,
         ends_at: coupon.ends_at,
+        shards: coupon.shards,
     };
     seed::seed_coupons(store.client(), store.table(), &[seed]).await.expect("seed a coupon");
 }

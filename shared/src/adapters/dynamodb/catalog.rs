@@ -88,7 +88,7 @@ impl CatalogAdmin for DynamoStore {
         });
         let build = |number| {
             let id = ProductId::new(number).map_err(|e| DbError::Other(anyhow!("product id {number}: {e}")))?;
-            Ok(product_item(id, product.name.as_str(), product.price, product.stock))
+            Ok(vec![product_item(id, product.name.as_str(), product.price, product.stock)])
         };
         // The product as this request made it. A replay (the same request: its
         // fingerprint matched) answers the same, whatever happened to the product since.

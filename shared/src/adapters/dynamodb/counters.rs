@@ -62,12 +62,13 @@ impl DynamoStore {
         get_u64(&output.attributes.unwrap_or_default(), "next").map_err(DbError::Other)
     }
 
-    /// Puts the item `build(number)` makes under the next free number of `kind`, with
-    /// `key`'s record when there is one (made by `record(number)`), in one transaction.
+    /// Puts the items `build(number)` makes (the numbered item first, then any that
+    /// belong to it, each new) under the next free number of `kind`, with `key`'s record
+    /// when there is one, in one transaction.
     pub async fn create_numbered(
         &self,
         kind: &str,
-        build: impl Fn(u64) -> Result<Item, DbError>,
+        build: impl Fn(u64) -> Result<Vec<Item>, DbError>,
         key: Option<&NumberedKey<'_>>,
     ) -> Result<Result<Created, KeyReused>, DbError> {
         // A retry whose key already made something takes no number.
@@ -79,7 +80,9 @@ impl DynamoStore {
         for _ in 0..SKIPS {
             let number = self.next_id(kind).await?;
             let mut transaction = Transaction::new(format!("create {kind} {number}"));
-            transaction.put(CreateItem::Item, self.new_item(build(number)?)?);
+            for item in build(number)? {
+                transaction.put(CreateItem::Item, self.new_item(item)?);
+            }
             if let Some(key) = key {
                 let target = (key.target)(number).ok_or_else(|| DbError::Other(anyhow!("{kind} {number} is no id")))?;
                 let record = Record {

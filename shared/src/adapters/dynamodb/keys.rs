@@ -13,7 +13,8 @@
 //! | idempotency record | `USER#<userId>` (operators: `OPERATORS`) | `IDEM#<key>` | | keyed changes, orders, payments, operator writes | retries with the same key |
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use), refund (unuse) | user's coupons, create order, payment, refund |
 //! | product | `PRODUCT#<productId>` | `PRODUCT` | `PRODUCTS` / `<productId, 20 digits>` | seed, operators, payment (stock) | catalogue |
-//! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count) | get coupon, issue |
+//! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count, when unsharded) | get coupon, issue |
+//! | one shard of a sharded coupon's count | `COUPON#<couponId>#<shard>` | `SHARD` | | operators, issue (count) | get coupon (sums them), issue |
 //! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | `ORDERS#<userId>` / `<createdAt>#<orderId>` | create order, payment, cancel, refund | get order, payment, cancel, a user's orders (gsi1, newest first) |
 //! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment, refund (marks it) | replay, audit |
 //! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`), refund (takes it back from the day paid) | top 5 (Query per day) |
@@ -125,6 +126,11 @@ pub fn product_gsi1sk(id: ProductId) -> String {
 
 pub fn coupon(id: CouponId) -> Key {
     Key::new(format!("COUPON#{id}"), "COUPON")
+}
+
+/// Shard `k` of a sharded coupon's count: a partition of its own.
+pub fn coupon_shard(id: CouponId, k: u32) -> Key {
+    Key::new(format!("COUPON#{id}#{k}"), "SHARD")
 }
 
 pub fn order(id: OrderId) -> Key {

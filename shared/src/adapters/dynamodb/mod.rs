@@ -50,6 +50,8 @@ pub struct DynamoStore {
     table: String,
     outbox_table: String,
     coupon_terms: Arc<RwLock<HashMap<CouponId, Arc<tokio::sync::OnceCell<Coupon>>>>>,
+    /// The coupon counters (coupon, shard) found empty: a count never goes down.
+    empty_shards: Arc<RwLock<std::collections::HashSet<(CouponId, u32)>>>,
     probe: Option<Arc<dyn StoreProbe>>,
 }
 
@@ -77,7 +79,14 @@ impl DynamoStore {
             Some(prefix) => OUTBOX_TABLE.local_name(prefix),
             None => format!("{table}-{}", OUTBOX_TABLE.suffix),
         };
-        DynamoStore { client, table, outbox_table, coupon_terms: Arc::default(), probe: None }
+        DynamoStore {
+            client,
+            table,
+            outbox_table,
+            coupon_terms: Arc::default(),
+            empty_shards: Arc::default(),
+            probe: None,
+        }
     }
 
     /// A store on fresh tables `<prefix>-main` and `<prefix>-outbox`, created if they
