@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test template-check lint openapi fuzz faults drill bench bench-balance bench-coupons bench-payment bench-top package sam-build coldstart clean-stack
+.PHONY: help install run test template-check lint openapi fuzz faults drill bench bench-balance bench-coupons bench-payment bench-top bench-capacity package sam-build coldstart clean-stack
 
 help:
 	@echo "make run    local stack + API on http://127.0.0.1:$${PORT:-3000} with demo data (Ctrl-C stops)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-coupons   k6 coupon rushes (gate off/on) against a running 'make run'"
 	@echo "make bench-payment   k6 payment and checkout flow against a running 'make run'"
 	@echo "make bench-top       k6 top-5 reads, cached and uncached, against a running 'make run'"
+	@echo "make bench-capacity  one coupon's issues/s under the DynamoDB capacity model, unsharded and sharded"
 	@echo "make package         cargo lambda build --release (arm64; ARCH=x86_64) and zipped sizes"
 	@echo "make sam-build       sam build (rust-cargolambda, offline) into .aws-sam/build, ready for sam deploy"
 	@echo "make coldstart       each function's init and first invocation, median of 7"
@@ -55,6 +56,15 @@ drill: install
 	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb
 	@.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.8,<4"
 	.venv/bin/python tools/drill.py
+
+# The capacity benchmark (issue 28): one coupon's issues a second under the DynamoDB
+# capacity model, on one counter item and on its default shards, in a stack of its own
+# (CAPACITY_SCALE, default 0.05: a partition takes 50 write units a second;
+# CAPACITY_SECONDS, default 60 per run). About 3 minutes with the build.
+bench-capacity: install
+	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb -p rushcart-capacity
+	RUSHCART_DYNAMODB_BIN=$(CURDIR)/target/local/rushcart-dynamodb RUSHCART_CAPACITY_BIN=$(CURDIR)/target/local/rushcart-capacity \
+		CAPACITY=aws CAPACITY_SCALE=$${CAPACITY_SCALE:-0.05} localstack/with-stack.sh k6/capacity-bench.sh
 
 openapi:
 	cargo run -q -p rushcart-admin -- openapi > docs/openapi.json

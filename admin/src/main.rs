@@ -122,6 +122,10 @@ struct SeedArgs {
     first_coupon: u64,
     #[arg(long, default_value_t = 100)]
     coupon_quantity: u64,
+    /// The coupons' shards (1 to 64); by default what an operator's creation chooses
+    /// from the quantity.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(rushcart::coupons::MAX_SHARDS)))]
+    coupon_shards: Option<u32>,
     #[arg(long, default_value = "1000.00")]
     coupon_discount: Money,
     #[arg(long, default_value_t = 30)]
@@ -257,7 +261,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
                 discount,
                 total: args.coupon_quantity,
                 ends_at: now + time::Duration::days(args.coupon_days),
-                shards: rushcart::coupons::default_shards(args.coupon_quantity),
+                shards: args.coupon_shards.unwrap_or(rushcart::coupons::default_shards(args.coupon_quantity)),
             })
         })
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;

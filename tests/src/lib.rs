@@ -189,7 +189,27 @@ impl TestApp {
             deps.identity = rushcart::identity::Identity::TrustClient;
         }
         configure(&table, &mut deps);
-        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), sign_in, None).await
+        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), sign_in, None, None).await
+    }
+
+    /// A test app whose tables sit behind DynamoDB's capacity model at `scale` (a
+    /// partition takes 1,000·`scale` write units a second; the model's own clock), as
+    /// `CAPACITY=aws` puts it in front of the stack's engine; `/_local/metrics` shows
+    /// the model's counters. The model's handle reads them directly.
+    pub async fn spawn_under_capacity(scale: f64) -> (TestApp, rushcart_capacity::Handle) {
+        use rushcart_capacity::{Clock, Config, Limits, Server, METRICS_PATH};
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = Config { limits: Limits { scale, table_max: None }, clock: Clock::system() };
+        let server = Server::bind(loopback, &dynamodb_endpoint().await, config).await.expect("bind the capacity model");
+        let endpoint = format!("http://{}", server.local_addr().expect("the model's address"));
+        let handle = server.handle();
+        tokio::spawn(server.serve());
+        let (store, _) = TestApp::fresh_store_at(&endpoint).await;
+        let metrics = Some(format!("{endpoint}{METRICS_PATH}"));
+        let deps = Deps::new(store.clone());
+        let app =
+            TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), true, None, metrics).await;
+        (app, handle)
     }
 
     async fn fresh_store() -> (DynamoStore, String) {
@@ -231,7 +251,7 @@ impl TestApp {
         let (store, _) = TestApp::fresh_store().await;
         let mut deps = Deps::new(store.clone());
         deps.identity = rushcart::identity::Identity::TrustClient;
-        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false, None).await
+        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false, None, None).await
     }
 
     /// A test app whose local API throttles its routes as `throttles` say (the other
@@ -240,7 +260,7 @@ impl TestApp {
         let (store, _) = TestApp::fresh_store().await;
         let deps = Deps::new(store.clone());
         let timeouts = rushcart_local_api::Timeouts::default();
-        TestApp::serve_checking(store, deps, timeouts, true, Some(Arc::new(throttles))).await
+        TestApp::serve_checking(store, deps, timeouts, true, Some(Arc::new(throttles)), None).await
     }
 
     async fn serve_with(
@@ -248,7 +268,7 @@ impl TestApp {
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
     ) -> TestApp {
-        TestApp::serve_checking(store, deps, timeouts, true, None).await
+        TestApp::serve_checking(store, deps, timeouts, true, None, None).await
     }
 
     /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not, and
@@ -259,6 +279,7 @@ impl TestApp {
         timeouts: rushcart_local_api::Timeouts,
         sign_in: bool,
         throttles: Option<Arc<rushcart_local_api::throttle::Throttles>>,
+        capacity_metrics: Option<String>,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
@@ -273,6 +294,7 @@ impl TestApp {
             issuer: sign_in.then(|| issuer.clone()),
             swagger_ui,
             throttles,
+            capacity_metrics,
             ..rushcart_local_api::Settings::default()
         };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {

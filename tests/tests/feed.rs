@@ -597,3 +597,37 @@ async fn a_redrive_moves_every_dead_letter_back_with_its_body_and_attributes() {
     }
     assert_eq!(back, (0..25).map(letter).collect::<BTreeSet<_>>());
 }
+
+/// The sweeper lists every partition of the unpublished index — each shard, and the
+/// one events written before the index was sharded sit in — oldest first, up to its
+/// limit, and nothing written after its cutoff.
+#[tokio::test]
+async fn the_sweeper_lists_the_unpublished_events_of_every_partition_oldest_first() {
+    use rushcart::adapters::dynamodb::{keys, s};
+    use rushcart::feed::Outbox as _;
+    let app = TestApp::spawn().await;
+    let start = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut written = Vec::new();
+    for i in 0..40_i64 {
+        let order = rushcart::ids::OrderId::generate().to_string();
+        let at = rushcart::clock::rfc3339(start + time::Duration::seconds(i));
+        let event_id = EventType::OrderPaid.event_id(&order);
+        let mut item = keys::outbox_event(&event_id).expect("an event id").item();
+        item.insert("orderId".to_owned(), s(&order));
+        item.insert("eventId".to_owned(), s(&event_id));
+        item.insert("payload".to_owned(), s("{}"));
+        item.insert("createdAt".to_owned(), s(&at));
+        // Every fourth as a release before the shards wrote it.
+        let partition = if i % 4 == 0 { keys::UNPUBLISHED_GSI1PK.to_owned() } else { keys::unpublished_gsi1pk(&order) };
+        item.insert("gsi1pk".to_owned(), s(partition));
+        item.insert("gsi1sk".to_owned(), s(format!("{at}#{event_id}")));
+        app.client().put_item().table_name(app.store.outbox_table()).set_item(Some(item)).send().await.unwrap();
+        written.push(event_id);
+    }
+    let ids = |events: Vec<OutboxEvent>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(ids(app.store.unpublished_before(now, 100).await.unwrap()), written);
+    assert_eq!(ids(app.store.unpublished_before(now, 7).await.unwrap()), written[..7]);
+    let cutoff = start + time::Duration::milliseconds(20_500);
+    assert_eq!(ids(app.store.unpublished_before(cutoff, 100).await.unwrap()), written[..21]);
+}

@@ -17,7 +17,8 @@
 //! Local only, never deployed: `/_local/token` (mint a token), the issuer's
 //! `/_local/.well-known/openid-configuration` and `/_local/jwks.json`,
 //! `/_local/dynamodb-calls` (the DynamoDB calls each route made, [`calls`]),
-//! `/_local/metrics` (the EMF metrics the functions wrote, summed, [`metrics`]), and the
+//! `/_local/metrics` (the EMF metrics the functions wrote, summed, [`metrics`]; with the
+//! capacity model on, its counters as `capacity`), and the
 //! API's description: `/openapi.json` and Swagger UI at `/docs` ([`docs`]).
 
 // Counting each request's DynamoDB calls wraps the handler futures once more, past
@@ -121,6 +122,9 @@ pub struct Settings {
     pub cors: Arc<cors::Cors>,
     /// The route throttles of template.yaml; `None` lifts them (`THROTTLE=off`).
     pub throttles: Option<Arc<throttle::Throttles>>,
+    /// The capacity model's counters (`CAPACITY_METRICS_URL`, with `CAPACITY=aws`):
+    /// `/_local/metrics` shows them as `capacity`.
+    pub capacity_metrics: Option<String>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -182,6 +186,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     router = router.merge(docs::routes(assets));
     let timeouts = settings.timeouts;
     let cors = settings.cors.clone();
+    let capacity = settings.capacity_metrics.clone();
     // Each layer wraps what is above it, so a request meets the gateway's limits and
     // ids first, then CORS (a preflight never reaches a route or the authorizer), then
     // the body timeout and the routes.
@@ -189,7 +194,14 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         .route("/_local/dynamodb-calls", axum::routing::get(|| async { axum::Json(calls::snapshot()) }))
         .route(
             "/_local/metrics",
-            axum::routing::get(|| async { axum::Json(metrics::local().snapshot()) }).delete(|| async {
+            axum::routing::get(move || async move {
+                let mut snapshot = metrics::local().snapshot();
+                if let Some(url) = &capacity {
+                    snapshot["capacity"] = capacity_metrics(url).await;
+                }
+                axum::Json(snapshot)
+            })
+            .delete(|| async {
                 metrics::local().reset();
                 StatusCode::NO_CONTENT
             }),
@@ -200,6 +212,19 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
         .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
         .layer(axum::middleware::from_fn(gateway))
+}
+
+/// The capacity model's counters, or what kept them from being read.
+async fn capacity_metrics(url: &str) -> serde_json::Value {
+    let read = async {
+        let response = reqwest::get(url).await?.error_for_status()?;
+        response.json::<serde_json::Value>().await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), read).await {
+        Ok(Ok(counters)) => counters,
+        Ok(Err(err)) => serde_json::json!({ "error": format!("{url}: {err}") }),
+        Err(_) => serde_json::json!({ "error": format!("{url}: no answer within 2 s") }),
+    }
 }
 
 /// `GET /_local/throttles` (the limits now) and `PUT /_local/throttles`

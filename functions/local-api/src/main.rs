@@ -69,7 +69,9 @@ async fn main() -> anyhow::Result<()> {
     println!("the API described: http://127.0.0.1:{port}/docs (Swagger UI), http://127.0.0.1:{port}/openapi.json");
     let cors = rushcart_local_api::cors::Cors::from_env().context("CORS_ALLOWED_ORIGINS")?;
     let throttles = throttles_from_env()?;
-    let settings = Settings { issuer, swagger_ui, cors: Arc::new(cors), throttles, ..Settings::default() };
+    let capacity_metrics = std::env::var("CAPACITY_METRICS_URL").ok().filter(|url| !url.is_empty());
+    let settings =
+        Settings { issuer, swagger_ui, cors: Arc::new(cors), throttles, capacity_metrics, ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -56,21 +56,32 @@ impl Outbox for DynamoStore {
         Ok(earlier)
     }
 
+    /// Every partition of the unpublished index, `limit` from each; the oldest `limit`
+    /// of them all.
     async fn unpublished_before(&self, cutoff: OffsetDateTime, limit: u32) -> anyhow::Result<Vec<OutboxEvent>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.outbox_table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :pending AND gsi1sk < :cutoff")
-            .expression_attribute_values(":pending", s(keys::UNPUBLISHED_GSI1PK))
-            .expression_attribute_values(":cutoff", s(rfc3339(cutoff)))
-            .limit(limit as i32)
-            .send()
-            .await
-            .map_err(sdk)
-            .context("list unpublished outbox events")?;
-        output.items().iter().map(outbox_event_from_item).collect()
+        let cutoff = rfc3339(cutoff);
+        let queries = keys::unpublished_partitions().into_iter().map(|partition| {
+            let cutoff = cutoff.clone();
+            async move {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.outbox_table)
+                    .index_name("gsi1")
+                    .key_condition_expression("gsi1pk = :pending AND gsi1sk < :cutoff")
+                    .expression_attribute_values(":pending", s(&partition))
+                    .expression_attribute_values(":cutoff", s(cutoff))
+                    .limit(limit as i32)
+                    .send()
+                    .await
+                    .map_err(sdk)
+                    .with_context(|| format!("list unpublished outbox events of {partition}"))?;
+                anyhow::Ok(output.items.unwrap_or_default())
+            }
+        });
+        let mut items: Vec<super::Item> = futures::future::try_join_all(queries).await?.into_iter().flatten().collect();
+        items.sort_by(|a, b| get_s(a, "gsi1sk").ok().cmp(&get_s(b, "gsi1sk").ok()));
+        items.iter().take(limit as usize).map(outbox_event_from_item).collect()
     }
 }
 

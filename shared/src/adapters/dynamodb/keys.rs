@@ -26,7 +26,7 @@
 //!
 //! | item | pk | sk | gsi1 | written by | read by |
 //! |---|---|---|---|---|---|
-//! | an event for the data platform | `ORDER#<orderId>` | `ORDER_PAID`, `ORDER_REFUNDED` | `PENDING` / `<createdAt>#<eventId>` until published | payment, refund | relay (stream), sweeper (gsi1) |
+//! | an event for the data platform | `ORDER#<orderId>` | `ORDER_PAID`, `ORDER_REFUNDED` | `PENDING#<0..16, by order>` / `<createdAt>#<eventId>` until published | payment, refund | relay (stream), sweeper (gsi1, every partition) |
 //!
 //! Numbers in sort keys are zero-padded to 20 digits so that they sort as numbers.
 
@@ -65,8 +65,36 @@ pub const HISTORY_PREFIX: &str = "HIST#";
 pub const COUPON_COPY_PREFIX: &str = "COUPON#";
 /// `gsi1pk` of every product.
 pub const PRODUCTS_GSI1PK: &str = "PRODUCTS";
-/// `gsi1pk` of an outbox event not yet published.
+/// `gsi1pk` of an outbox event not yet published, before the index was sharded
+/// ([`unpublished_gsi1pk`]); the sweeper still reads it.
 pub const UNPUBLISHED_GSI1PK: &str = "PENDING";
+
+/// How many partitions the outbox's unpublished index is spread over. Every payment and
+/// refund writes its event's entry there and publishing removes it: two write units
+/// each, so one partition would cap the shop near 500 payments a second.
+pub const UNPUBLISHED_SHARDS: u32 = 16;
+
+/// `gsi1pk` of an unpublished event of order `order`: `PENDING#<n>`, `n` picked by the
+/// order's id, so one order's events share a partition.
+pub fn unpublished_gsi1pk(order: &str) -> String {
+    format!("{UNPUBLISHED_GSI1PK}#{}", spread(order, UNPUBLISHED_SHARDS))
+}
+
+/// Every partition of the unpublished index: the one written before it was sharded,
+/// then each shard.
+pub fn unpublished_partitions() -> Vec<String> {
+    let shards = (0..UNPUBLISHED_SHARDS).map(|n| format!("{UNPUBLISHED_GSI1PK}#{n}"));
+    std::iter::once(UNPUBLISHED_GSI1PK.to_owned()).chain(shards).collect()
+}
+
+/// A shard in `0..shards` that depends on `text` alone (FNV-1a): the same on every
+/// process and every release, so whatever reads a shard back finds it.
+pub fn spread(text: &str, shards: u32) -> u32 {
+    let hash = text
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    (hash % u64::from(shards.max(1))) as u32
+}
 
 /// `USER#<userId>`: every item of one user.
 pub fn user_partition(user: UserId) -> String {
@@ -169,6 +197,21 @@ pub fn delivery(event_id: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_orders_events_share_one_of_the_unpublished_partitions_and_orders_spread_over_all() {
+        assert_eq!(unpublished_gsi1pk("01JDQ3Z6Y0000000000000XYZ1"), unpublished_gsi1pk("01JDQ3Z6Y0000000000000XYZ1"));
+        // Fixed forever: events written by one release are swept by the next.
+        assert_eq!((spread("", 16), spread("a", 16), spread("01JDQ3Z6Y0000000000000XYZ1", 16)), (5, 12, 11));
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..2_000 {
+            seen.insert(unpublished_gsi1pk(&crate::ids::OrderId::generate().to_string()));
+            assert!(n < 1_000 || seen.len() == UNPUBLISHED_SHARDS as usize, "{seen:?}");
+        }
+        let partitions = unpublished_partitions();
+        assert_eq!(partitions.len(), 1 + UNPUBLISHED_SHARDS as usize);
+        assert!(seen.iter().all(|pk| partitions.contains(pk)) && partitions[0] == "PENDING");
+    }
 
     #[test]
     fn numbers_in_sort_keys_sort_as_numbers() {

@@ -272,7 +272,7 @@ impl DynamoStore {
         item.insert("orderId".to_owned(), s(event.order.to_string()));
         item.insert("payload".to_owned(), s(event.payload.to_string()));
         item.insert("createdAt".to_owned(), s(&at));
-        item.insert("gsi1pk".to_owned(), s(keys::UNPUBLISHED_GSI1PK));
+        item.insert("gsi1pk".to_owned(), s(keys::unpublished_gsi1pk(&event.order.to_string())));
         item.insert("gsi1sk".to_owned(), s(format!("{at}#{event_id}")));
         item.insert("eventId".to_owned(), s(event_id));
         let put = Put::builder()
@@ -392,7 +392,8 @@ mod tests {
         let outbox = items[8].put().unwrap();
         assert_eq!(outbox.table_name(), "shop-outbox");
         assert_eq!(get_s(outbox.item(), "sk").unwrap(), "ORDER_PAID");
-        assert_eq!(get_s(outbox.item(), "gsi1pk").unwrap(), keys::UNPUBLISHED_GSI1PK);
+        let order_id = get_s(outbox.item(), "orderId").unwrap();
+        assert_eq!(get_s(outbox.item(), "gsi1pk").unwrap(), keys::unpublished_gsi1pk(order_id));
         assert_eq!(get_s(items[9].put().unwrap().item(), "sk").unwrap(), "IDEM#pay-1");
     }
 
