@@ -47,20 +47,25 @@ async fn stock(app: &TestApp, product: u64) -> u64 {
     app.get(&format!("/api/v1/products/{product}")).await.1["stock"].as_u64().expect("stock")
 }
 
-/// What the top 5 reads for `product` on `day`.
+/// What the top 5 reads for `product` on `day`: its figure on every partition of the day.
 async fn sold_on(app: &TestApp, day: time::Date, product: u64) -> u64 {
-    let item = app
-        .client()
-        .get_item()
-        .table_name(app.table())
-        .key("pk", rushcart::adapters::dynamodb::s(format!("SALES#{day}")))
-        .key("sk", rushcart::adapters::dynamodb::s(format!("PRODUCT#{product:020}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read the day's sales")
-        .item;
-    item.and_then(|i| i.get("quantity").and_then(|q| q.as_n().ok()).map(|n| n.parse().expect("a count"))).unwrap_or(0)
+    let mut sold = 0;
+    for partition in rushcart::adapters::dynamodb::keys::sales_partitions(day) {
+        let item = app
+            .client()
+            .get_item()
+            .table_name(app.table())
+            .key("pk", rushcart::adapters::dynamodb::s(partition))
+            .key("sk", rushcart::adapters::dynamodb::s(format!("PRODUCT#{product:020}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read the day's sales")
+            .item;
+        let quantity = item.and_then(|i| i.get("quantity").and_then(|q| q.as_n().ok()).map(|n| n.parse::<u64>()));
+        sold += quantity.transpose().expect("a count").unwrap_or(0);
+    }
+    sold
 }
 
 async fn coupon_used(app: &TestApp, user: u64, coupon: u64) -> bool {
@@ -378,5 +383,69 @@ async fn a_refund_past_the_balance_maximum_is_refused_and_moves_nothing() {
     assert_eq!(app.get(&format!("/api/v1/orders/{order}")).await.1["status"], "PAID");
     assert_eq!((app.balance(1).await, stock(&app, 1).await), ("999999995.00".to_owned(), 99));
     assert_eq!(sold_on(&app, OffsetDateTime::now_utc().date(), 1).await, 1);
+    audit(&app).await;
+}
+
+/// An order paid before the day's sales figures were sharded counted on the day's one
+/// figure (`SALES#<day>`), and its order item says nothing of shards: its refund takes
+/// its quantities back from there, and the audit holds. Orders paid since count on
+/// their own shard of the day.
+#[tokio::test]
+async fn an_order_paid_before_the_sales_were_sharded_is_refunded_from_the_days_one_figure() {
+    use rushcart::adapters::dynamodb::{keys, s};
+    let app = TestApp::spawn().await;
+    app.seed_users(&[(1, "1000.00")]).await;
+    app.seed_products(2, "10.00", 100).await;
+    let (old, new) = (place(&app, 1, &[(1, 3)], None).await, place(&app, 1, &[(1, 2)], None).await);
+    assert_eq!(pay(&app, 1, &old).await.0, 200);
+    assert_eq!(pay(&app, 1, &new).await.0, 200);
+    let day = OffsetDateTime::now_utc().date();
+    let product = rushcart::ids::ProductId::new(1).unwrap();
+    let old_id: rushcart::ids::OrderId = old.parse().unwrap();
+    let (sharded, unsharded) = (keys::sales(day, product, Some(old_id)), keys::sales(day, product, None));
+    assert_ne!(sharded.pk, unsharded.pk);
+
+    // Rewrite the old order as a release before the shards left it.
+    let (client, table) = (app.client(), app.table());
+    client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(keys::order(old_id).item()))
+        .update_expression("REMOVE salesSharded")
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(sharded.item()))
+        .update_expression("ADD quantity :minus")
+        .expression_attribute_values(":minus", rushcart::adapters::dynamodb::n(-3))
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(unsharded.item()))
+        .item("day", s(day.to_string()))
+        .item("productId", rushcart::adapters::dynamodb::n(1))
+        .item("quantity", rushcart::adapters::dynamodb::n(3))
+        .send()
+        .await
+        .unwrap();
+    audit(&app).await;
+    assert_eq!(sold_on(&app, day, 1).await, 5);
+
+    let (status, body) = cancel(&app, 1, &old, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("REFUNDED")), "{body}");
+    let (status, body) = cancel(&app, 1, &new, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("REFUNDED")), "{body}");
+    assert_eq!(sold_on(&app, day, 1).await, 0);
+    let row = |key: rushcart::adapters::dynamodb::keys::Key| async move {
+        let item = client.get_item().table_name(table).set_key(Some(key.item())).send().await.unwrap().item.unwrap();
+        item["quantity"].as_n().unwrap().parse::<i64>().unwrap()
+    };
+    assert_eq!(row(unsharded).await, 0, "the old order's 3 came off the day's one figure");
     audit(&app).await;
 }

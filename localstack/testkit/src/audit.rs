@@ -260,7 +260,7 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     let mut audit = OrdersAudit { orders: orders.len(), ..OrdersAudit::default() };
     audit.failed_payments = orders.iter().map(|order| order.failures.count).sum();
     let mut sold: HashMap<u64, u64> = HashMap::new();
-    // (day paid, product) → quantity: what each day's sales row must hold.
+    // (sales partition of the day paid, product) → quantity: what each sales row must hold.
     let mut sold_on: HashMap<(String, u64), u64> = HashMap::new();
     // Per user: order id → (total paid, refunded?), for the ledger check.
     let mut paid_by_user: HashMap<UserId, HashMap<String, (Decimal, bool)>> = HashMap::new();
@@ -310,11 +310,12 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                     bail!("order {}: total {} is not subtotal − discount", order.id, order.total);
                 }
                 if !refunded {
-                    let day = order.paid_at.map(|at| at.date().to_string()).unwrap_or_default();
+                    let day = order.paid_at.map(|at| at.date()).unwrap_or(time::Date::MIN);
                     for line in &order.lines {
                         let quantity = u64::from(line.quantity.get());
                         *sold.entry(line.product_id.get()).or_default() += quantity;
-                        *sold_on.entry((day.clone(), line.product_id.get())).or_default() += quantity;
+                        let row = keys::sales(day, line.product_id, order.sales_sharded.then_some(order.id));
+                        *sold_on.entry((row.pk, line.product_id.get())).or_default() += quantity;
                     }
                 }
                 paid_by_user
@@ -350,19 +351,20 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
             bail!("product {id}: per-day sales add up to {counted}, paid orders to {sold_here}");
         }
     }
-    // Each day's row holds exactly what was sold that day and not refunded since (a
-    // refund takes its quantities off the day they were sold, not the day refunded).
+    // Each row holds exactly what the orders counted on it sold that day and did not
+    // refund since (a refund takes its quantities off the day and shard they were
+    // counted on, not the day refunded).
     for row in items.iter().filter(|i| pk(i).starts_with("SALES#")) {
-        let day = pk(row).trim_start_matches("SALES#").to_owned();
+        let partition = pk(row).to_owned();
         let product = get_u64(row, "productId")?;
-        let expected = sold_on.remove(&(day.clone(), product)).unwrap_or(0);
+        let expected = sold_on.remove(&(partition.clone(), product)).unwrap_or(0);
         let counted = get_u64(row, "quantity")?;
         if counted != expected {
-            bail!("product {product} on {day}: sales row says {counted}, paid orders of that day {expected}");
+            bail!("product {product} in {partition}: sales row says {counted}, its paid orders {expected}");
         }
     }
-    if let Some(((day, product), quantity)) = sold_on.into_iter().next() {
-        bail!("product {product} on {day}: {quantity} sold in paid orders but no sales row");
+    if let Some(((partition, product), quantity)) = sold_on.into_iter().next() {
+        bail!("product {product} in {partition}: {quantity} sold in paid orders but no sales row");
     }
     for copy in items.iter().filter(|i| pk(i).starts_with("USER#") && sk(i).starts_with("COUPON#")) {
         let used = copy_from_item(copy)?;

@@ -114,6 +114,9 @@ pub struct Order {
     pub refund_entry: Option<EntryId>,
     /// Refused payment attempts: how many, and the latest few.
     pub failures: Failures,
+    /// Its payment counted its sales on the order's own shard of the day's figures
+    /// (every order paid since they were sharded): its refund takes them back there.
+    pub sales_sharded: bool,
 }
 
 impl Order {
@@ -135,6 +138,7 @@ impl Order {
             cancelled_at: None,
             refund_entry: None,
             failures: Failures::default(),
+            sales_sharded: false,
             ..self
         }
     }

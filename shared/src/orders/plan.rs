@@ -72,11 +72,14 @@ pub enum Step {
         quantity: Quantity,
         way: Way,
     },
+    /// The day's sales figure of `product`, on the shard of order `of` (`None`: the
+    /// day's one figure, for an order paid before the figures were sharded).
     Sales {
         day: Date,
         product: ProductId,
         quantity: Quantity,
         way: Way,
+        of: Option<OrderId>,
     },
     /// The balance moved by `change`, its entry left pending for the store to finish
     /// after the commit; a debit only while the balance covers it, a credit only while
@@ -297,8 +300,14 @@ fn lines(plan: &mut Plan, order: &Order, day: Date, way: Way) {
     for line in &order.lines {
         plan.steps.push(Step::Stock { product: line.product_id, quantity: line.quantity, way });
     }
+    // A payment counts on its order's shard; a refund takes back from where its
+    // payment counted.
+    let of = match way {
+        Way::Out => Some(order.id),
+        Way::Back => order.sales_sharded.then_some(order.id),
+    };
     for line in &order.lines {
-        plan.steps.push(Step::Sales { day, product: line.product_id, quantity: line.quantity, way });
+        plan.steps.push(Step::Sales { day, product: line.product_id, quantity: line.quantity, way, of });
     }
 }
 
@@ -454,6 +463,7 @@ pub(crate) mod tests {
             cancelled_at: None,
             refund_entry: None,
             failures: Failures::default(),
+            sales_sharded: false,
         }
     }
 
@@ -462,6 +472,7 @@ pub(crate) mod tests {
             status: OrderStatus::Paid,
             paid_at: Some(datetime!(2026-11-24 10:05 UTC)),
             payment: Some(PaymentId::generate()),
+            sales_sharded: true,
             ..order
         }
     }
@@ -505,8 +516,9 @@ pub(crate) mod tests {
             (EntryKind::Payment, money("45.00"), Some(order.id))
         );
         assert_eq!(change.idempotency_key, Some(key()));
-        let Step::Sales { day, quantity, way, .. } = &plan.steps[4] else { panic!("sales") };
+        let Step::Sales { day, quantity, way, of, .. } = &plan.steps[4] else { panic!("sales") };
         assert_eq!((*day, quantity.get(), *way), (datetime!(2026-11-24 0:00 UTC).date(), 3, Way::Out));
+        assert_eq!(*of, Some(order.id), "on the order's shard");
         let Step::ClaimKey(claim) = &plan.steps[9] else { panic!("the key") };
         assert_eq!(
             (claim.scope, claim.target, claim.seq),
@@ -580,8 +592,13 @@ pub(crate) mod tests {
             plan.steps[0],
             Step::Order(OrderMove::Refund { payment: order.payment.unwrap(), entry: Some(entry) })
         );
-        let Step::Sales { day, way, .. } = &plan.steps[3] else { panic!("sales") };
+        let Step::Sales { day, way, of, .. } = &plan.steps[3] else { panic!("sales") };
         assert_eq!((*day, *way), (datetime!(2026-11-24 0:00 UTC).date(), Way::Back), "the day it was counted");
+        assert_eq!(*of, Some(order.id), "the shard it was counted on");
+        let before_shards = Order { sales_sharded: false, ..order.clone() };
+        let before = refund(&before_shards, now, Some(entry), Some(&usable), Canceller::Operator, None).unwrap();
+        let Step::Sales { of, .. } = &before.steps[3] else { panic!("sales") };
+        assert_eq!(*of, None, "paid before the figures were sharded: the day's one figure");
         let Step::Balance(change) = &plan.steps[5] else { panic!("the balance") };
         assert_eq!((change.kind, change.idempotency_key.clone()), (EntryKind::Refund, None));
         assert_eq!(plan.steps[6], Step::Coupon { coupon: CouponId::new(9).unwrap(), way: Way::Back });

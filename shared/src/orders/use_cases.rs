@@ -70,6 +70,7 @@ pub async fn create_order<S: OrderStore>(
         payment: None,
         cancelled_at: None,
         refund_entry: None,
+        sales_sharded: false,
         failures: Failures::default(),
     };
     let key = key.map(|key| (key, request.fingerprint()));

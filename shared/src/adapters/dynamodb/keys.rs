@@ -17,7 +17,7 @@
 //! | one shard of a sharded coupon's count | `COUPON#<couponId>#<shard>` | `SHARD` | | operators, issue (count) | get coupon (sums them), issue |
 //! | order, its bounded failure bookkeeping | `ORDER#<orderId>` | `ORDER` | `ORDERS#<userId>` / `<createdAt>#<orderId>` | create order, payment, cancel, refund | get order, payment, cancel, a user's orders (gsi1, newest first) |
 //! | the successful payment of an order | `ORDER#<orderId>` | `PAYMENT#<paymentId>` | | payment, refund (marks it) | replay, audit |
-//! | sales of a product on a day (UTC) | `SALES#<yyyy-mm-dd>` | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`), refund (takes it back from the day paid) | top 5 (Query per day) |
+//! | sales of a product on a day (UTC), on the paying order's shard | `SALES#<yyyy-mm-dd>#<0..16, by order>` (before sharding: `SALES#<yyyy-mm-dd>`) | `PRODUCT#<productId, 20 digits>` | | payment (`ADD quantity`), refund (takes it back from the day and shard paid) | top 5 (Query per day and partition) |
 //! | the platform consumer's delivery mark | `DELIVERY#<orderId>:<TYPE>` (the event id) | `DATA_PLATFORM` | | feed consumer | feed consumer (dedup) |
 //! | the next id of a kind | `COUNTER#<users, products, coupons>` | `COUNTER` | | sign-up and operators (`ADD next`), seeding (raises it) | the same |
 //! | a signed-up identity's user | `IDENTITY#<sub>` | `IDENTITY` | | sign-up triggers | the token-claims trigger |
@@ -169,13 +169,33 @@ pub fn payment(order: OrderId, payment: PaymentId) -> Key {
     Key::new(format!("ORDER#{order}"), format!("PAYMENT#{payment}"))
 }
 
-/// `SALES#2026-11-24`: every product's sales on one UTC day.
+/// `SALES#2026-11-24`: every product's sales on one UTC day, as they were counted
+/// before the day's figures were sharded ([`sales`]); still read.
 pub fn sales_partition(day: time::Date) -> String {
     format!("SALES#{day}")
 }
 
-pub fn sales(day: time::Date, product: ProductId) -> Key {
-    Key::new(sales_partition(day), format!("PRODUCT#{:020}", product.get()))
+/// How many partitions a day's sales figures are spread over. Every payment adds its
+/// lines to its order's shard (two write units each, in a transaction), so one hot
+/// product's figure takes up to 16 × 500 payments a second, and the whole shop's lines
+/// 16 partitions' worth.
+pub const SALES_SHARDS: u32 = 16;
+
+/// Every partition of `day`'s sales: the one before sharding, then each shard.
+pub fn sales_partitions(day: time::Date) -> Vec<String> {
+    let shards = (0..SALES_SHARDS).map(move |n| format!("SALES#{day}#{n}"));
+    std::iter::once(sales_partition(day)).chain(shards).collect()
+}
+
+/// `product`'s sales figure of `day` on the shard order `of` counts on
+/// (`SALES#<day>#<n>`, `n` picked by the order's id), or on the day's one partition for
+/// an order paid before the figures were sharded (`None`).
+pub fn sales(day: time::Date, product: ProductId, of: Option<OrderId>) -> Key {
+    let partition = match of {
+        Some(order) => format!("SALES#{day}#{}", spread(&order.to_string(), SALES_SHARDS)),
+        None => sales_partition(day),
+    };
+    Key::new(partition, format!("PRODUCT#{:020}", product.get()))
 }
 
 /// An order's event of one type, in the outbox table.

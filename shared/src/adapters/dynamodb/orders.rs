@@ -241,6 +241,9 @@ pub fn order_item(order: &Order) -> Item {
     if let Some(cancelled_at) = order.cancelled_at {
         item.insert("cancelledAt".to_owned(), s(rfc3339(cancelled_at)));
     }
+    if order.sales_sharded {
+        item.insert("salesSharded".to_owned(), AttributeValue::Bool(true));
+    }
     if let Some(entry) = order.refund_entry {
         item.insert("refundEntryId".to_owned(), s(entry.to_string()));
     }
@@ -330,6 +333,7 @@ pub fn order_from_item(item: &Item) -> anyhow::Result<Order> {
         payment: get_optional_parsed(item, "paymentId")?,
         cancelled_at: get_optional_time(item, "cancelledAt")?,
         refund_entry: get_optional_parsed(item, "refundEntryId")?,
+        sales_sharded: item.get("salesSharded").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         failures: failures_from_item(item)?,
     })
 }
@@ -404,6 +408,7 @@ mod tests {
             payment: Some(PaymentId::generate()),
             cancelled_at: Some(at(12)),
             refund_entry: Some(EntryId::generate()),
+            sales_sharded: true,
             failures: Failures { count: 7, latest: (2..7).map(failure).collect() },
         }
     }

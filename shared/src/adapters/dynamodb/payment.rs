@@ -8,7 +8,7 @@
 //! | order, refunding | `ORDER#o` / `ORDER` | status REFUNDED, cancelledAt, refundEntryId | `status = PAID AND paymentId = p` |
 //! | order, cancelling | `ORDER#o` / `ORDER` | status CANCELLED, cancelledAt | `status = PENDING_PAYMENT` |
 //! | stock, out / back | `PRODUCT#p` / `PRODUCT` | `stock − q` / `stock + q` | exists, and `stock >= q` out |
-//! | sales, out / back | `SALES#<day>` / `PRODUCT#p` | `ADD quantity ±q` | back: `quantity >= q` |
+//! | sales, out / back | `SALES#<day>#<the order's shard>` / `PRODUCT#p` | `ADD quantity ±q` | back: `quantity >= q` |
 //! | balance (pending entry) | `USER#u` / `PROFILE` | the ledger's update ([`BalanceUpdate`]) | exists, covers the debit or stays under the maximum |
 //! | debit from the balance seen | `USER#u` / `PROFILE` | balance − amount, seq + 1 | exists, `seq` as seen, covers it |
 //! | history | `USER#u` / `HIST#<seq>` | the entry's row | new |
@@ -23,7 +23,7 @@
 //! ([`DynamoStore::count_failure`]).
 
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Update};
 
 use super::idempotency::{KeyReused, Record, Target};
 use super::ledger::{balance_seen, ledger_row, BalanceUpdate};
@@ -136,11 +136,11 @@ impl DynamoStore {
                         .expression_attribute_values(":q", n(quantity.get()));
                     transaction.update(role, built(update.build())?);
                 }
-                Step::Sales { day, product, quantity, way } => {
+                Step::Sales { day, product, quantity, way, of } => {
                     let quantity = i64::from(quantity.get());
                     let update = Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(keys::sales(*day, *product).item()))
+                        .set_key(Some(keys::sales(*day, *product, *of).item()))
                         .expression_attribute_values(":q", n(quantity));
                     let update = match way {
                         // Makes the day's row if need be.
@@ -236,8 +236,10 @@ impl DynamoStore {
         let pending = s(OrderStatus::PendingPayment.as_str());
         let update = match change {
             OrderMove::Pay { payment } => update
-                .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment")
+                // Its sales are counted on the order's shard ([`keys::sales`]).
+                .update_expression("SET #status = :paid, paidAt = :at, paymentId = :payment, salesSharded = :sharded")
                 .condition_expression("#status = :pending AND payBy > :at")
+                .expression_attribute_values(":sharded", AttributeValue::Bool(true))
                 .expression_attribute_values(":paid", s(OrderStatus::Paid.as_str()))
                 .expression_attribute_values(":pending", pending)
                 .expression_attribute_values(":payment", s(payment.to_string())),
@@ -379,7 +381,10 @@ mod tests {
         let sales = update(&items[3]);
         assert_eq!(
             (sales.key()["pk"].clone(), sales.key()["sk"].clone()),
-            (s("SALES#2026-11-24"), s("PRODUCT#00000000000000000001"))
+            (
+                s(keys::sales(datetime!(2026-11-24 0:00 UTC).date(), ProductId::new(1).unwrap(), Some(plan.order)).pk),
+                s("PRODUCT#00000000000000000001")
+            )
         );
         let balance = update(&items[5]);
         assert_eq!(balance.key()["sk"], s("PROFILE"));
@@ -432,8 +437,17 @@ mod tests {
         let sales = update(&items[3]);
         assert_eq!(
             (sales.key()["pk"].clone(), sales.condition_expression()),
-            (s("SALES#2026-11-24"), Some("quantity >= :q"))
+            (s("SALES#2026-11-24"), Some("quantity >= :q")),
+            "paid before the figures were sharded: the day's one figure"
         );
+        let sharded = Order { sales_sharded: true, ..order.clone() };
+        let plan = plan::refund(&sharded, now, Some(EntryId::generate()), None, Canceller::Operator, None).unwrap();
+        let sales = update(&store().transaction(&plan).unwrap().items()[3]).key()["pk"].clone();
+        assert_eq!(
+            sales,
+            s(keys::sales(datetime!(2026-11-24 0:00 UTC).date(), ProductId::new(3).unwrap(), Some(order.id)).pk)
+        );
+        assert!(sales.as_s().unwrap().starts_with("SALES#2026-11-24#"), "{sales:?}");
         assert_eq!(get_s(items[7].put().unwrap().item(), "sk").unwrap(), "ORDER_REFUNDED");
     }
 
