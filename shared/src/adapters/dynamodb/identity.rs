@@ -1,6 +1,7 @@
 //! Signed-up users on DynamoDB: `IDENTITY#<sub>` / `IDENTITY` names the shop user an
 //! identity provider's subject is. The first time a subject is seen it gets the next
-//! number of the `users` counter, written in one transaction with an empty profile, so
+//! user id of the process's block of the `users` counter ([`super::counters`]), written
+//! in one transaction with an empty profile, so
 //! a subject is never two users and a user never two subjects' — however often
 //! Cognito retries its trigger.
 
@@ -66,7 +67,7 @@ impl UserRegistry for DynamoStore {
             return Ok(user);
         }
         for _ in 0..SKIPS {
-            let number = self.next_id("users").await?;
+            let number = self.next_user_id().await?;
             let user = UserId::new(number).map_err(|e| anyhow!("user id {number}: {e}"))?;
             let mut identity = keys::identity(subject).item();
             identity.insert("userId".to_owned(), n(user));
@@ -89,8 +90,9 @@ impl UserRegistry for DynamoStore {
                         .await?
                         .ok_or_else(|| SignUpError::Unexpected(anyhow!("subject {subject} vanished")));
                 }
-                // A seeded user holds this number: take the next.
-                Err(_) => continue,
+                // A seeded user holds this number: the counter was raised past the
+                // seeding since this block was reserved, so take a new block.
+                Err(_) => self.drop_user_ids().await,
             }
         }
         Err(SignUpError::Unexpected(anyhow!("{SKIPS} user ids in a row were taken; raise the users counter")))

@@ -50,6 +50,8 @@ pub struct DynamoStore {
     table: String,
     outbox_table: String,
     coupon_terms: Arc<RwLock<HashMap<CouponId, Arc<tokio::sync::OnceCell<Coupon>>>>>,
+    /// This process's block of user ids ([`counters::IdBlock`]).
+    user_ids: Arc<tokio::sync::Mutex<counters::IdBlock>>,
     /// The coupon counters (coupon, shard) found empty: a count never goes down.
     empty_shards: Arc<RwLock<std::collections::HashSet<(CouponId, u32)>>>,
     probe: Option<Arc<dyn StoreProbe>>,
@@ -84,6 +86,7 @@ impl DynamoStore {
             table,
             outbox_table,
             coupon_terms: Arc::default(),
+            user_ids: Arc::default(),
             empty_shards: Arc::default(),
             probe: None,
         }
