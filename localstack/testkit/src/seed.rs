@@ -51,7 +51,13 @@ pub async fn seed_products(
     table: &str,
     products: &[ProductSeed],
 ) -> anyhow::Result<usize> {
-    let created = seed_items(client, table, products.iter().map(product_item).collect()).await?;
+    let mut created = 0;
+    for product in products {
+        // A product and its listing, together.
+        if put_all_new(client, table, product_items(product)).await? {
+            created += 1;
+        }
+    }
     raise_counter_to(client, table, "products", products.iter().map(|p| p.id.get())).await?;
     Ok(created)
 }
@@ -95,8 +101,9 @@ pub struct ProductSeed {
     pub stock: u64,
 }
 
-pub fn product_item(product: &ProductSeed) -> Item {
-    rushcart::adapters::dynamodb::catalog::product_item(product.id, &product.name, product.price, product.stock)
+/// The product's item and its listing, as an operator's creation writes them.
+pub fn product_items(product: &ProductSeed) -> Vec<Item> {
+    rushcart::adapters::dynamodb::catalog::product_items(product.id, &product.name, product.price, product.stock)
 }
 
 pub struct CouponSeed {
