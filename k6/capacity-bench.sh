@@ -29,7 +29,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 }
 BIN="$ROOT/target/${RUSHCART_PROFILE:-local}"
 export TABLE_NAME=rushcart-main RUSHCART_TABLE_PREFIX=rushcart RUST_LOG=warn
-SCALE="${CAPACITY_SCALE:-1}"
+SCALE="${CAPACITY_SCALE:-0.05}"
 SECS="${CAPACITY_SECONDS:-60}"
 CEILING=$(python3 -c "print(500 * $SCALE)")
 RATE="${CAPACITY_RATE:-$(python3 -c "import math; print(math.ceil(12 * $CEILING))")}"

@@ -183,6 +183,13 @@ async fn through_the_gate_a_keyed_retry_answers_its_copy_held_or_sold_out() {
     assert_eq!(replayed.status(), 201, "the gate said sold out; the key found its copy");
     assert_eq!(replayed.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(replayed.body()).unwrap(), issued);
+    // Unkeyed, the gate's "sold out" is checked against the user's own copy: a retry of
+    // an issue that was made is told it holds one, never that none are left.
+    let mut event = keyed_issue_event(1, 2, "unused");
+    event.headers_mut().remove("idempotency-key");
+    let unkeyed = rushcart::http::routes::dispatch("issue-coupon", event, &gated).await.expect("a route");
+    let body: serde_json::Value = serde_json::from_slice(unkeyed.body()).unwrap();
+    assert_eq!((unkeyed.status().as_u16(), body["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{body}");
     assert_eq!(late.bypassed(), 0);
     assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     assert_eq!(coupon_audit(&app, 2).await, (1, 1));

@@ -183,6 +183,29 @@ async fn the_recorded_balance_catalogue_and_coupon_events_run_through_their_hand
     assert_eq!((status, coupon["remaining"].as_u64()), (200, Some(99)), "{coupon}");
     let (status, mine) = run(&deps, http_event("user-coupons")).await;
     assert_eq!((status, mine["items"].as_array().map(Vec::len)), (200, Some(1)), "{mine}");
+
+    // A sharded coupon, issued under a key and replayed, and read: each call within the
+    // functions' policies too.
+    app.seed_coupon(5, 1_000, "10.00", time::OffsetDateTime::now_utc() + time::Duration::days(30)).await;
+    let (status, issued) = run(&deps, coupon_event("issue-coupon", 5, Some("grab-5"))).await;
+    assert_eq!(status, 201, "{issued}");
+    let (status, again) = run(&deps, coupon_event("issue-coupon", 5, Some("grab-5"))).await;
+    assert_eq!((status, &again), (201, &issued), "a replay");
+    let (status, coupon) = run(&deps, coupon_event("get-coupon", 5, None)).await;
+    assert_eq!((status, coupon["shards"].as_u64(), coupon["issued"].as_u64()), (200, Some(16), Some(1)), "{coupon}");
+}
+
+/// The recorded coupon event `name` for coupon `coupon`, under `key` if any.
+fn coupon_event(name: &str, coupon: u64, key: Option<&str>) -> Request {
+    let mut event: Value = serde_json::from_str(&recorded(name)).expect("JSON");
+    let path = format!("/api/v1/coupons/{coupon}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["pathParameters"]["couponId"] = coupon.to_string().into();
+    if let Some(key) = key {
+        event["headers"]["idempotency-key"] = key.into();
+    }
+    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("events/{name}.json: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //!
 //! API Gateway's route throttle runs before its JWT authorizer, and WAF cannot attach to
 //! an HTTP API: without a rule in front, a flood of requests without a token spends a
-//! route's whole limit and the signed-in rush behind it gets 429s. Two rules, each
+//! route's whole limit and the signed-in rush behind it gets 429s. Three rules, each
 //! counting requests over a trailing window (WAF's evaluation window) and refusing a
 //! source past its limit with 403 `{"message":"Forbidden"}` before anything behind them
 //! runs:
@@ -12,12 +12,16 @@
 //! - **anonymous, per client address**: requests without an `Authorization` header,
 //!   counted by the client's address (here the TCP peer's; on AWS the viewer's IP);
 //! - **per token**: requests with one, counted by the header's value, so one token
-//!   (even a stolen valid one) cannot flood either.
+//!   (even a stolen valid one) cannot flood either;
+//! - **per client address**: every request, counted by address at a higher limit, so a
+//!   flood that makes up a new token for each request is refused too (the authorizer
+//!   would refuse those, but only after the route throttle has counted them).
 //!
 //! A refused request counts too, as WAF counts every request a rule sees: a source
 //! stays refused while it keeps sending. The limits come from the template's parameters
-//! (`FloodWindowSeconds`, `FloodAnonymousLimit`, `FloodTokenLimit`), the one source for
-//! both; `FLOOD_WINDOW`, `FLOOD_ANONYMOUS_LIMIT` and `FLOOD_TOKEN_LIMIT` override them.
+//! (`FloodWindowSeconds`, `FloodAnonymousLimit`, `FloodTokenLimit`,
+//! `FloodAddressLimit`), the one source for both; `FLOOD_WINDOW`,
+//! `FLOOD_ANONYMOUS_LIMIT`, `FLOOD_TOKEN_LIMIT` and `FLOOD_ADDRESS_LIMIT` override them.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash as _, Hasher as _};
@@ -41,6 +45,8 @@ pub struct FloodLimits {
     pub anonymous: u64,
     /// Requests one token may carry in a window.
     pub per_token: u64,
+    /// Requests of any kind one address may send in a window.
+    pub per_address: u64,
 }
 
 impl FloodLimits {
@@ -60,6 +66,7 @@ impl FloodLimits {
             window: Duration::from_secs(number("FloodWindowSeconds", "FLOOD_WINDOW")?),
             anonymous: number("FloodAnonymousLimit", "FLOOD_ANONYMOUS_LIMIT")?,
             per_token: number("FloodTokenLimit", "FLOOD_TOKEN_LIMIT")?,
+            per_address: number("FloodAddressLimit", "FLOOD_ADDRESS_LIMIT")?,
         };
         anyhow::ensure!(!limits.window.is_zero(), "the flood window must be at least a second");
         Ok(limits)
@@ -69,9 +76,12 @@ impl FloodLimits {
 /// Who a rule counts a request against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Source {
-    Address(IpAddr),
+    /// Requests without a token from one address.
+    Anonymous(IpAddr),
     /// The `Authorization` header's value, hashed.
     Token(u64),
+    /// Every request from one address.
+    Address(IpAddr),
 }
 
 /// The two rules and their counts.
@@ -95,42 +105,50 @@ impl FloodRules {
     }
 
     /// Counts a request from `address` (if known) carrying `authorization` (if any)
-    /// at `now`: whether it may go on, or its source is past its limit for the window.
-    /// The rule it fell under names the refusal.
+    /// at `now` under every rule it falls under: whether it may go on, or the first
+    /// rule whose source is past its limit for the window (which names the refusal).
     pub fn admit(
         &self,
         address: Option<IpAddr>,
         authorization: Option<&[u8]>,
         now: Instant,
     ) -> Result<(), &'static str> {
-        let (source, limit, rule) = match (authorization, address) {
+        let mut rules = Vec::with_capacity(2);
+        match (authorization, address) {
             (Some(value), _) => {
                 let mut hasher = std::hash::DefaultHasher::new();
                 value.hash(&mut hasher);
-                (Source::Token(hasher.finish()), self.limits.per_token, "per-token")
+                rules.push((Source::Token(hasher.finish()), self.limits.per_token, "per-token"));
             }
-            (None, Some(address)) => (Source::Address(address), self.limits.anonymous, "anonymous-per-address"),
-            (None, None) => return Ok(()),
-        };
+            (None, Some(address)) => {
+                rules.push((Source::Anonymous(address), self.limits.anonymous, "anonymous-per-address"))
+            }
+            (None, None) => {}
+        }
+        if let Some(address) = address {
+            rules.push((Source::Address(address), self.limits.per_address, "per-address"));
+        }
         let window = self.limits.window;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() > SOURCES_KEPT {
             seen.retain(|_, counts| counts.back().is_some_and(|(at, _)| now.duration_since(*at) < window));
         }
-        let counts = seen.entry(source).or_default();
-        while counts.front().is_some_and(|(at, _)| now.duration_since(*at) >= window) {
-            counts.pop_front();
+        let mut refused = None;
+        for (source, limit, rule) in rules {
+            let counts = seen.entry(source).or_default();
+            while counts.front().is_some_and(|(at, _)| now.duration_since(*at) >= window) {
+                counts.pop_front();
+            }
+            let before: u64 = counts.iter().map(|(_, n)| n).sum();
+            match counts.back_mut() {
+                Some((at, n)) if now.duration_since(*at) < Duration::from_secs(1) => *n += 1,
+                _ => counts.push_back((now, 1)),
+            }
+            if before >= limit && refused.is_none() {
+                refused = Some(rule);
+            }
         }
-        let before: u64 = counts.iter().map(|(_, n)| n).sum();
-        match counts.back_mut() {
-            Some((at, n)) if now.duration_since(*at) < Duration::from_secs(1) => *n += 1,
-            _ => counts.push_back((now, 1)),
-        }
-        if before < limit {
-            Ok(())
-        } else {
-            Err(rule)
-        }
+        refused.map_or(Ok(()), Err)
     }
 }
 
@@ -138,7 +156,8 @@ impl FloodRules {
 mod tests {
     use super::*;
 
-    const LIMITS: FloodLimits = FloodLimits { window: Duration::from_secs(60), anonymous: 10, per_token: 30 };
+    const LIMITS: FloodLimits =
+        FloodLimits { window: Duration::from_secs(60), anonymous: 10, per_token: 30, per_address: 1_000 };
 
     fn address(last: u8) -> Option<IpAddr> {
         Some(IpAddr::from([127, 0, 0, last]))
@@ -178,11 +197,26 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_that_makes_up_a_token_for_each_request_is_refused_per_address() {
+        let rules = FloodRules::new(FloodLimits { per_address: 50, ..LIMITS });
+        let now = Instant::now();
+        for i in 0..50 {
+            let token = format!("Bearer made-up-{i}");
+            assert_eq!(rules.admit(address(4), Some(token.as_bytes()), now), Ok(()), "request {i}");
+        }
+        assert_eq!(rules.admit(address(4), Some(b"Bearer made-up-50"), now), Err("per-address"));
+        assert_eq!(rules.admit(address(5), Some(b"Bearer made-up-51"), now), Ok(()), "another address");
+    }
+
+    #[test]
     fn the_limits_come_from_the_templates_parameters_unless_a_variable_says() {
         let template = "Parameters:\n  FloodWindowSeconds: {Type: Number, Default: 60}\n  \
-                        FloodAnonymousLimit: {Type: Number, Default: 300}\n  FloodTokenLimit: {Type: Number, Default: 1200}\n";
+                        FloodAnonymousLimit: {Type: Number, Default: 300}\n  FloodTokenLimit: {Type: Number, Default: 1200}\n  \
+                        FloodAddressLimit: {Type: Number, Default: 6000}\n";
         let limits = FloodLimits::from_template(template, |_| None).unwrap();
-        assert_eq!(limits, FloodLimits { window: Duration::from_secs(60), anonymous: 300, per_token: 1200 });
+        let expected =
+            FloodLimits { window: Duration::from_secs(60), anonymous: 300, per_token: 1200, per_address: 6000 };
+        assert_eq!(limits, expected);
         let overridden =
             FloodLimits::from_template(template, |name| (name == "FLOOD_ANONYMOUS_LIMIT").then(|| "10".into()));
         assert_eq!(overridden.unwrap().anonymous, 10);

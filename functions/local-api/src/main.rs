@@ -91,10 +91,11 @@ fn flood_from_env() -> anyhow::Result<Option<Arc<rushcart_local_api::flood::Floo
     let template = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     let limits = FloodLimits::from_template(&template, |name| std::env::var(name).ok())?;
     println!(
-        "FLOOD=on: per {} s, {} requests without a token per client address, {} per token; then 403",
+        "FLOOD=on: per {} s, {} requests without a token per client address, {} per token, {} of any kind per address; then 403",
         limits.window.as_secs(),
         limits.anonymous,
-        limits.per_token
+        limits.per_token,
+        limits.per_address
     );
     Ok(Some(Arc::new(FloodRules::new(limits))))
 }

@@ -153,6 +153,14 @@ pub async fn check_coupon(
             if count > share || share != terms.shard_total(k) {
                 bail!("coupon {coupon} shard {k}: issued {count} of {share} (its share is {})", terms.shard_total(k));
             }
+            // Each shard refuses issues past the end on its own copy of the end.
+            if get_s(&shard, "endsAt")? != get_s(&item, "endsAt")? {
+                bail!(
+                    "coupon {coupon} shard {k}: ends at {} but the coupon at {}",
+                    get_s(&shard, "endsAt")?,
+                    get_s(&item, "endsAt")?
+                );
+            }
             (issued, shares) = (issued + count, shares + share);
         }
         if shares != terms.total {

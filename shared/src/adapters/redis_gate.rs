@@ -22,8 +22,8 @@ use crate::ids::UserId;
 
 /// KEYS[1] holders, KEYS[2] sold-out flag; ARGV[1] user, ARGV[2] total, ARGV[3] TTL (s).
 const ADMIT: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'SOLD_OUT' end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 'HOLDS' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'SOLD_OUT' end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 'SOLD_OUT' end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])

@@ -144,10 +144,17 @@ pub struct NewCoupon {
 }
 
 impl NewCoupon {
-    /// What an idempotent retry must repeat for its key to be honoured.
+    /// What an idempotent retry must repeat for its key to be honoured. The shards
+    /// are named only when the operator chose other than the default, so a key used
+    /// before coupons had shards still matches its retry.
     pub fn fingerprint(&self) -> String {
         let ends = crate::clock::rfc3339(self.ends_at);
-        format!("COUPON:{}:{}:{}:{ends}:{}", self.name.as_str(), self.discount, self.total, self.shards)
+        let terms = format!("COUPON:{}:{}:{}:{ends}", self.name.as_str(), self.discount, self.total);
+        if self.shards == default_shards(self.total) {
+            terms
+        } else {
+            format!("{terms}:{}", self.shards)
+        }
     }
 }
 
@@ -204,6 +211,9 @@ pub trait CouponIssuer: Send + Sync {
         user: UserId,
         key: &IdempotencyKey,
     ) -> impl Future<Output = Result<Option<Keyed<IssuedCoupon>>, CouponError>> + Send;
+
+    /// Whether `user` holds a copy of `coupon`.
+    fn holds(&self, coupon: CouponId, user: UserId) -> impl Future<Output = Result<bool, CouponError>> + Send;
 }
 
 /// What an issue with an `Idempotency-Key` must repeat for a retry to be its replay.

@@ -66,17 +66,8 @@ async fn issue_through_gate(
     let now = clock.now();
     let Some(gate) = gate else { return store.issue(coupon, user, key, now).await };
     let terms = store.terms(coupon).await?;
-    // A keyed retry the coupon refuses (ended, or sold out at the gate) still finds
-    // the copy its first request was issued: the gate answers for the coupon, not for
-    // the key.
-    let replay_or = |refusal: CouponError| async move {
-        match key {
-            Some(key) => store.issued_with(coupon, user, key).await?.ok_or(refusal),
-            None => Err(refusal),
-        }
-    };
     if terms.has_ended(now) {
-        return replay_or(CouponError::Expired(coupon)).await;
+        return refused(store, coupon, user, key, CouponError::Expired(coupon)).await;
     }
     let admission = gate.admit(&terms, user).await;
     let outcome = match admission {
@@ -88,12 +79,22 @@ async fn issue_through_gate(
     match (admission, key) {
         (Admission::Admitted, _) => {}
         (Admission::Bypassed, _) => return store.issue(coupon, user, key, now).await,
-        (Admission::SoldOut, _) => return replay_or(CouponError::SoldOut(coupon)).await,
-        // The user holds a copy, or a request of theirs is being issued one: DynamoDB
-        // decides for a keyed one (its key, or its copy, refuses a second), with no
-        // reservation of its own to give back.
-        (Admission::AlreadyHolds, Some(_)) => return store.issue(coupon, user, key, now).await,
+        (Admission::SoldOut, _) => return refused(store, coupon, user, key, CouponError::SoldOut(coupon)).await,
         (Admission::AlreadyHolds, None) => return Err(CouponError::AlreadyIssued(coupon, user)),
+        // The user holds a copy, or a request of theirs is being issued one. A keyed
+        // retry whose first request was issued gets that copy; one whose user holds a
+        // copy another request made is told so; only one that meets a request still in
+        // flight goes on to DynamoDB, which decides (its key, or the copy, refuses a
+        // second), with no reservation of its own to give back.
+        (Admission::AlreadyHolds, Some(retry)) => {
+            if let Some(copy) = store.issued_with(coupon, user, retry).await? {
+                return Ok(copy);
+            }
+            if store.holds(coupon, user).await? {
+                return Err(CouponError::AlreadyIssued(coupon, user));
+            }
+            return store.issue(coupon, user, key, now).await;
+        }
     }
     let reservation = Reservation { gate, terms: &terms, user, settled: false };
     let issued = store.issue(coupon, user, key, now).await;
@@ -109,6 +110,29 @@ async fn issue_through_gate(
     }
     reservation.settle();
     issued
+}
+
+/// What a request the coupon refuses (ended, or sold out) is told, from the table: the
+/// copy its key's first request was issued (a keyed retry: the gate answers for the
+/// coupon, not for the key), else that the user holds a copy (so a retry of an issue
+/// that was made is never told sold out), else `refusal`. Reads the user's own items
+/// only.
+pub async fn refused(
+    store: &impl CouponIssuer,
+    coupon: CouponId,
+    user: UserId,
+    key: Option<&IdempotencyKey>,
+    refusal: CouponError,
+) -> Result<Keyed<IssuedCoupon>, CouponError> {
+    if let Some(key) = key {
+        if let Some(copy) = store.issued_with(coupon, user, key).await? {
+            return Ok(copy);
+        }
+    }
+    if store.holds(coupon, user).await? {
+        return Err(CouponError::AlreadyIssued(coupon, user));
+    }
+    Err(refusal)
 }
 
 /// A reservation the gate made for a request, released if the request is dropped
@@ -206,6 +230,9 @@ mod tests {
             _: &IdempotencyKey,
         ) -> Result<Option<Keyed<IssuedCoupon>>, CouponError> {
             Ok(None)
+        }
+        async fn holds(&self, _: CouponId, _: UserId) -> Result<bool, CouponError> {
+            Ok(false)
         }
     }
 

@@ -36,8 +36,8 @@ use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, ke
 use crate::catalog::Keyed;
 use crate::clock::rfc3339;
 use crate::coupons::{
-    cursor_after, cursor_coupon, issue_fingerprint, Coupon, CouponAdmin, CouponError, CouponIssuer, CouponReader,
-    IssuedCoupon, NewCoupon, UserCoupons,
+    cursor_after, cursor_coupon, issue_fingerprint, use_cases, Coupon, CouponAdmin, CouponError, CouponIssuer,
+    CouponReader, IssuedCoupon, NewCoupon, UserCoupons,
 };
 use crate::ids::{CouponId, IdempotencyKey, UserId};
 use crate::pagination::{Page, PageRequest};
@@ -134,10 +134,7 @@ impl CouponIssuer for DynamoStore {
     ) -> Result<Keyed<IssuedCoupon>, CouponError> {
         let terms = self.coupon_terms(coupon).await?;
         if terms.has_ended(now) {
-            return match key {
-                Some(key) => self.issued_with(coupon, user, key).await?.ok_or(CouponError::Expired(coupon)),
-                None => Err(CouponError::Expired(coupon)),
-            };
+            return use_cases::refused(self, coupon, user, key, CouponError::Expired(coupon)).await;
         }
         let copy = terms.copy_for(user, now);
         let record = key.map(|key| Record {
@@ -173,13 +170,12 @@ impl CouponIssuer for DynamoStore {
         }
         // Every counter is empty. A copy the user holds still wins, as it does in a
         // refused transaction: their retry is told it holds one.
-        if let Some(key) = key {
-            if let Some(copy) = self.issued_with(coupon, user, key).await? {
-                return Ok(copy);
-            }
-        }
-        let held = self.get(&keys::coupon_copy(user, coupon), || format!("get user {user}'s coupon {coupon}")).await?;
-        Err(if held.is_some() { CouponError::AlreadyIssued(coupon, user) } else { CouponError::SoldOut(coupon) })
+        use_cases::refused(self, coupon, user, key, CouponError::SoldOut(coupon)).await
+    }
+
+    async fn holds(&self, coupon: CouponId, user: UserId) -> Result<bool, CouponError> {
+        let copy = self.get(&keys::coupon_copy(user, coupon), || format!("get user {user}'s coupon {coupon}")).await?;
+        Ok(copy.is_some())
     }
 
     async fn issued_with(
