@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::coupons::CouponBody;
 use super::error::ErrorBody;
 use super::extract::{idempotency_key, invalid, json_body, path_id};
-use super::openapi::IdempotencyHeader;
+use super::params::IdempotencyHeader;
 use super::paths;
 use super::{json, replayed, Handled};
 use crate::balance::{use_cases as balance, BalanceLedger};
@@ -26,7 +26,7 @@ use crate::Deps;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewProductRequest {
     name: DisplayName,
-    #[schema(value_type = super::openapi::Price)]
+    #[schema(value_type = super::params::Price)]
     price: Money,
     #[schema(maximum = 1_000_000)]
     #[serde(deserialize_with = "crate::ids::count")]
@@ -42,7 +42,7 @@ struct ProductChangeRequest {
     #[schema(value_type = DisplayName, required = false)]
     name: Option<DisplayName>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = super::openapi::Price, required = false)]
+    #[schema(value_type = super::params::Price, required = false)]
     price: Option<Money>,
 }
 

@@ -9,7 +9,7 @@ use super::extract::{acting_user, idempotency_key, json_body, page_request};
 use super::paths;
 use super::{json, replayed, ApiError, Handled};
 use crate::balance::{use_cases, Applied, BalanceHistory, BalanceLedger, BalanceReader, LedgerEntry};
-use crate::http::openapi::{IdempotencyHeader, PageQuery};
+use crate::http::params::{IdempotencyHeader, PageQuery};
 use crate::ids::UserId;
 use crate::money::{Amount, Money};
 use crate::Deps;

@@ -5,7 +5,7 @@ use lambda_http::Request;
 
 use super::error::ErrorBody;
 use super::extract::{page_request, path_id};
-use super::openapi::PageQuery;
+use super::params::PageQuery;
 use super::paths;
 use super::{json, Handled, ListBody};
 use crate::catalog::Product;

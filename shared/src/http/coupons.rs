@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, optional_json_body, page_request, path_id};
-use super::openapi::{IdempotencyHeader, PageQuery};
+use super::params::{IdempotencyHeader, PageQuery};
 use super::paths;
 use super::{json, replayed, Handled, ListBody};
 use crate::clock::rfc3339_millis;

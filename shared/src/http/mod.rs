@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod orders;
+pub mod params;
 pub mod paths;
 pub mod routes;
 pub mod top;

@@ -3,9 +3,9 @@
 //!
 //! - Request and response bodies derive their schemas (`utoipa::ToSchema`) beside
 //!   their `serde` derives, so a renamed or added field shows up in the document.
-//! - Each handler carries its operation (`#[utoipa::path]`): its path from the route
-//!   table ([`super::routes`]), its parameters, its body and the statuses it answers
-//!   with their error codes.
+//! - Each handler carries its operation (`#[utoipa::path]`): its path
+//!   ([`super::paths`]), its parameters ([`super::params`]), its body and the statuses
+//!   it answers with their error codes; the route table gathers them.
 //! - What every route shares is added here from the route table, once ([`Edge`]): the
 //!   bearer token and the authorizer's 401 on every route that is not public, the
 //!   403 of a token that may not act, the 413 and 415 of a body, the opaque 500 and
@@ -24,6 +24,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
+use super::params::Price;
 use super::routes::{Access, ROUTES};
 use crate::catalog::DisplayName;
 use crate::ids::{CouponId, EntryId, OrderId, PaymentId, ProductId, Quantity, UserId};
@@ -104,29 +105,6 @@ fn amend(document: &mut serde_json::Value) {
 pub struct GatewayMessage {
     #[schema(examples("Unauthorized"))]
     message: String,
-}
-
-/// `limit` and `cursor` of a list.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageQuery {
-    /// How many items at most (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The `nextCursor` of the page before, as it was given.
-    cursor: Option<String>,
-}
-
-/// The `Idempotency-Key` of a route that changes something.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct IdempotencyHeader {
-    /// A retry with the same key answers the first response and changes nothing; the
-    /// same key with another request is 409 `IDEMPOTENCY_KEY_REUSED`.
-    #[param(rename = "Idempotency-Key", nullable = false, min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
-    idempotency_key: Option<String>,
 }
 
 /// Adds what every route shares, from the route table.
@@ -310,9 +288,6 @@ fn money_input(pattern: &str, positive: bool, max: u64, description: &str, examp
         .examples([serde_json::json!(example)])
         .into()
 }
-
-/// A price in a request (documentation only: prices parse as [`Money`]).
-pub struct Price;
 
 macro_rules! scalar {
     ($($ty:ty => $schema:expr;)*) => {

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::error::ErrorBody;
 use super::extract::{acting_user, idempotency_key, invalid, json_body, optional_json_body, page_request, path_id};
-use super::openapi::{IdempotencyHeader, PageQuery};
+use super::params::{IdempotencyHeader, PageQuery};
 use super::paths;
 use super::{json, replayed, ApiError, Handled};
 use crate::catalog::ProductCatalog;
