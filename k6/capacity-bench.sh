@@ -97,4 +97,4 @@ run "checkout, one hot product" capacity-checkout.js checkouts "$CEILING" \
 run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
   RATE=$CHECKOUTS FIRST_USER=$(( USERS + 1 )) FIRST_PRODUCT=1 PRODUCTS=20
 kill $api 2>/dev/null || true
-"$BIN/rushcart-admin" audit --users $(( 2 * USERS )) --coupon 1 --coupon 2 --orders
+"$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --orders

@@ -484,7 +484,7 @@ def main():
         log(f"  {name}: " + ", ".join(f"{layer} p50 {v['p50']:.3f} ms" for layer, v in figures.items()))
 
     log("auditing the invariants from the database")
-    audit = admin("audit", "--users", "1000", *sum((["--coupon", str(c)] for c in coupons), []), "--orders")
+    audit = admin("audit", "--all-users", *sum((["--coupon", str(c)] for c in coupons), []), "--orders")
     audit_text = (audit.stdout + audit.stderr).strip()
     sizes = sorted({int(op.split("/")[1]) for row in rows for op in row["per_unit"]
                     if op.startswith("TransactWriteItems/")}) or [2]
@@ -928,7 +928,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "",
         "## Invariants after the run",
         "",
-        f"`rushcart-admin audit --users 1000 --coupon … --orders` exited {audit_rc}:",
+        f"`rushcart-admin audit --all-users --coupon … --orders` exited {audit_rc}:",
         "",
         "```",
         audit_text,

@@ -49,6 +49,10 @@ enum Command {
         /// Users 1..=N are checked.
         #[arg(long, default_value_t = 1000)]
         users: u64,
+        /// Every user the table holds is checked (a scan), not only 1..=N: signed-up
+        /// users take ids from blocks, so theirs need not follow the seeded ones.
+        #[arg(long)]
+        all_users: bool,
         /// The coupons to check (repeat the flag for several).
         #[arg(long = "coupon", default_values_t = [1])]
         coupons: Vec<u64>,
@@ -168,7 +172,18 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
-        Command::Audit { users, coupons, orders } => audit(&client, &cli.prefix, users, coupons, orders).await?,
+        Command::Audit { users, all_users, coupons, orders } => {
+            let users = if all_users {
+                rushcart_testkit::audit::all_users(
+                    &client,
+                    &rushcart::adapters::dynamodb::MAIN_TABLE.local_name(&cli.prefix),
+                )
+                .await?
+            } else {
+                (1..=users).map(UserId::new).collect::<Result<Vec<_>, _>>()?
+            };
+            audit(&client, &cli.prefix, &users, coupons, orders).await?
+        }
         Command::Floor { layers: true, .. } => floor_load::layers::floor_layers(&client, &cli.prefix).await?,
         Command::Floor { load: Some(scenario), .. } => floor_load::floor_load(&client, &cli.prefix, scenario).await?,
         Command::Floor { samples, transact_sizes, load: None, .. } => {
@@ -273,7 +288,7 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
 async fn audit(
     client: &aws_sdk_dynamodb::Client,
     prefix: &str,
-    users: u64,
+    users: &[UserId],
     coupons: Vec<u64>,
     orders: bool,
 ) -> anyhow::Result<()> {
@@ -281,8 +296,7 @@ async fn audit(
     let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
     let mut entries = 0;
     let mut violations = Vec::new();
-    for id in 1..=users {
-        let user = UserId::new(id)?;
+    for &user in users {
         let ledger = read_ledger(client, &table, user).await?;
         entries += ledger.entries.len();
         if let Err(violation) = check_ledger(user, &ledger) {
@@ -311,7 +325,8 @@ async fn audit(
         println!("VIOLATION {violation:#}");
     }
     println!(
-        "audit: {users} users, {entries} ledger entries; invariant 1 (balance ≥ 0, one entry per change, balance = sum of entries): {}",
+        "audit: {} users, {entries} ledger entries; invariant 1 (balance ≥ 0, one entry per change, balance = sum of entries): {}",
+        users.len(),
         if violations.is_empty() { "holds" } else { "VIOLATED" }
     );
     if !violations.is_empty() {

@@ -113,6 +113,36 @@ pub fn check_ledger(user: UserId, ledger: &StoredLedger) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every user the table holds (each `USER#<id>` / `PROFILE`): a scan, for an audit
+/// run offline.
+pub async fn all_users(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<Vec<UserId>> {
+    let mut users = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .filter_expression("sk = :profile")
+            .expression_attribute_values(":profile", s("PROFILE"))
+            .projection_expression("pk")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        for item in page.items() {
+            let pk = get_s(item, "pk")?;
+            let id =
+                pk.strip_prefix("USER#").and_then(|id| id.parse().ok()).ok_or_else(|| anyhow!("a profile at {pk}"))?;
+            users.push(UserId::new(id)?);
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            users.sort();
+            return Ok(users);
+        }
+    }
+}
+
 /// What [`check_coupon`] found.
 #[derive(Debug)]
 pub struct CouponAudit {
