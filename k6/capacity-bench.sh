@@ -20,6 +20,9 @@
 # transaction), and every stock change also rewrites the product's entry in the
 # catalogue index, whose one partition (PRODUCTS) takes 1,000·s writes a second for the
 # whole shop. They print the paid checkouts a second and the partitions throttled most.
+# The sign-up runs (CAPACITY_SIGNUPS, default 1,500, 64 at once) go through the
+# post-confirmation trigger's handler, taking user ids one per counter write (as before
+# blocks) and then 64 per write (as the functions do).
 # Then everything is audited from the table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,5 +99,26 @@ run "checkout, one hot product" capacity-checkout.js checkouts "$CEILING" \
 # one partition is (each stock change rewrites its entry, 1,000·s writes a second).
 run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
   RATE=$CHECKOUTS FIRST_USER=$(( USERS + 1 )) FIRST_PRODUCT=1 PRODUCTS=20
+# Sign-ups, as Cognito's post-confirmation trigger makes them (there is no route): one
+# counter item takes 1,000·s writes a second, and a sign-up that takes its id from it
+# alone writes it once; the functions take 64 ids a write.
+SIGNUPS="${CAPACITY_SIGNUPS:-1500}"
+signups() { # label block
+  local before after
+  before=$(metrics)
+  line=$("$BIN/rushcart-admin" signups --count "$SIGNUPS" --concurrency 64 --block "$2" | head -1)
+  after=$(metrics)
+  python3 - "$1" "$line" "$(python3 -c "print(1000 * $SCALE)")" "$before" "$after" <<'PY'
+import json, re, sys
+label, line, ceiling = sys.argv[1], sys.argv[2], float(sys.argv[3])
+before, after = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+rate = float(re.search(r"= ([0-9.]+)/s", line).group(1))
+failed = int(re.search(r"failed ([0-9]+)", line).group(1))
+throttled = after["requests"]["throttled"] - before["requests"]["throttled"]
+print(f"{label:<30} {rate:7.1f}/s = {rate / ceiling:5.2f}x the counter's ceiling  throttled {throttled:6d}  failed {failed}")
+PY
+}
+signups "sign-ups, 1 id per write" 1
+signups "sign-ups, 64 ids per write" 64
 kill $api 2>/dev/null || true
 "$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --orders

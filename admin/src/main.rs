@@ -43,6 +43,19 @@ enum Command {
     },
     /// Write users, products and coupons that do not exist yet.
     Seed(SeedArgs),
+    /// A burst of sign-ups through the post-confirmation trigger's handler (Cognito calls
+    /// it; there is no sign-up route), `--concurrency` at once, each a subject of its
+    /// own; prints the rate and the failures.
+    Signups {
+        #[arg(long, default_value_t = 2000)]
+        count: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// User ids reserved per counter write (the functions take 64; 1 is a counter
+        /// write per sign-up, as before blocks).
+        #[arg(long, default_value_t = rushcart::adapters::dynamodb::counters::USER_ID_BLOCK)]
+        block: u64,
+    },
     /// Check the data invariants from the table (after a load run); exits non-zero on
     /// any violation.
     Audit {
@@ -172,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Seed(args) => seed_all(&client, &cli.prefix, &args).await?,
+        Command::Signups { count, concurrency, block } => {
+            signups(client.clone(), &cli.prefix, count, concurrency, block).await?
+        }
         Command::Audit { users, all_users, coupons, orders } => {
             let users = if all_users {
                 rushcart_testkit::audit::all_users(
@@ -282,6 +298,50 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = coupons.len();
     println!("coupons: {} new of {count}", seed::seed_coupons(client, &table, &coupons).await.context("seed coupons")?);
+    Ok(())
+}
+
+/// [`Command::Signups`].
+async fn signups(
+    client: aws_sdk_dynamodb::Client,
+    prefix: &str,
+    count: u64,
+    concurrency: usize,
+    block: u64,
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let table = rushcart::adapters::dynamodb::MAIN_TABLE.local_name(prefix);
+    let store = rushcart::adapters::dynamodb::DynamoStore::new(client, table).with_user_id_block(block);
+    let clock = rushcart::clock::SystemClock;
+    let run = ulid::Ulid::generate().to_string().to_lowercase();
+    let started = std::time::Instant::now();
+    let sign_up = |i: u64| {
+        let (store, clock) = (&store, &clock);
+        let subject = format!("burst-{run}-{i}");
+        async move {
+            let event = serde_json::json!({
+                "version": "1",
+                "triggerSource": "PostConfirmation_ConfirmSignUp",
+                "userName": subject,
+                "request": { "userAttributes": { "sub": subject, "cognito:user_status": "CONFIRMED" } },
+                "response": {}
+            });
+            rushcart::triggers::sign_up_confirmed(store, clock, event).await
+        }
+    };
+    let answers: Vec<anyhow::Result<serde_json::Value>> =
+        futures::stream::iter((0..count).map(sign_up)).buffer_unordered(concurrency.max(1)).collect().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed: Vec<&anyhow::Error> = answers.iter().filter_map(|answer| answer.as_ref().err()).collect();
+    let signed_up = answers.len() - failed.len();
+    println!(
+        "sign-ups: {signed_up} of {count} in {elapsed:.1} s = {:.1}/s ({concurrency} at once, {block} ids per counter write); failed {}",
+        signed_up as f64 / elapsed,
+        failed.len()
+    );
+    if let Some(first) = failed.first() {
+        println!("  first failure: {first:#}");
+    }
     Ok(())
 }
 

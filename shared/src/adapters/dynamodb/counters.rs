@@ -82,8 +82,8 @@ impl DynamoStore {
         if let Some(number) = block.take() {
             return Ok(number);
         }
-        let last = self.reserve("users", USER_ID_BLOCK).await?;
-        *block = IdBlock { next: last + 1 - USER_ID_BLOCK, end: last + 1 };
+        let last = self.reserve("users", self.user_id_block).await?;
+        *block = IdBlock { next: last + 1 - self.user_id_block, end: last + 1 };
         block.take().ok_or_else(|| DbError::Other(anyhow!("an empty block of user ids")))
     }
 

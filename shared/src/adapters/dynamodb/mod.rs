@@ -50,8 +50,10 @@ pub struct DynamoStore {
     table: String,
     outbox_table: String,
     coupon_terms: Arc<RwLock<HashMap<CouponId, Arc<tokio::sync::OnceCell<Coupon>>>>>,
-    /// This process's block of user ids ([`counters::IdBlock`]).
+    /// This process's block of user ids ([`counters::IdBlock`]), and how many one
+    /// reservation takes.
     user_ids: Arc<tokio::sync::Mutex<counters::IdBlock>>,
+    user_id_block: u64,
     /// The coupon counters (coupon, shard) found empty: a count never goes down.
     empty_shards: Arc<RwLock<std::collections::HashSet<(CouponId, u32)>>>,
     probe: Option<Arc<dyn StoreProbe>>,
@@ -87,6 +89,7 @@ impl DynamoStore {
             outbox_table,
             coupon_terms: Arc::default(),
             user_ids: Arc::default(),
+            user_id_block: counters::USER_ID_BLOCK,
             empty_shards: Arc::default(),
             probe: None,
         }
@@ -103,6 +106,13 @@ impl DynamoStore {
 
     pub fn with_outbox(mut self, outbox_table: impl Into<String>) -> DynamoStore {
         self.outbox_table = outbox_table.into();
+        self
+    }
+
+    /// Reserves `block` user ids at a time instead of [`counters::USER_ID_BLOCK`] (1:
+    /// one counter write per sign-up, as before blocks: a benchmark's "before").
+    pub fn with_user_id_block(mut self, block: u64) -> DynamoStore {
+        self.user_id_block = block.max(1);
         self
     }
 
