@@ -20,6 +20,7 @@
 # transaction), and every stock change also rewrites the product's entry in the
 # catalogue index, whose one partition (PRODUCTS) takes 1,000·s writes a second for the
 # whole shop. They print the paid checkouts a second and the partitions throttled most.
+# The read run asks one product's item three times what its partition reads a second.
 # The sign-up runs (CAPACITY_SIGNUPS, default 1,500, 64 at once) go through the
 # post-confirmation trigger's handler, taking user ids one per counter write (as before
 # blocks) and then 64 per write (as the functions do).
@@ -73,10 +74,10 @@ import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
 label, kind, ceiling, secs = sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 before, after = json.loads(sys.argv[6]), json.loads(sys.argv[7])
-done = m.get(f"{kind}_issued" if kind == "coupons" else f"{kind}_paid", {}).get("count", 0)
+done = m.get({"coupons": "coupons_issued", "checkouts": "checkouts_paid", "reads": "reads_served"}[kind], {}).get("count", 0)
 unavailable = m.get(f"{kind}_unavailable", {}).get("count", 0)
 other = m.get(f"{kind}_other_answers", {}).get("count", 0)
-d = m["issue" if kind == "coupons" else "checkout"]
+d = m[{"coupons": "issue", "checkouts": "checkout", "reads": "read"}[kind]]
 throttled = after["requests"]["throttled"] - before["requests"]["throttled"]
 rate = done / secs
 print(f"{label:<30} {rate:7.1f}/s = {rate / ceiling:5.2f}x its ceiling  "
@@ -99,6 +100,10 @@ run "checkout, one hot product" capacity-checkout.js checkouts "$CEILING" \
 # one partition is (each stock change rewrites its entry, 1,000·s writes a second).
 run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
   RATE=$CHECKOUTS FIRST_USER=$(( USERS + 1 )) FIRST_PRODUCT=1 PRODUCTS=20
+# Reads of one product: a strongly consistent read of a small item costs one unit, and
+# one partition takes 3,000·s a second; asked three times that.
+run "product reads, one item" capacity-read.js reads "$(python3 -c "print(3000 * $SCALE)")" \
+  RATE="$(python3 -c "import math; print(math.ceil(9000 * $SCALE))")" PRODUCT_ID=1
 # Sign-ups, as Cognito's post-confirmation trigger makes them (there is no route): one
 # counter item takes 1,000·s writes a second, and a sign-up that takes its id from it
 # alone writes it once; the functions take 64 ids a write.

@@ -1,0 +1,38 @@
+// One product read at a constant arrival rate, for the capacity benchmark
+// (k6/capacity-bench.sh): a strongly consistent read of a small item costs one read
+// unit, and one partition takes 3,000·s of them a second under the capacity model.
+// Every answer should be a 200; a 503 is a throttle that reached the client.
+//
+//   BASE_URL · PRODUCT_ID · RATE (reads/s) · SECONDS
+import http from 'k6/http';
+import { Counter, Trend } from 'k6/metrics';
+
+const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
+const PRODUCT = __ENV.PRODUCT_ID || '1';
+const RATE = parseInt(__ENV.RATE || '100', 10);
+const SECONDS = parseInt(__ENV.SECONDS || '60', 10);
+
+const read = new Trend('read', true);
+const served = new Counter('reads_served');
+const unavailable = new Counter('reads_unavailable');
+const other = new Counter('reads_other_answers');
+
+export const options = {
+  scenarios: {
+    read: {
+      executor: 'constant-arrival-rate', rate: RATE, timeUnit: '1s', duration: `${SECONDS}s`,
+      preAllocatedVUs: Math.max(50, RATE), maxVUs: Math.max(200, RATE * 4),
+    },
+  },
+  summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
+};
+
+const ANSWERS = { responseCallback: http.expectedStatuses(200, 503), tags: { name: 'product' } };
+
+export default function () {
+  const response = http.get(`${BASE}/api/v1/products/${PRODUCT}`, ANSWERS);
+  read.add(response.timings.duration);
+  if (response.status === 200) served.add(1);
+  else if (response.status === 503) unavailable.add(1);
+  else other.add(1);
+}
