@@ -167,7 +167,7 @@ async fn through_the_gate_a_keyed_retry_answers_its_copy_held_or_sold_out() {
     // Coupon 2's one copy goes to user 1 with no gate in front; a gate of its own then
     // learns from user 2 that it is sold out.
     let plain = rushcart::Deps::new(app.store.clone());
-    let response = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(1, 2, "k-2"), &plain).await;
+    let response = rushcart::http::routes::dispatch("issue-coupon", issue_event_of(1, 2, Some("k-2")), &plain).await;
     let response = response.expect("a route");
     assert_eq!(response.status(), 201);
     let issued: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
@@ -176,18 +176,17 @@ async fn through_the_gate_a_keyed_retry_answers_its_copy_held_or_sold_out() {
     assert!(late.ready(std::time::Duration::from_secs(5)).await);
     let mut gated = rushcart::Deps::new(app.store.clone());
     gated.coupon_gate = Some(late.clone());
-    let refused = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(2, 2, "k-3"), &gated).await;
+    let refused = rushcart::http::routes::dispatch("issue-coupon", issue_event_of(2, 2, Some("k-3")), &gated).await;
     assert_eq!(refused.expect("a route").status(), 409);
-    let replayed = rushcart::http::routes::dispatch("issue-coupon", keyed_issue_event(1, 2, "k-2"), &gated).await;
+    let replayed = rushcart::http::routes::dispatch("issue-coupon", issue_event_of(1, 2, Some("k-2")), &gated).await;
     let replayed = replayed.expect("a route");
     assert_eq!(replayed.status(), 201, "the gate said sold out; the key found its copy");
     assert_eq!(replayed.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(replayed.body()).unwrap(), issued);
     // Unkeyed, the gate's "sold out" is checked against the user's own copy: a retry of
     // an issue that was made is told it holds one, never that none are left.
-    let mut event = keyed_issue_event(1, 2, "unused");
-    event.headers_mut().remove("idempotency-key");
-    let unkeyed = rushcart::http::routes::dispatch("issue-coupon", event, &gated).await.expect("a route");
+    let unkeyed = rushcart::http::routes::dispatch("issue-coupon", issue_event_of(1, 2, None), &gated).await;
+    let unkeyed = unkeyed.expect("a route");
     let body: serde_json::Value = serde_json::from_slice(unkeyed.body()).unwrap();
     assert_eq!((unkeyed.status().as_u16(), body["code"].as_str()), (409, Some("COUPON_ALREADY_ISSUED")), "{body}");
     assert_eq!(late.bypassed(), 0);
@@ -195,8 +194,14 @@ async fn through_the_gate_a_keyed_retry_answers_its_copy_held_or_sold_out() {
     assert_eq!(coupon_audit(&app, 2).await, (1, 1));
 }
 
-/// [`issue_event`] of coupon `coupon` under an `Idempotency-Key`.
-fn keyed_issue_event(user: u64, coupon: u64, key: &str) -> lambda_http::Request {
+/// The recorded issue event, as `user` signed in asks it (of coupon 1).
+fn issue_event(user: u64) -> lambda_http::Request {
+    issue_event_of(user, 1, None)
+}
+
+/// The recorded issue event of coupon `coupon`, as `user` signed in asks it, under
+/// `key` if any.
+fn issue_event_of(user: u64, coupon: u64, key: Option<&str>) -> lambda_http::Request {
     let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));
     let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     event["requestContext"]["authorizer"]["jwt"]["claims"]["shop_user_id"] = user.to_string().into();
@@ -205,17 +210,9 @@ fn keyed_issue_event(user: u64, coupon: u64, key: &str) -> lambda_http::Request 
     event["pathParameters"]["couponId"] = coupon.to_string().into();
     event["rawPath"] = format!("/api/v1/coupons/{coupon}").into();
     event["requestContext"]["http"]["path"] = format!("/api/v1/coupons/{coupon}").into();
-    event["headers"]["idempotency-key"] = key.into();
-    lambda_http::request::from_str(&event.to_string()).unwrap()
-}
-
-/// The recorded issue event, as `user` signed in asks it.
-fn issue_event(user: u64) -> lambda_http::Request {
-    let path = format!("{}/../events/issue-coupon.json", env!("CARGO_MANIFEST_DIR"));
-    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["shop_user_id"] = user.to_string().into();
-    event["queryStringParameters"] = serde_json::json!({ "userId": user.to_string() });
-    event["rawQueryString"] = format!("userId={user}").into();
+    if let Some(key) = key {
+        event["headers"]["idempotency-key"] = key.into();
+    }
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
