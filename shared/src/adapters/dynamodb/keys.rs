@@ -84,8 +84,13 @@ pub fn unpublished_gsi1pk(order: &str) -> String {
 /// Every partition of the unpublished index: the one written before it was sharded,
 /// then each shard.
 pub fn unpublished_partitions() -> Vec<String> {
-    let shards = (0..UNPUBLISHED_SHARDS).map(|n| format!("{UNPUBLISHED_GSI1PK}#{n}"));
-    std::iter::once(UNPUBLISHED_GSI1PK.to_owned()).chain(shards).collect()
+    sharded(UNPUBLISHED_GSI1PK.to_owned(), UNPUBLISHED_SHARDS)
+}
+
+/// `base`, the partition written before it was sharded, then `base#0` … `base#<shards - 1>`.
+fn sharded(base: String, shards: u32) -> Vec<String> {
+    let each = (0..shards).map(|n| format!("{base}#{n}"));
+    std::iter::once(base.clone()).chain(each).collect()
 }
 
 /// A shard in `0..shards` that depends on `text` alone (FNV-1a): the same on every
@@ -190,8 +195,7 @@ pub const SALES_SHARDS: u32 = 16;
 
 /// Every partition of `day`'s sales: the one before sharding, then each shard.
 pub fn sales_partitions(day: time::Date) -> Vec<String> {
-    let shards = (0..SALES_SHARDS).map(move |n| format!("SALES#{day}#{n}"));
-    std::iter::once(sales_partition(day)).chain(shards).collect()
+    sharded(sales_partition(day), SALES_SHARDS)
 }
 
 /// `product`'s sales figure of `day` on the shard order `of` counts on
@@ -224,6 +228,20 @@ pub fn delivery(event_id: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_days_sales_partitions_hold_every_orders_shard_and_the_one_before_shards() {
+        let day = time::macros::date!(2026 - 11 - 24);
+        let product = ProductId::new(3).unwrap();
+        let partitions = sales_partitions(day);
+        assert_eq!(partitions.len(), 1 + SALES_SHARDS as usize);
+        assert_eq!(sales(day, product, None).pk, partitions[0]);
+        assert_eq!(partitions[0], "SALES#2026-11-24");
+        for _ in 0..200 {
+            let pk = sales(day, product, Some(OrderId::generate())).pk;
+            assert!(partitions[1..].contains(&pk), "{pk}");
+        }
+    }
 
     #[test]
     fn an_orders_events_share_one_of_the_unpublished_partitions_and_orders_spread_over_all() {
