@@ -86,14 +86,11 @@ async fn issue_through_gate(
         // copy another request made is told so; only one that meets a request still in
         // flight goes on to DynamoDB, which decides (its key, or the copy, refuses a
         // second), with no reservation of its own to give back.
-        (Admission::AlreadyHolds, Some(retry)) => {
-            if let Some(copy) = store.issued_with(coupon, user, retry).await? {
-                return Ok(copy);
-            }
-            if store.holds(coupon, user).await? {
-                return Err(CouponError::AlreadyIssued(coupon, user));
-            }
-            return store.issue(coupon, user, key, now).await;
+        (Admission::AlreadyHolds, Some(_)) => {
+            return match settled(store, coupon, user, key).await? {
+                Some(answer) => answer,
+                None => store.issue(coupon, user, key, now).await,
+            };
         }
     }
     let reservation = Reservation { gate, terms: &terms, user, settled: false };
@@ -124,15 +121,24 @@ pub async fn refused(
     key: Option<&IdempotencyKey>,
     refusal: CouponError,
 ) -> Result<Keyed<IssuedCoupon>, CouponError> {
+    settled(store, coupon, user, key).await?.unwrap_or(Err(refusal))
+}
+
+/// What the user's own items already answer: the copy `key`'s first request was
+/// issued, or that the user holds a copy; `None` when they hold none.
+async fn settled(
+    store: &impl CouponIssuer,
+    coupon: CouponId,
+    user: UserId,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<Result<Keyed<IssuedCoupon>, CouponError>>, CouponError> {
     if let Some(key) = key {
         if let Some(copy) = store.issued_with(coupon, user, key).await? {
-            return Ok(copy);
+            return Ok(Some(Ok(copy)));
         }
     }
-    if store.holds(coupon, user).await? {
-        return Err(CouponError::AlreadyIssued(coupon, user));
-    }
-    Err(refusal)
+    let held = store.holds(coupon, user).await?;
+    Ok(held.then_some(Err(CouponError::AlreadyIssued(coupon, user))))
 }
 
 /// A reservation the gate made for a request, released if the request is dropped
