@@ -7,7 +7,9 @@
 //
 //   BASE_URL · RATE (checkouts/s) · SECONDS · FIRST_USER · FIRST_PRODUCT · PRODUCTS
 import http from 'k6/http';
-import { Counter, Trend } from 'k6/metrics';
+import { Trend } from 'k6/metrics';
+import { arrivals } from './arrivals.js';
+import { outcomes } from './capacity.js';
 import exec from 'k6/execution';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
@@ -18,17 +20,11 @@ const FIRST_PRODUCT = parseInt(__ENV.FIRST_PRODUCT || '1', 10);
 const PRODUCTS = parseInt(__ENV.PRODUCTS || '1', 10);
 
 const checkout = new Trend('checkout', true);
-const paid = new Counter('checkouts_paid');
-const unavailable = new Counter('checkouts_unavailable');
-const other = new Counter('checkouts_other_answers');
+
+const count = outcomes('checkouts', 'paid');
 
 export const options = {
-  scenarios: {
-    checkout: {
-      executor: 'constant-arrival-rate', rate: RATE, timeUnit: '1s', duration: `${SECONDS}s`,
-      preAllocatedVUs: Math.max(50, RATE * 2), maxVUs: Math.max(200, RATE * 8),
-    },
-  },
+  scenarios: { checkout: arrivals(RATE, 'default', `${SECONDS}s`) },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
 };
 
@@ -50,7 +46,5 @@ export default function () {
     ? http.post(`${BASE}/api/v1/payment`, JSON.stringify({ userId: user, orderId: order.json('orderId') }), PAY)
     : order;
   checkout.add(Date.now() - started);
-  if (order.status === 201 && payment.status === 200) paid.add(1);
-  else if (payment.status === 503) unavailable.add(1);
-  else other.add(1);
+  count(order.status === 201 && payment.status === 200, payment.status);
 }

@@ -7,7 +7,9 @@
 //
 //   BASE_URL · COUPON_ID · RATE (issues/s) · SECONDS · FIRST_USER
 import http from 'k6/http';
-import { Counter, Trend } from 'k6/metrics';
+import { Trend } from 'k6/metrics';
+import { arrivals } from './arrivals.js';
+import { outcomes } from './capacity.js';
 import exec from 'k6/execution';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
@@ -17,17 +19,11 @@ const SECONDS = parseInt(__ENV.SECONDS || '60', 10);
 const FIRST = parseInt(__ENV.FIRST_USER || '1', 10);
 
 const issue = new Trend('issue', true);
-const issued = new Counter('coupons_issued');
-const unavailable = new Counter('coupons_unavailable');
-const other = new Counter('coupons_other_answers');
+
+const count = outcomes('coupons', 'issued');
 
 export const options = {
-  scenarios: {
-    issue: {
-      executor: 'constant-arrival-rate', rate: RATE, timeUnit: '1s', duration: `${SECONDS}s`,
-      preAllocatedVUs: Math.max(50, RATE), maxVUs: Math.max(200, RATE * 4),
-    },
-  },
+  scenarios: { issue: arrivals(RATE, 'default', `${SECONDS}s`) },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
 };
 
@@ -38,7 +34,5 @@ export default function () {
   const user = FIRST + exec.scenario.iterationInTest;
   const response = http.post(`${BASE}/api/v1/coupons/${COUPON}?userId=${user}`, null, ANSWERS);
   issue.add(response.timings.duration);
-  if (response.status === 201) issued.add(1);
-  else if (response.status === 503) unavailable.add(1);
-  else other.add(1);
+  count(response.status === 201, response.status);
 }

@@ -5,7 +5,9 @@
 //
 //   BASE_URL · PRODUCT_ID · RATE (reads/s) · SECONDS
 import http from 'k6/http';
-import { Counter, Trend } from 'k6/metrics';
+import { Trend } from 'k6/metrics';
+import { arrivals } from './arrivals.js';
+import { outcomes } from './capacity.js';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:3000';
 const PRODUCT = __ENV.PRODUCT_ID || '1';
@@ -13,17 +15,11 @@ const RATE = parseInt(__ENV.RATE || '100', 10);
 const SECONDS = parseInt(__ENV.SECONDS || '60', 10);
 
 const read = new Trend('read', true);
-const served = new Counter('reads_served');
-const unavailable = new Counter('reads_unavailable');
-const other = new Counter('reads_other_answers');
+
+const count = outcomes('reads', 'served');
 
 export const options = {
-  scenarios: {
-    read: {
-      executor: 'constant-arrival-rate', rate: RATE, timeUnit: '1s', duration: `${SECONDS}s`,
-      preAllocatedVUs: Math.max(50, RATE), maxVUs: Math.max(200, RATE * 4),
-    },
-  },
+  scenarios: { read: arrivals(RATE, 'default', `${SECONDS}s`) },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
 };
 
@@ -32,7 +28,5 @@ const ANSWERS = { responseCallback: http.expectedStatuses(200, 503), tags: { nam
 export default function () {
   const response = http.get(`${BASE}/api/v1/products/${PRODUCT}`, ANSWERS);
   read.add(response.timings.duration);
-  if (response.status === 200) served.add(1);
-  else if (response.status === 503) unavailable.add(1);
-  else other.add(1);
+  count(response.status === 200, response.status);
 }
