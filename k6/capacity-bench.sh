@@ -14,12 +14,14 @@
 # the rate of 201s against the ceiling, p99, the throttles the model answered (which
 # the functions absorbed by retrying) and the 503s that reached the client.
 #
-# The checkout runs (CAPACITY_CHECKOUT_RATE a second, default 6 ceilings; an order of
-# one unit, then its payment) measure what the payment's items take: one product's stock
-# item has the same ceiling as a counter (its write costs 2 in the payment's
-# transaction), and every stock change also rewrites the product's entry in the
-# catalogue index, whose one partition (PRODUCTS) takes 1,000·s writes a second for the
-# whole shop. They print the paid checkouts a second and the partitions throttled most.
+# The checkout runs (an order of one unit, then its payment) measure what the payment's
+# items take: one product's stock item has the same ceiling as a counter (its write
+# costs 2 in the payment's transaction). One hot product is asked CAPACITY_HOT_RATE
+# checkouts a second (default 11 ceilings), its stock on one item and then in 16
+# buckets; twenty products share CAPACITY_CHECKOUT_RATE (default 6 ceilings), where
+# the shop-wide partitions would bind (the catalogue index's, a day's sales, the
+# outbox's index). They print the paid checkouts a second and the partitions throttled
+# most.
 # The read run asks one product's item three times what its partition reads a second.
 # The sign-up runs (CAPACITY_SIGNUPS, default 1,500, 64 at once) go through the
 # post-confirmation trigger's handler, taking user ids one per counter write (as before
@@ -39,19 +41,22 @@ CEILING=$(python3 -c "print(500 * $SCALE)")
 RATE="${CAPACITY_RATE:-$(python3 -c "import math; print(math.ceil(12 * $CEILING))")}"
 USERS=$(( RATE * SECS * 11 / 10 + 100 ))
 CHECKOUTS="${CAPACITY_CHECKOUT_RATE:-$(python3 -c "import math; print(math.ceil(6 * $CEILING))")}"
-BUYERS=$(( CHECKOUTS * SECS * 11 / 10 + 100 ))
-[ $(( 2 * BUYERS )) -le $(( 2 * USERS )) ] || USERS=$BUYERS
+HOT="${CAPACITY_HOT_RATE:-$(python3 -c "import math; print(math.ceil(11 * $CEILING))")}"
+BUYERS=$(( (HOT > CHECKOUTS ? HOT : CHECKOUTS) * SECS * 11 / 10 + 100 ))
+[ $(( 3 * BUYERS )) -le $(( 2 * USERS )) ] || USERS=$(( 3 * BUYERS / 2 + 1 ))
 PORT="${CAPACITY_PORT:-3201}"
 
 echo "scale $SCALE: a partition takes $(python3 -c "print(1000 * $SCALE)") write units/s; one counter item issues $CEILING/s"
-echo "each run $SECS s: coupons $RATE issues/s, checkouts $CHECKOUTS/s; $USERS users seeded per run"
+echo "each run $SECS s: coupons $RATE issues/s, checkouts $HOT/s on one product and $CHECKOUTS/s on twenty; $USERS users seeded per run"
 "$BIN/rushcart-admin" provision >/dev/null
 # Coupon 1 counts on its own item; coupon 2 in the shards its total gets by default.
 "$BIN/rushcart-admin" seed --users $(( 2 * USERS )) --products 0 --coupons 1 --first-coupon 1 \
   --coupon-quantity "$USERS" --coupon-shards 1 >/dev/null
 "$BIN/rushcart-admin" seed --users 0 --products 0 --coupons 1 --first-coupon 2 --coupon-quantity "$USERS" >/dev/null
-# Twenty products with stock for every checkout.
-"$BIN/rushcart-admin" seed --users 0 --products 20 --stock 1000000 --price 1.00 --coupons 0 >/dev/null
+# Product 1 holds its stock on its own item, product 2 in the buckets its stock gets by
+# default (16), and products 3 to 22 too; each with stock for every checkout.
+"$BIN/rushcart-admin" seed --users 0 --products 1 --stock 1000000 --stock-buckets 1 --price 1.00 --coupons 0 >/dev/null
+"$BIN/rushcart-admin" seed --users 0 --products 21 --first-product 2 --stock 1000000 --price 1.00 --coupons 0 >/dev/null
 
 AUTH=off THROTTLE=off COUPON_GATE=off PORT=$PORT "$BIN/rushcart-local-api" >"${RUSHCART_STACK_DIR:-/tmp}/capacity-api.log" 2>&1 &
 api=$!
@@ -94,12 +99,14 @@ PY
 }
 run "coupon, one counter item" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=1 FIRST_USER=1
 run "coupon, 16 shards" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=2 FIRST_USER=$(( USERS + 1 ))
-run "checkout, one hot product" capacity-checkout.js checkouts "$CEILING" \
-  RATE=$CHECKOUTS FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
-# Spread over twenty products, no stock item is near its ceiling: the catalogue index's
-# one partition is (each stock change rewrites its entry, 1,000·s writes a second).
+run "checkout, hot product, 1 item" capacity-checkout.js checkouts "$CEILING" \
+  RATE=$HOT FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
+run "checkout, hot product, 16 buckets" capacity-checkout.js checkouts "$CEILING" \
+  RATE=$HOT FIRST_USER=$(( BUYERS + 1 )) FIRST_PRODUCT=2 PRODUCTS=1
+# Spread over twenty products, no stock item is near its ceiling: a shop-wide partition
+# would be (1,000·s writes a second), were it not spread.
 run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
-  RATE=$CHECKOUTS FIRST_USER=$(( USERS + 1 )) FIRST_PRODUCT=1 PRODUCTS=20
+  RATE=$CHECKOUTS FIRST_USER=$(( 2 * BUYERS + 1 )) FIRST_PRODUCT=3 PRODUCTS=20
 # Reads of one product: a strongly consistent read of a small item costs one unit, and
 # one partition takes 3,000·s a second; asked three times that.
 run "product reads, one item" capacity-read.js reads "$(python3 -c "print(3000 * $SCALE)")" \

@@ -35,7 +35,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::Client;
-use rushcart::adapters::dynamodb::catalog::product_from_item;
+use rushcart::adapters::dynamodb::catalog::terms_from_item;
 use rushcart::adapters::dynamodb::coupons::{copy_from_item, coupon_from_item};
 use rushcart::adapters::dynamodb::ledger::{self, balance_seen, pending_entries, BalanceUpdate};
 use rushcart::adapters::dynamodb::orders::{order_from_item, put_new_order};
@@ -371,9 +371,7 @@ async fn seed_users(tables: &Tables, users: std::ops::RangeInclusive<u64>) -> an
 async fn seed_products(tables: &Tables, ids: &[u64], stock: u64) -> anyhow::Result<()> {
     let products = ids
         .iter()
-        .map(|&id| {
-            Ok(ProductSeed { id: ProductId::new(id)?, name: format!("Product {id}"), price: PRICE.parse()?, stock })
-        })
+        .map(|&id| Ok(ProductSeed::new(ProductId::new(id)?, format!("Product {id}"), PRICE.parse()?, stock)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     seed::seed_products(&tables.client, &tables.main, &products).await?;
     Ok(())
@@ -516,7 +514,7 @@ async fn create_order(
     let mut priced = Vec::with_capacity(lines.len());
     let mut subtotal = Money::ZERO;
     for (&(product_id, quantity), key) in lines.iter().zip(&products) {
-        let product = product_from_item(found.get(key).ok_or_else(|| anyhow!("product {product_id} is missing"))?)?;
+        let (product, _) = terms_from_item(found.get(key).ok_or_else(|| anyhow!("product {product_id} is missing"))?)?;
         let line_total = product.price.checked_mul(quantity.get())?;
         subtotal = subtotal.checked_add(line_total)?;
         priced.push(OrderLine { product_id, name: product.name, quantity, unit_price: product.price, line_total });
@@ -564,7 +562,8 @@ async fn pay(tables: &Tables, user: UserId, order: OrderId) -> anyhow::Result<Ou
     let record = plan::payment_record(&order, PaymentId::generate(), EntryId::generate(), OffsetDateTime::now_utc());
     let plan = plan::payment(&order, &record, None, Some((seen, 0)))?;
     // The attempt's token, as `Transaction::with_token(&plan.attempt)` numbers attempt 0.
-    send(tables, &tables.store.transaction(&plan)?, Some(format!("{}-0", plan.attempt))).await
+    let picks = tables.store.stock_picks(&plan).await?;
+    send(tables, &tables.store.transaction(&plan, &picks, 0)?, Some(format!("{}-0", plan.attempt))).await
 }
 
 /// checkout-flow.js's iteration: issue the coupon, order one product with it, pay.

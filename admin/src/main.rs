@@ -132,6 +132,10 @@ struct SeedArgs {
     price: Money,
     #[arg(long, default_value_t = 1000)]
     stock: u64,
+    /// The products' stock buckets (1 to 64); by default what an operator's creation
+    /// chooses from the stock.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(rushcart::shards::MAX_SHARDS)))]
+    stock_buckets: Option<u32>,
     #[arg(long, default_value_t = 1)]
     coupons: u64,
     /// Coupons get ids first-coupon, first-coupon + 1, …
@@ -276,7 +280,10 @@ async fn seed_all(client: &aws_sdk_dynamodb::Client, prefix: &str, args: &SeedAr
     println!("users: {created} new of {}", users.len());
 
     let products = (args.first_product..args.first_product + args.products)
-        .map(|id| Ok(ProductSeed { id: ProductId::new(id)?, name: format!("Product {id}"), price, stock: args.stock }))
+        .map(|id| {
+            let product = ProductSeed::new(ProductId::new(id)?, format!("Product {id}"), price, args.stock);
+            Ok(ProductSeed { buckets: args.stock_buckets.unwrap_or(product.buckets), ..product })
+        })
         .collect::<Result<Vec<_>, rushcart::ids::IdError>>()?;
     let count = products.len();
     println!(

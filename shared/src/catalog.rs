@@ -1,6 +1,13 @@
 //! The product catalogue: products with a price and a stock. Customers read it;
 //! payment takes stock; operators create products, change their name and price, and
 //! restock them ([`CatalogAdmin`]).
+//!
+//! A product's stock may be held in buckets ([`Product::buckets`]), each a partition of
+//! its own, so that a rush on one product is not capped by what one item takes
+//! ([`crate::shards`] says why and how many). The stock shown is the buckets' sum; a
+//! payment takes a line from one bucket, or from several when none holds it alone, and
+//! is out of stock only when the buckets together cannot cover it; a restock levels the
+//! buckets and a refund puts the stock back into one.
 
 use std::future::Future;
 
@@ -14,7 +21,21 @@ pub struct Product {
     pub product_id: ProductId,
     pub name: String,
     pub price: Money,
+    /// Units in stock, over every bucket.
     pub stock: u64,
+    /// How many buckets the stock is held in, each taking payments on its own (1 to
+    /// 64). Set when the product is made, never changed.
+    #[schema(minimum = 1, maximum = 64)]
+    pub buckets: u32,
+}
+
+/// What an order copies from a product when it is placed: the stock is taken only when
+/// it is paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductTerms {
+    pub product_id: ProductId,
+    pub name: String,
+    pub price: Money,
 }
 
 /// A name shown to customers (a product's, a coupon's): 1 to 200 characters, no
@@ -103,12 +124,23 @@ pub struct NewProduct {
     pub name: DisplayName,
     pub price: Money,
     pub stock: u64,
+    /// 1 to [`crate::shards::MAX_SHARDS`] ([`crate::shards::default_shards`] of the
+    /// stock when the operator does not say). A product made empty may ask for buckets
+    /// for the stock it will get.
+    pub buckets: u32,
 }
 
 impl NewProduct {
-    /// What an idempotent retry must repeat for its key to be honoured.
+    /// What an idempotent retry must repeat for its key to be honoured. The buckets are
+    /// named only when the operator chose other than the default, so a key used before
+    /// products had buckets still matches its retry.
     pub fn fingerprint(&self) -> String {
-        format!("PRODUCT:{}:{}:{}", self.name.as_str(), self.price, self.stock)
+        let terms = format!("PRODUCT:{}:{}:{}", self.name.as_str(), self.price, self.stock);
+        if self.buckets == crate::shards::default_shards(self.stock) {
+            terms
+        } else {
+            format!("{terms}:{}", self.buckets)
+        }
     }
 }
 

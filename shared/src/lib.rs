@@ -21,6 +21,8 @@
 //! - [`echo`]: how much of a client's input an error message may quote back.
 //! - [`retry`]: bounded jittered backoff for transaction conflicts and for the keys a
 //!   `BatchGetItem` leaves unprocessed.
+//! - [`shards`]: hot counts (a coupon's copies, a product's stock) split over shards:
+//!   the shares, and where a take or an add goes.
 //! - [`telemetry`]: tracing set-up (JSON on Lambda), and the TLS crypto provider.
 //! - [`metrics`]: the catalogue of business and technical metrics, written as
 //!   CloudWatch Embedded Metric Format records in the log.
@@ -42,6 +44,7 @@ pub mod money;
 pub mod orders;
 pub mod pagination;
 pub mod retry;
+pub mod shards;
 pub mod telemetry;
 pub mod top;
 pub mod triggers;

@@ -68,7 +68,8 @@ async fn shop() -> Deps<DynamoStore> {
     }
     for id in 1..=3 {
         let price = Money::parse("1000.00").unwrap();
-        let product = Product { product_id: ProductId::new(id).unwrap(), name: format!("P{id}"), price, stock: 10 };
+        let product =
+            Product { product_id: ProductId::new(id).unwrap(), name: format!("P{id}"), price, stock: 10, buckets: 1 };
         support::add_product(&store, product).await;
     }
     let discount = Money::parse("1000.00").unwrap();

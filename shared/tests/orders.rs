@@ -37,7 +37,8 @@ async fn shop() -> (DynamoStore, ManualClock) {
     support::add_user(&store, 1, "100.00").await;
     support::add_user(&store, 2, "0.00").await;
     for id in 1..=2 {
-        let product = Product { product_id: p(id), name: format!("Product {id}"), price: money("10.00"), stock: 5 };
+        let product =
+            Product { product_id: p(id), name: format!("Product {id}"), price: money("10.00"), stock: 5, buckets: 1 };
         support::add_product(&store, product).await;
     }
     let coupon = CouponId::new(1).unwrap();

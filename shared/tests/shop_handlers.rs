@@ -36,6 +36,7 @@ async fn shop() -> (Deps<DynamoStore>, ManualClock) {
             name: format!("Product {id}"),
             price: Money::parse("1000.00").unwrap(),
             stock: 1000,
+            buckets: rushcart::shards::default_shards(1000),
         };
         support::add_product(&shop, product).await;
     }
@@ -63,7 +64,7 @@ async fn the_list_products_event_returns_a_page_and_a_cursor() {
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
     assert_eq!(
         body["items"][0],
-        serde_json::json!({"productId": 1, "name": "Product 1", "price": "1000.00", "stock": 1000})
+        serde_json::json!({"productId": 1, "name": "Product 1", "price": "1000.00", "stock": 1000, "buckets": 16})
     );
     assert!(body["nextCursor"].is_string());
 }

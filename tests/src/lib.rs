@@ -338,11 +338,13 @@ impl TestApp {
     /// Seeds products 1..=count with a price and a stock.
     pub async fn seed_products(&self, count: u64, price: &str, stock: u64) {
         let products: Vec<seed::ProductSeed> = (1..=count)
-            .map(|id| seed::ProductSeed {
-                id: ProductId::new(id).unwrap(),
-                name: format!("Product {id}"),
-                price: Money::parse(price).unwrap(),
-                stock,
+            .map(|id| {
+                seed::ProductSeed::new(
+                    ProductId::new(id).unwrap(),
+                    format!("Product {id}"),
+                    Money::parse(price).unwrap(),
+                    stock,
+                )
             })
             .collect();
         seed::seed_products(self.client(), self.table(), &products).await.expect("seed products");

@@ -304,7 +304,10 @@ async fn products_are_listed_in_id_order_page_by_page_and_read_one_by_one() {
 
     let (status, product) = app.get("/api/v1/products/7").await;
     assert_eq!(status, 200);
-    assert_eq!(product, serde_json::json!({"productId": 7, "name": "Product 7", "price": "1000.00", "stock": 1000}));
+    assert_eq!(
+        product,
+        serde_json::json!({"productId": 7, "name": "Product 7", "price": "1000.00", "stock": 1000, "buckets": 16})
+    );
     for (path, status, code) in [
         ("/api/v1/products/99", 404, "PRODUCT_NOT_FOUND"),
         ("/api/v1/products/seven", 400, "INVALID_PRODUCT_ID"),

@@ -248,7 +248,8 @@ pub struct OrdersAudit {
 }
 
 /// Invariants 3–5 and 8 (docs/architecture.md), from the table (a full scan: for tests
-/// and offline audits): stock ≥ 0 and initial stock + restocked = stock + quantity sold
+/// and offline audits): stock ≥ 0 (in every bucket) and initial stock + restocked =
+/// stock (Σ buckets) + quantity sold
 /// in paid orders − quantity refunded (and the per-day sales add up to the same); a
 /// paid or refunded order has exactly one payment record, the one it names, whose
 /// amount is its total, marked refunded exactly when the order is; each user's
@@ -374,7 +375,24 @@ pub async fn check_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     }
     for product in items.iter().filter(|i| pk(i).starts_with("PRODUCT#") && sk(i) == "PRODUCT") {
         let id = get_u64(product, "productId")?;
-        let (stock, initial) = (get_u64(product, "stock")?, get_u64(product, "initialStock")?);
+        let initial = get_u64(product, "initialStock")?;
+        // One bucket: the stock is on the product's item; more: the buckets' sum,
+        // every bucket there (none ever goes below zero: its stock is unsigned).
+        let buckets = if product.contains_key("buckets") { get_u64(product, "buckets")? } else { 1 };
+        let stock = if buckets == 1 {
+            get_u64(product, "stock")?
+        } else {
+            let prefix = format!("PRODUCT#{id}#");
+            let held: Vec<&Item> = items.iter().filter(|i| pk(i).starts_with(&prefix) && sk(i) == "STOCK").collect();
+            if held.len() as u64 != buckets || product.contains_key("stock") {
+                bail!(
+                    "product {id}: {} of its {buckets} buckets, and stock on its item too: {}",
+                    held.len(),
+                    product.contains_key("stock")
+                );
+            }
+            held.iter().map(|bucket| get_u64(bucket, "stock")).sum::<anyhow::Result<u64>>()?
+        };
         let restocked = if product.contains_key("restocked") { get_u64(product, "restocked")? } else { 0 };
         let sold_here = sold.get(&id).copied().unwrap_or(0);
         if stock + sold_here != initial + restocked {

@@ -99,11 +99,27 @@ pub struct ProductSeed {
     pub name: String,
     pub price: Money,
     pub stock: u64,
+    /// As an operator's creation would choose: `rushcart::shards::default_shards`.
+    pub buckets: u32,
 }
 
-/// The product's item and its listing, as an operator's creation writes them.
+impl ProductSeed {
+    /// A product whose stock is held as an operator's creation would hold it.
+    pub fn new(id: ProductId, name: String, price: Money, stock: u64) -> ProductSeed {
+        ProductSeed { id, name, price, stock, buckets: rushcart::shards::default_shards(stock) }
+    }
+}
+
+/// The product's item, its listing and its buckets, as an operator's creation writes
+/// them.
 pub fn product_items(product: &ProductSeed) -> Vec<Item> {
-    rushcart::adapters::dynamodb::catalog::product_items(product.id, &product.name, product.price, product.stock)
+    rushcart::adapters::dynamodb::catalog::product_items(
+        product.id,
+        &product.name,
+        product.price,
+        product.stock,
+        product.buckets,
+    )
 }
 
 pub struct CouponSeed {

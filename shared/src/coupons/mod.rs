@@ -101,35 +101,8 @@ impl IssuedCoupon {
 /// How many copies one coupon may offer.
 pub const MAX_TOTAL: u64 = 10_000_000;
 
-/// A coupon of this many copies or more is sharded unless the operator says otherwise.
-pub const SHARDED_FROM: u64 = 1_000;
-
-/// The shards a coupon of [`SHARDED_FROM`] copies or more gets: 10 would issue 10× what
-/// one counter item takes if every shard were busy all the time; issues pick shards at
-/// random, so 16 leave room for the uneven picks of a rush (and for the shards that
-/// empty first).
-pub const DEFAULT_SHARDS: u32 = 16;
-
-/// The most shards an operator may ask for: an issue that finds shards empty tries
-/// others, and a coupon's creation writes every shard in one transaction (of at most
-/// 100 items).
-pub const MAX_SHARDS: u32 = 64;
-
-/// How many shards a coupon of `total` copies gets when its operator does not say.
-pub fn default_shards(total: u64) -> u32 {
-    if total >= SHARDED_FROM {
-        DEFAULT_SHARDS
-    } else {
-        1
-    }
-}
-
-/// Shard `k`'s share of `total` over `shards`: as even as it goes, the first
-/// `total % shards` shards taking one more. The shares add up to the total.
-pub fn shard_total(total: u64, shards: u32, k: u32) -> u64 {
-    let shards = u64::from(shards.max(1));
-    total / shards + u64::from(u64::from(k) < total % shards)
-}
+/// Coupons are sharded by the rule every hot count follows ([`crate::shards`]).
+pub use crate::shards::{default_shards, shard_total, DEFAULT_SHARDS, MAX_SHARDS, SHARDED_FROM};
 
 /// A coupon an operator creates: customers can then issue it as any other.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,23 +281,6 @@ mod tests {
             expires_at: datetime!(2026-12-01 00:00 UTC),
             used_at: used.then_some(datetime!(2026-11-02 00:00 UTC)),
         }
-    }
-
-    #[test]
-    fn shares_add_up_to_the_total_and_differ_by_at_most_one() {
-        for (total, shards) in [(1_000, 16), (1, 1), (7, 7), (100, 3), (10_000_000, 64), (1_001, 16)] {
-            let shares: Vec<u64> = (0..shards).map(|k| shard_total(total, shards, k)).collect();
-            assert_eq!(shares.iter().sum::<u64>(), total, "{total} over {shards}");
-            let (least, most) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
-            assert!(most - least <= 1, "{total} over {shards}: {shares:?}");
-        }
-        assert_eq!((shard_total(100, 3, 0), shard_total(100, 3, 2)), (34, 33));
-    }
-
-    #[test]
-    fn a_thousand_copies_or_more_are_sharded_by_default() {
-        assert_eq!((default_shards(1), default_shards(999)), (1, 1));
-        assert_eq!((default_shards(1_000), default_shards(MAX_TOTAL)), (DEFAULT_SHARDS, DEFAULT_SHARDS));
     }
 
     #[test]

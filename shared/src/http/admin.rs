@@ -21,7 +21,7 @@ use crate::ids::{ProductId, UserId};
 use crate::money::{Amount, Money};
 use crate::Deps;
 
-/// `{"name", "price", "stock"}`
+/// `{"name", "price", "stock", "buckets"?}`
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewProductRequest {
@@ -31,6 +31,13 @@ struct NewProductRequest {
     #[schema(maximum = 1_000_000)]
     #[serde(deserialize_with = "crate::ids::count")]
     stock: u64,
+    /// How many buckets hold the stock, each on a partition of its own (one takes about
+    /// 500 payments a second): 1 to 64. Left out: 16 for a stock of 1,000 or more,
+    /// else 1. Set once: a product expecting a rush it will be restocked for may ask
+    /// for them while empty.
+    #[serde(default, deserialize_with = "present_count")]
+    #[schema(value_type = u64, required = false, minimum = 1, maximum = 64)]
+    buckets: Option<u64>,
 }
 
 /// `{"name"?, "price"?}`: what to change, at least one of them.
@@ -100,7 +107,7 @@ struct ChargeRequest {
             headers(
                 ("Location" = String, description = "The product's URL"),
             )),
-        (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the price), `INVALID_QUANTITY` (the stock)", body = ErrorBody),
+        (status = 400, description = "`INVALID_NAME`, `INVALID_AMOUNT` (the price), `INVALID_QUANTITY` (the stock, or the buckets)", body = ErrorBody),
         (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`", body = ErrorBody),
     ))]
 pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -> Handled {
@@ -109,7 +116,12 @@ pub async fn create_product<S: CatalogAdmin>(request: Request, deps: &Deps<S>) -
     if body.stock > MAX_STOCK_CHANGE {
         return Err(invalid("stock", format!("must be at most {MAX_STOCK_CHANGE}")));
     }
-    let product = NewProduct { name: body.name, price: body.price, stock: body.stock };
+    let buckets = match body.buckets {
+        None => default_shards(body.stock),
+        Some(buckets) if (1..=u64::from(MAX_SHARDS)).contains(&buckets) => buckets as u32,
+        Some(_) => return Err(invalid("buckets", format!("must be from 1 to {MAX_SHARDS}"))),
+    };
+    let product = NewProduct { name: body.name, price: body.price, stock: body.stock, buckets };
     let created = deps.store.create_product(product, key, deps.clock.now()).await?;
     let location = paths::fill(paths::PRODUCT, created.value.product_id);
     Ok(replayed(super::created(&location, &created.value)?, created.replayed))

@@ -41,7 +41,7 @@ fn field_code(field: &str) -> Code {
         "amount" | "price" | "discount" => Code::InvalidAmount,
         "userId" => Code::InvalidUserId,
         "productId" => Code::InvalidProductId,
-        "quantity" | "stock" | "add" | "total" | "shards" => Code::InvalidQuantity,
+        "quantity" | "stock" | "add" | "total" | "shards" | "buckets" => Code::InvalidQuantity,
         "name" => Code::InvalidName,
         "endsAt" => Code::InvalidDate,
         "couponId" => Code::InvalidCouponId,

@@ -282,7 +282,7 @@ impl OrderError {
 pub struct OrderInputs {
     pub user_exists: bool,
     /// Each product asked for, in the order asked; `None`: no such product.
-    pub products: Vec<Option<crate::catalog::Product>>,
+    pub products: Vec<Option<crate::catalog::ProductTerms>>,
     /// The user's copy of the coupon asked for, if they hold one.
     pub coupon: Option<IssuedCoupon>,
 }

@@ -31,7 +31,13 @@ pub async fn add_user(store: &DynamoStore, user: u64, balance: &str) {
 }
 
 pub async fn add_product(store: &DynamoStore, product: Product) {
-    let seed = ProductSeed { id: product.product_id, name: product.name, price: product.price, stock: product.stock };
+    let seed = ProductSeed {
+        id: product.product_id,
+        name: product.name,
+        price: product.price,
+        stock: product.stock,
+        buckets: product.buckets,
+    };
     seed::seed_products(store.client(), store.table(), &[seed]).await.expect("seed a product");
 }
 

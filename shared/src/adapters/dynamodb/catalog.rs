@@ -7,10 +7,22 @@
 //! page is the index's ids, then the products themselves in one `BatchGetItem`. Products
 //! made before listings carry the index keys on the product item; they are listed the
 //! same way (and their stock changes still write their index entry).
+//!
+//! A product of one bucket holds its stock on its own item (`stock`). A product of
+//! more (`buckets` on its item) holds it in `PRODUCT#<id>#<k>` / `STOCK` items, each a
+//! partition of its own; its stock is their sum, read in one `BatchGetItem` with the
+//! products. The product item keeps what the stock invariant needs either way:
+//! `initialStock` and `restocked`. A restock levels the buckets in one transaction with
+//! the product's `restocked`; a payment takes and a refund gives back in the payment's
+//! transaction ([`super::payment`]).
 
 use anyhow::anyhow;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::ConditionCheck;
 
 use super::counters::{Created, NumberedKey};
 use super::idempotency::{KeyReused, Record, Target};
@@ -19,11 +31,12 @@ use super::transaction::Transaction;
 use super::{db_error, get_money, get_s, get_u64, n, s, DbError, DynamoStore, Item};
 use crate::catalog::{
     cursor_after, cursor_product, CatalogAdmin, CatalogError, Keyed, NewProduct, Product, ProductCatalog,
-    ProductChange, MAX_STOCK,
+    ProductChange, ProductTerms, MAX_STOCK,
 };
 use crate::ids::{IdempotencyKey, ProductId};
 use crate::money::Money;
 use crate::pagination::{Page, PageRequest};
+use crate::shards;
 
 impl From<DbError> for CatalogError {
     fn from(err: DbError) -> CatalogError {
@@ -38,17 +51,20 @@ impl ProductCatalog for DynamoStore {
     async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
         let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
         let item = item.ok_or(CatalogError::UnknownProduct(id))?;
-        Ok(product_from_item(&item)?)
+        Ok(self.with_stock(&[&item]).await?.remove(0))
     }
 
-    /// One `BatchGetItem` instead of a `GetItem` each.
+    /// One `BatchGetItem` of the products, and one of the buckets of those that have
+    /// them, instead of a `GetItem` each.
     async fn products_by_id(&self, ids: &[ProductId]) -> Result<Vec<Product>, CatalogError> {
         let wanted: Vec<keys::Key> = ids.iter().map(|id| keys::product(*id)).collect();
         let found = self.get_many(&wanted, || format!("get products {ids:?}")).await?;
-        ids.iter()
+        let items = ids
+            .iter()
             .zip(&wanted)
-            .map(|(id, key)| Ok(product_from_item(found.get(key).ok_or(CatalogError::UnknownProduct(*id))?)?))
-            .collect()
+            .map(|(id, key)| found.get(key).ok_or(CatalogError::UnknownProduct(*id)))
+            .collect::<Result<Vec<&Item>, _>>()?;
+        Ok(self.with_stock(&items).await?)
     }
 
     async fn products(&self, page: PageRequest) -> Result<Page<Product>, CatalogError> {
@@ -97,7 +113,7 @@ impl CatalogAdmin for DynamoStore {
         });
         let build = |number| {
             let id = ProductId::new(number).map_err(|e| DbError::Other(anyhow!("product id {number}: {e}")))?;
-            Ok(product_items(id, product.name.as_str(), product.price, product.stock))
+            Ok(product_items(id, product.name.as_str(), product.price, product.stock, product.buckets))
         };
         // The product as this request made it. A replay (the same request: its
         // fingerprint matched) answers the same, whatever happened to the product since.
@@ -106,6 +122,7 @@ impl CatalogAdmin for DynamoStore {
             name: product.name.as_str().to_owned(),
             price: product.price,
             stock: product.stock,
+            buckets: product.buckets.max(1),
         };
         match self.create_numbered("products", build, numbered.as_ref()).await? {
             Err(KeyReused) => Err(CatalogError::IdempotencyKeyReused),
@@ -140,7 +157,7 @@ impl CatalogAdmin for DynamoStore {
             .send()
             .await;
         match updated {
-            Ok(output) => Ok(product_from_item(&output.attributes.unwrap_or_default())?),
+            Ok(output) => Ok(self.with_stock(&[&output.attributes.unwrap_or_default()]).await?.remove(0)),
             Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Err(CatalogError::UnknownProduct(id))
             }
@@ -155,6 +172,10 @@ impl CatalogAdmin for DynamoStore {
         key: Option<IdempotencyKey>,
         now: time::OffsetDateTime,
     ) -> Result<Keyed<Product>, CatalogError> {
+        let buckets = self.buckets_of(&[id]).await?.get(&id).copied().ok_or(CatalogError::UnknownProduct(id))?;
+        if buckets > 1 {
+            return self.restock_buckets(id, buckets, add, key, now).await;
+        }
         // One atomic ADD: exact beside the payments that take stock at the same time.
         // `restocked` keeps the sum of every restock, for the stock invariant.
         let room = MAX_STOCK.saturating_sub(add);
@@ -174,7 +195,7 @@ impl CatalogAdmin for DynamoStore {
                 .await;
             return match updated {
                 Ok(output) => {
-                    Ok(Keyed { value: product_from_item(&output.attributes.unwrap_or_default())?, replayed: false })
+                    Ok(Keyed { value: stock_holder(&output.attributes.unwrap_or_default())?, replayed: false })
                 }
                 Err(err) => match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
@@ -184,15 +205,8 @@ impl CatalogAdmin for DynamoStore {
                 },
             };
         };
-        let fingerprint = format!("RESTOCK:{id}:{add}");
-        let record = |key| Record {
-            scope: KeyScope::Operators,
-            key,
-            fingerprint: fingerprint.clone(),
-            target: Target::Product(id),
-            entry: None,
-            at: now,
-        };
+        let fingerprint = restock_fingerprint(id, add);
+        let record = |key| restock_record(id, add, key, now);
         // From the product as read, the answer is known before the commit and kept
         // with the key, so a replay answers exactly it; the commit holds only while the
         // product is still as read. A product whose stock keeps moving (a rush on it)
@@ -215,7 +229,7 @@ impl CatalogAdmin for DynamoStore {
                 .expression_attribute_values(":name", s(&seen.name))
                 .build()
                 .map_err(|e| anyhow!("build the restock: {e}"))?;
-            let answered = product_item(id, &answer.name, answer.price, answer.stock);
+            let answered = answer_item(&answer);
             let mut transaction = Transaction::new(format!("restock product {id} with {add}"));
             transaction.update(RestockItem::Product, update);
             transaction.put(RestockItem::Key, record(&key).put_answering(&self.table, answered)?);
@@ -266,10 +280,237 @@ impl DynamoStore {
             _ => return Err(CatalogError::IdempotencyKeyReused),
         };
         let value = match &stored.answer {
-            Some(answer) => product_from_item(answer)?,
+            Some(answer) => stock_holder(answer)?,
             None => self.product(id).await?,
         };
         Ok(Keyed { value, replayed: true })
+    }
+}
+
+impl DynamoStore {
+    /// Restocks a product whose stock is in `buckets` buckets: one transaction adds to
+    /// the product's `restocked` (while initial + restocked stays within [`MAX_STOCK`],
+    /// which bounds the stock) and levels the buckets as read
+    /// ([`shards::level_up`]). With a key, the answer is known from the buckets as read
+    /// and kept with the key, the commit holding only while every bucket is still as
+    /// read; after a few tries (a rush on the product) it is restocked blind, as
+    /// without a key, and answered as it is then.
+    async fn restock_buckets(
+        &self,
+        id: ProductId,
+        buckets: u32,
+        add: u64,
+        key: Option<IdempotencyKey>,
+        now: time::OffsetDateTime,
+    ) -> Result<Keyed<Product>, CatalogError> {
+        let fingerprint = restock_fingerprint(id, add);
+        let record = |key| restock_record(id, add, key, now);
+        let tries = if key.is_some() { SEEN_TRIES + 1 } else { 1 };
+        for attempt in 0..tries {
+            let from_seen = key.is_some() && attempt < SEEN_TRIES;
+            let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
+            let item = item.ok_or(CatalogError::UnknownProduct(id))?;
+            let initial = get_u64(&item, "initialStock")?;
+            let room = MAX_STOCK.checked_sub(initial).and_then(|room| room.checked_sub(add));
+            let Some(room) = room else { return Err(CatalogError::StockLimitExceeded(id)) };
+            let levels = self.bucket_levels(id, buckets).await?;
+            let seen = self.with_levels(&item, &levels)?;
+            let adds = shards::level_up(&levels, add);
+
+            let mut transaction = Transaction::new(format!("restock product {id} with {add}"));
+            let product = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(keys::product(id).item()))
+                .update_expression("ADD restocked :add")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(restocked) OR restocked <= :room)",
+                )
+                .expression_attribute_values(":add", n(add))
+                .expression_attribute_values(":room", n(room))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| anyhow!("build the restock: {e}"))?;
+            transaction.update(RestockItem::Product, product);
+            for (k, (level, more)) in levels.iter().zip(&adds).enumerate() {
+                let bucket = keys::stock_bucket(id, k as u32);
+                let condition =
+                    if from_seen { "attribute_exists(pk) AND stock = :seen" } else { "attribute_exists(pk)" };
+                if *more > 0 {
+                    let mut update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(bucket.item()))
+                        .update_expression("ADD stock :more")
+                        .condition_expression(condition)
+                        .expression_attribute_values(":more", n(more));
+                    if from_seen {
+                        update = update.expression_attribute_values(":seen", n(level));
+                    }
+                    transaction
+                        .update(RestockItem::Bucket, update.build().map_err(|e| anyhow!("build the restock: {e}"))?);
+                } else if from_seen {
+                    let check = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(bucket.item()))
+                        .condition_expression(condition)
+                        .expression_attribute_values(":seen", n(level))
+                        .build()
+                        .map_err(|e| anyhow!("build the restock: {e}"))?;
+                    transaction.check(RestockItem::Bucket, check);
+                }
+            }
+            let answer = Product { stock: seen.stock + add, ..seen };
+            if let Some(key) = &key {
+                let put = if from_seen {
+                    record(key).put_answering(&self.table, answer_item(&answer))?
+                } else {
+                    record(key).put(&self.table)?
+                };
+                transaction.put(RestockItem::Key, put);
+            }
+            match self.transact(&transaction).await? {
+                Ok(()) if from_seen => return Ok(Keyed { value: answer, replayed: false }),
+                Ok(()) => return Ok(Keyed { value: self.product(id).await?, replayed: false }),
+                Err(refusal) if refusal.failed(RestockItem::Key) => {
+                    let key = key.as_ref().expect("a key was claimed");
+                    return self.replay_restock(id, key, &fingerprint).await;
+                }
+                Err(refusal) if refusal.failed(RestockItem::Product) => {
+                    return Err(restock_refused(id, refusal.existed(RestockItem::Product)))
+                }
+                // A bucket moved since it was read: read them again.
+                Err(_) if from_seen => continue,
+                Err(refusal) => return Err(anyhow!("restocking product {id} was refused by {refusal:?}").into()),
+            }
+        }
+        Err(anyhow!("restocking product {id}: every try was refused").into())
+    }
+
+    /// How many buckets hold the stock of each of `ids` that exists: remembered once
+    /// read (it never changes), read in one `BatchGetItem` otherwise.
+    pub(crate) async fn buckets_of(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, u32>, DbError> {
+        let mut known = HashMap::with_capacity(ids.len());
+        let mut unknown = Vec::new();
+        {
+            let cached = self.stock_buckets.read().unwrap_or_else(|p| p.into_inner());
+            for id in ids {
+                match cached.get(id) {
+                    Some(buckets) => {
+                        known.insert(*id, *buckets);
+                    }
+                    None => unknown.push(keys::product(*id)),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let found = self.get_many(&unknown, || format!("read how products {ids:?} hold their stock")).await?;
+            for item in found.values() {
+                let (terms, held) = terms_from_item(item).map_err(DbError::Other)?;
+                known.insert(terms.product_id, self.remember(terms.product_id, &held));
+            }
+        }
+        Ok(known)
+    }
+
+    /// The terms of a product's own item, noting how it holds its stock.
+    pub(crate) fn product_terms(&self, item: &Item) -> Result<ProductTerms, DbError> {
+        let (terms, held) = terms_from_item(item).map_err(DbError::Other)?;
+        self.remember(terms.product_id, &held);
+        Ok(terms)
+    }
+
+    /// Notes how a product read holds its stock; its number of buckets.
+    fn remember(&self, id: ProductId, held: &Held) -> u32 {
+        let buckets = held.buckets();
+        self.stock_buckets.write().unwrap_or_else(|p| p.into_inner()).insert(id, buckets);
+        buckets
+    }
+
+    /// The stock of each bucket of product `id`, in bucket order (strongly consistent).
+    pub(crate) async fn bucket_levels(&self, id: ProductId, buckets: u32) -> Result<Vec<u64>, DbError> {
+        let wanted: Vec<keys::Key> = (0..buckets).map(|k| keys::stock_bucket(id, k)).collect();
+        let found = self.get_many(&wanted, || format!("read the stock buckets of product {id}")).await?;
+        wanted
+            .iter()
+            .map(|key| {
+                let bucket = found.get(key).ok_or_else(|| anyhow!("product {id} lacks its bucket {}", key.pk))?;
+                get_u64(bucket, "stock")
+            })
+            .collect::<anyhow::Result<_>>()
+            .map_err(DbError::Other)
+    }
+
+    /// The products of `items` (their own items, as read) with their stock: the stock
+    /// of those in buckets summed from one `BatchGetItem` of every bucket.
+    pub(crate) async fn with_stock(&self, items: &[&Item]) -> Result<Vec<Product>, DbError> {
+        let read: Vec<(ProductTerms, Held)> =
+            items.iter().map(|item| terms_from_item(item)).collect::<anyhow::Result<_>>().map_err(DbError::Other)?;
+        let wanted: Vec<keys::Key> = read
+            .iter()
+            .flat_map(|(terms, held)| match held {
+                Held::Here(_) => Vec::new(),
+                Held::Buckets(n) => (0..*n).map(|k| keys::stock_bucket(terms.product_id, k)).collect(),
+            })
+            .collect();
+        let found = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.get_many(&wanted, || format!("read the stock buckets of {} products", items.len())).await?
+        };
+        read.into_iter()
+            .map(|(terms, held)| {
+                self.remember(terms.product_id, &held);
+                let stock = match held {
+                    Held::Here(stock) => stock,
+                    Held::Buckets(n) => (0..n)
+                        .map(|k| {
+                            let key = keys::stock_bucket(terms.product_id, k);
+                            let bucket = found
+                                .get(&key)
+                                .ok_or_else(|| anyhow!("product {} lacks its bucket {}", terms.product_id, key.pk))?;
+                            get_u64(bucket, "stock")
+                        })
+                        .sum::<anyhow::Result<u64>>()
+                        .map_err(DbError::Other)?,
+                };
+                Ok(Product {
+                    product_id: terms.product_id,
+                    name: terms.name,
+                    price: terms.price,
+                    stock,
+                    buckets: held.buckets(),
+                })
+            })
+            .collect()
+    }
+
+    /// The product of `item` whose buckets hold `levels`.
+    fn with_levels(&self, item: &Item, levels: &[u64]) -> Result<Product, DbError> {
+        let (terms, held) = terms_from_item(item).map_err(DbError::Other)?;
+        self.remember(terms.product_id, &held);
+        Ok(Product {
+            product_id: terms.product_id,
+            name: terms.name,
+            price: terms.price,
+            stock: levels.iter().sum(),
+            buckets: held.buckets(),
+        })
+    }
+}
+
+/// What a retry of a restock must repeat for its key to be honoured.
+fn restock_fingerprint(id: ProductId, add: u64) -> String {
+    format!("RESTOCK:{id}:{add}")
+}
+
+/// The record of `key` on a restock of `add` to product `id` at `now`.
+fn restock_record(id: ProductId, add: u64, key: &IdempotencyKey, now: time::OffsetDateTime) -> Record<'_> {
+    Record {
+        scope: KeyScope::Operators,
+        key,
+        fingerprint: restock_fingerprint(id, add),
+        target: Target::Product(id),
+        entry: None,
+        at: now,
     }
 }
 
@@ -277,10 +518,12 @@ impl DynamoStore {
 const RESTOCK: &str = "ADD stock :add, restocked :add";
 const RESTOCK_CONDITION: &str = "attribute_exists(pk) AND stock <= :room";
 
-/// The items of a keyed restock.
+/// The items of a keyed restock, or of a restock of buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RestockItem {
+    /// The product's own item: its stock, or (stock in buckets) its `restocked`.
     Product,
+    Bucket,
     Key,
 }
 
@@ -292,35 +535,91 @@ fn restock_refused(id: ProductId, existed: bool) -> CatalogError {
     }
 }
 
+/// Where a product's own item says its stock is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// On the item: this much.
+    Here(u64),
+    /// In this many buckets.
+    Buckets(u32),
+}
+
+impl Held {
+    pub fn buckets(&self) -> u32 {
+        match self {
+            Held::Here(_) => 1,
+            Held::Buckets(n) => *n,
+        }
+    }
+}
+
 /// A new product as it is stored: the product, its starting stock kept as
-/// `initialStock` for the stock invariant (initial + restocked = stock + sold), then its
-/// listing in the catalogue's index.
-pub fn product_items(id: ProductId, name: &str, price: Money, stock: u64) -> Vec<Item> {
+/// `initialStock` for the stock invariant (initial + restocked = stock + sold), its
+/// listing in the catalogue's index, then (more than one bucket) its buckets, each
+/// holding its share of the stock ([`shards::shard_total`]).
+pub fn product_items(id: ProductId, name: &str, price: Money, stock: u64, buckets: u32) -> Vec<Item> {
+    let buckets = buckets.max(1);
     let mut listing = keys::product_listing(id).item();
     listing.insert("productId".to_owned(), n(id));
     listing.insert("gsi1pk".to_owned(), s(PRODUCTS_GSI1PK));
     listing.insert("gsi1sk".to_owned(), s(keys::product_gsi1sk(id)));
-    vec![product_item(id, name, price, stock), listing]
+    let mut product = keys::product(id).item();
+    product.insert("productId".to_owned(), n(id));
+    product.insert("name".to_owned(), s(name));
+    product.insert("price".to_owned(), n(price));
+    product.insert("initialStock".to_owned(), n(stock));
+    product.insert("buckets".to_owned(), n(buckets));
+    if buckets == 1 {
+        product.insert("stock".to_owned(), n(stock));
+    }
+    let held = (0..buckets).filter(|_| buckets > 1).map(|k| {
+        let mut bucket = keys::stock_bucket(id, k).item();
+        bucket.insert("productId".to_owned(), n(id));
+        bucket.insert("bucket".to_owned(), n(k));
+        bucket.insert("stock".to_owned(), n(shards::shard_total(stock, buckets, k)));
+        bucket
+    });
+    [product, listing].into_iter().chain(held).collect()
 }
 
-/// A product's own item, as [`product_items`] makes it (and a keyed restock answers
-/// it).
-pub fn product_item(id: ProductId, name: &str, price: Money, stock: u64) -> Item {
-    let mut item = keys::product(id).item();
-    item.insert("productId".to_owned(), n(id));
-    item.insert("name".to_owned(), s(name));
-    item.insert("price".to_owned(), n(price));
-    item.insert("stock".to_owned(), n(stock));
-    item.insert("initialStock".to_owned(), n(stock));
-    item
+/// A product's own item: its terms, and where its stock is. An item without
+/// `buckets` (stored before buckets) holds its stock.
+pub fn terms_from_item(item: &Item) -> anyhow::Result<(ProductTerms, Held)> {
+    let terms = ProductTerms {
+        product_id: ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?,
+        name: get_s(item, "name")?.to_owned(),
+        price: get_money(item, "price")?,
+    };
+    let buckets = if item.contains_key("buckets") { get_u64(item, "buckets")? } else { 1 };
+    let held = match buckets {
+        0 => anyhow::bail!("product {} has 0 buckets", terms.product_id),
+        1 => Held::Here(get_u64(item, "stock")?),
+        n => Held::Buckets(u32::try_from(n).map_err(|_| anyhow!("product {}: {n} buckets", terms.product_id))?),
+    };
+    Ok((terms, held))
 }
 
-pub fn product_from_item(item: &Item) -> anyhow::Result<Product> {
+/// A keyed restock's answer, as kept with its key.
+fn answer_item(product: &Product) -> Item {
+    HashMap::from([
+        ("productId".to_owned(), n(product.product_id)),
+        ("name".to_owned(), s(&product.name)),
+        ("price".to_owned(), n(product.price)),
+        ("stock".to_owned(), n(product.stock)),
+        ("buckets".to_owned(), n(product.buckets)),
+    ])
+}
+
+/// A product from an item that holds its stock: the own item of a product of one
+/// bucket, or a restock's answer kept with its key ([`answer_item`]).
+fn stock_holder(item: &Item) -> anyhow::Result<Product> {
+    let buckets = if item.contains_key("buckets") { get_u64(item, "buckets")? } else { 1 };
     Ok(Product {
         product_id: ProductId::new(get_u64(item, "productId")?).map_err(|e| anyhow!("productId: {e}"))?,
         name: get_s(item, "name")?.to_owned(),
         price: get_money(item, "price")?,
         stock: get_u64(item, "stock")?,
+        buckets: u32::try_from(buckets).map_err(|_| anyhow!("{buckets} buckets"))?,
     })
 }
 
@@ -332,7 +631,7 @@ mod tests {
     #[test]
     fn a_product_round_trips_and_is_listed_by_a_listing_that_holds_no_stock() {
         let (id, price) = (ProductId::new(7).unwrap(), Money::parse("19.90").unwrap());
-        let [item, listing] = <[Item; 2]>::try_from(product_items(id, "Kettle", price, 40)).unwrap();
+        let [item, listing] = <[Item; 2]>::try_from(product_items(id, "Kettle", price, 40, 1)).unwrap();
         assert_eq!((item["pk"].clone(), item["sk"].clone()), (s("PRODUCT#7"), s("PRODUCT")));
         assert!(!item.contains_key("gsi1pk"), "a stock change writes no index entry");
         assert_eq!((listing["pk"].clone(), listing["sk"].clone()), (s("PRODUCT#7"), s("LISTING")));
@@ -341,10 +640,33 @@ mod tests {
             (s(PRODUCTS_GSI1PK), s("00000000000000000007"))
         );
         assert!(!listing.contains_key("stock") && !listing.contains_key("price"), "{listing:?}");
-        let product = product_from_item(&item).unwrap();
-        assert_eq!(
-            (product.product_id, product.name.as_str(), product.price, product.stock),
-            (id, "Kettle", price, 40)
-        );
+        let (terms, held) = terms_from_item(&item).unwrap();
+        assert_eq!((terms.product_id, terms.name.as_str(), terms.price, held), (id, "Kettle", price, Held::Here(40)));
+        let mut before_buckets = item.clone();
+        before_buckets.remove("buckets");
+        assert_eq!(terms_from_item(&before_buckets).unwrap().1, Held::Here(40), "stored before buckets: one");
+        let product = stock_holder(&item).unwrap();
+        assert_eq!((product.stock, product.buckets), (40, 1));
+    }
+
+    #[test]
+    fn a_product_in_buckets_holds_its_stock_in_shares_and_none_on_its_own_item() {
+        let (id, price) = (ProductId::new(9).unwrap(), Money::parse("5.00").unwrap());
+        let items = product_items(id, "Tea", price, 1_000, 16);
+        assert_eq!(items.len(), 2 + 16);
+        let (product, buckets) = (&items[0], &items[2..]);
+        assert!(!product.contains_key("stock"), "{product:?}");
+        assert_eq!((product["initialStock"].clone(), product["buckets"].clone()), (n(1_000), n(16)));
+        assert_eq!(terms_from_item(product).unwrap().1, Held::Buckets(16));
+        let mut shares = 0;
+        for (k, bucket) in buckets.iter().enumerate() {
+            assert_eq!((bucket["pk"].clone(), bucket["sk"].clone()), (s(format!("PRODUCT#9#{k}")), s("STOCK")));
+            let share = get_u64(bucket, "stock").unwrap();
+            assert!(share == 62 || share == 63, "{share}");
+            shares += share;
+        }
+        assert_eq!(shares, 1_000);
+        let answer = Product { product_id: id, name: "Tea".into(), price, stock: 1_010, buckets: 16 };
+        assert_eq!(stock_holder(&answer_item(&answer)).unwrap(), answer, "a keyed restock's answer round-trips");
     }
 }

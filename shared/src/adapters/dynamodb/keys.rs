@@ -12,7 +12,8 @@
 //! | ledger entry | `USER#<userId>` | `HIST#<seq, 20 digits>` | | balance changes (materialised) | history (Query, newest first), replay (by seq) |
 //! | idempotency record | `USER#<userId>` (operators: `OPERATORS`) | `IDEM#<key>` | | keyed changes, orders, payments, operator writes | retries with the same key |
 //! | a user's copy of a coupon | `USER#<userId>` | `COUPON#<couponId, 20 digits>` | | issue, payment (use), refund (unuse) | user's coupons, create order, payment, refund |
-//! | product | `PRODUCT#<productId>` | `PRODUCT` | (before listings: `PRODUCTS` / `<productId, 20 digits>`) | seed, operators, payment (stock) | catalogue |
+//! | product (and its stock, when unbucketed) | `PRODUCT#<productId>` | `PRODUCT` | (before listings: `PRODUCTS` / `<productId, 20 digits>`) | seed, operators, payment (stock) | catalogue |
+//! | one bucket of a product's stock | `PRODUCT#<productId>#<bucket>` | `STOCK` | | seed, operators (restock), payment, refund | catalogue (sums them), payment (when its bucket was short) |
 //! | a product's listing | `PRODUCT#<productId>` | `LISTING` | `PRODUCTS` / `<productId, 20 digits>` | seed, operators (created with the product) | catalogue (the index, in id order) |
 //! | coupon | `COUPON#<couponId>` | `COUPON` | | seed, operators, issue (count, when unsharded) | get coupon, issue |
 //! | one shard of a sharded coupon's count | `COUPON#<couponId>#<shard>` | `SHARD` | | operators, issue (count) | get coupon (sums them), issue |
@@ -146,6 +147,11 @@ pub fn coupon_copy_sk(coupon: CouponId) -> String {
 
 pub fn product(id: ProductId) -> Key {
     Key::new(format!("PRODUCT#{id}"), "PRODUCT")
+}
+
+/// Bucket `k` of a product whose stock is held in buckets: a partition of its own.
+pub fn stock_bucket(id: ProductId, k: u32) -> Key {
+    Key::new(format!("PRODUCT#{id}#{k}"), "STOCK")
 }
 
 /// A product's entry in the catalogue's index: the product's id and the index keys,

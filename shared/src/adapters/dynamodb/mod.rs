@@ -56,6 +56,9 @@ pub struct DynamoStore {
     user_id_block: u64,
     /// The coupon counters (coupon, shard) found empty: a count never goes down.
     empty_shards: Arc<RwLock<std::collections::HashSet<(CouponId, u32)>>>,
+    /// How many buckets hold each product's stock, once read: set when the product is
+    /// made, never changed.
+    stock_buckets: Arc<RwLock<HashMap<crate::ids::ProductId, u32>>>,
     probe: Option<Arc<dyn StoreProbe>>,
 }
 
@@ -91,6 +94,7 @@ impl DynamoStore {
             user_ids: Arc::default(),
             user_id_block: counters::USER_ID_BLOCK,
             empty_shards: Arc::default(),
+            stock_buckets: Arc::default(),
             probe: None,
         }
     }
@@ -200,6 +204,26 @@ impl DynamoStore {
         keys: &[keys::Key],
         doing: impl Fn() -> String,
     ) -> Result<HashMap<keys::Key, Item>, DbError> {
+        self.batch_read(keys, true, doing).await
+    }
+
+    /// [`Self::get_many`] read eventually consistent: half the read units, spread over
+    /// the partition's copies, and a change of the last second may not show yet. For
+    /// what may be that old: a product's name and price as an order copies them.
+    pub(crate) async fn get_many_eventually(
+        &self,
+        keys: &[keys::Key],
+        doing: impl Fn() -> String,
+    ) -> Result<HashMap<keys::Key, Item>, DbError> {
+        self.batch_read(keys, false, doing).await
+    }
+
+    async fn batch_read(
+        &self,
+        keys: &[keys::Key],
+        consistent: bool,
+        doing: impl Fn() -> String,
+    ) -> Result<HashMap<keys::Key, Item>, DbError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
         let mut unique: Vec<&keys::Key> = Vec::with_capacity(keys.len());
         for key in keys {
@@ -215,7 +239,7 @@ impl DynamoStore {
             loop {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(wanted))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(|e| DbError::Other(anyhow!("build a batch read: {e}")))?;
                 let output = self

@@ -55,7 +55,10 @@ enum PlaceItem {
 }
 
 impl OrderStore for DynamoStore {
-    /// One `BatchGetItem` of the profile, each product and the coupon copy.
+    /// Two `BatchGetItem`s at once: the profile and the coupon copy, strongly
+    /// consistent (a copy issued a moment ago counts); the products eventually
+    /// consistent, for half the read units on what a hot product's rush reads most
+    /// (their stock is not read: it is taken when the order is paid).
     async fn order_inputs(
         &self,
         user: UserId,
@@ -65,16 +68,18 @@ impl OrderStore for DynamoStore {
         let profile = keys::profile(user);
         let product_keys: Vec<keys::Key> = products.iter().map(|id| keys::product(*id)).collect();
         let copy = coupon.map(|coupon| keys::coupon_copy(user, coupon));
-        let wanted: Vec<keys::Key> =
-            std::iter::once(profile.clone()).chain(product_keys.iter().cloned()).chain(copy.clone()).collect();
-        let found =
-            self.get_many(&wanted, || format!("read user {user}, the products and the coupon of an order")).await?;
+        let wanted: Vec<keys::Key> = std::iter::once(profile.clone()).chain(copy.clone()).collect();
+        let (found, priced) = futures::try_join!(
+            self.get_many(&wanted, || format!("read user {user} and the coupon of an order")),
+            self.get_many_eventually(&product_keys, || format!("read the products of an order of user {user}")),
+        )?;
+        let found: HashMap<keys::Key, Item> = found.into_iter().chain(priced).collect();
         Ok(orders::OrderInputs {
             user_exists: found.contains_key(&profile),
             products: product_keys
                 .iter()
-                .map(|key| found.get(key).map(super::catalog::product_from_item).transpose())
-                .collect::<anyhow::Result<_>>()?,
+                .map(|key| found.get(key).map(|item| self.product_terms(item)).transpose())
+                .collect::<Result<_, DbError>>()?,
             coupon: copy.and_then(|key| found.get(&key)).map(super::coupons::copy_from_item).transpose()?,
         })
     }

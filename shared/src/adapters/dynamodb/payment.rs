@@ -7,7 +7,7 @@
 //! | order, paying | `ORDER#o` / `ORDER` | status PAID, paidAt, paymentId | `status = PENDING_PAYMENT AND payBy > now` |
 //! | order, refunding | `ORDER#o` / `ORDER` | status REFUNDED, cancelledAt, refundEntryId | `status = PAID AND paymentId = p` |
 //! | order, cancelling | `ORDER#o` / `ORDER` | status CANCELLED, cancelledAt | `status = PENDING_PAYMENT` |
-//! | stock, out / back | `PRODUCT#p` / `PRODUCT` | `stock − q` / `stock + q` | exists, and `stock >= q` out |
+//! | stock, out / back | `PRODUCT#p` / `PRODUCT`, or its buckets `PRODUCT#p#k` / `STOCK` | `stock − q` / `stock + q` | exists, and `stock >= q` out |
 //! | sales, out / back | `SALES#<day>#<the order's shard>` / `PRODUCT#p` | `ADD quantity ±q` | back: `quantity >= q` |
 //! | balance (pending entry) | `USER#u` / `PROFILE` | the ledger's update ([`BalanceUpdate`]) | exists, covers the debit or stays under the maximum |
 //! | debit from the balance seen | `USER#u` / `PROFILE` | balance − amount, seq + 1 | exists, `seq` as seen, covers it |
@@ -21,6 +21,15 @@
 //! refusal says what the order's status was, whether the payer exists, and whether a
 //! balance seen had moved on. A refused payment is only counted on its order
 //! ([`DynamoStore::count_failure`]).
+//!
+//! A product whose stock is in buckets ([`crate::catalog`]) gives a line from one
+//! bucket picked at random, and takes a refund back into one. A bucket short of its
+//! line is not the product out of stock: the commit reads the product's buckets and
+//! tries again from those that hold the line, split over several if no one holds it
+//! alone ([`shards::take_from`]); only buckets that together cannot cover the line are
+//! `OUT_OF_STOCK`. These tries are the store's own: the plan is the same plan.
+
+use std::collections::HashMap;
 
 use anyhow::anyhow;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, Update};
@@ -33,20 +42,45 @@ use super::{get_s, keys, n, s, DbError, DynamoStore};
 use crate::balance::{BalanceReader, BalanceSeen};
 use crate::clock::rfc3339;
 use crate::feed::events::OrderEvent;
-use crate::ids::{EntryId, IdempotencyKey, OrderId, UserId};
+use crate::ids::{EntryId, IdempotencyKey, OrderId, ProductId, UserId};
 use crate::money::Money;
 use crate::orders::plan::{self, Found, OrderMove, Plan, Refused, Role, Step, Way};
 use crate::orders::{
     Canceller, Order, OrderCanceller, OrderError, OrderPayer, OrderStatus, Paid, PaymentFailure, PlanStore,
 };
+use crate::retry::RetryPolicy;
+use crate::shards;
 
 impl PlanStore for DynamoStore {
     async fn commit(&self, plan: &Plan) -> Result<Result<(), Refused>, OrderError> {
-        let transaction = self.transaction(plan)?;
-        match self.transact(&transaction).await? {
-            Ok(()) => Ok(Ok(())),
-            Err(refusal) => Ok(Err(self.refused(plan, &refusal)?)),
+        let mut picks = self.stock_picks(plan).await?;
+        let policy = RetryPolicy::STOCK_BUCKETS;
+        for round in 0..=policy.max_retries as usize {
+            if round > 0 {
+                let pause = policy.delay(round as u32 - 1).unwrap_or_default();
+                tokio::time::sleep(pause).await;
+            }
+            let transaction = self.transaction(plan, &picks, round)?;
+            let refusal = match self.transact(&transaction).await? {
+                Ok(()) => return Ok(Ok(())),
+                Err(refusal) => refusal,
+            };
+            let mut refused = self.refused(plan, &refusal)?;
+            let held = self.repick_short_buckets(plan, &refused, &mut picks).await?;
+            if held.is_empty() {
+                return Ok(Err(refused));
+            }
+            refused.steps.retain(|(role, _)| !matches!(role, Role::Stock(product) if held.contains(product)));
+            if !refused.steps.is_empty() {
+                // Refused by something else too: that is the plan's to answer.
+                return Ok(Err(refused));
+            }
         }
+        Err(OrderError::Unavailable(anyhow!(
+            "{}: the stock buckets kept changing under {} tries",
+            plan.what,
+            policy.max_retries + 1
+        )))
     }
 
     async fn settle_entry(
@@ -111,15 +145,88 @@ impl OrderCanceller for DynamoStore {
     }
 }
 
+/// DynamoDB's most items in one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Where each stock step of a plan takes its quantity from, or gives it back to: by
+/// step, the items and how much each. A product of one bucket is its own item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StockPicks(HashMap<usize, Vec<(keys::Key, u64)>>);
+
+impl StockPicks {
+    fn of(&self, step: usize) -> &[(keys::Key, u64)] {
+        self.0.get(&step).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
 fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, DbError> {
     built.map_err(|e| DbError::Other(anyhow!("build a plan's item: {e}")))
 }
 
 impl DynamoStore {
-    /// The transaction that carries `plan` out: one item per step, in the plan's order.
-    pub fn transaction(&self, plan: &Plan) -> Result<Transaction<Role>, OrderError> {
-        let mut transaction = Transaction::new(plan.what.clone()).with_token(&plan.attempt);
-        for step in &plan.steps {
+    /// Where each stock step of `plan` goes first: a product's own item, or one of its
+    /// buckets at random.
+    pub async fn stock_picks(&self, plan: &Plan) -> Result<StockPicks, DbError> {
+        let products: Vec<ProductId> = plan
+            .steps
+            .iter()
+            .filter_map(|step| if let Step::Stock { product, .. } = step { Some(*product) } else { None })
+            .collect();
+        if products.is_empty() {
+            return Ok(StockPicks::default());
+        }
+        let buckets = self.buckets_of(&products).await?;
+        let mut picks = StockPicks::default();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let Step::Stock { product, quantity, .. } = step {
+                // A product that is not there refuses on its own item.
+                let item = match buckets.get(product).copied().unwrap_or(1) {
+                    1 => keys::product(*product),
+                    n => keys::stock_bucket(*product, fastrand::u32(0..n)),
+                };
+                picks.0.insert(i, vec![(item, u64::from(quantity.get()))]);
+            }
+        }
+        Ok(picks)
+    }
+
+    /// For each product whose bucket was short of its line in `refused`: the buckets as
+    /// they are now, and a pick from those that hold the line. The products whose
+    /// buckets together hold their lines (their refusal was only a bucket's).
+    async fn repick_short_buckets(
+        &self,
+        plan: &Plan,
+        refused: &Refused,
+        picks: &mut StockPicks,
+    ) -> Result<Vec<ProductId>, OrderError> {
+        let mut held = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let Step::Stock { product, quantity, way: Way::Out } = step else { continue };
+            if !refused.steps.iter().any(|(role, _)| *role == Role::Stock(*product)) {
+                continue;
+            }
+            let buckets = self.buckets_of(&[*product]).await?.get(product).copied().unwrap_or(1);
+            if buckets == 1 {
+                continue;
+            }
+            let levels = self.bucket_levels(*product, buckets).await?;
+            let start = fastrand::usize(0..levels.len());
+            if let Some(take) = shards::take_from(&levels, u64::from(quantity.get()), start) {
+                let take = take.into_iter().map(|(k, q)| (keys::stock_bucket(*product, k), q)).collect();
+                picks.0.insert(i, take);
+                held.push(*product);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The transaction that carries `plan` out with its stock at `picks`: one item per
+    /// step, in the plan's order, and one per bucket a line is split over. `round`
+    /// numbers the store's tries of the plan (each a request of its own).
+    pub fn transaction(&self, plan: &Plan, picks: &StockPicks, round: usize) -> Result<Transaction<Role>, OrderError> {
+        let token = if round == 0 { plan.attempt.clone() } else { format!("{}.{round}", plan.attempt) };
+        let mut transaction = Transaction::new(plan.what.clone()).with_token(token);
+        for (i, step) in plan.steps.iter().enumerate() {
             let role = step.role();
             match step {
                 Step::Order(change) => transaction.update(role, self.order_update(plan, change)?),
@@ -128,13 +235,21 @@ impl DynamoStore {
                         Way::Out => ("SET stock = stock - :q", "attribute_exists(pk) AND stock >= :q"),
                         Way::Back => ("SET stock = stock + :q", "attribute_exists(pk)"),
                     };
-                    let update = Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(keys::product(*product).item()))
-                        .update_expression(expression)
-                        .condition_expression(condition)
-                        .expression_attribute_values(":q", n(quantity.get()));
-                    transaction.update(role, built(update.build())?);
+                    let at = picks.of(i);
+                    if at.iter().map(|(_, q)| q).sum::<u64>() != u64::from(quantity.get()) {
+                        return Err(
+                            anyhow!("the stock picks of product {product} do not add up to its line: {at:?}").into()
+                        );
+                    }
+                    for (item, q) in at {
+                        let update = Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(item.item()))
+                            .update_expression(expression)
+                            .condition_expression(condition)
+                            .expression_attribute_values(":q", n(q));
+                        transaction.update(role, built(update.build())?);
+                    }
                 }
                 Step::Sales { day, product, quantity, way, of } => {
                     let quantity = i64::from(quantity.get());
@@ -220,6 +335,14 @@ impl DynamoStore {
                     transaction.put(role, put);
                 }
             }
+        }
+        if transaction.items().len() > MAX_TRANSACTION_ITEMS {
+            // Only lines split over many buckets get here: a restock levels them again.
+            return Err(OrderError::Unavailable(anyhow!(
+                "{}: {} items, its lines split over too many stock buckets",
+                plan.what,
+                transaction.items().len()
+            )));
         }
         Ok(transaction)
     }
@@ -350,6 +473,17 @@ mod tests {
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "shop-main")
     }
 
+    /// Every stock step on its product's own item (products of one bucket).
+    fn own_items(plan: &Plan) -> StockPicks {
+        let mut picks = StockPicks::default();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let Step::Stock { product, quantity, .. } = step {
+                picks.0.insert(i, vec![(keys::product(*product), u64::from(quantity.get()))]);
+            }
+        }
+        picks
+    }
+
     fn update(item: &TransactWriteItem) -> &Update {
         item.update().expect("an update")
     }
@@ -365,7 +499,7 @@ mod tests {
     #[test]
     fn a_payment_plan_is_one_item_per_step_each_on_its_key_with_its_condition() {
         let (order, plan) = payment_plan(None);
-        let transaction = store().transaction(&plan).unwrap();
+        let transaction = store().transaction(&plan, &own_items(&plan), 0).unwrap();
         assert_eq!(transaction.roles(), plan.roles());
         let items = transaction.items();
         let status = update(&items[0]);
@@ -403,10 +537,32 @@ mod tests {
     }
 
     #[test]
+    fn a_line_split_over_buckets_is_one_item_per_bucket_and_each_try_is_a_request_of_its_own() {
+        let (_, plan) = payment_plan(None);
+        let mut picks = own_items(&plan);
+        // Product 2's line of 3: 2 from bucket 5, 1 from bucket 0.
+        picks.0.insert(2, vec![(keys::stock_bucket(p(2), 5), 2), (keys::stock_bucket(p(2), 0), 1)]);
+        let transaction = store().transaction(&plan, &picks, 2).unwrap();
+        assert_eq!(transaction.items().len(), plan.steps.len() + 1);
+        assert_eq!(transaction.roles()[2..4], [Role::Stock(p(2)), Role::Stock(p(2))]);
+        for (item, (pk, q)) in transaction.items()[2..4].iter().zip([("PRODUCT#2#5", 2), ("PRODUCT#2#0", 1)]) {
+            let stock = update(item);
+            assert_eq!((stock.key()["pk"].clone(), stock.key()["sk"].clone()), (s(pk), s("STOCK")));
+            assert_eq!(stock.condition_expression(), Some("attribute_exists(pk) AND stock >= :q"));
+            assert_eq!(stock.expression_attribute_values().unwrap()[":q"], n(q));
+        }
+        assert_eq!(update(&transaction.items()[4]).key()["sk"], s("PRODUCT#00000000000000000001"), "then sales");
+
+        picks.0.insert(2, vec![(keys::stock_bucket(p(2), 5), 2)]);
+        let short = store().transaction(&plan, &picks, 0);
+        assert!(matches!(short, Err(OrderError::Unexpected(_))), "picks that do not add up to the line");
+    }
+
+    #[test]
     fn a_debit_from_a_balance_seen_commits_only_at_its_seq_with_its_history_row() {
         let seen = BalanceSeen { balance: money("100.00"), seq: 7 };
         let (_, plan) = payment_plan(Some((seen, 0)));
-        let transaction = store().transaction(&plan).unwrap();
+        let transaction = store().transaction(&plan, &own_items(&plan), 0).unwrap();
         let items = transaction.items();
         let balance = update(&items[5]);
         assert_eq!(balance.condition_expression(), Some("attribute_exists(pk) AND seq = :seen AND balance >= :amount"));
@@ -429,7 +585,7 @@ mod tests {
         };
         let now = datetime!(2026-11-25 8:00 UTC);
         let plan = plan::refund(&order, now, Some(EntryId::generate()), None, Canceller::Operator, None).unwrap();
-        let transaction = store().transaction(&plan).unwrap();
+        let transaction = store().transaction(&plan, &own_items(&plan), 0).unwrap();
         let items = transaction.items();
         assert_eq!(update(&items[0]).condition_expression(), Some("#status = :paid AND paymentId = :payment"));
         assert!(update(&items[0]).update_expression().contains("refundEntryId"));
@@ -442,7 +598,7 @@ mod tests {
         );
         let sharded = Order { sales_sharded: true, ..order.clone() };
         let plan = plan::refund(&sharded, now, Some(EntryId::generate()), None, Canceller::Operator, None).unwrap();
-        let sales = update(&store().transaction(&plan).unwrap().items()[3]).key()["pk"].clone();
+        let sales = update(&store().transaction(&plan, &own_items(&plan), 0).unwrap().items()[3]).key()["pk"].clone();
         assert_eq!(
             sales,
             s(keys::sales(datetime!(2026-11-24 0:00 UTC).date(), ProductId::new(3).unwrap(), Some(order.id)).pk)
