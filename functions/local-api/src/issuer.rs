@@ -51,12 +51,42 @@ impl LocalIssuer {
     pub fn generate(issuer: impl Into<String>) -> anyhow::Result<LocalIssuer> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("generate an RSA key"))?;
         let pkcs8 = pair.as_der().map_err(|_| anyhow!("encode the RSA key"))?;
-        let pem = pem_of("PRIVATE KEY", pkcs8.as_ref());
+        LocalIssuer::with_key(issuer, &pem_of("PRIVATE KEY", pkcs8.as_ref()))
+    }
+
+    /// An issuer named `issuer` whose key lives in the PEM file at `path`: read if it is
+    /// there, else made and written (readable by its owner only). A local API started
+    /// again on the same file signs with the same key under the same `kid`, so the
+    /// tokens it minted before still verify: as deployed, where a Lambda instance killed
+    /// at its timeout changes nothing about the user pool's keys.
+    pub fn from_file(issuer: impl Into<String>, path: &std::path::Path) -> anyhow::Result<LocalIssuer> {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => {
+                LocalIssuer::with_key(issuer, &pem).with_context(|| format!("the signing key in {}", path.display()))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("generate an RSA key"))?;
+                let pkcs8 = pair.as_der().map_err(|_| anyhow!("encode the RSA key"))?;
+                let pem = pem_of("PRIVATE KEY", pkcs8.as_ref());
+                write_private(path, &pem).with_context(|| format!("write the signing key to {}", path.display()))?;
+                LocalIssuer::with_key(issuer, &pem)
+            }
+            Err(err) => Err(err).with_context(|| format!("read the signing key {}", path.display())),
+        }
+    }
+
+    /// An issuer named `issuer` signing with the PKCS#8 RSA key in `pem`; its `kid`
+    /// names the key (a digest of its public half), so the same key has the same one.
+    fn with_key(issuer: impl Into<String>, pem: &str) -> anyhow::Result<LocalIssuer> {
+        let der = der_of(pem, "PRIVATE KEY")?;
+        let pair = KeyPair::from_pkcs8(&der).map_err(|_| anyhow!("not a PKCS#8 RSA private key"))?;
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).context("load the signing key")?;
         let public = pair.public_key();
-        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let modulus = public.modulus().big_endian_without_leading_zero();
+        let n = URL_SAFE_NO_PAD.encode(modulus);
         let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-        let kid = format!("local-{}", &ulid::Ulid::generate().to_string()[16..]);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, modulus);
+        let kid = format!("local-{}", &URL_SAFE_NO_PAD.encode(digest.as_ref())[..12]);
         let jwk = json!({ "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n, "e": e });
         let decoding = DecodingKey::from_jwk(&serde_json::from_value::<Jwk>(jwk.clone())?).context("the public JWK")?;
         Ok(LocalIssuer { issuer: issuer.into(), kid, encoding, jwk, decoding, claim_names: ClaimNames::default() })
@@ -176,6 +206,29 @@ fn as_gateway_string(value: &Value) -> String {
     }
 }
 
+/// The DER inside a PEM block labelled `label`.
+fn der_of(pem: &str, label: &str) -> anyhow::Result<Vec<u8>> {
+    let (begin, end) = (format!("-----BEGIN {label}-----"), format!("-----END {label}-----"));
+    let body = pem
+        .split_once(&begin)
+        .and_then(|(_, rest)| rest.split_once(&end))
+        .map(|(body, _)| body)
+        .ok_or_else(|| anyhow!("no {label} PEM block"))?;
+    let body: String = body.split_whitespace().collect();
+    STANDARD.decode(body).context("the PEM block's base64")
+}
+
+/// Writes `contents` to a new file at `path` that only its owner may read.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
 fn pem_of(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let lines: Vec<&str> =
@@ -186,6 +239,27 @@ fn pem_of(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issuer_started_again_on_its_key_file_signs_as_before_and_its_tokens_still_verify() {
+        let dir = std::env::temp_dir().join(format!("rushcart-issuer-{}", ulid::Ulid::generate()));
+        let path = dir.join("keys").join("issuer.pem");
+        let first = LocalIssuer::from_file("http://127.0.0.1:3000/_local", &path).unwrap();
+        let token = first.mint(UserId::new(7).unwrap(), true).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the key file is its owner's alone");
+        let again = LocalIssuer::from_file("http://127.0.0.1:3000/_local", &path).unwrap();
+        assert_eq!((again.kid(), again.jwks()), (first.kid(), first.jwks()));
+        let bearer = format!("Bearer {token}");
+        let claims = again.verify(Some(&bearer)).expect("a token minted before the restart");
+        assert_eq!(claims["shop_user_id"], "7");
+        let other = LocalIssuer::generate("http://127.0.0.1:3000/_local").unwrap();
+        assert_ne!(other.kid(), first.kid(), "another key, another kid");
+        assert!(other.verify(Some(&bearer)).is_err());
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(LocalIssuer::from_file("http://127.0.0.1:3000/_local", &path).is_err(), "a broken file stops the start");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn a_minted_token_verifies_and_carries_the_user_and_roles_as_strings() {

@@ -36,7 +36,13 @@ async fn main() -> anyhow::Result<()> {
             None
         }
         Ok("on") | Ok("") | Err(_) => {
-            let issuer = LocalIssuer::generate(format!("http://127.0.0.1:{port}/_local"))?;
+            // LOCAL_ISSUER_KEY: a PEM file the key is kept in, so that a local API
+            // killed and started again (make soak) still verifies the tokens it minted.
+            let name = format!("http://127.0.0.1:{port}/_local");
+            let issuer = match std::env::var_os("LOCAL_ISSUER_KEY").filter(|path| !path.is_empty()) {
+                Some(path) => LocalIssuer::from_file(name, std::path::Path::new(&path))?,
+                None => LocalIssuer::generate(name)?,
+            };
             deps.identity = Identity::Claims(ClaimNames::default());
             Some(Arc::new(issuer))
         }
