@@ -257,7 +257,10 @@ mod tests {
         assert_ne!(other.kid(), first.kid(), "another key, another kid");
         assert!(other.verify(Some(&bearer)).is_err());
         std::fs::write(&path, "not a key").unwrap();
-        assert!(LocalIssuer::from_file("http://127.0.0.1:3000/_local", &path).is_err(), "a broken file stops the start");
+        assert!(
+            LocalIssuer::from_file("http://127.0.0.1:3000/_local", &path).is_err(),
+            "a broken file stops the start"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
