@@ -14,6 +14,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings and cargo-deny (part of make test)"
 	@echo "make openapi         write the API's OpenAPI 3.1 document to docs/openapi.json"
 	@echo "make fuzz            schemathesis, thoroughly, against a local API of its own (make test runs a short pass)"
+	@echo "make test-races      the race tests under the DynamoDB capacity model (CAPACITY_SCALE, default 0.2; make test runs it too)"
 	@echo "make faults          the fault suite, thoroughly: each dependency paused, cut off and slowed mid-rush → docs/reliability.md (make test runs a short pass)"
 	@echo "make drill           the incident drill (docs/runbook.md): overload, throttles, shedding → docs/drill.md"
 	@echo "make bench          the whole load report: fresh make run, every scenario, audit → docs/benchmarks.md"
@@ -51,6 +52,37 @@ faults: install
 	FAULTS_REPORT=$(CURDIR)/.local/faults.json FAULTS_LOG=$(CURDIR)/.local/faults-functions.log FAULT_SECONDS=$${FAULT_SECONDS:-8} CALM_SECONDS=$${CALM_SECONDS:-6} FAULT_WORKERS=$${FAULT_WORKERS:-128} \
 		localstack/with-stack.sh cargo test --profile local -p rushcart-tests --test faults_under_load -- --nocapture || status=$$?; \
 	if [ -f .local/faults.json ]; then .venv/bin/python tools/faults.py .local/faults.json .local/faults-functions.log; fi; exit $$status
+
+# The race tests under DynamoDB's capacity model (issue 28): every test app's tables
+# sit behind a model of their own (RUSHCART_TEST_CAPACITY) at CAPACITY_SCALE, default
+# 0.2 (a partition takes 200 write and 600 read units a second: the rushes on one item
+# throttle, and the run stays short). tests/src/capacity.rs says what a test may accept
+# there: a 503 that changed nothing, from one item or one user's partition past its
+# ceiling; never a 500, never an oversell. About a minute of tests after the build;
+# make test runs it as its "races" phase.
+# In the pass: every test of the files in RACE_TESTS but those in RACE_SKIPS. Left out:
+#   a_payment_retried_after_six_hundred_…   600 charges on one user's partition: about 2
+#       minutes at 0.2 (measured 118 s); it checks a lookup, not a race.
+#   two_thousand_refused_payments_…   2,000 payments of one order's item (about 100 s),
+#       and a refusal's failure record is best-effort (shared/src/orders/use_cases.rs:
+#       logged and dropped when it fails), so a throttled record loses a count and
+#       "every refusal is counted, exactly" cannot hold under the model.
+#   top.rs's two_hundred_requests_…, with_redis_stopped_…, after_a_sale_…   count the
+#       cache's computations or time its refresh window.
+#   The files not listed: issue_budget, throttle, faults and faults_under_load count
+#       calls or time windows; mid_commit and conflicts put a fault proxy of their own
+#       in front (no model there); capacity.rs runs a model of its own; the rest
+#       (recovery, events, feed, http_edge …) run no rush.
+RACE_TESTS := auth balance coupons coupon_gate key_races order_life orders refunds stock_buckets top
+RACE_SKIPS := a_payment_retried_after_six_hundred_later_ledger_entries_gets_its_first_answer \
+	two_thousand_refused_payments_leave_the_order_one_small_item_and_it_can_still_be_paid \
+	two_hundred_requests_on_a_cold_cache_compute_the_answer_once \
+	with_redis_stopped_the_answer_still_comes_and_the_cache_is_used_again_once_it_is_back \
+	after_a_sale_the_answer_is_stale_at_most_one_refresh_period
+.PHONY: test-races
+test-races: install
+	RUSHCART_TEST_CAPACITY=$${CAPACITY_SCALE:-0.2} localstack/with-stack.sh \
+		cargo test -p rushcart-tests $(addprefix --test ,$(RACE_TESTS)) -- $(addprefix --skip ,$(RACE_SKIPS))
 
 drill: install
 	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb

@@ -6,6 +6,8 @@
 #   checks       the template (cfn-lint, sam validate, checkov) and the lints (fmt, clippy)
 #   compile      cargo build --workspace --all-targets
 #   tests        cargo test --workspace: unit, handler, template and integration tests
+#   races        the race tests again, under DynamoDB's capacity model at 0.2 (make
+#                test-races; budget 2 minutes of tests, about 1 today; stopped at 5)
 #   backends     the LocalStack-in-Docker backend, built and shown to fail loudly here
 #   browser      Swagger UI in headless Chromium (about 25 s)
 #   fuzz         schemathesis, a bounded seeded pass (about a minute; make fuzz runs long)
@@ -38,6 +40,9 @@ phase install localstack/install.sh || { failed=install; exit 1; }
 phase checks make --no-print-directory template-check lint || { failed=checks; exit 1; }
 phase compile cargo build --workspace --all-targets || { failed=compile; exit 1; }
 phase tests localstack/with-stack.sh cargo test --workspace --no-fail-fast || failed="$failed tests"
+# Budget: 2 minutes of tests (the build is the compile phase's). A hang is stopped at 5
+# minutes and fails the phase, not the run.
+phase races timeout 300 make --no-print-directory test-races || failed="$failed races"
 phase backends cargo test -p rushcart-tests --features testcontainers --test backends || failed="$failed backends"
 phase browser tests/browser/run.sh || failed="$failed browser"
 phase fuzz env FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh || failed="$failed fuzz"

@@ -482,8 +482,17 @@ async fn issue_coupon(tables: &Tables, terms: &Coupon, user: UserId) -> anyhow::
 /// Strongly consistent reads of `wanted` (distinct keys of the main table) in one
 /// `BatchGetItem`; the items found, by key.
 async fn read_many(tables: &Tables, wanted: &[keys::Key]) -> anyhow::Result<HashMap<keys::Key, Item>> {
-    let request =
-        KeysAndAttributes::builder().set_keys(Some(wanted.iter().map(keys::Key::item).collect())).consistent_read(true);
+    batch_read(tables, wanted, true).await
+}
+
+async fn batch_read(
+    tables: &Tables,
+    wanted: &[keys::Key],
+    consistent: bool,
+) -> anyhow::Result<HashMap<keys::Key, Item>> {
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(wanted.iter().map(keys::Key::item).collect()))
+        .consistent_read(consistent);
     let output =
         tables.client.batch_get_item().request_items(&tables.main, request.build()?).send().await.map_err(sdk)?;
     if output.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
@@ -493,8 +502,9 @@ async fn read_many(tables: &Tables, wanted: &[keys::Key]) -> anyhow::Result<Hash
     found.into_iter().map(|item| Ok((keys::Key::of_item(&item)?, item))).collect()
 }
 
-/// create-order without a key: the profile, each product and the coupon copy (if any)
-/// in one batch read, then the order, priced as the use case prices it, put new.
+/// create-order without a key: the profile and the coupon copy (if any) in one batch
+/// read, each product in another (eventually consistent) at the same time, then the
+/// order, priced as the use case prices it, put new.
 async fn create_order(
     tables: &Tables,
     user: UserId,
@@ -505,9 +515,9 @@ async fn create_order(
     let profile = keys::profile(user);
     let products: Vec<keys::Key> = lines.iter().map(|(product, _)| keys::product(*product)).collect();
     let copy = coupon.map(|coupon| keys::coupon_copy(user, coupon));
-    let wanted: Vec<keys::Key> =
-        std::iter::once(profile.clone()).chain(products.iter().cloned()).chain(copy.clone()).collect();
-    let found = read_many(tables, &wanted).await?;
+    let wanted: Vec<keys::Key> = std::iter::once(profile.clone()).chain(copy.clone()).collect();
+    let (found, priced) = futures::try_join!(read_many(tables, &wanted), batch_read(tables, &products, false))?;
+    let found: HashMap<keys::Key, Item> = found.into_iter().chain(priced).collect();
     if !found.contains_key(&profile) {
         anyhow::bail!("user {user} is missing");
     }

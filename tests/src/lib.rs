@@ -13,7 +13,16 @@
 //!   machines with Docker, in a build with the `testcontainers` feature. Where no
 //!   Docker engine answers, every test fails with a message that says so; nothing
 //!   passes silently.
+//!
+//! # Under DynamoDB's capacity model
+//!
+//! With `RUSHCART_TEST_CAPACITY=<scale>` (`make test-races`), every test app's tables
+//! sit behind a capacity model of their own at that scale (system clock, no table
+//! ceiling), as `CAPACITY=aws` puts one in front of the stack's engine;
+//! [`TestApp::throttled`] reads how many requests it throttled, and [`capacity`] says
+//! what a test may accept there.
 
+pub mod capacity;
 pub mod faults;
 pub mod feed;
 pub mod invariants;
@@ -80,6 +89,51 @@ pub fn dead_redis_url() -> String {
     format!("redis://127.0.0.1:{port}")
 }
 
+/// The scale of DynamoDB's capacity model every [`TestApp`] sits behind, from
+/// `RUSHCART_TEST_CAPACITY` (`make test-races` sets it; unset or empty: no model). At
+/// 0.2 a partition takes 200 write units and 600 read units a second.
+pub fn capacity_scale() -> Option<f64> {
+    let value = std::env::var("RUSHCART_TEST_CAPACITY").ok()?;
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    match value.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 => Some(scale),
+        _ => panic!("RUSHCART_TEST_CAPACITY={value:?} is not a scale: give a positive number such as 0.2"),
+    }
+}
+
+/// Whether the test apps sit behind the capacity model (`RUSHCART_TEST_CAPACITY`).
+pub fn under_capacity() -> bool {
+    capacity_scale().is_some()
+}
+
+/// A capacity model of a test app's own, in front of the engine (system clock, no
+/// table ceiling).
+struct Capacity {
+    /// Where the model listens: the app's tables are reached through it.
+    endpoint: String,
+    handle: rushcart_capacity::Handle,
+}
+
+impl Capacity {
+    async fn start(upstream: &str, scale: f64) -> Capacity {
+        use rushcart_capacity::{Clock, Config, Limits, Server};
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let config = Config { limits: Limits { scale, table_max: None }, clock: Clock::system() };
+        let server = Server::bind(loopback, upstream, config).await.expect("bind the capacity model");
+        let endpoint = format!("http://{}", server.local_addr().expect("the model's address"));
+        let handle = server.handle();
+        tokio::spawn(server.serve());
+        Capacity { endpoint, handle }
+    }
+
+    fn metrics_url(&self) -> String {
+        format!("{}{}", self.endpoint, rushcart_capacity::METRICS_PATH)
+    }
+}
+
 /// A DynamoDB client for `endpoint` with the stack's static test credentials.
 pub async fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     rushcart_dynamodb::client(endpoint).await
@@ -98,6 +152,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub store: DynamoStore,
     pub issuer: Arc<LocalIssuer>,
+    /// The capacity model in front of the app's tables, if any.
+    capacity: Option<rushcart_capacity::Handle>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -113,36 +169,36 @@ impl TestApp {
 
     /// A test app with the coupon admission gate `gate` built over its table's name.
     pub async fn spawn_with_gate(gate: impl FnOnce(&str) -> Arc<dyn rushcart::coupons::AdmissionGate>) -> TestApp {
-        let (store, _) = TestApp::fresh_store().await;
+        let (store, _, capacity) = TestApp::fresh_store().await;
         let gate = gate(store.table());
-        TestApp::serve(store, Arc::new(rushcart::clock::SystemClock), Some(gate)).await
+        TestApp::serve(store, Arc::new(rushcart::clock::SystemClock), Some(gate), capacity).await
     }
 
     pub async fn spawn_with(
         clock: Arc<dyn rushcart::clock::Clock>,
         gate: Option<Arc<dyn rushcart::coupons::AdmissionGate>>,
     ) -> TestApp {
-        let (store, _) = TestApp::fresh_store().await;
-        TestApp::serve(store, clock, gate).await
+        let (store, _, capacity) = TestApp::fresh_store().await;
+        TestApp::serve(store, clock, gate, capacity).await
     }
 
     /// A test app whose dependencies `configure` adjusts (clock, gate, cache) before
     /// the API starts; it gets the table's name to namespace Redis keys.
     pub async fn spawn_configured(configure: impl FnOnce(&str, &mut Deps<DynamoStore>)) -> TestApp {
-        let (store, table) = TestApp::fresh_store().await;
+        let (store, table, capacity) = TestApp::fresh_store().await;
         let mut deps = Deps::new(store.clone());
         configure(&table, &mut deps);
-        TestApp::serve_deps(store, deps).await
+        TestApp::serve_deps(store, deps, capacity).await
     }
 
     /// A test app whose DynamoDB client carries `interceptor` (the local API's call
     /// counter, say).
     pub async fn spawn_intercepted(interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static) -> TestApp {
-        let (store, table) = TestApp::fresh_store().await;
+        let (store, table, capacity) = TestApp::fresh_store().await;
         let config = store.client().config().to_builder().interceptor(interceptor).build();
         let counted = store.probe().expect("a fresh store counts").clone();
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table).with_probe(counted);
-        TestApp::serve_deps(store.clone(), Deps::new(store)).await
+        TestApp::serve_deps(store.clone(), Deps::new(store), capacity).await
     }
 
     /// A test app whose functions reach DynamoDB through `proxy` with the functions'
@@ -189,7 +245,7 @@ impl TestApp {
             deps.identity = rushcart::identity::Identity::TrustClient;
         }
         configure(&table, &mut deps);
-        TestApp::serve_checking(store, deps, sign_in, rushcart_local_api::Settings::default()).await
+        TestApp::serve_checking(store, deps, sign_in, rushcart_local_api::Settings::default(), None).await
     }
 
     /// A test app whose tables sit behind DynamoDB's capacity model at `scale` (a
@@ -197,23 +253,35 @@ impl TestApp {
     /// `CAPACITY=aws` puts it in front of the stack's engine; `/_local/metrics` shows
     /// the model's counters. The model's handle reads them directly.
     pub async fn spawn_under_capacity(scale: f64) -> (TestApp, rushcart_capacity::Handle) {
-        use rushcart_capacity::{Clock, Config, Limits, Server, METRICS_PATH};
-        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let config = Config { limits: Limits { scale, table_max: None }, clock: Clock::system() };
-        let server = Server::bind(loopback, &dynamodb_endpoint().await, config).await.expect("bind the capacity model");
-        let endpoint = format!("http://{}", server.local_addr().expect("the model's address"));
-        let handle = server.handle();
-        tokio::spawn(server.serve());
-        let (store, _) = TestApp::fresh_store_at(&endpoint).await;
-        let capacity_metrics = Some(format!("{endpoint}{METRICS_PATH}"));
+        let (store, _, capacity) = TestApp::fresh_store_under(Some(scale)).await;
+        let capacity = capacity.expect("a model at that scale");
+        let handle = capacity.handle.clone();
         let deps = Deps::new(store.clone());
-        let settings = rushcart_local_api::Settings { capacity_metrics, ..rushcart_local_api::Settings::default() };
-        let app = TestApp::serve_checking(store, deps, true, settings).await;
+        let app =
+            TestApp::serve_checking(store, deps, true, rushcart_local_api::Settings::default(), Some(capacity)).await;
         (app, handle)
     }
 
-    async fn fresh_store() -> (DynamoStore, String) {
-        TestApp::fresh_store_at(&dynamodb_endpoint().await).await
+    /// Fresh tables of their own on the backend's DynamoDB, behind a capacity model of
+    /// their own when `RUSHCART_TEST_CAPACITY` sets a scale.
+    async fn fresh_store() -> (DynamoStore, String, Option<Capacity>) {
+        TestApp::fresh_store_under(capacity_scale()).await
+    }
+
+    /// Fresh tables, behind a capacity model at `scale` if given.
+    async fn fresh_store_under(scale: Option<f64>) -> (DynamoStore, String, Option<Capacity>) {
+        let upstream = dynamodb_endpoint().await;
+        match scale {
+            None => {
+                let (store, table) = TestApp::fresh_store_at(&upstream).await;
+                (store, table, None)
+            }
+            Some(scale) => {
+                let capacity = Capacity::start(&upstream, scale).await;
+                let (store, table) = TestApp::fresh_store_at(&capacity.endpoint).await;
+                (store, table, Some(capacity))
+            }
+        }
     }
 
     /// Fresh tables of their own on the DynamoDB at `endpoint`.
@@ -230,28 +298,29 @@ impl TestApp {
         store: DynamoStore,
         clock: Arc<dyn rushcart::clock::Clock>,
         gate: Option<Arc<dyn rushcart::coupons::AdmissionGate>>,
+        capacity: Option<Capacity>,
     ) -> TestApp {
         let mut deps = Deps::with_clock(store.clone(), clock);
         deps.coupon_gate = gate;
-        TestApp::serve_deps(store, deps).await
+        TestApp::serve_deps(store, deps, capacity).await
     }
 
     /// A test app whose local API cuts clients and functions off after `timeouts`.
     pub async fn spawn_with_timeouts(timeouts: rushcart_local_api::Timeouts) -> TestApp {
-        let (store, _) = TestApp::fresh_store().await;
-        TestApp::serve_with(store.clone(), Deps::new(store), timeouts).await
+        let (store, _, capacity) = TestApp::fresh_store().await;
+        TestApp::serve_with(store.clone(), Deps::new(store), timeouts, capacity).await
     }
 
-    async fn serve_deps(store: DynamoStore, deps: Deps<DynamoStore>) -> TestApp {
-        TestApp::serve_with(store, deps, rushcart_local_api::Timeouts::default()).await
+    async fn serve_deps(store: DynamoStore, deps: Deps<DynamoStore>, capacity: Option<Capacity>) -> TestApp {
+        TestApp::serve_with(store, deps, rushcart_local_api::Timeouts::default(), capacity).await
     }
 
     /// A test app with sign-in off (`AUTH=off`): the client names the user.
     pub async fn spawn_trusting_the_client() -> TestApp {
-        let (store, _) = TestApp::fresh_store().await;
+        let (store, _, capacity) = TestApp::fresh_store().await;
         let mut deps = Deps::new(store.clone());
         deps.identity = rushcart::identity::Identity::TrustClient;
-        TestApp::serve_checking(store, deps, false, rushcart_local_api::Settings::default()).await
+        TestApp::serve_checking(store, deps, false, rushcart_local_api::Settings::default(), capacity).await
     }
 
     /// A test app whose local API throttles its routes as `throttles` say (the other
@@ -266,32 +335,35 @@ impl TestApp {
         throttles: Option<rushcart_local_api::throttle::Throttles>,
         flood: Option<rushcart_local_api::flood::FloodRules>,
     ) -> TestApp {
-        let (store, _) = TestApp::fresh_store().await;
+        let (store, _, capacity) = TestApp::fresh_store().await;
         let deps = Deps::new(store.clone());
         let settings = rushcart_local_api::Settings {
             throttles: throttles.map(Arc::new),
             flood: flood.map(Arc::new),
             ..rushcart_local_api::Settings::default()
         };
-        TestApp::serve_checking(store, deps, true, settings).await
+        TestApp::serve_checking(store, deps, true, settings, capacity).await
     }
 
     async fn serve_with(
         store: DynamoStore,
         deps: Deps<DynamoStore>,
         timeouts: rushcart_local_api::Timeouts,
+        capacity: Option<Capacity>,
     ) -> TestApp {
         let settings = rushcart_local_api::Settings { timeouts, ..rushcart_local_api::Settings::default() };
-        TestApp::serve_checking(store, deps, true, settings).await
+        TestApp::serve_checking(store, deps, true, settings, capacity).await
     }
 
     /// Serves `deps`, with the app's issuer's tokens checked (`sign_in`) or not, and the
     /// rest of the edge as `settings` say (its issuer and Swagger UI are the app's).
+    /// Behind a `capacity` model, `/_local/metrics` shows the model's counters too.
     async fn serve_checking(
         store: DynamoStore,
         deps: Deps<DynamoStore>,
         sign_in: bool,
         settings: rushcart_local_api::Settings,
+        capacity: Option<Capacity>,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
@@ -301,17 +373,37 @@ impl TestApp {
         let swagger_ui = Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rushcart_local_api::docs::DEFAULT_ASSETS),
         );
-        let settings = rushcart_local_api::Settings { issuer: sign_in.then(|| issuer.clone()), swagger_ui, ..settings };
+        let capacity_metrics = settings.capacity_metrics.or_else(|| capacity.as_ref().map(Capacity::metrics_url));
+        let settings = rushcart_local_api::Settings {
+            issuer: sign_in.then(|| issuer.clone()),
+            swagger_ui,
+            capacity_metrics,
+            ..settings
+        };
         tokio::spawn(rushcart_local_api::serve(listener, deps, settings, async {
             let _ = stopped.await;
         }));
         rushcart::install_crypto_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
-        TestApp { base_url, http, store, issuer, shutdown: Some(shutdown) }
+        let capacity = capacity.map(|capacity| capacity.handle);
+        TestApp { base_url, http, store, issuer, capacity, shutdown: Some(shutdown) }
     }
 
     pub fn table(&self) -> &str {
         self.store.table()
+    }
+
+    /// The capacity model in front of this app's tables, if any
+    /// ([`TestApp::spawn_under_capacity`], `RUSHCART_TEST_CAPACITY`).
+    pub fn capacity(&self) -> Option<&rushcart_capacity::Handle> {
+        self.capacity.as_ref()
+    }
+
+    /// How many requests the app's capacity model has answered with a throttle so far
+    /// (0 without a model). The SDK and the functions retry a throttle, so this counts
+    /// the throttles absorbed as well as those that became 503s.
+    pub fn throttled(&self) -> u64 {
+        self.capacity.as_ref().map_or(0, |model| model.metrics()["requests"]["throttled"].as_u64().unwrap_or(0))
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -437,7 +529,11 @@ impl TestApp {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (replayed, retry_after) = (header("idempotent-replayed").as_deref() == Some("true"), header("retry-after"));
         let status = response.status().as_u16();
-        KeyedAnswer { status, replayed, retry_after, body: response.json().await.expect("a JSON body") }
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        if status == 503 && body["code"] == "SERVICE_UNAVAILABLE" {
+            assert!(retry_after.is_some(), "a 503 without Retry-After: {body}");
+        }
+        KeyedAnswer { status, replayed, retry_after, body }
     }
 
     pub async fn send_as(
@@ -492,6 +588,16 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(model) = &self.capacity {
+            let metrics = model.metrics();
+            eprintln!(
+                "capacity model of {} ({}): {} requests admitted, {} throttled",
+                std::thread::current().name().unwrap_or("a test"),
+                self.table(),
+                metrics["requests"]["admitted"],
+                metrics["requests"]["throttled"]
+            );
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -523,11 +629,17 @@ pub struct KeyedAnswer {
     pub body: serde_json::Value,
 }
 
+/// The status and JSON body of `response`. A function's 503 (`SERVICE_UNAVAILABLE`:
+/// nothing changed) must say when to retry: checked here, for every test.
 async fn read(response: reqwest::Response) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key(reqwest::header::RETRY_AFTER);
     let bytes = response.bytes().await.expect("response body");
-    let body = serde_json::from_slice(&bytes)
+    let body: serde_json::Value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {}", String::from_utf8_lossy(&bytes)));
+    if status == 503 && body["code"] == "SERVICE_UNAVAILABLE" {
+        assert!(retry_after, "a 503 without Retry-After: {body}");
+    }
     (status, body)
 }
 

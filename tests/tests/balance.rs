@@ -3,13 +3,18 @@
 //! every race.
 
 use futures::future::join_all;
+use rushcart_tests::capacity::{count_unavailable, unavailable, under_capacity};
 use rushcart_tests::invariants::{assert_ledger_consistent, money, read_ledger};
 use rushcart_tests::TestApp;
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 const CHARGE: &str = "/api/v1/users/1/balance/charge";
 const USE: &str = "/api/v1/users/1/balance/use";
 
+/// Under the capacity model all 200 land on one user's partition (`USER#1`, which no
+/// sharding can spread: its ledger is one gapless sequence), so some may be answered
+/// 503; each of those changed nothing, and the balance and ledger count only the 200s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_charges_and_a_hundred_uses_at_once_all_succeed_and_add_up() {
     let app = TestApp::spawn().await;
@@ -23,22 +28,35 @@ async fn a_hundred_charges_and_a_hundred_uses_at_once_all_succeed_and_add_up() {
     let results = join_all(requests).await;
 
     for (status, body) in &results {
-        assert_eq!(*status, 200, "{body}");
+        assert!(*status == 200 || unavailable(*status, body), "{status} {body}");
     }
-    assert_eq!(app.balance(1).await, "1000000.00");
+    let landed = |parity: usize| results.iter().skip(parity).step_by(2).filter(|(status, _)| *status == 200).count();
+    let (charged, used) = (landed(0), landed(1));
+    let ok = (charged + used) as u64;
+    assert_eq!(ok as usize + count_unavailable(&results), 200);
+    let expected =
+        money("1000000.00") + money("1000.00") * Decimal::from(charged) - money("1000.00") * Decimal::from(used);
+    assert_eq!(money(&app.balance(1).await), expected, "{charged} charges and {used} uses landed");
     let ledger = read_ledger(app.client(), app.table(), 1).await;
-    assert_eq!(ledger.entries.len(), 201, "the opening entry and 200 changes");
+    assert_eq!(ledger.entries.len() as u64, 1 + ok, "the opening entry and one per change answered 200");
     assert_ledger_consistent(&ledger);
-    // Every response reported a distinct entry with the balance right after it.
-    let mut seqs: Vec<u64> = results.iter().map(|(_, b)| b["entry"]["seq"].as_u64().unwrap()).collect();
+    // Every success reported a distinct entry with the balance right after it.
+    let succeeded = || results.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body);
+    let mut seqs: Vec<u64> = succeeded().map(|b| b["entry"]["seq"].as_u64().unwrap()).collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (2..=201).collect::<Vec<_>>());
-    for (_, body) in &results {
+    assert_eq!(seqs, (2..=1 + ok).collect::<Vec<_>>());
+    for body in succeeded() {
         let seq = body["entry"]["seq"].as_u64().unwrap();
         assert_eq!(money(body["entry"]["balanceAfter"].as_str().unwrap()), ledger.entries[&seq].balance_after);
     }
+    if under_capacity() {
+        eprintln!("200 changes of one user: {ok} landed, {} throttled by the model", app.throttled());
+    }
 }
 
+/// Under the capacity model some uses may be answered 503 (one user's partition): they
+/// spend nothing, so exactly min(100, the rest) succeed, and a refusal comes only once
+/// the balance is spent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overspending_by_fifty_uses_leaves_exactly_zero_and_never_goes_negative() {
     let app = TestApp::spawn().await;
@@ -48,15 +66,19 @@ async fn overspending_by_fifty_uses_leaves_exactly_zero_and_never_goes_negative(
 
     let ok = results.iter().filter(|(status, _)| *status == 200).count();
     let refused: Vec<&Value> = results.iter().filter(|(status, _)| *status == 409).map(|(_, b)| b).collect();
-    assert_eq!(ok, 100);
-    assert_eq!(refused.len(), 50);
+    let unavailable = count_unavailable(&results);
+    assert_eq!(ok + refused.len() + unavailable, 150, "{:?}", results.iter().find(|(s, _)| *s != 200 && *s != 409));
+    assert_eq!((ok, refused.len()), (100.min(150 - unavailable), 150 - unavailable - 100.min(150 - unavailable)));
     assert!(refused.iter().all(|b| b["code"] == "INSUFFICIENT_BALANCE"));
-    assert_eq!(app.balance(1).await, "0.00");
+    let left = money("1000000.00") - money("10000.00") * Decimal::from(ok as u64);
+    assert_eq!(money(&app.balance(1).await), left);
     let ledger = read_ledger(app.client(), app.table(), 1).await;
-    assert_eq!(ledger.entries.len(), 101);
+    assert_eq!(ledger.entries.len(), 1 + ok);
     assert_ledger_consistent(&ledger);
 }
 
+/// Under the capacity model a send may be answered 503 (one key, one user's
+/// partition); it changed nothing, and the later retry below gets the one change made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_charges_with_one_key_take_effect_once() {
     let app = TestApp::spawn().await;
@@ -64,19 +86,24 @@ async fn twenty_concurrent_charges_with_one_key_take_effect_once() {
 
     let results = join_all((0..20).map(|_| app.post(CHARGE, r#"{"amount":"50.00"}"#, Some("retry-me")))).await;
 
-    for (status, body) in &results {
+    let answered: Vec<&Value> =
+        results.iter().filter(|(status, body)| !unavailable(*status, body)).map(|(_, body)| body).collect();
+    for (status, body) in results.iter().filter(|(status, body)| !unavailable(*status, body)) {
         assert_eq!(*status, 200, "{body}");
-        assert_eq!(*body, results[0].1, "every retry returns the first response");
+        assert_eq!(body, answered[0], "every retry returns the first response");
     }
-    assert_eq!(results[0].1["balance"], "150.00");
+
+    // Later retries, after materialisation, still answer the same.
+    let (status, body) = app.post(CHARGE, r#"{"amount": 50}"#, Some("retry-me")).await;
+    assert_eq!(status, 200, "{body}");
+    if let Some(first) = answered.first() {
+        assert_eq!(&body, *first);
+    }
+    assert_eq!(body["balance"], "150.00");
     assert_eq!(app.balance(1).await, "150.00");
     let ledger = read_ledger(app.client(), app.table(), 1).await;
     assert_eq!(ledger.entries.len(), 2);
     assert_ledger_consistent(&ledger);
-
-    // Later retries, after materialisation, still answer the same.
-    let (status, body) = app.post(CHARGE, r#"{"amount": 50}"#, Some("retry-me")).await;
-    assert_eq!((status, &body), (200, &results[0].1));
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use rushcart::adapters::redis_gate::RedisGate;
+use rushcart_tests::capacity::{rush_outcome, unavailable};
 use rushcart_tests::invariants::{coupon_audit, users};
 use rushcart_tests::{dead_redis_url, redis_url, OwnRedis, TestApp, REDIS_BUDGET};
 use time::{Duration, OffsetDateTime};
@@ -33,12 +34,16 @@ fn writes(app: &TestApp) -> u64 {
     app.counters().coupon_issue_writes()
 }
 
-async fn rush(app: &TestApp, users: std::ops::RangeInclusive<u64>) -> (usize, usize, usize) {
+/// A rush of `users` on coupon 1: how many were issued a copy, told it is sold out, told
+/// they hold one, and (under the capacity model only) answered 503 — which issued
+/// nothing; see [`rush_outcome`].
+async fn rush(app: &TestApp, users: std::ops::RangeInclusive<u64>) -> (usize, usize, usize, usize) {
     let paths: Vec<String> = users.map(|user| format!("/api/v1/coupons/1?userId={user}")).collect();
     let results = join_all(paths.iter().map(|path| app.post(path, "", None))).await;
     let count = |status: u16, code: &str| results.iter().filter(|(s, b)| *s == status && b["code"] == code).count();
     let issued = results.iter().filter(|(status, _)| *status == 201).count();
-    (issued, count(409, "COUPON_SOLD_OUT"), count(409, "COUPON_ALREADY_ISSUED"))
+    let unavailable = results.iter().filter(|(status, body)| unavailable(*status, body)).count();
+    (issued, count(409, "COUPON_SOLD_OUT"), count(409, "COUPON_ALREADY_ISSUED"), unavailable)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -48,10 +53,10 @@ async fn with_the_gate_a_thousand_user_rush_issues_exactly_a_hundred_with_few_wr
     app.seed_users(&users(1..=1000, "0.00")).await;
     app.seed_coupon(1, 100, "1000.00", OffsetDateTime::now_utc() + Duration::days(30)).await;
 
-    let (issued, sold_out, _) = rush(&app, 1..=1000).await;
+    let (issued, sold_out, _, unavailable) = rush(&app, 1..=1000).await;
 
-    assert_eq!((issued, sold_out), (100, 900));
-    assert_eq!(coupon_audit(&app, 1).await, (100, 100));
+    assert_eq!((issued, sold_out), rush_outcome(100, 1000, unavailable));
+    assert_eq!(coupon_audit(&app, 1).await, (issued as u64, issued as u64));
     // With Redis up and a budget no queue reaches, the gate answers every request, and
     // DynamoDB sees one write per unit (plus conflict retries).
     assert_eq!(gate.bypassed(), 0, "Redis answered every request");
@@ -69,7 +74,10 @@ async fn with_the_gate_one_user_firing_fifty_requests_gets_one_coupon() {
     let results = join_all((0..50).map(|_| app.post("/api/v1/coupons/1?userId=7", "", None))).await;
 
     assert_eq!(results.iter().filter(|(status, _)| *status == 201).count(), 1);
-    assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 409 && b["code"] == "COUPON_ALREADY_ISSUED"));
+    assert!(results
+        .iter()
+        .filter(|(s, _)| *s != 201)
+        .all(|(s, b)| (*s == 409 && b["code"] == "COUPON_ALREADY_ISSUED") || unavailable(*s, b)));
     assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     assert!(
         writes(&app) < 50,
@@ -94,10 +102,12 @@ async fn when_redis_is_down_the_gate_steps_aside_and_dynamodb_alone_stays_exact(
     let gate = gate.unwrap();
     assert!(!gate.ready(std::time::Duration::from_millis(200)).await, "nothing listens there");
 
-    let (issued, sold_out, _) = rush(&app, 1..=300).await;
+    let (issued, sold_out, _, unavailable) = rush(&app, 1..=300).await;
 
-    assert_eq!((issued, sold_out), (100, 200));
-    assert_eq!(coupon_audit(&app, 1).await, (100, 100));
+    // Under the capacity model the one counter item (100 copies: unsharded) takes the
+    // whole rush without the gate, and some issues may be answered 503.
+    assert_eq!((issued, sold_out), rush_outcome(100, 300, unavailable));
+    assert_eq!(coupon_audit(&app, 1).await, (issued as u64, issued as u64));
     assert_eq!(gate.bypassed(), 300, "every request went past the gate");
 }
 
@@ -244,8 +254,8 @@ async fn the_gate_steps_aside_while_redis_is_down_and_is_used_again_once_it_is_b
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let bypassed = gate.bypassed();
     // The restarted Redis knows nothing: it admits, DynamoDB refuses what is gone.
-    let (issued, sold_out, _) = rush(&app, 21..=90).await;
-    assert_eq!((issued, sold_out), (30, 40));
+    let (issued, sold_out, _, unavailable) = rush(&app, 21..=90).await;
+    assert_eq!((issued, sold_out), rush_outcome(30, 70, unavailable));
     let since = gate.bypassed() - bypassed;
     assert!(since < 35, "the gate answers again, but {since} of 70 requests bypassed it");
     assert_eq!(coupon_audit(&app, 1).await, (50, 50));
