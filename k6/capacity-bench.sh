@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The capacity benchmark: what one coupon issues a second under the DynamoDB capacity
-# model, unsharded and sharded, side by side, and what checkouts reach on one hot
-# product and spread over twenty. Run it inside a stack of its own with the model on
+# model, unsharded and sharded, side by side (with the Redis gate off and on), and what
+# checkouts reach on one hot product and spread over twenty. Run it inside a stack of its own with the model on
 # (`make bench-capacity` does):
 #
 #   CAPACITY=aws CAPACITY_SCALE=0.05 localstack/with-stack.sh k6/capacity-bench.sh
@@ -53,6 +53,10 @@ echo "each run $SECS s: coupons $RATE issues/s, checkouts $HOT/s on one product 
 "$BIN/rushcart-admin" seed --users $(( 2 * USERS )) --products 0 --coupons 1 --first-coupon 1 \
   --coupon-quantity "$USERS" --coupon-shards 1 >/dev/null
 "$BIN/rushcart-admin" seed --users 0 --products 0 --coupons 1 --first-coupon 2 --coupon-quantity "$USERS" >/dev/null
+# Coupons 3 and 4 the same, for the runs behind the Redis admission gate.
+"$BIN/rushcart-admin" seed --users 0 --products 0 --coupons 1 --first-coupon 3 --coupon-quantity "$USERS" \
+  --coupon-shards 1 >/dev/null
+"$BIN/rushcart-admin" seed --users 0 --products 0 --coupons 1 --first-coupon 4 --coupon-quantity "$USERS" >/dev/null
 # Product 1 holds its stock on its own item, product 2 in the buckets its stock gets by
 # default (16), and products 3 to 22 too; each with stock for every checkout.
 "$BIN/rushcart-admin" seed --users 0 --products 1 --stock 1000000 --stock-buckets 1 --price 1.00 --coupons 0 >/dev/null
@@ -60,8 +64,15 @@ echo "each run $SECS s: coupons $RATE issues/s, checkouts $HOT/s on one product 
 
 AUTH=off THROTTLE=off COUPON_GATE=off PORT=$PORT "$BIN/rushcart-local-api" >"${RUSHCART_STACK_DIR:-/tmp}/capacity-api.log" 2>&1 &
 api=$!
-trap 'kill $api 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+# The same behind the Redis admission gate (the stack's redis-server), without the feed.
+GATED=$(( PORT + 1 ))
+AUTH=off THROTTLE=off COUPON_GATE=on FEED=off PORT=$GATED "$BIN/rushcart-local-api" \
+  >"${RUSHCART_STACK_DIR:-/tmp}/capacity-gated-api.log" 2>&1 &
+gated=$!
+trap 'kill $api $gated 2>/dev/null || true' EXIT
+for port in $PORT $GATED; do
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
 
 mkdir -p "$ROOT/k6/results"
 metrics() { curl -s "$CAPACITY_METRICS_URL"; }
@@ -111,6 +122,12 @@ PY
 }
 run "one coupon, 1 counter item" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=1 FIRST_USER=1
 run "one coupon, 16 shards" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=2 FIRST_USER=$(( USERS + 1 ))
+# Behind the gate, with copies for every request: the gate admits each (nothing is sold
+# out, no user asks twice), so DynamoDB takes every issue as before.
+run "one coupon, 1 counter item, gate on" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=3 FIRST_USER=1 \
+  BASE_URL="http://127.0.0.1:$GATED"
+run "one coupon, 16 shards, gate on" "$RATE" capacity-coupon.js coupons "$CEILING" COUPON_ID=4 \
+  FIRST_USER=$(( USERS + 1 )) BASE_URL="http://127.0.0.1:$GATED"
 run "checkouts of one hot product, stock on 1 item" "$HOT" capacity-checkout.js checkouts "$CEILING" \
   FIRST_USER=1 FIRST_PRODUCT=1 PRODUCTS=1
 run "checkouts of one hot product, stock in 16 buckets" "$HOT" capacity-checkout.js checkouts "$CEILING" \
@@ -151,8 +168,8 @@ PY
 }
 signups "sign-ups, 1 id per counter write" 1
 signups "sign-ups, 64 ids per counter write" 64
-kill $api 2>/dev/null || true
-audit=("$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --orders)
+kill $api $gated 2>/dev/null || true
+audit=("$BIN/rushcart-admin" audit --all-users --coupon 1 --coupon 2 --coupon 3 --coupon 4 --orders)
 if [ -n "$CAPACITY_JSON" ]; then
   set +e
   "${audit[@]}" >"$CAPACITY_JSON.audit" 2>&1

@@ -812,6 +812,7 @@ def capacity_section(capacity):
         f"constant rate for {capacity['seconds']} s, every request from a user of its own (sign-ups: "
         "`rushcart-admin signups`, 64 at once, through the post-confirmation trigger's handler). Throttled: the",
         "requests the model refused (the SDK and the store retry them; a 503 is one that reached the client).",
+        "Gate on: the same behind the Redis admission gate, with copies for every request (so it admits each).",
         "[capacity.md](capacity.md) scales these to a 100,000-user sale.",
         "",
         "| hot path | stored as | asked/s | answered/s | × its ceiling | p99 | throttled at the model | 503s | other | throttled most |",
@@ -824,7 +825,7 @@ def capacity_section(capacity):
         "|---|---|---|",
         *[f"| {goal} | {measured} | {'yes' if met else '**no**'} |" for goal, measured, met in capacity_goals(capacity)],
         "",
-        f"Audited after the capacity runs (`rushcart-admin audit --all-users --coupon 1 --coupon 2 --orders`), exit "
+        f"Audited after the capacity runs (`rushcart-admin audit --all-users --coupon 1 … --coupon 4 --orders`), exit "
         f"{capacity['audit_rc']}:",
         "",
         "```",
