@@ -89,10 +89,11 @@ drill: install
 	@.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/pip install --quiet --disable-pip-version-check "matplotlib>=3.8,<4"
 	.venv/bin/python tools/drill.py
 
-# The capacity benchmark (issue 28): one coupon's issues a second under the DynamoDB
-# capacity model, on one counter item and on its default shards, in a stack of its own
-# (CAPACITY_SCALE, default 0.05: a partition takes 50 write units a second;
-# CAPACITY_SECONDS, default 60 per run). About 3 minutes with the build.
+# The capacity benchmark (issue 28): every hot path under the DynamoDB capacity model,
+# unsharded and sharded side by side (k6/capacity-bench.sh says which), in a stack of its
+# own (CAPACITY_SCALE, default 0.05: a partition takes 50 write units a second;
+# CAPACITY_SECONDS, default 60 per run). About 11 minutes; make bench runs it too and
+# writes its figures into docs/benchmarks.md.
 bench-capacity: install
 	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb -p rushcart-capacity
 	RUSHCART_DYNAMODB_BIN=$(CURDIR)/target/local/rushcart-dynamodb RUSHCART_CAPACITY_BIN=$(CURDIR)/target/local/rushcart-capacity \

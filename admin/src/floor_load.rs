@@ -35,7 +35,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::Client;
-use rushcart::adapters::dynamodb::catalog::terms_from_item;
+use rushcart::adapters::dynamodb::catalog::{terms_from_item, Held};
 use rushcart::adapters::dynamodb::coupons::{copy_from_item, coupon_from_item};
 use rushcart::adapters::dynamodb::ledger::{self, balance_seen, pending_entries, BalanceUpdate};
 use rushcart::adapters::dynamodb::orders::{order_from_item, put_new_order};
@@ -339,7 +339,8 @@ async fn run(tables: Arc<Tables>, scenario: Scenario) -> anyhow::Result<serde_js
         }
         Scenario::GetProduct => {
             seed_products(&tables, &[1], 1000).await?;
-            let unit = move |t: Arc<Tables>, _, _| async move { read(&t, &keys::product(product)).await };
+            let buckets = rushcart::shards::default_shards(1000);
+            let unit = move |t: Arc<Tables>, _, _| async move { read_product(&t, product, buckets).await };
             drive(&tables, 1, UNLOADED_ITERATIONS, None, unit).await
         }
         Scenario::GetBalance => {
@@ -426,9 +427,25 @@ async fn get(tables: &Tables, key: &keys::Key) -> anyhow::Result<Item> {
     output.item.ok_or_else(|| anyhow!("no item {}/{}", key.pk, key.sk))
 }
 
-/// get-product and get-balance: one strongly consistent read.
+/// get-balance: one strongly consistent read.
 async fn read(tables: &Tables, key: &keys::Key) -> anyhow::Result<Outcome> {
     get(tables, key).await.map(|_| Outcome::Done)
+}
+
+/// get-product of a product whose stock is in `buckets` buckets, as a process that knows
+/// them reads it: its item and its buckets in one strongly consistent `BatchGetItem`
+/// (one bucket: its item alone, one `GetItem`).
+async fn read_product(tables: &Tables, product: ProductId, buckets: u32) -> anyhow::Result<Outcome> {
+    if buckets <= 1 {
+        return read(tables, &keys::product(product)).await;
+    }
+    let wanted: Vec<keys::Key> =
+        std::iter::once(keys::product(product)).chain((0..buckets).map(|k| keys::stock_bucket(product, k))).collect();
+    let found = read_many(tables, &wanted).await?;
+    if found.len() != wanted.len() {
+        anyhow::bail!("product {product} or some of its buckets are missing");
+    }
+    Ok(Outcome::Done)
 }
 
 /// Sends a transaction an adapter built, as its first attempt goes out: the same
@@ -599,7 +616,17 @@ async fn top_five(tables: &Tables, today: time::Date) -> anyhow::Result<Outcome>
     let mut ranked: Vec<(ProductId, u64)> = sold.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let wanted: Vec<keys::Key> = ranked.iter().take(5).map(|(product, _)| keys::product(*product)).collect();
-    read_many(tables, &wanted).await?;
+    let found = read_many(tables, &wanted).await?;
+    // Then the buckets of those whose stock is in buckets, in one more batch read.
+    let mut buckets = Vec::new();
+    for item in found.values() {
+        if let (terms, Held::Buckets(n)) = terms_from_item(item)? {
+            buckets.extend((0..n).map(|k| keys::stock_bucket(terms.product_id, k)));
+        }
+    }
+    if !buckets.is_empty() {
+        read_many(tables, &buckets).await?;
+    }
     Ok(Outcome::Done)
 }
 

@@ -27,6 +27,11 @@ async fn each_route_is_charged_exactly_the_dynamodb_calls_its_requests_made() {
         {"productId": 3, "quantity": 2}]});
     let (status, body) = app.post("/api/v1/orders", &order.to_string(), None).await;
     assert_eq!(status, 201, "{body}");
+    // Product 4's 1,000 units are in 16 buckets.
+    app.seed_products(4, "10.00", 1000).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/products/4").await.0, 200);
+    }
 
     let (status, counted) = app.get("/_local/dynamodb-calls").await;
     assert_eq!(status, 200);
@@ -42,5 +47,8 @@ async fn each_route_is_charged_exactly_the_dynamodb_calls_its_requests_made() {
     // it named one) strongly consistent and the products eventually consistent, then the
     // order.
     assert_eq!(counted["create-order"], json!({"requests": 1, "calls": {"BatchGetItem": 2, "PutItem": 1}}));
-    assert_eq!(counted.as_object().map(|routes| routes.len()), Some(3), "only routes that ran: {counted}");
+    // A product in buckets: read first by its item, then its buckets; once the process
+    // knows it has buckets (they never change), the item and its buckets in one read.
+    assert_eq!(counted["get-product"], json!({"requests": 3, "calls": {"GetItem": 1, "BatchGetItem": 3}}));
+    assert_eq!(counted.as_object().map(|routes| routes.len()), Some(4), "only routes that ran: {counted}");
 }

@@ -48,7 +48,19 @@ impl From<DbError> for CatalogError {
 }
 
 impl ProductCatalog for DynamoStore {
+    /// One strongly consistent read: the product's item, or (its buckets known to this
+    /// process: they never change) one `BatchGetItem` of the item and its buckets; the
+    /// first read of a product in buckets reads them next.
     async fn product(&self, id: ProductId) -> Result<Product, CatalogError> {
+        let known = self.stock_buckets.read().unwrap_or_else(|p| p.into_inner()).get(&id).copied();
+        if let Some(buckets) = known.filter(|buckets| *buckets > 1) {
+            let wanted: Vec<keys::Key> =
+                std::iter::once(keys::product(id)).chain((0..buckets).map(|k| keys::stock_bucket(id, k))).collect();
+            let found = self.get_many(&wanted, || format!("get product {id} and its stock buckets")).await?;
+            let item = found.get(&wanted[0]).ok_or(CatalogError::UnknownProduct(id))?;
+            let levels = levels_in(&found, id, buckets).map_err(DbError::Other)?;
+            return Ok(self.with_levels(item, &levels)?);
+        }
         let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
         let item = item.ok_or(CatalogError::UnknownProduct(id))?;
         Ok(self.with_stock(&[&item]).await?.remove(0))
@@ -429,14 +441,7 @@ impl DynamoStore {
     pub(crate) async fn bucket_levels(&self, id: ProductId, buckets: u32) -> Result<Vec<u64>, DbError> {
         let wanted: Vec<keys::Key> = (0..buckets).map(|k| keys::stock_bucket(id, k)).collect();
         let found = self.get_many(&wanted, || format!("read the stock buckets of product {id}")).await?;
-        wanted
-            .iter()
-            .map(|key| {
-                let bucket = found.get(key).ok_or_else(|| anyhow!("product {id} lacks its bucket {}", key.pk))?;
-                get_u64(bucket, "stock")
-            })
-            .collect::<anyhow::Result<_>>()
-            .map_err(DbError::Other)
+        levels_in(&found, id, buckets).map_err(DbError::Other)
     }
 
     /// The products of `items` (their own items, as read) with their stock: the stock
@@ -461,16 +466,7 @@ impl DynamoStore {
                 self.remember(terms.product_id, &held);
                 let stock = match held {
                     Held::Here(stock) => stock,
-                    Held::Buckets(n) => (0..n)
-                        .map(|k| {
-                            let key = keys::stock_bucket(terms.product_id, k);
-                            let bucket = found
-                                .get(&key)
-                                .ok_or_else(|| anyhow!("product {} lacks its bucket {}", terms.product_id, key.pk))?;
-                            get_u64(bucket, "stock")
-                        })
-                        .sum::<anyhow::Result<u64>>()
-                        .map_err(DbError::Other)?,
+                    Held::Buckets(n) => levels_in(&found, terms.product_id, n).map_err(DbError::Other)?.iter().sum(),
                 };
                 Ok(Product {
                     product_id: terms.product_id,
@@ -533,6 +529,18 @@ fn restock_refused(id: ProductId, existed: bool) -> CatalogError {
     } else {
         CatalogError::UnknownProduct(id)
     }
+}
+
+/// The stock of each of product `id`'s `buckets` buckets among the items `found`, in
+/// bucket order; every one must be there.
+fn levels_in(found: &HashMap<keys::Key, Item>, id: ProductId, buckets: u32) -> anyhow::Result<Vec<u64>> {
+    (0..buckets)
+        .map(|k| {
+            let key = keys::stock_bucket(id, k);
+            let bucket = found.get(&key).ok_or_else(|| anyhow!("product {id} lacks its bucket {}", key.pk))?;
+            get_u64(bucket, "stock")
+        })
+        .collect()
 }
 
 /// Where a product's own item says its stock is.
