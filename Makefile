@@ -91,13 +91,13 @@ drill: install
 
 # The capacity benchmark (issue 28): every hot path under the DynamoDB capacity model,
 # unsharded and sharded side by side (k6/capacity-bench.sh says which), in a stack of its
-# own (CAPACITY_SCALE, default 0.05: a partition takes 50 write units a second;
+# own (CAPACITY_SCALE, default 0.02: a partition takes 20 write units a second;
 # CAPACITY_SECONDS, default 60 per run). About 11 minutes; make bench runs it too and
 # writes its figures into docs/benchmarks.md.
 bench-capacity: install
 	cargo build --profile local -p rushcart-local-api -p rushcart-admin -p rushcart-dynamodb -p rushcart-capacity
 	RUSHCART_DYNAMODB_BIN=$(CURDIR)/target/local/rushcart-dynamodb RUSHCART_CAPACITY_BIN=$(CURDIR)/target/local/rushcart-capacity \
-		CAPACITY=aws CAPACITY_SCALE=$${CAPACITY_SCALE:-0.05} localstack/with-stack.sh k6/capacity-bench.sh
+		CAPACITY=aws CAPACITY_SCALE=$${CAPACITY_SCALE:-0.02} localstack/with-stack.sh k6/capacity-bench.sh
 
 openapi:
 	cargo run -q -p rushcart-admin -- openapi > docs/openapi.json

@@ -12,7 +12,7 @@ the emulator's unloaded median round trip (`rushcart-admin floor`).
 Environment: PORT (main API, default 3000), SUSTAINED_SECONDS (default 60),
 BROWSE_RATE (default 300), CHECKOUT_RATE (default 50), WARM_UP_SECONDS (default 20),
 RUSH_ROUNDS (default 3: rounds of balance, the gate-off coupon rushes and the uncached top 5
-against their floor), CAPACITY_SCALE (default 0.05) and CAPACITY_SECONDS (default 60) for
+against their floor), CAPACITY_SCALE (default 0.02) and CAPACITY_SECONDS (default 60) for
 the capacity section (k6/capacity-bench.sh in a stack of its own once the rest is done;
 BENCH_CAPACITY=off leaves it out).
 """
@@ -47,7 +47,7 @@ WARM_UP = int(os.environ.get("WARM_UP_SECONDS", "20"))
 ROUNDS = int(os.environ.get("RUSH_ROUNDS", "3"))
 PORTS = {"gate-off": 3101, "gate-on": 3102, "cached": 3103, "uncached": 3104, "auth-off": 3105}
 CAPACITY = os.environ.get("BENCH_CAPACITY", "on") != "off"
-CAPACITY_SCALE = float(os.environ.get("CAPACITY_SCALE", "0.05"))
+CAPACITY_SCALE = float(os.environ.get("CAPACITY_SCALE", "0.02"))
 CAPACITY_SECONDS = int(os.environ.get("CAPACITY_SECONDS", "60"))
 CAPACITY_PORT = 3201
 
