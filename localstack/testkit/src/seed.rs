@@ -170,17 +170,31 @@ pub fn new_put(table: &str, item: Item) -> anyhow::Result<TransactWriteItem> {
 /// Puts every item in one transaction if none exists; `Ok(false)` if one did.
 async fn put_all_new(client: &aws_sdk_dynamodb::Client, table: &str, items: Vec<Item>) -> anyhow::Result<bool> {
     let writes = items.into_iter().map(|item| new_put(table, item)).collect::<anyhow::Result<Vec<_>>>()?;
-    match client.transact_write_items().set_transact_items(Some(writes)).send().await {
-        Ok(_) => Ok(true),
-        Err(err)
-            if err.as_service_error().is_some_and(|e| {
-                e.is_transaction_canceled_exception()
-                    && e.meta().message().unwrap_or_default().contains("ConditionalCheckFailed")
-            }) =>
-        {
-            Ok(false)
+    let mut throttled = 0;
+    loop {
+        let err = match client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
+            Ok(_) => return Ok(true),
+            Err(err) => err,
+        };
+        let message = err
+            .as_service_error()
+            .filter(|e| e.is_transaction_canceled_exception())
+            .map(|e| e.meta().message().unwrap_or_default().to_owned());
+        match message {
+            Some(message) if message.contains("ConditionalCheckFailed") => return Ok(false),
+            // A partition past its limit (the capacity model, or DynamoDB itself): the
+            // SDK does not retry a cancelled transaction, so the seed waits and does.
+            Some(message) if message.contains("ThrottlingError") && throttled < SEED_THROTTLE_RETRIES => {
+                throttled += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * throttled.min(20))).await;
+            }
+            _ => {
+                return Err(anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)))
+                    .with_context(|| format!("seed items into {table}"))
+            }
         }
-        Err(err) => Err(anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)))
-            .with_context(|| format!("seed items into {table}")),
     }
 }
+
+/// How often seeding tries a throttled transaction again (about a minute in all).
+const SEED_THROTTLE_RETRIES: u64 = 60;

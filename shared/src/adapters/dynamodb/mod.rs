@@ -59,6 +59,10 @@ pub struct DynamoStore {
     /// How many buckets hold each product's stock, once read: set when the product is
     /// made, never changed.
     stock_buckets: Arc<RwLock<HashMap<crate::ids::ProductId, u32>>>,
+    /// What each bucket of a product held when this process last read them, less what
+    /// it took since: where a payment looks first, so that buckets known short are not
+    /// tried blind. Only a hint (other processes take and give back meanwhile).
+    stock_hints: Arc<RwLock<HashMap<crate::ids::ProductId, Vec<u64>>>>,
     probe: Option<Arc<dyn StoreProbe>>,
 }
 
@@ -95,6 +99,7 @@ impl DynamoStore {
             user_id_block: counters::USER_ID_BLOCK,
             empty_shards: Arc::default(),
             stock_buckets: Arc::default(),
+            stock_hints: Arc::default(),
             probe: None,
         }
     }

@@ -27,7 +27,9 @@
 //! line is not the product out of stock: the commit reads the product's buckets and
 //! tries again from those that hold the line, split over several if no one holds it
 //! alone ([`shards::take_from`]); only buckets that together cannot cover the line are
-//! `OUT_OF_STOCK`. These tries are the store's own: the plan is the same plan.
+//! `OUT_OF_STOCK`. These tries are the store's own: the plan is the same plan. The
+//! buckets as last read (less what this process took since) are kept as a hint of where
+//! to look first, so that a rush emptying the buckets does not try the empty ones blind.
 
 use std::collections::HashMap;
 
@@ -165,7 +167,8 @@ fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, 
 
 impl DynamoStore {
     /// Where each stock step of `plan` goes first: a product's own item, or one of its
-    /// buckets at random.
+    /// buckets at random: a line out among those this process last saw hold it (its
+    /// hint), any one when it saw none or never read them.
     pub async fn stock_picks(&self, plan: &Plan) -> Result<StockPicks, DbError> {
         let products: Vec<ProductId> = plan
             .steps
@@ -178,16 +181,35 @@ impl DynamoStore {
         let buckets = self.buckets_of(&products).await?;
         let mut picks = StockPicks::default();
         for (i, step) in plan.steps.iter().enumerate() {
-            if let Step::Stock { product, quantity, .. } = step {
+            if let Step::Stock { product, quantity, way } = step {
+                let quantity = u64::from(quantity.get());
                 // A product that is not there refuses on its own item.
                 let item = match buckets.get(product).copied().unwrap_or(1) {
                     1 => keys::product(*product),
-                    n => keys::stock_bucket(*product, fastrand::u32(0..n)),
+                    n => keys::stock_bucket(*product, self.first_bucket(*product, n, quantity, *way)),
                 };
-                picks.0.insert(i, vec![(item, u64::from(quantity.get()))]);
+                picks.0.insert(i, vec![(item, quantity)]);
             }
         }
         Ok(picks)
+    }
+
+    /// The bucket of `product`'s `n` a line of `quantity` goes to first: out, a random
+    /// one of those the hint says hold it (taken off the hint); back, or with no such
+    /// hint, any one at random.
+    fn first_bucket(&self, product: ProductId, n: u32, quantity: u64, way: Way) -> u32 {
+        if way == Way::Out {
+            let mut hints = self.stock_hints.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(levels) = hints.get_mut(&product).filter(|levels| levels.len() == n as usize) {
+                let holding: Vec<usize> = (0..levels.len()).filter(|&k| levels[k] >= quantity).collect();
+                if !holding.is_empty() {
+                    let k = holding[fastrand::usize(0..holding.len())];
+                    levels[k] -= quantity;
+                    return k as u32;
+                }
+            }
+        }
+        fastrand::u32(0..n)
     }
 
     /// For each product whose bucket was short of its line in `refused`: the buckets as
@@ -209,9 +231,17 @@ impl DynamoStore {
             if buckets == 1 {
                 continue;
             }
-            let levels = self.bucket_levels(*product, buckets).await?;
+            let mut levels = self.bucket_levels(*product, buckets).await?;
             let start = fastrand::usize(0..levels.len());
-            if let Some(take) = shards::take_from(&levels, u64::from(quantity.get()), start) {
+            let take = shards::take_from(&levels, u64::from(quantity.get()), start);
+            if let Some(take) = &take {
+                for (k, q) in take {
+                    levels[*k as usize] -= q;
+                }
+            }
+            // What the next payment of this process starts from.
+            self.stock_hints.write().unwrap_or_else(|p| p.into_inner()).insert(*product, levels);
+            if let Some(take) = take {
                 let take = take.into_iter().map(|(k, q)| (keys::stock_bucket(*product, k), q)).collect();
                 picks.0.insert(i, take);
                 held.push(*product);
