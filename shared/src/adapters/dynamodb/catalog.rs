@@ -63,7 +63,7 @@ impl ProductCatalog for DynamoStore {
         }
         let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
         let item = item.ok_or(CatalogError::UnknownProduct(id))?;
-        Ok(Box::pin(self.with_stock(&[&item])).await?.remove(0))
+        Ok(self.with_stock(&[&item]).await?.remove(0))
     }
 
     /// One `BatchGetItem` of the products, and one of the buckets of those that have
@@ -76,7 +76,7 @@ impl ProductCatalog for DynamoStore {
             .zip(&wanted)
             .map(|(id, key)| found.get(key).ok_or(CatalogError::UnknownProduct(*id)))
             .collect::<Result<Vec<&Item>, _>>()?;
-        Ok(Box::pin(self.with_stock(&items)).await?)
+        Ok(self.with_stock(&items).await?)
     }
 
     async fn products(&self, page: PageRequest) -> Result<Page<Product>, CatalogError> {
@@ -169,7 +169,7 @@ impl CatalogAdmin for DynamoStore {
             .send()
             .await;
         match updated {
-            Ok(output) => Ok(Box::pin(self.with_stock(&[&output.attributes.unwrap_or_default()])).await?.remove(0)),
+            Ok(output) => Ok(self.with_stock(&[&output.attributes.unwrap_or_default()]).await?.remove(0)),
             Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Err(CatalogError::UnknownProduct(id))
             }
@@ -445,9 +445,7 @@ impl DynamoStore {
     }
 
     /// The products of `items` (their own items, as read) with their stock: the stock
-    /// of those in buckets summed from one `BatchGetItem` of every bucket. Its callers
-    /// box it: nested in a function's whole future it took the type's layout past the
-    /// compiler's query depth.
+    /// of those in buckets summed from one `BatchGetItem` of every bucket.
     pub(crate) async fn with_stock(&self, items: &[&Item]) -> Result<Vec<Product>, DbError> {
         let read: Vec<(ProductTerms, Held)> =
             items.iter().map(|item| terms_from_item(item)).collect::<anyhow::Result<_>>().map_err(DbError::Other)?;
