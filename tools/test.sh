@@ -8,6 +8,9 @@
 #   tests        cargo test --workspace: unit, handler, template and integration tests
 #   races        the race tests again, under DynamoDB's capacity model at 0.2 (make
 #                test-races; budget 2 minutes of tests, about 1 today; stopped at 5)
+#   soak         the soak, bounded: 2 minutes of mixed load, a seeded nemesis (the feed
+#                and the API killed, DynamoDB cut, moto paused), the history checker
+#                (make soak-bounded; budget 4 minutes, about 3 today; stopped at 7)
 #   backends     the LocalStack-in-Docker backend, built and shown to fail loudly here
 #   browser      Swagger UI in headless Chromium (about 25 s)
 #   fuzz         schemathesis, a bounded seeded pass (about a minute; make fuzz runs long)
@@ -43,6 +46,7 @@ phase tests localstack/with-stack.sh cargo test --workspace --no-fail-fast || fa
 # Budget: 2 minutes of tests (the build is the compile phase's). A hang is stopped at 5
 # minutes and fails the phase, not the run.
 phase races timeout 300 make --no-print-directory test-races || failed="$failed races"
+phase soak timeout 420 make --no-print-directory soak-bounded || failed="$failed soak"
 phase backends cargo test -p rushcart-tests --features testcontainers --test backends || failed="$failed backends"
 phase browser tests/browser/run.sh || failed="$failed browser"
 phase fuzz env FUZZ_EXAMPLES=20 FUZZ_SEED=1 localstack/with-api.sh tests/fuzz/fuzz.sh || failed="$failed fuzz"

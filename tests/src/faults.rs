@@ -364,6 +364,20 @@ fn conflict_answer(request: &[u8]) -> hyper::Response<ProxiedBody> {
         .expect("a well-formed answer")
 }
 
+/// The count of metric `name` with `dimension` among its dimensions' values, summed,
+/// in what the local API's `/_local/metrics` answered.
+pub fn metric_count(metrics: &serde_json::Value, name: &str, dimension: &str) -> u64 {
+    metrics["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["name"] == name && m["dimensions"].as_object().is_some_and(|d| d.values().any(|v| v == dimension))
+        })
+        .map(|m| m["count"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,3 +185,33 @@ impl OwnMoto {
         self.0.stop();
     }
 }
+
+/// Every record on the Kinesis stream `stream`, from the start of each shard.
+pub async fn stream_records(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> anyhow::Result<Vec<aws_sdk_kinesis::types::Record>> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = kinesis.list_shards().stream_name(stream).send().await?;
+    let mut records = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await?
+            .shard_iterator
+            .ok_or_else(|| anyhow::anyhow!("no iterator for shard {}", shard.shard_id()))?;
+        loop {
+            let page = kinesis.get_records().shard_iterator(&iterator).send().await?;
+            records.extend(page.records().iter().cloned());
+            match page.next_shard_iterator() {
+                Some(next) if !page.records().is_empty() => iterator = next.to_owned(),
+                _ => break,
+            }
+        }
+    }
+    Ok(records)
+}

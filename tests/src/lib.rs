@@ -29,6 +29,7 @@ pub mod invariants;
 pub mod logs;
 pub mod policy;
 pub mod shop;
+pub mod soak;
 pub mod tls;
 
 use std::sync::Arc;

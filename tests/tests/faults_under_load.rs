@@ -42,7 +42,7 @@ use rushcart::ids::{CouponId, UserId};
 use rushcart_testkit::audit::{check_coupon, check_ledger, check_orders, read_ledger};
 use rushcart_testkit::channels::{dead_letters, provision};
 use rushcart_testkit::feed::StreamReader;
-use rushcart_tests::faults::{Fault, FaultProxy, Paused};
+use rushcart_tests::faults::{metric_count, Fault, FaultProxy, Paused};
 use rushcart_tests::feed::{moto_endpoint, Behaviour, Receiver};
 use rushcart_tests::invariants::users;
 use rushcart_tests::{redis_url, stack_dynamodb_endpoint, TestApp};
@@ -738,19 +738,6 @@ fn faults_felt(rows: &[serde_json::Value], metrics: &serde_json::Value) -> Vec<S
         }
     }
     unfelt
-}
-
-/// The count of metric `name` with `dimension` among its dimensions' values, summed.
-fn metric_count(metrics: &serde_json::Value, name: &str, dimension: &str) -> u64 {
-    metrics["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| {
-            m["name"] == name && m["dimensions"].as_object().is_some_and(|d| d.values().any(|v| v == dimension))
-        })
-        .map(|m| m["count"].as_u64().unwrap_or(0))
-        .sum()
 }
 
 /// The slowest answer any function gave, by its own `Latency` metric.

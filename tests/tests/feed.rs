@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use futures::future::join_all;
 use futures::StreamExt as _;
@@ -14,7 +13,9 @@ use rushcart::clock::SystemClock;
 use rushcart::feed::{sweep, EventPublisher, EventType, OutboxEvent};
 use rushcart_testkit::channels::{dead_letters, provision, redrive, FeedQueues, Redriven, MAX_RECEIVES};
 use rushcart_testkit::feed::{consume_once, relay_once, StreamReader};
-use rushcart_tests::feed::{kinesis_client, moto_endpoint, sqs_client, streams_client, Behaviour, OwnMoto, Receiver};
+use rushcart_tests::feed::{
+    kinesis_client, moto_endpoint, sqs_client, stream_records, streams_client, Behaviour, OwnMoto, Receiver,
+};
 use rushcart_tests::{dynamodb_endpoint, TestApp};
 use serde_json::json;
 
@@ -134,40 +135,13 @@ async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
     assert_eq!(still_failing, 0, "the sweeper published what the relay could not");
     // Kinesis holds every paid order's event too, keyed by order id.
     let mut on_stream = BTreeSet::new();
-    for record in stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name).await {
+    for record in stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name).await.unwrap() {
         let event: serde_json::Value = serde_json::from_slice(record.data().as_ref()).unwrap();
         assert_eq!(record.partition_key(), event["orderId"].as_str());
         assert_eq!(event["schemaVersion"], 1);
         on_stream.insert(event["orderId"].as_str().unwrap().to_owned());
     }
     assert_eq!(on_stream, paid);
-}
-
-/// Every record on the stream, from the start of each shard.
-async fn stream_records(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<aws_sdk_kinesis::types::Record> {
-    let shards = kinesis.list_shards().stream_name(stream).send().await.unwrap();
-    let mut records = Vec::new();
-    for shard in shards.shards() {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator
-            .unwrap();
-        loop {
-            let page = kinesis.get_records().shard_iterator(&iterator).send().await.unwrap();
-            records.extend(page.records().iter().cloned());
-            match page.next_shard_iterator() {
-                Some(next) if !page.records().is_empty() => iterator = next.to_owned(),
-                _ => break,
-            }
-        }
-    }
-    records
 }
 
 /// moto's own Kinesis numbers a shard's records unsafely under concurrent puts and
@@ -200,6 +174,7 @@ async fn the_local_kinesis_keeps_every_one_of_a_thousand_concurrent_puts() {
     assert_eq!(puts.len(), 1000, "each put got its own sequence number");
     let kept: BTreeSet<String> = stream_records(&kinesis, &stream)
         .await
+        .unwrap()
         .iter()
         .map(|r| String::from_utf8(r.data().as_ref().to_vec()).unwrap())
         .collect();
@@ -253,6 +228,7 @@ async fn a_batch_of_events_reaches_sqs_and_kinesis_each_once_with_its_own_body_a
     assert_eq!(on_queue, sent, "each body once on the queue");
     let on_stream: Vec<(String, String)> = stream_records(&kinesis, &publisher.channels.stream_name)
         .await
+        .unwrap()
         .iter()
         .map(|r| {
             (r.partition_key().unwrap_or_default().to_owned(), String::from_utf8(r.data().as_ref().to_vec()).unwrap())
@@ -289,7 +265,7 @@ async fn a_batch_sqs_refuses_fails_every_event_and_puts_nothing_on_the_stream() 
         let err = outcome.as_ref().expect_err("SQS took nothing");
         assert!(format!("{err:#}").contains(&format!("order {}", event.order_id)), "{err:#}");
     }
-    assert!(stream_records(&kinesis, &publisher.channels.stream_name).await.is_empty());
+    assert!(stream_records(&kinesis, &publisher.channels.stream_name).await.unwrap().is_empty());
 }
 
 /// ORDER_REFUNDED travels the same way as ORDER_PAID and is recorded once beside it:
@@ -320,7 +296,7 @@ async fn a_refund_reaches_the_platform_once_after_its_payment_and_in_order_on_th
 
     sweep(&feed.publisher, &app.store, time::OffsetDateTime::now_utc(), Duration::ZERO).await.unwrap();
     let mut per_order: HashMap<String, Vec<String>> = HashMap::new();
-    for record in stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name).await {
+    for record in stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name).await.unwrap() {
         let event: serde_json::Value = serde_json::from_slice(record.data().as_ref()).unwrap();
         assert_eq!(record.partition_key(), event["orderId"].as_str());
         per_order
@@ -357,6 +333,7 @@ async fn a_refund_relayed_while_its_payment_waits_for_the_sweeper_goes_out_after
 
     let types: Vec<String> = stream_records(&feed.publisher.kinesis, &feed.publisher.channels.stream_name)
         .await
+        .unwrap()
         .iter()
         .map(|r| serde_json::from_slice::<serde_json::Value>(r.data().as_ref()).unwrap()["type"].to_string())
         .collect();

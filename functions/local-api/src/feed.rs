@@ -34,12 +34,21 @@ pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
         publisher: Arc::new(AwsPublisher { sqs, kinesis, channels }),
         reader,
         platform: HttpPlatform::new(&url)?,
-        retry_after: Duration::from_secs(2),
+        retry_after: RETRY_AFTER,
     };
     tracing::info!(%url, "feed: delivering to the data platform");
     run(deps, feed);
     Ok(())
 }
+
+/// How long a message the consumer failed stays invisible before it is received again.
+/// On AWS that is the queue's visibility timeout (60 s in template.yaml); locally it is
+/// shorter so a run recovers sooner, but long enough that the queue's five receives
+/// (75 s) outlast a delivery claim left by a consumer that died mid-delivery (its lease
+/// is 30 s: until then every receive finds the event "being delivered") and an outage
+/// of a dependency of a minute. At 2 s, five receives came within 10 s and the soak
+/// found events of a killed consumer in the dead-letter queue.
+pub const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// What the feed's tasks work with.
 pub struct Feed {

@@ -4,6 +4,10 @@
 //! Every route that is not public needs a token from the local issuer (as API Gateway's
 //! authorizer requires one from Cognito), unless `AUTH=off`: the baseline's
 //! trust-the-client mode, where the client names the user.
+//!
+//! `rushcart-local-api feed` runs the data-platform feed alone (the relay, the sweeper
+//! and the consumer, as `make run` runs them inside the API), so that it can be killed
+//! and started again apart from the API (`make soak`; the API then runs with `FEED=off`).
 
 use std::sync::Arc;
 
@@ -18,6 +22,11 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     rushcart::telemetry::init();
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("feed") => return feed_alone().await,
+        Some(other) => anyhow::bail!("rushcart-local-api [feed]: unknown argument {other:?}"),
+    }
     let port: u16 = std::env::var("PORT")
         .ok()
         .map(|p| p.parse())
@@ -81,6 +90,22 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings { issuer, swagger_ui, cors, throttles, capacity_metrics, flood, ..Settings::default() };
     rushcart_local_api::serve(listener, deps, settings, shutdown_signal()).await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The feed's tasks alone, with the tables, queues and stream of the environment, until
+/// SIGINT or SIGTERM.
+async fn feed_alone() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("FEED_QUEUE_URL").is_some(),
+        "the feed needs FEED_QUEUE_URL (rushcart-admin provision --feed-env)"
+    );
+    let deps = Arc::new(rushcart::Deps::from_store(DynamoStore::from_env().await?).await?);
+    rushcart_local_api::feed::start(deps).await?;
+    tracing::info!("rushcart feed running: relay, sweeper, consumer");
+    println!("rushcart feed running: relay, sweeper, consumer");
+    shutdown_signal().await;
+    tracing::info!("feed stopped");
     Ok(())
 }
 

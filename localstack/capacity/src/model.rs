@@ -132,6 +132,14 @@ impl Model {
         self.limits
     }
 
+    /// Puts `limits` in force from now on (a throttle storm lowers the scale, then puts
+    /// it back). Every bucket starts again full at the new limits: what a partition
+    /// had saved or owed under the old ones is forgotten.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.buckets.clear();
+    }
+
     /// Admits `plan` at `now` and takes its charges, or refuses it: all of it
     /// ([`Admission::Whole`], [`Admission::Transaction`]) or item by item
     /// ([`Admission::EachItem`]). A refused item takes nothing.
@@ -368,6 +376,18 @@ mod tests {
         assert_eq!(writes_admitted(&mut model, ms(100), "S:HOT"), 10);
         assert_eq!(writes_admitted(&mut model, ms(600), "S:HOT"), 50);
         assert_eq!(writes_admitted(&mut model, ms(60_000), "S:HOT"), 105);
+    }
+
+    #[test]
+    fn new_limits_hold_from_the_moment_they_are_set_and_the_old_ones_come_back() {
+        let mut model = Model::new(Limits { scale: 0.1, table_max: None });
+        assert_eq!(writes_admitted(&mut model, ms(0), "S:HOT"), 105);
+        model.set_limits(Limits { scale: 0.01, table_max: None });
+        assert_eq!(writes_admitted(&mut model, ms(0), "S:HOT"), 10);
+        assert_eq!(writes_admitted(&mut model, ms(1_000), "S:HOT"), 10);
+        model.set_limits(Limits { scale: 0.1, table_max: None });
+        assert_eq!(model.limits().scale, 0.1);
+        assert_eq!(writes_admitted(&mut model, ms(1_000), "S:HOT"), 105);
     }
 
     #[test]

@@ -75,6 +75,15 @@ impl Handle {
     pub fn metrics(&self) -> Value {
         self.proxy.model().metrics()
     }
+
+    pub fn limits(&self) -> Limits {
+        self.proxy.model().limits()
+    }
+
+    /// Puts `limits` in force from now on ([`Model::set_limits`]).
+    pub fn set_limits(&self, limits: Limits) {
+        self.proxy.model().set_limits(limits);
+    }
 }
 
 impl Server {
