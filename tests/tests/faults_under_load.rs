@@ -477,6 +477,7 @@ async fn orders_by_status(app: &TestApp) -> HashMap<String, String> {
             .client()
             .scan()
             .table_name(app.table())
+            .limit(rushcart_testkit::audit::SCAN_PAGE)
             .filter_expression("sk = :order")
             .expression_attribute_values(":order", s("ORDER"))
             .consistent_read(true)

@@ -33,11 +33,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use rushcart::adapters::dynamodb::{get_s, get_u64, keys, s, DynamoStore};
+use rushcart::adapters::dynamodb::orders::order_from_item;
+use rushcart::adapters::dynamodb::{get_u64, keys, s, DynamoStore};
 use rushcart::adapters::feed_aws::{AwsPublisher, FeedChannels};
 use rushcart::clock::{Clock as _, SystemClock};
 use rushcart::feed::{sweep, SWEEP_GRACE};
-use rushcart::ids::{CouponId, UserId};
+use rushcart::ids::{CouponId, ProductId, UserId};
+use rushcart::orders::Order;
 use rushcart_testkit::audit::{all_users, check_coupon, check_ledger, check_orders, read_ledger};
 use rushcart_testkit::channels::dead_letters;
 use rushcart_tests::faults::{metric_count, ConflictInjector, Fault as ProxyFault, FaultProxy, Paused};
@@ -51,8 +53,9 @@ use serde_json::{json, Value};
 /// ledgers; they start with [`BALANCE_OPENING`], so some uses are refused.
 const BALANCE_USERS: u64 = 20;
 const BALANCE_OPENING: &str = "50.00";
-/// Checkout worker `n` acts as user CHECKOUT_USERS + n.
+/// Checkout worker `n` acts as user CHECKOUT_USERS + n, who starts with CHECKOUT_BALANCE.
 const CHECKOUT_USERS: u64 = 100;
+const CHECKOUT_BALANCE: &str = "100000000.00";
 /// Coupon rushes: users COUPON_USERS.. (COUPON_POOL of them) ask for the coupon of the
 /// moment; a new coupon of COUPON_TOTAL opens every COUPON_PERIOD.
 const COUPON_USERS: u64 = 1_001;
@@ -62,6 +65,8 @@ const COUPON_PERIOD: Duration = Duration::from_secs(30);
 const PRODUCTS: u64 = 10;
 /// The operator's user.
 const OPERATOR: u64 = 900;
+/// The API's top-5 refresh period (invariant 7 is checked one period after the load).
+const TOP_REFRESH: Duration = Duration::from_secs(5);
 /// A keyed (or safely repeatable) request is sent at most this often.
 const TRIES: u32 = 20;
 
@@ -723,9 +728,11 @@ async fn main() -> anyhow::Result<()> {
     admin(&settings, &prefix, &["provision", "--feed-env", &feed_env_path.to_string_lossy()]).await?;
     let coupons = settings.seconds / COUPON_PERIOD.as_secs() + 1;
     // Users 1..=20 with a small opening balance (the balance users), then the rest with
-    // plenty; the products and coupons with the first.
+    // enough for every checkout of a 10-minute soak (a checkout worker pays about 3,600
+    // orders of about 4,000.00 there: with 1,000,000.00 its balance ran out in 20 s and
+    // the rest of its payments were refused); the products and coupons with the first.
     let (coupons_arg, total_arg, products_arg) = (coupons.to_string(), COUPON_TOTAL.to_string(), PRODUCTS.to_string());
-    for (users, balance) in [(BALANCE_USERS, BALANCE_OPENING), (COUPON_USERS + COUPON_POOL, "1000000.00")] {
+    for (users, balance) in [(BALANCE_USERS, BALANCE_OPENING), (COUPON_USERS + COUPON_POOL, CHECKOUT_BALANCE)] {
         let users = users.to_string();
         let seed = ["seed", "--users", &users, "--balance", balance, "--products", &products_arg];
         let coupons = ["--coupons", &coupons_arg, "--coupon-quantity", &total_arg];
@@ -768,6 +775,7 @@ async fn main() -> anyhow::Result<()> {
                 .env("FEED", "off")
                 .env("THROTTLE", "off")
                 .env("COUPON_GATE", "on")
+                .env("TOP5_REFRESH_SECONDS", TOP_REFRESH.as_secs().to_string())
                 .env("LOCAL_ISSUER_KEY", &key)
                 .env("RUSHCART_TEMPLATE", &template);
             command
@@ -878,6 +886,7 @@ async fn main() -> anyhow::Result<()> {
         worker.await?;
     }
     let load_ms = load.now_ms();
+    let load_ended = time::OffsetDateTime::now_utc();
     println!("soak: load stopped at {:.1} s; draining the feed", load_ms as f64 / 1000.0);
 
     // Afterwards, straight to the stack.
@@ -894,14 +903,26 @@ async fn main() -> anyhow::Result<()> {
         stream_name: channels.get("FEED_STREAM_NAME").cloned().context("feed.env names no FEED_STREAM_NAME")?,
     };
     let publisher = AwsPublisher { sqs: sqs.clone(), kinesis: kinesis.clone(), channels: feed_channels.clone() };
-    let statuses = order_statuses(&direct, &table).await?;
+    let orders = stored_orders(&direct, &table).await?;
+    let statuses: BTreeMap<String, String> =
+        orders.iter().map(|o| (o.id.to_string(), o.status.as_str().to_owned())).collect();
+    let owners: BTreeMap<String, u64> = orders.iter().map(|o| (o.id.to_string(), o.user.get())).collect();
+    let mut sold: BTreeMap<u64, u64> = BTreeMap::new();
+    for order in orders.iter().filter(|o| o.status.as_str() == "PAID") {
+        for line in &order.lines {
+            *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
+        }
+    }
     let drain = drain_feed(&publisher, &store, &receiver, &statuses, Duration::from_secs(180)).await;
     let dead = dead_letters(&sqs, &feed_channels.dead_letter_queue_url).await.map(|d| d.len()).unwrap_or(0);
     sampling.abort();
     let first_seen = std::mem::take(&mut *first_seen.lock().unwrap());
+    let top = top_after(&load.http, &load.api, load_ended).await;
     targets.api.kill().await;
     targets.feed.kill().await;
 
+    println!("soak: the feed drained in {:.1} s; checking the history against the tables", drain.as_secs_f64());
+    let checking = Instant::now();
     let mut calls = std::mem::take(&mut *load.calls.lock().unwrap());
     calls.sort_by_key(|c| (c.start_ms, c.end_ms));
     for (id, call) in calls.iter_mut().enumerate() {
@@ -909,6 +930,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut checks = Vec::new();
     checks.push(named("answers", format!("{} calls", calls.len()), check::answers(&calls)));
+    let paid = calls.iter().filter(|c| c.op == Op::Pay && c.succeeded()).count();
+    checks.push(named(
+        "mix",
+        format!("every operation succeeded at least once; {paid} payments went through"),
+        check::mix(&calls),
+    ));
     let mut ledgers = BTreeMap::new();
     for user in 1..=BALANCE_USERS {
         ledgers.insert(user, read_ledger(&direct, &table, UserId::new(user)?).await?);
@@ -919,8 +946,20 @@ async fn main() -> anyhow::Result<()> {
         format!("{BALANCE_USERS} users, {changes} charge and use calls against their ledgers"),
         check::balances(&calls, &ledgers, 1),
     ));
-    checks.push(named("exactly once", "every key's successes answer alike".into(), check::replays(&calls)));
+    let restocked = restocked(&direct, &table).await?;
+    let mut once = check::replays(&calls);
+    once.extend(check::exactly_once(&calls, &owners, &restocked));
+    checks.push(named(
+        "exactly once",
+        "every key's successes answer alike; each user's orders and each product's restocks made once".into(),
+        once,
+    ));
     checks.push(named("orders", format!("{} orders in the table", statuses.len()), check::orders(&calls, &statuses)));
+    let top_found = match &top {
+        Ok(answer) => check::top_five(answer, &sold),
+        Err(err) => vec![Violation { check: "top 5", message: format!("{err:#}"), calls: vec![] }],
+    };
+    checks.push(named("top 5", "the answer a refresh after the load against the paid orders".into(), top_found));
     let held = coupons_held(&direct, &table, &calls, coupons).await?;
     let issued: u64 = held.values().map(|c| c.issued).sum();
     checks.push(named(
@@ -963,6 +1002,7 @@ async fn main() -> anyhow::Result<()> {
         audit(&direct, &table, coupons).await,
     ));
 
+    println!("soak: checked in {:.1} s", checking.elapsed().as_secs_f64());
     let felt: Vec<Vec<u64>> = schedule
         .iter()
         .map(|planned| {
@@ -994,7 +1034,20 @@ async fn main() -> anyhow::Result<()> {
     for (name, detail, found) in &checks {
         println!("  {} {name}: {detail}", if found.is_empty() { "ok  " } else { "FAIL" });
         for v in found.iter().take(20) {
-            println!("       {} (calls {:?})", v.message, v.calls);
+            println!("       {}", v.message);
+            for id in v.calls.iter().take(5) {
+                let c = &calls[*id as usize];
+                println!(
+                    "         #{id} {}–{} ms {} {} {} → {} {}",
+                    c.start_ms,
+                    c.end_ms,
+                    c.op.name(),
+                    c.method,
+                    c.path,
+                    c.status,
+                    c.code()
+                );
+            }
         }
     }
     println!("  faults felt: {faults_felt} of {}", schedule.len());
@@ -1018,14 +1071,15 @@ fn named(name: &'static str, detail: String, found: Vec<Violation>) -> (&'static
     (name, detail, found)
 }
 
-/// Every order's status, by a scan.
-async fn order_statuses(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut statuses = BTreeMap::new();
+/// Every order, by a scan.
+async fn stored_orders(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<Vec<Order>> {
+    let mut orders = Vec::new();
     let mut start = None;
     loop {
         let page = client
             .scan()
             .table_name(table)
+            .limit(rushcart_testkit::audit::SCAN_PAGE)
             .filter_expression("sk = :order")
             .expression_attribute_values(":order", s("ORDER"))
             .consistent_read(true)
@@ -1034,13 +1088,49 @@ async fn order_statuses(client: &aws_sdk_dynamodb::Client, table: &str) -> anyho
             .await
             .context("scan the orders")?;
         for item in page.items() {
-            let Some(order) = get_s(item, "pk")?.strip_prefix("ORDER#") else { continue };
-            statuses.insert(order.to_owned(), get_s(item, "status")?.to_owned());
+            orders.push(order_from_item(item)?);
         }
         start = page.last_evaluated_key().cloned();
         if start.is_none() {
-            return Ok(statuses);
+            return Ok(orders);
         }
+    }
+}
+
+/// Each product's `restocked`.
+async fn restocked(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<BTreeMap<u64, u64>> {
+    let mut restocked = BTreeMap::new();
+    for product in 1..=PRODUCTS {
+        let found = client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(keys::product(ProductId::new(product)?).item()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let item = found.item().with_context(|| format!("product {product} is gone"))?;
+        let added = if item.contains_key("restocked") { get_u64(item, "restocked")? } else { 0 };
+        restocked.insert(product, added);
+    }
+    Ok(restocked)
+}
+
+/// The top 5 as the API answers it once a refresh has run after `after` (at most 30 s).
+async fn top_after(http: &reqwest::Client, api: &str, after: time::OffsetDateTime) -> anyhow::Result<Value> {
+    let wait_until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer: Value =
+            http.get(format!("{api}/api/v1/products/top")).send().await?.error_for_status()?.json().await?;
+        let generated = answer["generatedAt"]
+            .as_str()
+            .and_then(|at| time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok());
+        if generated.is_some_and(|at| at > after) {
+            return Ok(answer);
+        }
+        if Instant::now() > wait_until {
+            bail!("no top 5 computed after the load within 30 s (the last: {answer})");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -293,6 +293,109 @@ pub fn orders(calls: &[Call], statuses: &BTreeMap<String, String>) -> Vec<Violat
     violations
 }
 
+/// Exactly once for orders and restocks, from the table:
+///
+/// - each user has no more orders than their order requests that were acknowledged or
+///   never answered (a keyed order retried after a 5xx is placed once), and no two
+///   acknowledged requests name the same order;
+/// - each product's `restocked` is at least what the acknowledged restocks added and at
+///   most that plus what the unanswered ones asked for (a keyed restock retried after a
+///   5xx adds once).
+///
+/// `owners`: order → its user; `restocked`: product → its `restocked`.
+pub fn exactly_once(calls: &[Call], owners: &BTreeMap<String, u64>, restocked: &BTreeMap<u64, u64>) -> Vec<Violation> {
+    const CHECK: &str = "exactly once";
+    let mut violations = Vec::new();
+    let mut may_place: BTreeMap<u64, (u64, Vec<u64>)> = BTreeMap::new();
+    let mut named: BTreeMap<&str, u64> = BTreeMap::new();
+    // product → (acknowledged, acknowledged + unknown)
+    let mut added: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
+    for request in requests(calls) {
+        let first = request.first();
+        let known = request.known();
+        match first.op {
+            Op::CreateOrder => {
+                let Some(user) = first.user else { continue };
+                let entry = may_place.entry(user).or_default();
+                if !matches!(known, Known::Refused(_)) {
+                    entry.0 += 1;
+                    entry.1.push(first.id);
+                }
+                if let Known::Done(done) = known {
+                    let order = done.answer["orderId"].as_str().unwrap_or_default();
+                    if let Some(other) = named.insert(order, done.id) {
+                        violations.push(violation(
+                            CHECK,
+                            format!("two order requests were answered with order {order}"),
+                            [other, done.id],
+                        ));
+                    }
+                }
+            }
+            Op::Restock => {
+                let product = first.path.split('/').nth(5).and_then(|p| p.parse::<u64>().ok());
+                let add = first.body.as_ref().and_then(|b| b["add"].as_u64()).unwrap_or(0);
+                let Some(product) = product else { continue };
+                let entry = added.entry(product).or_default();
+                match known {
+                    Known::Done(_) => {
+                        entry.0 += add;
+                        entry.1 += add;
+                    }
+                    Known::Unknown => entry.1 += add,
+                    Known::Refused(_) => {}
+                }
+                entry.2.push(first.id);
+            }
+            _ => {}
+        }
+    }
+    let mut stored: BTreeMap<u64, u64> = BTreeMap::new();
+    for user in owners.values() {
+        *stored.entry(*user).or_default() += 1;
+    }
+    for (user, count) in stored {
+        let (asked, ids) = may_place.get(&user).cloned().unwrap_or_default();
+        if count > asked {
+            violations.push(violation(
+                CHECK,
+                format!("user {user} has {count} orders from {asked} order requests"),
+                ids,
+            ));
+        }
+    }
+    for (product, total) in restocked {
+        let (done, at_most, ids) = added.get(product).cloned().unwrap_or_default();
+        if *total < done || *total > at_most {
+            violations.push(violation(
+                CHECK,
+                format!("product {product}: restocked {total}, acknowledged restocks add {done}, with the unanswered at most {at_most}"),
+                ids,
+            ));
+        }
+    }
+    violations
+}
+
+/// Invariant 7 after the load: the top 5 answered once a refresh had run after the last
+/// sale is the true top 5 by quantity sold in paid orders (refunds take theirs back),
+/// ties by product id. `sold`: product → quantity.
+pub fn top_five(answer: &Value, sold: &BTreeMap<u64, u64>) -> Vec<Violation> {
+    let mut truth: Vec<(u64, u64)> = sold.iter().filter(|(_, q)| **q > 0).map(|(p, q)| (*p, *q)).collect();
+    truth.sort_by_key(|(product, quantity)| (std::cmp::Reverse(*quantity), *product));
+    truth.truncate(5);
+    let answered: Vec<(u64, u64)> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| (item["productId"].as_u64().unwrap_or(0), item["soldQuantity"].as_u64().unwrap_or(0)))
+        .collect();
+    if answered == truth {
+        return Vec::new();
+    }
+    vec![violation("top 5", format!("answered {answered:?}; the orders say {truth:?}"), [])]
+}
+
 /// What the table holds of one coupon.
 #[derive(Debug, Clone, Default)]
 pub struct CouponHeld {
@@ -465,6 +568,24 @@ pub fn sign_ups(calls: &[Call], registered: &BTreeMap<String, u64>, profiles: &B
     }
     for (user, subjects) in owners.into_iter().filter(|(_, s)| s.len() > 1) {
         violations.push(violation(CHECK, format!("user {user} was given to {subjects:?}"), []));
+    }
+    violations
+}
+
+/// The load did its work: every operation of the mix succeeded at least once, and more
+/// payments went through than were refused (a soak whose checkouts all run out of
+/// balance or stock checks little of what matters).
+pub fn mix(calls: &[Call]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for op in Op::ALL {
+        if !calls.iter().any(|c| c.op == op && c.succeeded()) {
+            violations.push(violation("mix", format!("no {} succeeded", op.name()), []));
+        }
+    }
+    let paid = calls.iter().filter(|c| c.op == Op::Pay && c.succeeded()).count();
+    let refused = calls.iter().filter(|c| c.op == Op::Pay && c.status == 409).count();
+    if paid <= refused {
+        violations.push(violation("mix", format!("{paid} payments went through, {refused} were refused"), []));
     }
     violations
 }
@@ -779,6 +900,76 @@ mod tests {
         let found: Vec<String> =
             sign_ups(&story.calls, &registered, &[5].into()).into_iter().map(|v| v.message).collect();
         assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn an_order_or_a_restock_made_twice_is_caught() {
+        let mut story = Story::new();
+        story.call(1, Op::CreateOrder, 1, "/api/v1/orders", None, (0, 10), 503, json!({}));
+        story.call(1, Op::CreateOrder, 1, "/api/v1/orders", None, (20, 30), 201, json!({"orderId": "o1"}));
+        story.call(
+            2,
+            Op::Restock,
+            9,
+            "/api/v1/admin/products/3/stock",
+            Some(json!({"add": 50})),
+            (0, 10),
+            200,
+            json!({}),
+        );
+        story.call(
+            3,
+            Op::Restock,
+            9,
+            "/api/v1/admin/products/3/stock",
+            Some(json!({"add": 20})),
+            (0, 10),
+            0,
+            no_answer("reset"),
+        );
+        let once: BTreeMap<String, u64> = [("o1".into(), 1)].into();
+        for restocked in [50, 70] {
+            assert_eq!(exactly_once(&story.calls, &once, &[(3, restocked)].into()), vec![], "{restocked}");
+        }
+        let twice: BTreeMap<String, u64> = [("o1".into(), 1), ("o2".into(), 1)].into();
+        let found: Vec<String> =
+            exactly_once(&story.calls, &twice, &[(3, 120)].into()).into_iter().map(|v| v.message).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("user 1 has 2 orders from 1"), "{found:?}");
+        assert!(found[1].contains("restocked 120"), "{found:?}");
+    }
+
+    #[test]
+    fn a_top_five_that_is_not_the_orders_is_caught() {
+        let sold: BTreeMap<u64, u64> = [(1, 5), (2, 9), (3, 9), (4, 1), (5, 2), (6, 3), (7, 0)].into();
+        let items = |pairs: &[(u64, u64)]| json!({"items": pairs.iter().map(|(p, q)| json!({"productId": p, "soldQuantity": q})).collect::<Vec<_>>()});
+        assert_eq!(top_five(&items(&[(2, 9), (3, 9), (1, 5), (6, 3), (5, 2)]), &sold), vec![]);
+        assert_eq!(top_five(&items(&[(3, 9), (2, 9), (1, 5), (6, 3), (5, 2)]), &sold).len(), 1);
+        assert_eq!(top_five(&items(&[(2, 9), (3, 9), (1, 5), (6, 3)]), &sold).len(), 1);
+        assert_eq!(top_five(&items(&[]), &[(7, 0)].into()), vec![]);
+    }
+
+    #[test]
+    fn a_load_that_did_little_is_caught() {
+        let mut story = Story::new();
+        for (request, op) in Op::ALL.into_iter().enumerate() {
+            story.call(request as u64, op, 1, "/x", Some(json!({"orderId": "o"})), (0, 1), 200, json!({}));
+        }
+        assert_eq!(mix(&story.calls), vec![]);
+        for request in 20..22 {
+            story.call(
+                request,
+                Op::Pay,
+                1,
+                "/api/v1/payment",
+                None,
+                (0, 1),
+                409,
+                json!({"code": "INSUFFICIENT_BALANCE"}),
+            );
+        }
+        let found: Vec<String> = mix(&story.calls[1..]).into_iter().map(|v| v.message).collect();
+        assert_eq!(found, ["no charge succeeded", "1 payments went through, 2 were refused"]);
     }
 
     #[test]
