@@ -144,6 +144,46 @@ async fn every_paid_order_reaches_the_platform_once_and_nothing_else_does() {
     assert_eq!(on_stream, paid);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_started_again_with_its_checkpoint_goes_on_where_it_was_and_one_without_starts_over() {
+    let app = shop(|_| "1000.00", 12).await;
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let mut feed = Feed::new(&app, &moto_endpoint(), &receiver).await;
+    let dir = std::env::temp_dir().join(format!("rushcart-checkpoint-{}", ulid::Ulid::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("feed.checkpoint");
+    let reader = || async {
+        let streams = streams_client(&dynamodb_endpoint().await).await;
+        StreamReader::new(app.client(), streams, app.store.outbox_table()).await.expect("the outbox stream")
+    };
+    feed.reader = reader().await.checkpointed(checkpoint.clone()).unwrap();
+    let (first, _) = orders(&app, 1..=6, |_| true).await;
+    let mut relayed = 0;
+    for _ in 0..20 {
+        relayed += feed.relay(&app).await.unwrap();
+    }
+    assert_eq!(relayed, first.len());
+    assert!(checkpoint.exists(), "the relay kept its place");
+
+    // Killed and started again: the same checkpoint, then more payments.
+    feed.reader = reader().await.checkpointed(checkpoint.clone()).unwrap();
+    let (second, _) = orders(&app, 7..=12, |_| true).await;
+    let mut again = 0;
+    for _ in 0..20 {
+        again += feed.relay(&app).await.unwrap();
+    }
+    assert_eq!(again, second.len(), "only the payments made since");
+
+    // Without one, a reader starts from the stream's start: every event again.
+    feed.reader = reader().await;
+    let mut over = 0;
+    for _ in 0..20 {
+        over += feed.relay(&app).await.unwrap();
+    }
+    assert_eq!(over, first.len() + second.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// moto's own Kinesis numbers a shard's records unsafely under concurrent puts and
 /// overwrote one now and then (a paid order missing from the stream in CI); the local
 /// stack's launcher serialises them. Real Kinesis keeps every acknowledged record, and

@@ -27,9 +27,14 @@ pub async fn start(deps: Arc<Deps<DynamoStore>>) -> anyhow::Result<()> {
         Ok(url) if !url.is_empty() => url,
         _ => start_receiver().await?,
     };
-    let reader = StreamReader::new(deps.store.client(), streams_client_from_env().await, deps.store.outbox_table())
+    let mut reader = StreamReader::new(deps.store.client(), streams_client_from_env().await, deps.store.outbox_table())
         .await
         .context("open the outbox stream")?;
+    // FEED_CHECKPOINT: a file the relay keeps its place on the stream in, so that a feed
+    // killed and started again (make soak) goes on where it was.
+    if let Some(path) = std::env::var_os("FEED_CHECKPOINT").filter(|p| !p.is_empty()) {
+        reader = reader.checkpointed(path.into())?;
+    }
     let feed = Feed {
         publisher: Arc::new(AwsPublisher { sqs, kinesis, channels }),
         reader,

@@ -19,13 +19,17 @@ use rushcart::clock::Clock;
 use rushcart::feed::{relay, DataPlatform, DeliveryLog, EventPublisher, Outbox, OutboxEvent};
 use rushcart::triggers::consume_sqs_batch;
 
-/// Reads every shard of a table's stream from its start, remembering where it got to.
+/// Reads every shard of a table's stream from its start, remembering where it got to;
+/// with a checkpoint file, also across restarts, as an event source mapping keeps its
+/// place for a function that was stopped.
 pub struct StreamReader {
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
     iterators: HashMap<String, Option<String>>,
     /// The last sequence number read per shard, to reopen a shard where it was left.
     last_read: HashMap<String, String>,
+    /// Where `last_read` is kept between runs ([`StreamReader::checkpointed`]).
+    checkpoint: Option<std::path::PathBuf>,
 }
 
 impl StreamReader {
@@ -41,7 +45,39 @@ impl StreamReader {
             .and_then(|t| t.latest_stream_arn())
             .ok_or_else(|| anyhow!("table {table} has no stream"))?
             .to_owned();
-        Ok(StreamReader { client: streams, stream_arn, iterators: HashMap::new(), last_read: HashMap::new() })
+        Ok(StreamReader {
+            client: streams,
+            stream_arn,
+            iterators: HashMap::new(),
+            last_read: HashMap::new(),
+            checkpoint: None,
+        })
+    }
+
+    /// Keeps its place in `path` (JSON: shard → last sequence number read), and starts
+    /// after the place kept there, if any. Without one, a relay started again would read
+    /// the stream from its start and publish every event again (delivered once all the
+    /// same, but a backlog the consumer needs minutes to work through).
+    pub fn checkpointed(mut self, path: std::path::PathBuf) -> anyhow::Result<StreamReader> {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                self.last_read =
+                    serde_json::from_str(&text).with_context(|| format!("the stream checkpoint {}", path.display()))?
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("read the stream checkpoint {}", path.display())),
+        }
+        self.checkpoint = Some(path);
+        Ok(self)
+    }
+
+    /// Writes its place to the checkpoint file, if it has one (a whole file each time:
+    /// written beside it, then renamed over it).
+    fn save(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.checkpoint else { return Ok(()) };
+        let written = path.with_extension("writing");
+        std::fs::write(&written, serde_json::to_vec(&self.last_read)?)?;
+        std::fs::rename(&written, path).with_context(|| format!("write the stream checkpoint {}", path.display()))
     }
 
     /// An iterator for `shard`: after the last record read, or from its start.
@@ -126,6 +162,11 @@ pub async fn relay_once<P: EventPublisher, O: Outbox>(
     let count = events.len();
     // A failed event stays unpublished in the outbox; the sweeper republishes it.
     relay(publisher, outbox, events, clock.now()).await;
+    // The batch is relayed (or left to the sweeper): as an event source mapping
+    // checkpoints once its function returns.
+    if count > 0 {
+        reader.save()?;
+    }
     Ok(count)
 }
 

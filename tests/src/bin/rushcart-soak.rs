@@ -35,9 +35,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use rushcart::adapters::dynamodb::orders::order_from_item;
 use rushcart::adapters::dynamodb::{get_u64, keys, s, DynamoStore};
-use rushcart::adapters::feed_aws::{AwsPublisher, FeedChannels};
-use rushcart::clock::{Clock as _, SystemClock};
-use rushcart::feed::{sweep, SWEEP_GRACE};
+use rushcart::adapters::feed_aws::FeedChannels;
+use rushcart::clock::SystemClock;
 use rushcart::ids::{CouponId, ProductId, UserId};
 use rushcart::orders::Order;
 use rushcart_testkit::audit::{all_users, check_coupon, check_ledger, check_orders, read_ledger};
@@ -682,7 +681,7 @@ async fn main() -> anyhow::Result<()> {
         plan.seed, plan.seconds, plan.calm.0, plan.calm.1, settings.workers
     );
     std::fs::create_dir_all(&settings.out)?;
-    for stale in ["api.log", "feed.log", "issuer.pem"] {
+    for stale in ["api.log", "feed.log", "issuer.pem", "feed.checkpoint"] {
         let _ = std::fs::remove_file(settings.out.join(stale));
     }
     let schedule = plan.schedule();
@@ -791,9 +790,14 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
             .collect();
         let platform = receiver.url.clone();
+        let checkpoint = settings.out.join("feed.checkpoint");
         move || {
             let mut command = tokio::process::Command::new(&bin);
-            command.arg("feed").envs(envs.iter().cloned()).env("DATA_PLATFORM_URL", &platform);
+            command
+                .arg("feed")
+                .envs(envs.iter().cloned())
+                .env("DATA_PLATFORM_URL", &platform)
+                .env("FEED_CHECKPOINT", &checkpoint);
             command
         }
     };
@@ -893,7 +897,6 @@ async fn main() -> anyhow::Result<()> {
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(sdk).endpoint_url(&engine_url).build(),
     );
-    let store = DynamoStore::new(direct.clone(), &table);
     let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(sdk).endpoint_url(&moto_url).build());
     let kinesis =
         aws_sdk_kinesis::Client::from_conf(aws_sdk_kinesis::config::Builder::from(sdk).endpoint_url(&moto_url).build());
@@ -902,7 +905,6 @@ async fn main() -> anyhow::Result<()> {
         dead_letter_queue_url: channels.get("FEED_DLQ_URL").cloned().unwrap_or_default(),
         stream_name: channels.get("FEED_STREAM_NAME").cloned().context("feed.env names no FEED_STREAM_NAME")?,
     };
-    let publisher = AwsPublisher { sqs: sqs.clone(), kinesis: kinesis.clone(), channels: feed_channels.clone() };
     let orders = stored_orders(&direct, &table).await?;
     let statuses: BTreeMap<String, String> =
         orders.iter().map(|o| (o.id.to_string(), o.status.as_str().to_owned())).collect();
@@ -913,7 +915,8 @@ async fn main() -> anyhow::Result<()> {
             *sold.entry(line.product_id.get()).or_default() += u64::from(line.quantity.get());
         }
     }
-    let drain = drain_feed(&publisher, &store, &receiver, &statuses, Duration::from_secs(180)).await;
+    // The feed's sweeper runs every minute for events unpublished 30 s: four periods.
+    let drain = drain_feed(&receiver, &statuses, Duration::from_secs(240)).await;
     let dead = dead_letters(&sqs, &feed_channels.dead_letter_queue_url).await.map(|d| d.len()).unwrap_or(0);
     sampling.abort();
     let first_seen = std::mem::take(&mut *first_seen.lock().unwrap());
@@ -1135,15 +1138,10 @@ async fn top_after(http: &reqwest::Client, api: &str, after: time::OffsetDateTim
 }
 
 /// Waits (at most `within`) until the platform has the events of every paid and
-/// refunded order, running the scheduled sweeper's pass every few seconds as if its
-/// grace were over. Returns how long it took.
-async fn drain_feed(
-    publisher: &AwsPublisher,
-    store: &DynamoStore,
-    receiver: &Receiver,
-    statuses: &BTreeMap<String, String>,
-    within: Duration,
-) -> Duration {
+/// refunded order, as the feed process delivers them: its relay, and for what the relay
+/// could not publish, its sweeper (every minute, for events unpublished 30 s). Returns
+/// how long it took.
+async fn drain_feed(receiver: &Receiver, statuses: &BTreeMap<String, String>, within: Duration) -> Duration {
     let started = Instant::now();
     while started.elapsed() < within {
         let accepted = receiver.accepted();
@@ -1155,10 +1153,7 @@ async fn drain_feed(
         if !missing {
             break;
         }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = sweep(publisher, store, SystemClock.now() + SWEEP_GRACE, SWEEP_GRACE).await;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     started.elapsed()
 }
