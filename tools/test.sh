@@ -10,7 +10,7 @@
 #                test-races; budget 2 minutes of tests, about 1 today; stopped at 5)
 #   soak         the soak, bounded: 2 minutes of mixed load, a seeded nemesis (the feed
 #                and the API killed, DynamoDB cut, moto paused), the history checker
-#                (make soak-bounded; budget 4 minutes, about 3 today; stopped at 7)
+#                (make soak-bounded; budget 4 minutes, 2.5 today; stopped at 7)
 #   backends     the LocalStack-in-Docker backend, built and shown to fail loudly here
 #   browser      Swagger UI in headless Chromium (about 25 s)
 #   fuzz         schemathesis, a bounded seeded pass (about a minute; make fuzz runs long)
