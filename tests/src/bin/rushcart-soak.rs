@@ -742,30 +742,24 @@ async fn main() -> anyhow::Result<()> {
 
     // The API and the feed, each a process of its own, through the proxies.
     let api_port = free_port()?;
-    let through = |command: &mut tokio::process::Command| {
-        command
-            .env("RUSHCART_TABLE_PREFIX", &prefix)
-            .env("TABLE_NAME", format!("{prefix}-main"))
-            .env("AWS_ENDPOINT_URL_DYNAMODB", conflicts.endpoint())
-            .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &engine_through)
-            .env("AWS_ENDPOINT_URL_SQS", moto.endpoint_for(&moto_url))
-            .env("AWS_ENDPOINT_URL_KINESIS", moto.endpoint_for(&moto_url))
-            .env("REDIS_URL", redis.endpoint_for(&redis_url))
-            .envs(&channels);
-    };
+    // What both processes are told: the tables, and every endpoint through its proxy.
+    let through: Vec<(String, String)> = [
+        ("RUSHCART_TABLE_PREFIX", prefix.clone()),
+        ("TABLE_NAME", format!("{prefix}-main")),
+        ("AWS_ENDPOINT_URL_DYNAMODB", conflicts.endpoint()),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", engine_through.clone()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint_for(&moto_url)),
+        ("AWS_ENDPOINT_URL_KINESIS", moto.endpoint_for(&moto_url)),
+        ("REDIS_URL", redis.endpoint_for(&redis_url)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .chain(channels.clone())
+    .collect();
+    let bin = settings.bin.join("rushcart-local-api");
     let api_command = {
-        let mut base = tokio::process::Command::new(settings.bin.join("rushcart-local-api"));
-        through(&mut base);
-        let (bin, key, template) = (
-            settings.bin.join("rushcart-local-api"),
-            settings.out.join("issuer.pem"),
-            settings.root.join("template.yaml"),
-        );
-        let envs: Vec<(String, String)> = base
-            .as_std()
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
-            .collect();
+        let (bin, envs) = (bin.clone(), through.clone());
+        let (key, template) = (settings.out.join("issuer.pem"), settings.root.join("template.yaml"));
         move || {
             let mut command = tokio::process::Command::new(&bin);
             command
@@ -781,21 +775,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let feed_command = {
-        let mut base = tokio::process::Command::new(settings.bin.join("rushcart-local-api"));
-        through(&mut base);
-        let bin = settings.bin.join("rushcart-local-api");
-        let envs: Vec<(String, String)> = base
-            .as_std()
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
-            .collect();
-        let platform = receiver.url.clone();
-        let checkpoint = settings.out.join("feed.checkpoint");
+        let (platform, checkpoint) = (receiver.url.clone(), settings.out.join("feed.checkpoint"));
         move || {
             let mut command = tokio::process::Command::new(&bin);
             command
                 .arg("feed")
-                .envs(envs.iter().cloned())
+                .envs(through.iter().cloned())
                 .env("DATA_PLATFORM_URL", &platform)
                 .env("FEED_CHECKPOINT", &checkpoint);
             command
@@ -1203,11 +1188,7 @@ async fn coupons_held(
                 holders.insert(*user);
             }
         }
-        // A copy held by someone who never asked shows as copies the askers lack.
-        if copies as usize != holders.len() {
-            holders.extend((0..copies.saturating_sub(holders.len() as u64)).map(|k| u64::MAX - k));
-        }
-        held.insert(coupon, CouponHeld { total, issued, holders });
+        held.insert(coupon, CouponHeld { total, issued, copies, holders });
     }
     Ok(held)
 }

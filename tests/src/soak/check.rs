@@ -401,7 +401,9 @@ pub fn top_five(answer: &Value, sold: &BTreeMap<u64, u64>) -> Vec<Violation> {
 pub struct CouponHeld {
     pub total: u64,
     pub issued: u64,
-    /// Users holding a copy.
+    /// The copies the table holds, whoever holds them.
+    pub copies: u64,
+    /// The users found holding a copy.
     pub holders: BTreeSet<u64>,
 }
 
@@ -436,14 +438,19 @@ pub fn coupons(calls: &[Call], held: &BTreeMap<u64, CouponHeld>) -> Vec<Violatio
         }
     }
     for (coupon, state) in held {
-        if state.issued > state.total || state.issued != state.holders.len() as u64 {
+        if state.issued > state.total || state.issued != state.copies {
+            violations.push(violation(
+                CHECK,
+                format!("coupon {coupon}: issued {} of {}, {} copies held", state.issued, state.total, state.copies),
+                [],
+            ));
+        }
+        if state.copies > state.holders.len() as u64 {
             violations.push(violation(
                 CHECK,
                 format!(
-                    "coupon {coupon}: issued {} of {}, {} copies held",
-                    state.issued,
-                    state.total,
-                    state.holders.len()
+                    "coupon {coupon}: {} copies held by users who never asked for one",
+                    state.copies - state.holders.len() as u64
                 ),
                 [],
             ));
@@ -851,7 +858,8 @@ mod tests {
         issue(&mut story, 2, 2, (5, 15), 409, "COUPON_SOLD_OUT");
         issue(&mut story, 3, 3, (20, 30), 201, "");
         issue(&mut story, 4, 4, (40, 50), 409, "COUPON_SOLD_OUT");
-        let held: BTreeMap<u64, CouponHeld> = [(7, CouponHeld { total: 2, issued: 2, holders: [1, 3].into() })].into();
+        let held: BTreeMap<u64, CouponHeld> =
+            [(7, CouponHeld { total: 2, issued: 2, copies: 2, holders: [1, 3].into() })].into();
         let found = coupons(&story.calls, &held);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].calls, vec![1]);
@@ -862,7 +870,8 @@ mod tests {
         let mut story = Story::new();
         issue(&mut story, 1, 1, (0, 10), 201, "");
         issue(&mut story, 2, 2, (0, 10), 409, "COUPON_ALREADY_ISSUED");
-        let held: BTreeMap<u64, CouponHeld> = [(7, CouponHeld { total: 5, issued: 2, holders: [1, 9].into() })].into();
+        let held: BTreeMap<u64, CouponHeld> =
+            [(7, CouponHeld { total: 5, issued: 2, copies: 2, holders: [1, 9].into() })].into();
         let found: Vec<String> = coupons(&story.calls, &held).into_iter().map(|v| v.message).collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().any(|m| m.contains("user 2 was told")), "{found:?}");
