@@ -26,8 +26,14 @@ DIR="${2:-$ROOT/.local/stack}"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# N distinct free ports, all bound at once before any is let go: asked one at a time,
+# the kernel may hand out a port it just gave back (the engine and redis-server once got
+# the same one, and the engine's client talked to redis).
+free_ports() { # count
+  python3 -c 'import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
 }
 
 wait_for_port() { # name port pid
@@ -69,13 +75,13 @@ start() {
   esac
   if [ -f "$DIR/pids" ]; then stop; fi
   mkdir -p "$DIR"
-  local ddb_port moto_port redis_port
-  ddb_port=$(free_port); moto_port=$(free_port); redis_port=$(free_port)
+  local ddb_port moto_port redis_port spare_port
+  read -r ddb_port moto_port redis_port spare_port <<<"$(free_ports 4)"
 
   "$engine" --port "$ddb_port" >"$DIR/dynamodb.log" 2>&1 &
   echo "dynamodb $!" >>"$DIR/pids"
   if [ -n "$capacity" ]; then
-    cap_port=$(free_port)
+    cap_port=$spare_port
     # Its scale and ceiling come from CAPACITY_SCALE and CAPACITY_TABLE_MAX; an empty
     # one means the default.
     [ -n "${CAPACITY_SCALE:-}" ] || unset CAPACITY_SCALE
@@ -95,6 +101,12 @@ start() {
       dynamodb) port=$ddb_port ;; capacity) port=$cap_port ;; moto) port=$moto_port ;; redis) port=$redis_port ;;
     esac
     wait_for_port "$name" "$port" "$pid" || { stop; exit 1; }
+  done <"$DIR/pids"
+  # A port that answers is not proof its process took it: one that lost the bind has
+  # exited by now, and another process answers in its place.
+  sleep 0.2
+  while read -r name pid; do
+    kill -0 "$pid" 2>/dev/null || { log "$name exited during start-up; its log:"; tail -20 "$DIR/$name.log" >&2; stop; exit 1; }
   done <"$DIR/pids"
 
   # With the capacity model, DynamoDB's endpoint is the model's; the stream is read from
