@@ -120,8 +120,7 @@ impl Drop for Engine {
 /// `GetRecords`, and every shard iterator (`MIN` and `MAX` over the shard). Unindexed,
 /// each reads every record the engine has ever kept (it keeps them all), so writes to
 /// a table with a stream slow in proportion to its history: a PutItem to the outbox
-/// table took 0.19 ms with 200 records behind it and 4.9 ms with 40,000, and a
-/// 10-minute soak's every route slowed eightfold with them. Each index is on the
+/// table took 0.19 ms with 200 records behind it and 4.9 ms with 40,000. Each index is on the
 /// expressions those statements use, so SQLite answers them from the index; what they
 /// return is unchanged.
 const STREAM_INDEXES: &str = "
@@ -134,9 +133,7 @@ const STREAM_INDEXES: &str = "
 /// an in-memory database, so its schema goes out as a snapshot (`VACUUM INTO`), gets the
 /// indexes there, and comes back (SQLite's backup API, which copies indexes with the rest).
 fn index_streams(db: &dynoxide::Database) -> anyhow::Result<()> {
-    static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let number = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("rushcart-dynamodb-{}-{number}.sqlite", std::process::id()));
+    let path = snapshot_path();
     let text = path.to_str().context("a temporary path that is UTF-8")?.to_owned();
     let files = [text.clone(), format!("{text}-wal"), format!("{text}-shm")];
     let remove = || files.iter().for_each(|file| drop(std::fs::remove_file(file)));
@@ -150,6 +147,14 @@ fn index_streams(db: &dynoxide::Database) -> anyhow::Result<()> {
     })();
     remove();
     indexed
+}
+
+/// A temporary file for a snapshot of an engine's database, unused by any other engine
+/// or test of this process.
+fn snapshot_path() -> std::path::PathBuf {
+    static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("rushcart-dynamodb-{}-{number}.sqlite", std::process::id()))
 }
 
 /// The endpoint of this process's own engine, started on first use on a free loopback
@@ -191,9 +196,7 @@ mod tests {
 
     /// How SQLite would run `statement` in a copy of `engine`'s database.
     fn plan(engine: &Engine, statement: &str) -> String {
-        static PLANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let number = PLANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("rushcart-dynamodb-plan-{}-{number}.sqlite", std::process::id()));
+        let path = snapshot_path();
         let _ = std::fs::remove_file(&path);
         engine.db.vacuum_into(path.to_str().unwrap()).unwrap();
         let connection = rusqlite::Connection::open(&path).unwrap();
