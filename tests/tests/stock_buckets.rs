@@ -4,6 +4,13 @@
 //! level the buckets and refunds put stock back; the stock invariant (over the buckets'
 //! sum) is audited from the database after each.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use rushcart_testkit::audit::{check_orders, OrdersAudit};
 use rushcart_tests::invariants::users;
@@ -43,8 +50,8 @@ async fn levels(app: &TestApp, id: u64, n: u32) -> Vec<u64> {
             .client()
             .get_item()
             .table_name(app.table())
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("PRODUCT#{id}#{k}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("STOCK".into()))
+            .key("pk", AttributeValue::S(format!("PRODUCT#{id}#{k}")))
+            .key("sk", AttributeValue::S("STOCK".into()))
             .consistent_read(true)
             .send()
             .await
@@ -54,6 +61,53 @@ async fn levels(app: &TestApp, id: u64, n: u32) -> Vec<u64> {
         levels.push(item["stock"].as_n().unwrap().parse().unwrap());
     }
     levels
+}
+
+/// Sets the product's buckets to `levels` in the table, behind the API's back, as
+/// another process's payments and refunds would.
+async fn set_levels(app: &TestApp, id: u64, levels: &[u64]) {
+    for (k, level) in levels.iter().enumerate() {
+        app.client()
+            .update_item()
+            .table_name(app.table())
+            .key("pk", AttributeValue::S(format!("PRODUCT#{id}#{k}")))
+            .key("sk", AttributeValue::S("STOCK".into()))
+            .update_expression("SET stock = :level")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":level", AttributeValue::N(level.to_string()))
+            .send()
+            .await
+            .expect("set a bucket");
+    }
+}
+
+/// The DynamoDB calls the app's client sends, by operation (every attempt counts).
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Calls {
+    /// The calls counted since the last take.
+    fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "stock-bucket-test-calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        *self.0.lock().unwrap().entry(operation).or_default() += 1;
+        Ok(())
+    }
 }
 
 async fn order(app: &TestApp, user: u64, product: u64, quantity: u64) -> String {
@@ -122,6 +176,53 @@ async fn three_hundred_users_racing_for_a_product_in_eight_buckets_buy_exactly_i
     assert!(!refused.is_empty() && refused.iter().all(|q| left < *q), "left {left}, refused lines {refused:?}");
     let audit = audit(&app).await;
     assert_eq!((audit.paid, audit.failed_payments), (300 - refused.len(), refused.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_process_reads_the_buckets_once_for_a_rush_and_spreads_its_payers_over_them_with_none_refused() {
+    let calls = Calls::default();
+    let app = TestApp::spawn_intercepted(calls.clone()).await;
+    app.seed_users(&users(1..=100, "1000.00")).await;
+    // 1,000 in 16 buckets of 62 or 63: six lines of 10 each, and the last lines split.
+    let id = make_product(&app, 1000, None).await;
+    let orders = join_all((1..=100).map(|user| order(&app, user, id, 10))).await;
+    calls.take();
+
+    let answers = join_all((1..=100).zip(&orders).map(|(user, order)| pay(&app, user, order))).await;
+
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    let made = calls.take();
+    // Each payment: one read of its order and payer, one transaction; the first
+    // payers' one read of the buckets, shared by the rest.
+    assert_eq!(
+        (made.get("TransactWriteItems"), made.get("BatchGetItem")),
+        (Some(&100), Some(&101)),
+        "no transaction refused, one read of the buckets: {made:?}"
+    );
+    assert_eq!(levels(&app, id, 16).await, [0; 16]);
+    assert_eq!(audit(&app).await.paid, 100);
+}
+
+#[tokio::test]
+async fn a_payment_from_a_stale_view_of_the_buckets_is_refused_reads_them_again_and_is_paid() {
+    let calls = Calls::default();
+    let app = TestApp::spawn_intercepted(calls.clone()).await;
+    app.seed_users(&users(1..=1, "1000.00")).await;
+    let id = make_product(&app, 40, Some(4)).await;
+    let paying = order(&app, 1, id, 25).await;
+    assert_eq!(product(&app, id).await["stock"], 40, "the API has seen buckets of 10");
+    // Meanwhile other processes leave all 40 in the last bucket (the sum, and so the
+    // audit, unchanged).
+    set_levels(&app, id, &[0, 0, 0, 40]).await;
+    calls.take();
+
+    let (status, paid) = pay(&app, 1, &paying).await;
+
+    assert_eq!(status, 200, "{paid}");
+    let made = calls.take();
+    assert_eq!(made.get("TransactWriteItems"), Some(&2), "refused from the buckets as seen, then paid: {made:?}");
+    assert_eq!(levels(&app, id, 4).await, [0, 0, 0, 15]);
+    audit(&app).await;
 }
 
 #[tokio::test]

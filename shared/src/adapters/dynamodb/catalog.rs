@@ -59,7 +59,9 @@ impl ProductCatalog for DynamoStore {
             let found = self.get_many(&wanted, || format!("get product {id} and its stock buckets")).await?;
             let item = found.get(&wanted[0]).ok_or(CatalogError::UnknownProduct(id))?;
             let levels = levels_in(&found, id, buckets).map_err(DbError::Other)?;
-            return Ok(self.with_levels(item, &levels)?);
+            let product = self.with_levels(item, &levels)?;
+            self.hint_levels(id, levels);
+            return Ok(product);
         }
         let item = self.get(&keys::product(id), || format!("get product {id}")).await?;
         let item = item.ok_or(CatalogError::UnknownProduct(id))?;
@@ -379,7 +381,12 @@ impl DynamoStore {
                 };
                 transaction.put(RestockItem::Key, put);
             }
-            match self.transact(&transaction).await? {
+            let outcome = self.transact(&transaction).await?;
+            if outcome.is_ok() {
+                // The buckets this process last saw are fuller now, by how much it may not know.
+                self.forget_levels(id);
+            }
+            match outcome {
                 Ok(()) if from_seen => return Ok(Keyed { value: answer, replayed: false }),
                 Ok(()) => return Ok(Keyed { value: self.product(id).await?, replayed: false }),
                 Err(refusal) if refusal.failed(RestockItem::Key) => {
@@ -444,6 +451,15 @@ impl DynamoStore {
         levels_in(&found, id, buckets).map_err(DbError::Other)
     }
 
+    /// The stock of each bucket of each of `products` (with its number of buckets), in
+    /// one strongly consistent `BatchGetItem`.
+    pub(crate) async fn levels_of(&self, products: &[(ProductId, u32)]) -> Result<Vec<(ProductId, Vec<u64>)>, DbError> {
+        let wanted: Vec<keys::Key> =
+            products.iter().flat_map(|&(id, n)| (0..n).map(move |k| keys::stock_bucket(id, k))).collect();
+        let found = self.get_many(&wanted, || format!("read the stock buckets of {} products", products.len())).await?;
+        products.iter().map(|&(id, n)| Ok((id, levels_in(&found, id, n).map_err(DbError::Other)?))).collect()
+    }
+
     /// The products of `items` (their own items, as read) with their stock: the stock
     /// of those in buckets summed from one `BatchGetItem` of every bucket.
     pub(crate) async fn with_stock(&self, items: &[&Item]) -> Result<Vec<Product>, DbError> {
@@ -466,7 +482,12 @@ impl DynamoStore {
                 self.remember(terms.product_id, &held);
                 let stock = match held {
                     Held::Here(stock) => stock,
-                    Held::Buckets(n) => levels_in(&found, terms.product_id, n).map_err(DbError::Other)?.iter().sum(),
+                    Held::Buckets(n) => {
+                        let levels = levels_in(&found, terms.product_id, n).map_err(DbError::Other)?;
+                        let stock = levels.iter().sum();
+                        self.hint_levels(terms.product_id, levels);
+                        stock
+                    }
                 };
                 Ok(Product {
                     product_id: terms.product_id,

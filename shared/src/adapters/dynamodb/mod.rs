@@ -63,6 +63,10 @@ pub struct DynamoStore {
     /// it took since: where a payment looks first, so that buckets known short are not
     /// tried blind. Only a hint (other processes take and give back meanwhile).
     stock_hints: Arc<RwLock<HashMap<crate::ids::ProductId, Vec<u64>>>>,
+    /// Held by a payment reading the buckets of products this process has no hint of;
+    /// the payers that find it held wait for that read instead of making their own, so
+    /// that a rush's first payers read them once, not once each.
+    first_level_read: Arc<tokio::sync::Mutex<()>>,
     probe: Option<Arc<dyn StoreProbe>>,
 }
 
@@ -100,6 +104,7 @@ impl DynamoStore {
             empty_shards: Arc::default(),
             stock_buckets: Arc::default(),
             stock_hints: Arc::default(),
+            first_level_read: Arc::default(),
             probe: None,
         }
     }

@@ -22,14 +22,16 @@
 //! balance seen had moved on. A refused payment is only counted on its order
 //! ([`DynamoStore::count_failure`]).
 //!
-//! A product whose stock is in buckets ([`crate::catalog`]) gives a line from one
-//! bucket picked at random, and takes a refund back into one. A bucket short of its
-//! line is not the product out of stock: the commit reads the product's buckets and
-//! tries again from those that hold the line, split over several if no one holds it
-//! alone ([`shards::take_from`]); only buckets that together cannot cover the line are
-//! `OUT_OF_STOCK`. These tries are the store's own: the plan is the same plan. The
-//! buckets as last read (less what this process took since) are kept as a hint of where
-//! to look first, so that a rush emptying the buckets does not try the empty ones blind.
+//! A product whose stock is in buckets ([`crate::catalog`]) gives a line from the
+//! buckets as this process last read them (any read of them: a `GET`, the first
+//! payment's own read when it had none, a refusal), less what it has taken
+//! since: one that holds the line, found from a random start so that concurrent payers
+//! spread, or several when none holds it alone. It takes a refund back into one bucket
+//! at random. What it last read may be stale (other processes take too), so a bucket
+//! short of its line is not the product out of stock: the commit reads the product's
+//! buckets and tries again from those that hold the line, split over several if no one
+//! holds it alone ([`shards::take_from`]); only buckets that together cannot cover the
+//! line are `OUT_OF_STOCK`. These tries are the store's own: the plan is the same plan.
 
 use std::collections::HashMap;
 
@@ -147,6 +149,21 @@ impl OrderCanceller for DynamoStore {
     }
 }
 
+/// Where to take `quantity` from buckets holding `levels` ([`shards::take_from`] from a
+/// random start), taken off `levels`; `None` when they hold too little.
+fn take_noted(levels: &mut [u64], quantity: u64) -> Option<Vec<(u32, u64)>> {
+    let take = shards::take_from(levels, quantity, fastrand::usize(0..levels.len().max(1)))?;
+    for (k, q) in &take {
+        levels[*k as usize] -= q;
+    }
+    Some(take)
+}
+
+/// Bucket numbers of `product` with their quantities, as transaction items.
+fn bucket_picks(product: ProductId, take: Vec<(u32, u64)>) -> Vec<(keys::Key, u64)> {
+    take.into_iter().map(|(k, q)| (keys::stock_bucket(product, k), q)).collect()
+}
+
 /// DynamoDB's most items in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
@@ -166,9 +183,12 @@ fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, 
 }
 
 impl DynamoStore {
-    /// Where each stock step of `plan` goes first: a product's own item, or one of its
-    /// buckets at random: a line out among those this process last saw hold it (its
-    /// hint), any one when it saw none or never read them.
+    /// Where each stock step of `plan` goes first: a product's own item, or its buckets
+    /// as this process last saw them ([`DynamoStore::hint_levels`], less what it has
+    /// taken since; read first where it never saw them, by one payer while the others
+    /// that arrive meanwhile wait for its read): the line from one that holds it, found
+    /// from a random start, or split over the fullest when none holds it alone; from one
+    /// bucket at random when they looked too short (DynamoDB then says whether they are).
     pub async fn stock_picks(&self, plan: &Plan) -> Result<StockPicks, DbError> {
         let products: Vec<ProductId> = plan
             .steps
@@ -179,37 +199,77 @@ impl DynamoStore {
             return Ok(StockPicks::default());
         }
         let buckets = self.buckets_of(&products).await?;
+        let unseen = self.unseen_buckets(plan, &buckets);
+        if !unseen.is_empty() {
+            match self.first_level_read.try_lock() {
+                Ok(_reading) => {
+                    for (product, levels) in self.levels_of(&unseen).await? {
+                        self.hint_levels(product, levels);
+                    }
+                }
+                // Another payer is reading them: its read serves this one too. Should it
+                // fail, this one picks at random rather than queue for a read of its own.
+                Err(_) => drop(self.first_level_read.lock().await),
+            }
+        }
         let mut picks = StockPicks::default();
         for (i, step) in plan.steps.iter().enumerate() {
             if let Step::Stock { product, quantity, way } = step {
                 let quantity = u64::from(quantity.get());
                 // A product that is not there refuses on its own item.
-                let item = match buckets.get(product).copied().unwrap_or(1) {
-                    1 => keys::product(*product),
-                    n => keys::stock_bucket(*product, self.first_bucket(*product, n, quantity, *way)),
+                let at = match buckets.get(product).copied().unwrap_or(1) {
+                    1 => vec![(keys::product(*product), quantity)],
+                    n => self.first_picks(*product, n, quantity, *way),
                 };
-                picks.0.insert(i, vec![(item, quantity)]);
+                picks.0.insert(i, at);
             }
         }
         Ok(picks)
     }
 
-    /// The bucket of `product`'s `n` a line of `quantity` goes to first: out, a random
-    /// one of those the hint says hold it (taken off the hint); back, or with no such
-    /// hint, any one at random.
-    fn first_bucket(&self, product: ProductId, n: u32, quantity: u64, way: Way) -> u32 {
+    /// The products of `plan`'s lines out whose buckets (how many: `buckets`) this
+    /// process has no hint of.
+    fn unseen_buckets(&self, plan: &Plan, buckets: &HashMap<ProductId, u32>) -> Vec<(ProductId, u32)> {
+        let hints = self.stock_hints.read().unwrap_or_else(|p| p.into_inner());
+        let mut unseen: Vec<(ProductId, u32)> = plan
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let Step::Stock { product, way: Way::Out, .. } = step else { return None };
+                let n = buckets.get(product).copied().unwrap_or(1);
+                let seen = hints.get(product).is_some_and(|levels| levels.len() == n as usize);
+                (n > 1 && !seen).then_some((*product, n))
+            })
+            .collect();
+        unseen.sort_unstable_by_key(|(product, _)| *product);
+        unseen.dedup();
+        unseen
+    }
+
+    /// Where a line of `quantity` of `product` (in `n` buckets) goes first: out, from
+    /// the buckets the hint says hold it (taken off the hint); back, or with no hint that
+    /// covers it, one bucket at random.
+    fn first_picks(&self, product: ProductId, n: u32, quantity: u64, way: Way) -> Vec<(keys::Key, u64)> {
         if way == Way::Out {
             let mut hints = self.stock_hints.write().unwrap_or_else(|p| p.into_inner());
             if let Some(levels) = hints.get_mut(&product).filter(|levels| levels.len() == n as usize) {
-                let holding: Vec<usize> = (0..levels.len()).filter(|&k| levels[k] >= quantity).collect();
-                if !holding.is_empty() {
-                    let k = holding[fastrand::usize(0..holding.len())];
-                    levels[k] -= quantity;
-                    return k as u32;
+                if let Some(take) = take_noted(levels, quantity) {
+                    return bucket_picks(product, take);
                 }
             }
         }
-        fastrand::u32(0..n)
+        vec![(keys::stock_bucket(product, fastrand::u32(0..n)), quantity)]
+    }
+
+    /// Notes the stock of `product`'s buckets as just read: where this process's next
+    /// payments of it look first. Any read of them may note it; a pick takes its line off.
+    pub(crate) fn hint_levels(&self, product: ProductId, levels: Vec<u64>) {
+        self.stock_hints.write().unwrap_or_else(|p| p.into_inner()).insert(product, levels);
+    }
+
+    /// Drops what this process saw in `product`'s buckets (a restock moved them).
+    pub(crate) fn forget_levels(&self, product: ProductId) {
+        self.stock_hints.write().unwrap_or_else(|p| p.into_inner()).remove(&product);
     }
 
     /// For each product whose bucket was short of its line in `refused`: the buckets as
@@ -232,18 +292,11 @@ impl DynamoStore {
                 continue;
             }
             let mut levels = self.bucket_levels(*product, buckets).await?;
-            let start = fastrand::usize(0..levels.len());
-            let take = shards::take_from(&levels, u64::from(quantity.get()), start);
-            if let Some(take) = &take {
-                for (k, q) in take {
-                    levels[*k as usize] -= q;
-                }
-            }
+            let take = take_noted(&mut levels, u64::from(quantity.get()));
             // What the next payment of this process starts from.
-            self.stock_hints.write().unwrap_or_else(|p| p.into_inner()).insert(*product, levels);
+            self.hint_levels(*product, levels);
             if let Some(take) = take {
-                let take = take.into_iter().map(|(k, q)| (keys::stock_bucket(*product, k), q)).collect();
-                picks.0.insert(i, take);
+                picks.0.insert(i, bucket_picks(*product, take));
                 held.push(*product);
             }
         }
