@@ -235,17 +235,24 @@ pub fn stack_pid(process: &str) -> u32 {
         .unwrap_or_else(|| panic!("the stack runs no {process}: {pids}"))
 }
 
-/// An HTTP proxy in front of DynamoDB that answers the next few `TransactWriteItems`
-/// itself, without forwarding them, as DynamoDB answers a transaction that ran into
-/// another: `TransactionCanceledException`, its first item `TransactionConflict`, the
-/// rest `None`. The local engine runs one call at a time and so never conflicts; this
-/// is how the conflict-retry path meets a conflict here. Everything else is passed on
-/// untouched (headers, signature and body), one upstream connection per client one.
+/// An HTTP proxy in front of DynamoDB that answers some `TransactWriteItems` itself,
+/// without forwarding them:
+/// - the next few as DynamoDB answers a transaction that ran into another:
+///   `TransactionCanceledException`, its first item `TransactionConflict`, the rest
+///   `None`. The local engine runs one call at a time and so never conflicts; this is
+///   how the conflict-retry path meets a conflict here;
+/// - every one that writes an item of a partition it is told is hot, as DynamoDB answers
+///   a transaction over a partition's limit: `ThrottlingError` on those items, `None`
+///   on the rest (what the capacity model does, on the items a test chooses).
+///
+/// Everything else is passed on untouched (headers, signature and body), one upstream
+/// connection per client one.
 pub struct ConflictInjector {
     port: u16,
     upstream: SocketAddr,
     pending: Arc<std::sync::atomic::AtomicU64>,
     answered: Arc<std::sync::atomic::AtomicU64>,
+    hot: Arc<std::sync::Mutex<Vec<String>>>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -260,14 +267,15 @@ impl ConflictInjector {
         let port = listener.local_addr().expect("the injector's address").port();
         let pending = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (counting, answering) = (pending.clone(), answered.clone());
+        let hot = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answers = Answers { pending: pending.clone(), answered: answered.clone(), hot: hot.clone() };
         let accepting = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else { continue };
-                tokio::spawn(intercept(client, upstream, counting.clone(), answering.clone()));
+                tokio::spawn(intercept(client, upstream, answers.clone()));
             }
         });
-        ConflictInjector { port, upstream, pending, answered, accepting }
+        ConflictInjector { port, upstream, pending, answered, hot, accepting }
     }
 
     /// The injector's endpoint, for the functions' client.
@@ -289,6 +297,50 @@ impl ConflictInjector {
     pub fn conflicts_answered(&self) -> u64 {
         self.answered.load(Ordering::SeqCst)
     }
+
+    /// From now on every transaction writing an item whose partition key is `pk` is
+    /// answered as throttled on that item.
+    pub fn throttle_partition(&self, pk: &str) {
+        self.hot.lock().expect("the hot partitions").push(pk.to_owned());
+    }
+}
+
+/// What the injector answers itself (see [`ConflictInjector`]).
+#[derive(Clone)]
+struct Answers {
+    pending: Arc<std::sync::atomic::AtomicU64>,
+    answered: Arc<std::sync::atomic::AtomicU64>,
+    hot: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Answers {
+    /// The answer to a transaction of `body`, if the injector gives it: each item's
+    /// cancellation reason, `None` for the items that went through.
+    fn to_transaction(&self, body: &[u8]) -> Option<Vec<Option<(&'static str, &'static str)>>> {
+        let items: Vec<serde_json::Value> = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|request| request["TransactItems"].as_array().cloned())
+            .unwrap_or_default();
+        let hot = self.hot.lock().expect("the hot partitions").clone();
+        let throttled: Vec<bool> = items
+            .iter()
+            .map(|item| {
+                let written = item.as_object().and_then(|kinds| kinds.values().next());
+                let pk = written.and_then(|w| w["Key"]["pk"]["S"].as_str().or_else(|| w["Item"]["pk"]["S"].as_str()));
+                pk.is_some_and(|pk| hot.iter().any(|h| h == pk))
+            })
+            .collect();
+        if throttled.contains(&true) {
+            let reason = ("ThrottlingError", "Throughput exceeds the current capacity for one or more partition keys");
+            return Some(throttled.into_iter().map(|t| t.then_some(reason)).collect());
+        }
+        if self.pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return None;
+        }
+        self.answered.fetch_add(1, Ordering::SeqCst);
+        let conflict = ("TransactionConflict", "Transaction is ongoing for the item");
+        Some((0..items.len().max(1)).map(|i| (i == 0).then_some(conflict)).collect())
+    }
 }
 
 impl Drop for ConflictInjector {
@@ -299,12 +351,7 @@ impl Drop for ConflictInjector {
 
 type ProxiedBody = http_body_util::Full<hyper::body::Bytes>;
 
-async fn intercept(
-    client: TcpStream,
-    upstream: SocketAddr,
-    pending: Arc<std::sync::atomic::AtomicU64>,
-    answered: Arc<std::sync::atomic::AtomicU64>,
-) {
+async fn intercept(client: TcpStream, upstream: SocketAddr, answers: Answers) {
     use http_body_util::BodyExt as _;
     use hyper_util::rt::TokioIo;
 
@@ -313,15 +360,13 @@ async fn intercept(
     tokio::spawn(connection);
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let (sender, pending, answered) = (sender.clone(), pending.clone(), answered.clone());
+        let (sender, answers) = (sender.clone(), answers.clone());
         async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
             let is_transaction = parts.headers.get("x-amz-target").is_some_and(|t| t == TRANSACT_WRITE_ITEMS);
-            if is_transaction && pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
-            {
-                answered.fetch_add(1, Ordering::SeqCst);
-                return Ok(conflict_answer(&body));
+            if let Some(reasons) = is_transaction.then(|| answers.to_transaction(&body)).flatten() {
+                return Ok(cancelled(&reasons));
             }
             let forwarded = hyper::Request::from_parts(parts, ProxiedBody::new(body));
             let response = sender.lock().await.send_request(forwarded).await?;
@@ -333,21 +378,17 @@ async fn intercept(
     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(client), service).await;
 }
 
-/// DynamoDB's answer to a `TransactWriteItems` (`request`) that ran into another
-/// transaction on its first item.
-fn conflict_answer(request: &[u8]) -> hyper::Response<ProxiedBody> {
-    let items = serde_json::from_slice::<serde_json::Value>(request)
-        .ok()
-        .and_then(|r| r["TransactItems"].as_array().map(Vec::len))
-        .unwrap_or(1)
-        .max(1);
-    let reasons: Vec<serde_json::Value> = (0..items)
-        .map(|i| match i {
-            0 => serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}),
-            _ => serde_json::json!({"Code": "None"}),
+/// DynamoDB's `TransactionCanceledException` with `reasons`, one per item in order (a
+/// code and message, or `None` for an item that was not the cause).
+fn cancelled(reasons: &[Option<(&str, &str)>]) -> hyper::Response<ProxiedBody> {
+    let codes: Vec<&str> = reasons.iter().map(|reason| reason.map_or("None", |(code, _)| code)).collect();
+    let reasons: Vec<serde_json::Value> = reasons
+        .iter()
+        .map(|reason| match reason {
+            Some((code, message)) => serde_json::json!({"Code": code, "Message": message}),
+            None => serde_json::json!({"Code": "None"}),
         })
         .collect();
-    let codes: Vec<&str> = (0..items).map(|i| if i == 0 { "TransactionConflict" } else { "None" }).collect();
     let body = serde_json::json!({
         "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
         "Message": format!(

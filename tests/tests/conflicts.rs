@@ -1,11 +1,13 @@
-//! Transaction conflicts, which the local engine never raises (it runs one call at a
-//! time): an injector in front of it answers chosen `TransactWriteItems` as DynamoDB
-//! answers one that ran into another transaction (`TransactionConflict`). A conflict is
-//! retried with bounded, jittered backoff and the write lands once; conflicts past the
-//! bound are a 503 that changed nothing, and the client's retry lands.
+//! Transaction conflicts and throttles, which the local engine never raises (it runs one
+//! call at a time, and has no limits): an injector in front of it answers chosen
+//! `TransactWriteItems` as DynamoDB answers one that ran into another transaction
+//! (`TransactionConflict`) or over a partition's limit (`ThrottlingError`). A conflict
+//! is retried with bounded, jittered backoff and the write lands once; conflicts past
+//! the bound are a 503 that changed nothing, and the client's retry lands. A coupon
+//! shard throttled is passed over for the others.
 
 use rushcart_tests::faults::ConflictInjector;
-use rushcart_tests::invariants::{assert_ledger_consistent, coupon_audit, read_ledger};
+use rushcart_tests::invariants::{assert_ledger_consistent, coupon_audit, read_ledger, users};
 use rushcart_tests::{dynamodb_endpoint, TestApp};
 use serde_json::json;
 
@@ -71,4 +73,59 @@ async fn conflicts_past_the_bound_are_a_503_that_changed_nothing_and_the_retry_l
     assert_eq!(status, 201, "{copy}");
     assert_eq!(coupon_audit(&app, 1).await, (1, 1));
     assert_eq!(injector.conflicts_answered(), TRIES);
+}
+
+/// The shards of coupon 1 as stored: each one's `issued`.
+async fn issued_by_shard(app: &TestApp, shards: u32) -> Vec<u64> {
+    let mut issued = Vec::new();
+    for k in 0..shards {
+        let shard = app
+            .client()
+            .get_item()
+            .table_name(app.table())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("COUPON#1#{k}")))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SHARD".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read a shard")
+            .item
+            .expect("the shard exists");
+        issued.push(shard["issued"].as_n().unwrap().parse().unwrap());
+    }
+    issued
+}
+
+#[tokio::test]
+async fn a_throttled_coupon_shard_is_passed_over_and_every_user_gets_a_copy_from_the_others() {
+    let (injector, app) = app().await;
+    app.seed_users(&users(2..=24, "0.00")).await;
+    app.seed_sharded_coupon(1, 100, 4, "1.00", time::OffsetDateTime::now_utc() + time::Duration::days(1)).await;
+    injector.throttle_partition("COUPON#1#0");
+
+    // One at a time: a quarter of them start at the throttled shard (all 24 miss it
+    // by chance once in 1,000 runs, and then this still holds).
+    for user in 1..=24 {
+        let (status, copy) = app.post("/api/v1/coupons/1", &json!({"userId": user}).to_string(), None).await;
+        assert_eq!(status, 201, "user {user}: {copy}");
+    }
+
+    assert_eq!(coupon_audit(&app, 1).await, (24, 24));
+    let issued = issued_by_shard(&app, 4).await;
+    assert_eq!((issued[0], issued.iter().sum::<u64>()), (0, 24), "{issued:?}");
+}
+
+#[tokio::test]
+async fn every_coupon_shard_throttled_is_a_503_that_changed_nothing_not_sold_out() {
+    let (injector, app) = app().await;
+    app.seed_sharded_coupon(1, 100, 4, "1.00", time::OffsetDateTime::now_utc() + time::Duration::days(1)).await;
+    for k in 0..4 {
+        injector.throttle_partition(&format!("COUPON#1#{k}"));
+    }
+
+    let (status, body) = app.post("/api/v1/coupons/1", r#"{"userId": 1}"#, None).await;
+
+    assert_eq!((status, body["code"].as_str()), (503, Some("SERVICE_UNAVAILABLE")), "{body}");
+    assert_eq!(coupon_audit(&app, 1).await, (0, 0), "nothing was issued");
+    assert_eq!(issued_by_shard(&app, 4).await, [0; 4]);
 }

@@ -19,7 +19,9 @@
 //! holds at most one copy; the copies equal the counts' sum; and nothing is issued once
 //! the coupon has ended. The failed items say which rule refused ([`refusal`]). A shard
 //! found empty is tried no more by this process (a count never goes down), and the
-//! issue goes on to the next; "sold out" is every shard found empty.
+//! issue goes on to the next; "sold out" is every shard found empty. A shard DynamoDB
+//! throttles (its partition over its limit) is passed over for the next too, and only
+//! waited out, with the usual retries, when every shard left was throttled.
 //!
 //! A coupon's name, discount, total, end date and shards never change, so they are
 //! cached per process.
@@ -31,7 +33,7 @@ use time::OffsetDateTime;
 use super::counters::{Created, NumberedKey};
 use super::idempotency::{KeyReused, Record, Target};
 use super::keys::KeyScope;
-use super::transaction::{Refusal, Transaction};
+use super::transaction::{Refusal, Transaction, Tried};
 use super::{db_error, get_money, get_optional_time, get_s, get_time, get_u64, keys, n, s, DbError, DynamoStore, Item};
 use crate::catalog::Keyed;
 use crate::clock::rfc3339;
@@ -145,28 +147,44 @@ impl CouponIssuer for DynamoStore {
             entry: None,
             at: now,
         });
-        for shard in self.counters_to_try(&terms) {
-            // Every attempt is a write DynamoDB must take: the count a gate keeps low.
-            let mut transaction = self.issue_transaction(&terms, &copy, shard, record.as_ref(), now)?;
-            if let Some(probe) = self.probe() {
-                let probe = probe.clone();
-                transaction = transaction.on_each_attempt(std::sync::Arc::new(move || probe.coupon_issue_sent()));
-            }
-            let refused = match self.transact(&transaction).await? {
-                Ok(()) => return Ok(Keyed { value: copy, replayed: false }),
-                Err(refused) => refused,
-            };
-            match refusal(&refused, coupon, user, now) {
-                IssueRefused::CounterEmpty => self.found_empty(coupon, shard),
-                IssueRefused::Refused(error) => return Err(error),
-                IssueRefused::KeyUsed => {
-                    let key = key.ok_or_else(|| anyhow!("a key refusal without a key"))?;
-                    return self
-                        .issued_with(coupon, user, key)
-                        .await?
-                        .ok_or_else(|| anyhow!("the idempotency record of coupon {coupon}'s issue vanished").into());
+        // Each shard once, a throttled one passed over for the next (its partition is
+        // over its limit; another's may not be); then the throttled ones again, waited
+        // out. A lone counter is waited out at once.
+        let mut left = self.counters_to_try(&terms);
+        let mut patient = left.len() <= 1;
+        while !left.is_empty() {
+            let mut throttled = Vec::new();
+            for shard in left {
+                // Every attempt is a write DynamoDB must take: the count a gate keeps low.
+                let mut transaction = self.issue_transaction(&terms, &copy, shard, record.as_ref(), now)?;
+                if let Some(probe) = self.probe() {
+                    let probe = probe.clone();
+                    transaction = transaction.on_each_attempt(std::sync::Arc::new(move || probe.coupon_issue_sent()));
+                }
+                let tried = match patient {
+                    false => self.transact_or_throttled(&transaction).await?,
+                    true => self.transact(&transaction).await?.map_or_else(Tried::Refused, |()| Tried::Committed),
+                };
+                let refused = match tried {
+                    Tried::Committed => return Ok(Keyed { value: copy, replayed: false }),
+                    Tried::Throttled => {
+                        throttled.push(shard);
+                        continue;
+                    }
+                    Tried::Refused(refused) => refused,
+                };
+                match refusal(&refused, coupon, user, now) {
+                    IssueRefused::CounterEmpty => self.found_empty(coupon, shard),
+                    IssueRefused::Refused(error) => return Err(error),
+                    IssueRefused::KeyUsed => {
+                        let key = key.ok_or_else(|| anyhow!("a key refusal without a key"))?;
+                        return self.issued_with(coupon, user, key).await?.ok_or_else(|| {
+                            anyhow!("the idempotency record of coupon {coupon}'s issue vanished").into()
+                        });
+                    }
                 }
             }
+            (left, patient) = (throttled, true);
         }
         // Every counter is empty. A copy the user holds still wins, as it does in a
         // refused transaction: their retry is told it holds one.

@@ -202,43 +202,79 @@ pub fn read_cancellation<R: Copy + PartialEq + Debug>(
     )
 }
 
+/// What a transaction that could as well go to another item (one of a coupon's
+/// shards) came to.
+#[derive(Debug)]
+pub enum Tried<R> {
+    Committed,
+    Refused(Refusal<R>),
+    /// DynamoDB throttled a partition it writes, past the SDK's own retries; nothing
+    /// changed. Another item, on another partition, may not be.
+    Throttled,
+}
+
 impl DynamoStore {
     /// Commits `transaction` (`Ok(Ok(()))`), or says which conditions refused it
-    /// (`Ok(Err(refusal))`). Conflicts are retried; faults are `Err`.
+    /// (`Ok(Err(refusal))`). Conflicts and throttles are retried; faults are `Err`.
     pub async fn transact<R: Copy + PartialEq + Debug + Send + Sync>(
         &self,
         transaction: &Transaction<R>,
     ) -> Result<Result<(), Refusal<R>>, DbError> {
         let what = || transaction.what.clone();
+        with_conflict_retries(&what, move |attempt| self.attempt(transaction, attempt)).await
+    }
+
+    /// As [`DynamoStore::transact`], except that a throttled partition comes straight
+    /// back ([`Tried::Throttled`]) instead of being waited out: for a write the caller
+    /// can send to another item.
+    pub async fn transact_or_throttled<R: Copy + PartialEq + Debug + Send + Sync>(
+        &self,
+        transaction: &Transaction<R>,
+    ) -> Result<Tried<R>, DbError> {
+        let what = || transaction.what.clone();
         with_conflict_retries(&what, move |attempt| async move {
-            if let Some(hook) = &transaction.on_attempt {
-                hook();
-            }
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(transaction.items.clone()))
-                .set_client_request_token(transaction.token.as_ref().map(|base| format!("{base}-{attempt}")))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return Ok(Attempt::Done(Ok(()))),
-                Err(err) => err,
-            };
-            let cancelled = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    read_cancellation(&transaction.roles, cancelled.cancellation_reasons())
-                }
-                _ => return Err(db_error(err, || transaction.what.clone())),
-            };
-            match cancelled {
-                Cancelled::Refused(refusal) => Ok(Attempt::Done(Err(refusal))),
-                Cancelled::Conflict => Ok(Attempt::Conflict),
-                Cancelled::Throttled => Ok(Attempt::Throttled),
-                Cancelled::Other(codes) => Err(DbError::Other(anyhow!("{} was cancelled: {codes}", transaction.what))),
-            }
+            Ok(match self.attempt(transaction, attempt).await? {
+                Attempt::Done(Ok(())) => Attempt::Done(Tried::Committed),
+                Attempt::Done(Err(refusal)) => Attempt::Done(Tried::Refused(refusal)),
+                Attempt::Throttled => Attempt::Done(Tried::Throttled),
+                Attempt::Conflict => Attempt::Conflict,
+            })
         })
         .await
+    }
+
+    /// Sends attempt number `attempt` of `transaction` once (the SDK's own retries aside).
+    async fn attempt<R: Copy + PartialEq + Debug + Send + Sync>(
+        &self,
+        transaction: &Transaction<R>,
+        attempt: u32,
+    ) -> Result<Attempt<Result<(), Refusal<R>>>, DbError> {
+        if let Some(hook) = &transaction.on_attempt {
+            hook();
+        }
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(transaction.items.clone()))
+            .set_client_request_token(transaction.token.as_ref().map(|base| format!("{base}-{attempt}")))
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(Attempt::Done(Ok(()))),
+            Err(err) => err,
+        };
+        let cancelled = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                read_cancellation(&transaction.roles, cancelled.cancellation_reasons())
+            }
+            _ => return Err(db_error(err, || transaction.what.clone())),
+        };
+        match cancelled {
+            Cancelled::Refused(refusal) => Ok(Attempt::Done(Err(refusal))),
+            Cancelled::Conflict => Ok(Attempt::Conflict),
+            Cancelled::Throttled => Ok(Attempt::Throttled),
+            Cancelled::Other(codes) => Err(DbError::Other(anyhow!("{} was cancelled: {codes}", transaction.what))),
+        }
     }
 }
 
