@@ -233,6 +233,12 @@ pub async fn top_products<S: SalesReader + ProductCatalog>(
         Cached::Miss => metrics::count(metrics::TOP_CACHE, &["Miss"], 1),
     }
     if cache.try_lock().await {
+        // The lock may be free because the caller before has just computed, stored and
+        // let it go since this one missed: then its answer is there to take.
+        if let Cached::Hit(value) = cache.get().await {
+            cache.unlock().await;
+            return Ok(value);
+        }
         let result = compute(store, clock.now()).await;
         if let Ok(value) = &result {
             cache.put(value).await;
