@@ -561,17 +561,27 @@ impl TestApp {
         &self,
         order: &str,
     ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        self.stored(&format!("ORDER#{order}"), "ORDER").await
+    }
+
+    /// The main table's item `pk` / `sk` as stored (a strongly consistent read), which
+    /// must exist.
+    pub async fn stored(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
         self.client()
             .get_item()
             .table_name(self.table())
-            .key("pk", rushcart::adapters::dynamodb::s(format!("ORDER#{order}")))
-            .key("sk", rushcart::adapters::dynamodb::s("ORDER"))
+            .key("pk", rushcart::adapters::dynamodb::s(pk))
+            .key("sk", rushcart::adapters::dynamodb::s(sk))
             .consistent_read(true)
             .send()
             .await
-            .expect("read the order")
+            .unwrap_or_else(|err| panic!("read {pk} / {sk}: {err}"))
             .item
-            .expect("the order exists")
+            .unwrap_or_else(|| panic!("{pk} / {sk} exists"))
     }
 
     /// The balance as the API reports it.

@@ -79,18 +79,7 @@ async fn conflicts_past_the_bound_are_a_503_that_changed_nothing_and_the_retry_l
 async fn issued_by_shard(app: &TestApp, shards: u32) -> Vec<u64> {
     let mut issued = Vec::new();
     for k in 0..shards {
-        let shard = app
-            .client()
-            .get_item()
-            .table_name(app.table())
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("COUPON#1#{k}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SHARD".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("read a shard")
-            .item
-            .expect("the shard exists");
+        let shard = app.stored(&format!("COUPON#1#{k}"), "SHARD").await;
         issued.push(shard["issued"].as_n().unwrap().parse().unwrap());
     }
     issued

@@ -46,19 +46,8 @@ async fn product(app: &TestApp, id: u64) -> Value {
 async fn levels(app: &TestApp, id: u64, n: u32) -> Vec<u64> {
     let mut levels = Vec::new();
     for k in 0..n {
-        let item = app
-            .client()
-            .get_item()
-            .table_name(app.table())
-            .key("pk", AttributeValue::S(format!("PRODUCT#{id}#{k}")))
-            .key("sk", AttributeValue::S("STOCK".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("read a bucket")
-            .item
-            .unwrap_or_else(|| panic!("product {id} has no bucket {k}"));
-        levels.push(item["stock"].as_n().unwrap().parse().unwrap());
+        let bucket = app.stored(&format!("PRODUCT#{id}#{k}"), "STOCK").await;
+        levels.push(bucket["stock"].as_n().unwrap().parse().unwrap());
     }
     levels
 }

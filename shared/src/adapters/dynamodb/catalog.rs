@@ -446,9 +446,8 @@ impl DynamoStore {
 
     /// The stock of each bucket of product `id`, in bucket order (strongly consistent).
     pub(crate) async fn bucket_levels(&self, id: ProductId, buckets: u32) -> Result<Vec<u64>, DbError> {
-        let wanted: Vec<keys::Key> = (0..buckets).map(|k| keys::stock_bucket(id, k)).collect();
-        let found = self.get_many(&wanted, || format!("read the stock buckets of product {id}")).await?;
-        levels_in(&found, id, buckets).map_err(DbError::Other)
+        let mut read = self.levels_of(&[(id, buckets)]).await?;
+        Ok(read.remove(0).1)
     }
 
     /// The stock of each bucket of each of `products` (with its number of buckets), in
@@ -456,7 +455,8 @@ impl DynamoStore {
     pub(crate) async fn levels_of(&self, products: &[(ProductId, u32)]) -> Result<Vec<(ProductId, Vec<u64>)>, DbError> {
         let wanted: Vec<keys::Key> =
             products.iter().flat_map(|&(id, n)| (0..n).map(move |k| keys::stock_bucket(id, k))).collect();
-        let found = self.get_many(&wanted, || format!("read the stock buckets of {} products", products.len())).await?;
+        let ids: Vec<ProductId> = products.iter().map(|(id, _)| *id).collect();
+        let found = self.get_many(&wanted, || format!("read the stock buckets of products {ids:?}")).await?;
         products.iter().map(|&(id, n)| Ok((id, levels_in(&found, id, n).map_err(DbError::Other)?))).collect()
     }
 
